@@ -1,0 +1,54 @@
+# Every target is idempotent: a second run only checks and returns.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+CACHE := .cache
+
+.PHONY: setup venv npm browser emulation android-env demo test lint unit bench clean
+
+setup: venv npm browser emulation android-env
+
+# Python: the pinned set in requirements.lock (pyproject pins the direct dependencies).
+venv: $(BIN)/.installed
+$(BIN)/.installed: pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
+	touch $@
+
+# TF.js for the web page and the Node runtime, from the lock file.
+npm: web_demo/node_modules/.installed
+web_demo/node_modules/.installed: web_demo/package.json web_demo/package-lock.json
+	cd web_demo && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Debian's Chromium for the browser runtime and tests (no browser download).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# aarch64 userspace + LiteRT under qemu, for the Raspberry Pi proof (cached in .cache/).
+emulation:
+	bash scripts/setup_emulation.sh $(CACHE)/emulation
+
+# The TFLite metadata writer and MediaPipe in their own venv (they clash with TensorFlow).
+android-env:
+	bash scripts/setup_android_env.sh $(CACHE)/android-env
+
+demo: setup
+	$(BIN)/cnnx demo
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy toolkit exporters
+
+# The whole suite: lint, types, unit, node, browser, emulation and android tests.
+test: setup lint
+	$(BIN)/pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) web_demo/node_modules $(CACHE) cnnx-demo
