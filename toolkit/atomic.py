@@ -1,16 +1,32 @@
 """Write files and folders so that a reader never sees half of them.
 
 Everything is built in a temporary sibling (same filesystem, so rename is atomic) and
-renamed into place; an interrupted write leaves the old content untouched.
+renamed into place; an interrupted write leaves the old content untouched. Replacing an
+existing folder swaps the two names in one step (Linux `renameat2(RENAME_EXCHANGE)`), so
+there is no moment when the final folder is absent; where the kernel or filesystem
+cannot exchange, it falls back to two renames.
+
+`fault_point(step)` is the one test hook: with `CNNX_FAULT_AFTER=<step>` in the
+environment the process kills itself with SIGKILL when it reaches that step, which is how
+the fault tests interrupt a writer at an exact point. Steps are named
+`staged:<folder name>` (content complete, not yet in place), `swapped:<folder name>`
+(new content in place, old copy not yet removed) and `written:<file name>` (a file's
+temporary copy complete, not yet renamed).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import errno
+import fnmatch
+import glob
 import json
 import os
 import shutil
+import signal
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +34,25 @@ from typing import Any
 
 from toolkit.errors import PathError, ResourceError
 
+FAULT_ENV = "CNNX_FAULT_AFTER"
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+# Errors that mean "this kernel or filesystem cannot exchange", not "the rename failed".
+_NO_EXCHANGE = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
+
+
+def fault_point(step: str) -> None:
+    """Die here, as a SIGKILL would, when CNNX_FAULT_AFTER names this step (a glob)."""
+    wanted = os.environ.get(FAULT_ENV)
+    if wanted and fnmatch.fnmatchcase(step, wanted):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
 
 def _machine_error(path: Path, error: OSError) -> Exception:
-    if error.errno == errno.ENOSPC:
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
         return ResourceError(f"no space left on device while writing {path}", "free disk space")
     if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return PathError(f"cannot write to {path}: {error.strerror}", "choose another --out")
@@ -29,6 +61,9 @@ def _machine_error(path: Path, error: OSError) -> Exception:
 
 def ensure_writable_dir(path: Path) -> None:
     """Create `path` if needed and prove it is writable, with a clear error if not."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise PathError(f"{path} is a file, not a folder", "choose another --out")
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".cnnx-probe-"):
@@ -39,7 +74,7 @@ def ensure_writable_dir(path: Path) -> None:
 
 @contextlib.contextmanager
 def staged_dir(final: Path, *, replace: bool = True) -> Iterator[Path]:
-    """Yield a fresh temporary folder beside `final`; on success rename it to `final`.
+    """Yield a fresh temporary folder beside `final`; on success swap it into `final`.
 
     With replace=False an existing `final` is an error (never silently merged).
     On any exception the temporary folder is removed and `final` is left as it was.
@@ -48,10 +83,12 @@ def staged_dir(final: Path, *, replace: bool = True) -> Iterator[Path]:
     if final.exists() and not replace:
         raise PathError(f"{final} already exists", "remove it or choose another --out")
     ensure_writable_dir(final.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    sweep_stale(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{os.getpid()}-", dir=final.parent))
     try:
         yield tmp
-        _swap_into_place(tmp, final)
+        fault_point(f"staged:{final.name}")
+        replace_dir(tmp, final)
     except OSError as error:
         shutil.rmtree(tmp, ignore_errors=True)
         raise _machine_error(final, error) from None
@@ -60,26 +97,112 @@ def staged_dir(final: Path, *, replace: bool = True) -> Iterator[Path]:
         raise
 
 
-def _swap_into_place(tmp: Path, final: Path) -> None:
-    if final.is_dir() and not final.is_symlink():
-        # Move the old one aside first: a rename cannot replace a non-empty folder.
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
+def replace_dir(new: Path, final: Path) -> None:
+    """Put the folder `new` at `final`, atomically replacing whatever is there.
+
+    `new` must be on the same filesystem as `final` (a sibling). Afterwards `new` no
+    longer exists.
+    """
+    new, final = Path(new), Path(final)
+    if not os.path.lexists(final):
+        os.rename(new, final)
+        fault_point(f"swapped:{final.name}")
+        return
+    if _exchange(new, final):
+        # `new` now holds the previous content; readers of `final` saw old, then new.
+        fault_point(f"swapped:{final.name}")
+        _remove(new)
+        return
+    # Fallback: move the old one aside first (a rename cannot replace a non-empty
+    # folder); a reader in between finds `final` missing, never half-written.
+    old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-{os.getpid()}-", dir=final.parent))
+    old.rmdir()  # only the unique name is wanted
+    os.replace(final, old)
+    os.replace(new, final)
+    fault_point(f"swapped:{final.name}")
+    _remove(old)
+
+
+def sweep_stale(final: Path) -> None:
+    """Remove temporary siblings of `final` left by a writer that was killed.
+
+    Their names carry the writer's pid; one whose process is gone is garbage.
+    """
+    final = Path(final)
+    for kind in ("tmp", "old"):
+        for leftover in final.parent.glob(f".{glob.escape(final.name)}.{kind}-*-*"):
+            pid_text = leftover.name[len(final.name) + len(kind) + 3 :].split("-", 1)[0]
+            if pid_text.isdigit() and not _alive(int(pid_text)):
+                _remove(leftover)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
     else:
-        os.replace(tmp, final)
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _renameat2() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        function = libc.renameat2  # glibc >= 2.28
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    function.restype = ctypes.c_int
+    return function
+
+
+_RENAMEAT2 = _renameat2()
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step. False when the system cannot (then nothing changed)."""
+    if _RENAMEAT2 is None:
+        return False
+    result = _RENAMEAT2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _NO_EXCHANGE:
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write a file through a temporary sibling and one rename."""
     path = Path(path)
     ensure_writable_dir(path.parent)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    sweep_stale(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        fault_point(f"written:{path.name}")
         os.replace(tmp_name, path)
     except OSError as error:
         with contextlib.suppress(OSError):
@@ -97,3 +220,24 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def copy_file_atomic(source: Path, target: Path) -> None:
+    """Copy one file so that `target` is either the old file or the whole new one."""
+    target = Path(target)
+    ensure_writable_dir(target.parent)
+    sweep_stale(target)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp_name)
+        fault_point(f"written:{target.name}")
+        os.replace(tmp_name, target)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise _machine_error(target, error) from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
