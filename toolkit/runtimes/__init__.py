@@ -1,0 +1,251 @@
+"""Runtime adapters: one per runtime, the same `predict(x)` for all.
+
+Verify and bench never know which runtime they talk to. Each adapter is a module of
+this package with one function
+
+    load(manifest: Manifest, entry: ArtifactEntry, **options) -> LoadedModel
+
+and is listed in `RUNTIMES` below (imported lazily, so `cnnx --help` stays fast).
+
+The LoadedModel contract (subclass `LoadedModel`):
+
+- `predict(batch)`: `batch` is float32 NHWC, already preprocessed by the manifest's
+  InputSpec (the same array for every runtime). Returns float32 `[N, K]`
+  probabilities. An adapter whose artifact takes int8/uint8 input quantizes it with
+  the input tensor's own scale and zero point, and dequantizes int8/uint8 outputs with
+  the output tensor's; a static batch-1 model is looped over the rows.
+- `close()`: release the interpreter / child process. Idempotent. A LoadedModel is
+  also a context manager that closes on exit.
+- `info`: a frozen `RuntimeInfo` (runtime name, backend, device, threads, init time,
+  the largest batch one call runs natively, free-form details such as versions).
+- `self_timed(batch, runs)`: optional. Runtimes that can time inference with their own
+  clock next to the call (performance.now in Node or a page) return the per-run
+  latencies in nanoseconds, so bench can report latency without IPC and the IPC
+  overhead separately. The default returns None (bench then times `predict`).
+- `memory()`: optional. Out-of-process runtimes report their own process's memory
+  (`MemoryReading(bytes, source)`); the default None lets bench measure the RSS of
+  this process around `load`.
+
+Options every adapter accepts (and ignores when they do not apply, so bench can pass
+the same options to every runtime): `device` ("cpu" | "gpu"), `threads` (int),
+`backend` (str, for TF.js), `timeout` (seconds for one call to an outside process),
+`check` (bool, verify the artifact's sha256 before loading; default True).
+
+Errors: a runtime that is not installed, crashes or times out raises
+`RuntimeUnavailable` (exit 8) with the fix; one that cannot run here by design (a GPU
+asked for where there is none) raises `RuntimeSkipped`, a subclass, which bench turns
+into a skipped row with the reason instead of a failed one.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Protocol
+
+import numpy as np
+
+from toolkit.errors import ArtifactError, RuntimeUnavailable, UsageError
+from toolkit.manifest import ArtifactEntry, Manifest
+
+DEVICES = ("cpu", "gpu")
+
+
+class RuntimeSkipped(RuntimeUnavailable):
+    """The runtime cannot run here by design (no GPU): a skipped row, not a failure."""
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    runtime: str  # registry name: "tf", "litert", "tfjs-node", "browser"
+    backend: str  # what executes the graph: "tensorflow", "xnnpack", "wasm", "cpu", "webgl"
+    device: str = "cpu"
+    threads: int | None = None  # None: the runtime's own choice
+    init_ms: float = 0.0  # load + first compilation, measured inside the adapter
+    max_batch: int | None = None  # 1 for a static batch-1 model (rows are looped); None: any
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """Short name of this runtime configuration for tables: 'litert/xnnpack x2'."""
+        text = f"{self.runtime}/{self.backend}"
+        if self.device != "cpu":
+            text += f"@{self.device}"
+        if self.threads is not None:
+            text += f" x{self.threads}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "runtime": self.runtime,
+            "backend": self.backend,
+            "device": self.device,
+            "threads": self.threads,
+            "init_ms": self.init_ms,
+            "max_batch": self.max_batch,
+            "details": self.details,
+        }
+
+
+@dataclass(frozen=True)
+class MemoryReading:
+    bytes: int
+    source: str  # how it was read, e.g. "node process.memoryUsage().rss"
+
+
+class LoadedModel(abc.ABC):
+    """An artifact loaded in one runtime. See the package docstring for the contract."""
+
+    info: RuntimeInfo
+
+    @abc.abstractmethod
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """float32 NHWC preprocessed batch -> float32 [N, K] probabilities."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the runtime. Calling it twice is harmless."""
+
+    def self_timed(self, batch: np.ndarray, runs: int) -> list[int] | None:
+        """Per-run latencies in ns measured by the runtime itself, or None if it cannot."""
+        return None
+
+    def memory(self) -> MemoryReading | None:
+        """Memory of an out-of-process runtime, or None (bench measures this process)."""
+        return None
+
+    def __enter__(self) -> LoadedModel:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class _AdapterModule(Protocol):
+    def load(self, manifest: Manifest, entry: ArtifactEntry, **options: Any) -> LoadedModel: ...
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    name: str
+    module: str  # imported on first use
+    formats: tuple[str, ...]  # artifact formats (manifest entry "format") it runs
+    description: str
+    # The option bench sweeps for this runtime ("threads" for LiteRT, "backend" for
+    # TF.js) and the values it sweeps by default.
+    variant_option: str | None = None
+    default_variants: tuple[Any, ...] = ()
+    supported_variants: tuple[Any, ...] = ()
+
+    def runs(self, entry: ArtifactEntry) -> bool:
+        return entry.format in self.formats
+
+
+RUNTIMES: dict[str, RuntimeSpec] = {
+    spec.name: spec
+    for spec in (
+        RuntimeSpec(
+            "tf",
+            "toolkit.runtimes.tf",
+            ("savedmodel",),
+            "TensorFlow on the SavedModel (CPU, or GPU with --device gpu)",
+        ),
+        RuntimeSpec(
+            "litert",
+            "toolkit.runtimes.litert",
+            ("tflite",),
+            "LiteRT (ai-edge-litert) interpreter with XNNPACK",
+            variant_option="threads",
+            default_variants=(1, 2),
+        ),
+        RuntimeSpec(
+            "tfjs-node",
+            "toolkit.runtimes.tfjs_node",
+            ("tfjs",),
+            "TF.js (@tensorflow/tfjs) in Node, wasm and cpu backends",
+            variant_option="backend",
+            default_variants=("wasm", "cpu"),
+            supported_variants=("wasm", "cpu"),
+        ),
+        RuntimeSpec(
+            "browser",
+            "toolkit.runtimes.browser",
+            ("tfjs",),
+            "TF.js in headless Chromium, wasm, webgl and cpu backends",
+            variant_option="backend",
+            default_variants=("wasm", "webgl", "cpu"),
+            supported_variants=("wasm", "webgl", "cpu"),
+        ),
+    )
+}
+
+
+def get_runtime(name: str) -> RuntimeSpec:
+    if name not in RUNTIMES:
+        raise UsageError(f"unknown runtime {name!r}", f"choose from {', '.join(RUNTIMES)}")
+    return RUNTIMES[name]
+
+
+def parse_runtimes(text: str) -> tuple[str, ...]:
+    """'tf, litert' -> ('tf', 'litert'), each checked against the registry."""
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names:
+        raise UsageError("--runtimes is empty", f"choose from {', '.join(RUNTIMES)}")
+    for name in names:
+        get_runtime(name)
+    return tuple(dict.fromkeys(names))  # keep order, drop repeats
+
+
+def runtimes_for(entry: ArtifactEntry, names: tuple[str, ...] | None = None) -> list[str]:
+    """The runtimes (of `names`, default all) that can run this artifact."""
+    return [n for n in (names or tuple(RUNTIMES)) if get_runtime(n).runs(entry)]
+
+
+def adapter(name: str) -> _AdapterModule:
+    spec = get_runtime(name)
+    try:
+        module = importlib.import_module(spec.module)
+    except ModuleNotFoundError as error:
+        if error.name and spec.module.startswith(error.name):
+            raise RuntimeUnavailable(
+                f"runtime {name!r} is not part of this installation ({spec.module} missing)"
+            ) from None
+        raise RuntimeUnavailable(
+            f"runtime {name!r} cannot start: Python module {error.name!r} is missing",
+            "reinstall with make setup",
+        ) from None
+    return module  # type: ignore[return-value]
+
+
+def load(name: str, manifest: Manifest, entry: ArtifactEntry, **options: Any) -> LoadedModel:
+    """Load `entry` of `manifest` in runtime `name` (see the package docstring)."""
+    spec = get_runtime(name)
+    if not spec.runs(entry):
+        raise ArtifactError(
+            f"runtime {name!r} cannot run artifact {entry.id!r} (format {entry.format!r})",
+            f"it runs {', '.join(spec.formats)}",
+        )
+    device = options.get("device", "cpu")
+    if device not in DEVICES:
+        raise UsageError(f"unknown device {device!r}", "choose cpu or gpu")
+    return adapter(name).load(manifest, entry, **options)
+
+
+def check_batch(batch: np.ndarray, entry: ArtifactEntry, manifest: Manifest) -> np.ndarray:
+    """The batch as contiguous float32 NHWC of the manifest's input shape, or a UsageError."""
+    array = np.ascontiguousarray(batch, dtype=np.float32)
+    expected = manifest.input.shape
+    if array.ndim != 4 or tuple(array.shape[1:]) != expected:
+        raise UsageError(
+            f"artifact {entry.id!r} takes float32 [N, {', '.join(map(str, expected))}], "
+            f"got shape {list(array.shape)}",
+            "preprocess with the manifest's input spec",
+        )
+    return array
