@@ -1,0 +1,131 @@
+"""cnnx doctor: the real checks on this machine, and the known breakages it must name."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from toolkit import doctor
+
+CLI = [sys.executable, "-m", "toolkit"]
+CORE = {"python", "tensorflow", "tfjs-converter", "litert"}
+ALL = CORE | {"node", "npm-packages", "chromium", "emulation", "android-env", "gpu"}
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=180, env=full_env, check=False
+    )
+
+
+def test_doctor_json_on_this_machine_reports_every_check_and_a_working_core() -> None:
+    start = time.perf_counter()
+    result = run_cli("doctor", "--json")
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    report = json.loads(result.stdout)
+    assert report["schema"] == "cnnx.doctor/1"
+    assert report["core_ok"] is True
+    by_name = {check["name"]: check for check in report["checks"]}
+    assert set(by_name) == ALL
+    for name in CORE:
+        assert by_name[name]["status"] == "ok", by_name[name]
+        assert by_name[name]["core"] is True
+    assert "2.19" in by_name["tensorflow"]["detail"]
+    assert "4.22" in by_name["tfjs-converter"]["detail"]
+    for check in by_name.values():
+        assert check["status"] in {"ok", "missing", "broken", "info"}
+        if check["status"] in {"missing", "broken"}:
+            assert check["fix"], check  # every problem comes with the command that fixes it
+    # Checks run in parallel: the whole doctor costs about one TensorFlow import.
+    assert elapsed < 60
+
+
+def test_doctor_names_the_protobuf_clash_and_the_pins_that_fix_it(tmp_path: Path) -> None:
+    # A tensorflowjs that fails the way the real one does when ydf >= 0.13 pulls protobuf 6.
+    shadow = tmp_path / "shadow" / "tensorflowjs"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text(
+        "raise ImportError(\"cannot import name 'runtime_version' from 'google.protobuf' "
+        '(ydf/proto/dataset_pb2.py)")\n'
+    )
+    result = run_cli(
+        "doctor", "--json", env={"PYTHONPATH": str(tmp_path / "shadow"), "CNNX_NODE": "/nope"}
+    )
+    assert result.returncode == 8
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "cnnx: error: core checks failed: tfjs-converter"
+    )
+    assert "ydf<0.13" in lines[0]
+    report = json.loads(result.stdout)
+    by_name = {check["name"]: check for check in report["checks"]}
+    assert report["core_ok"] is False
+    assert by_name["tfjs-converter"]["status"] == "broken"
+    assert "ydf" in by_name["tfjs-converter"]["detail"]
+    assert by_name["tensorflow"]["status"] == "ok"  # one broken import does not hide the rest
+    # A missing optional runtime is reported, but does not fail the core.
+    assert by_name["node"]["status"] == "broken"
+    assert by_name["node"]["fix"]
+
+
+def test_diagnose_converter_error_tells_the_known_clashes_apart() -> None:
+    detail, fix = doctor.diagnose_converter_error(
+        "TypeError: Descriptors cannot be created directly.\n"
+        "If this call came from a _pb2.py file, your generated code is out of date"
+    )
+    assert "protobuf" in detail and fix == doctor.CONVERTER_PINS
+    detail, fix = doctor.diagnose_converter_error(
+        "ModuleNotFoundError: No module named 'tensorflow_decision_forests'"
+    )
+    assert "ydf" in detail and fix == doctor.CONVERTER_PINS
+    detail, fix = doctor.diagnose_converter_error(
+        "ModuleNotFoundError: No module named 'tensorflowjs'"
+    )
+    assert fix == doctor.INSTALL_FIX
+
+
+def test_a_hanging_binary_is_cut_off_by_the_time_limit(tmp_path: Path, monkeypatch) -> None:
+    hang = tmp_path / "chromium"
+    hang.write_text("#!/bin/sh\nsleep 30\n")
+    hang.chmod(0o755)
+    monkeypatch.setenv("CNNX_CHROMIUM", str(hang))
+    start = time.perf_counter()
+    check = doctor.check_chromium(timeout=1.0)
+    assert time.perf_counter() - start < 5
+    assert check.status == "broken" and "timed out" in check.detail
+    assert "apt-get install chromium" in check.fix
+
+
+def test_missing_npm_packages_and_caches_say_which_make_target_fixes_them(tmp_path: Path) -> None:
+    npm = doctor.check_npm(tmp_path)
+    assert npm.status == "missing" and npm.fix == "make npm"
+    emulation = doctor.check_emulation(tmp_path)
+    assert emulation.status == "missing" and emulation.fix == "make emulation"
+    android = doctor.check_android(5.0, tmp_path)
+    assert android.status == "missing" and android.fix == "make android-env"
+    # A half-made emulation cache (the recorded qemu is gone) is broken, not ok.
+    cache = tmp_path / ".cache" / "emulation"
+    cache.mkdir(parents=True)
+    (cache / "env.json").write_text(
+        json.dumps({"qemu": "qemu/usr/bin/qemu-aarch64-static", "python": "p", "site": "site"})
+    )
+    (cache / "site").mkdir()
+    (cache / "p").write_text("")
+    broken = doctor.check_emulation(tmp_path)
+    assert broken.status == "broken" and "qemu" in broken.detail
+
+
+def test_bad_timeout_is_a_usage_error() -> None:
+    result = run_cli("doctor", "--timeout", "0")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "cnnx: error: --timeout must be positive, got 0.0"
+    ]
