@@ -1,3 +1,91 @@
 #!/usr/bin/env bash
-# Placeholder until the bundle proofs land.
-exit 0
+# A venv of its own for the TFLite metadata writer and MediaPipe Tasks (make android-env).
+#
+#   bash scripts/setup_android_env.sh CACHE_DIR
+#
+# tflite-support 0.4.4 (the metadata writer Android's ML tooling reads) needs protobuf 3
+# and its own pybind build: it cannot share TensorFlow's venv. MediaPipe Tasks (the
+# ImageClassifier that runs the same task code as on Android) installs cleanly beside it.
+# cnnx talks to this venv only through a worker subprocess (JSON in, JSON out).
+#
+# CACHE_DIR/venv/bin/python   the interpreter toolkit/packaging/android.py runs
+# CACHE_DIR/.stamp            what was built; a second run with the same pins exits at once
+set -euo pipefail
+
+if [[ $# -ne 1 ]]; then
+    echo "usage: $0 CACHE_DIR" >&2
+    exit 2
+fi
+CACHE="$(mkdir -p "$1" && cd "$1" && pwd)"
+PYTHON="${PYTHON:-python3.11}"
+
+# The set pip resolved for Python 3.11 from tflite-support==0.4.4 + mediapipe==1.2.3
+# (the newest of each there), frozen so every machine gets the same one.
+read -r -d '' PINS <<'EOF' || true
+tflite-support==0.4.4
+mediapipe==1.2.3
+absl-py==2.5.1
+certifi==2026.10.19.post1
+cffi==2.1.1
+contourpy==1.3.3
+cycler==0.12.1
+flatbuffers==25.12.19
+fonttools==4.68.0
+kiwisolver==1.5.1
+matplotlib==3.11.2
+numpy==2.4.6
+opencv-contrib-python==5.1.0.95
+packaging==26.3
+pillow==13.0.0
+protobuf==3.20.3
+pybind11==3.1.0
+pycparser==3.12
+pyparsing==3.3.3
+python-dateutil==4.0.0
+sounddevice==0.5.6
+tzdata==2026.6
+EOF
+
+stamp_text() {
+    printf '%s\n' "$PINS"
+    "$PYTHON" -c 'import sys; print(sys.version.split()[0])'
+}
+if [[ -f "$CACHE/.stamp" && "$(cat "$CACHE/.stamp")" == "$(stamp_text)" && -x "$CACHE/venv/bin/python" ]]; then
+    echo "android-env: ready in $CACHE"
+    exit 0
+fi
+start=$SECONDS
+
+# tflite-support's native module links libusb-1.0 (a Debian package, not a wheel).
+if ! ldconfig -p | grep -q 'libusb-1.0.so.0'; then
+    echo "android-env: installing Debian's libusb-1.0-0"
+    if [[ $(id -u) -eq 0 ]]; then
+        apt-get install -y -qq libusb-1.0-0 >/dev/null 2>&1 ||
+            { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libusb-1.0-0 >/dev/null; }
+    else
+        echo "android-env: libusb-1.0-0 is missing; install it: sudo apt-get install libusb-1.0-0" >&2
+        exit 1
+    fi
+fi
+
+# Built beside its final place and renamed: an interrupted run leaves no half venv.
+WORK="$CACHE/.venv-build"
+rm -rf "$WORK"
+trap 'rm -rf "$WORK"' EXIT
+"$PYTHON" -m venv "$WORK"
+printf '%s\n' "$PINS" >"$CACHE/.pins.txt"
+"$WORK/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$CACHE/.pins.txt" 2>&1 |
+    grep -v "^WARNING: Location" >&2 || true
+"$WORK/bin/python" - <<'EOF'
+from tflite_support.metadata_writers import image_classifier  # noqa: F401
+from mediapipe.tasks.python import vision  # noqa: F401
+import mediapipe
+print("android-env: tflite-support 0.4.4, mediapipe", mediapipe.__version__)
+EOF
+
+rm -rf "$CACHE/venv"
+mv "$WORK" "$CACHE/venv"
+# A venv records its own path in its scripts; the python binary itself is relocatable,
+# and cnnx only ever runs CACHE_DIR/venv/bin/python.
+stamp_text >"$CACHE/.stamp"
+echo "android-env: ready in $CACHE ($((SECONDS - start)) s, $(du -sh "$CACHE/venv" | cut -f1))"
