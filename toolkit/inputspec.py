@@ -8,6 +8,7 @@ page and the device bundles read this same spec from the manifest.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -42,6 +43,15 @@ class InputSpec:
             raise UsageError(f"--std must not contain 0, got {list(self.std)}")
         if self.scale == 0:
             raise UsageError("--scale must not be 0")
+        # A hand-edited manifest can carry NaN/inf or a mean for the wrong channel count.
+        numbers = [self.scale, self.offset, *(self.mean or ()), *(self.std or ())]
+        if not all(math.isfinite(n) for n in numbers):
+            raise UsageError(f"preprocessing numbers must be finite, got {numbers}")
+        for flag, values in (("--mean", self.mean), ("--std", self.std)):
+            if values is not None and len(values) not in (1, self.channels):
+                raise UsageError(
+                    f"{flag} needs 1 or {self.channels} values, got {len(values)}: {list(values)}"
+                )
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -86,7 +96,7 @@ class InputSpec:
                 std=_floats(data.get("std")),
                 notes=dict(data.get("notes") or {}),
             )
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, OverflowError) as error:
             raise UsageError(f"input spec is malformed: {error!r}") from None
 
 

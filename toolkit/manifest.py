@@ -180,7 +180,10 @@ def now_iso() -> str:
 
 def _inside(root: Path, relative: str) -> Path:
     """Resolve a manifest path, refusing any that escapes the artifacts folder."""
-    candidate = (root / relative).resolve()
+    try:
+        candidate = (root / relative).resolve()
+    except (ValueError, OSError) as error:  # a NUL byte, a symlink loop
+        raise ArtifactError(f"manifest path {relative!r} is not usable: {error}") from None
     if not candidate.is_relative_to(root.resolve()):
         raise ArtifactError(f"manifest path {relative!r} points outside {root}")
     return candidate
@@ -207,22 +210,29 @@ def load_manifest(root: Path) -> Manifest:
         if not isinstance(raw_artifacts, dict):
             raise TypeError("artifacts must be a mapping")
         artifacts = {k: ArtifactEntry.from_dict(k, v) for k, v in raw_artifacts.items()}
+        source = dict(data.get("source") or {})
+        versions = dict(data.get("versions") or {})
     except ArtifactError:
         raise
-    except (CnnxError, KeyError, TypeError, ValueError) as error:
+    except (CnnxError, KeyError, TypeError, ValueError, OverflowError) as error:
         raise ArtifactError(f"{path} is malformed: {error!r}") from None
     for entry in artifacts.values():
         _inside(root, entry.path)
         for record in entry.files:
-            _inside(root, str(record.get("path", "")))
+            # A hand-edited file list must still be a list of {"path", "sha256", "size"}.
+            if not isinstance(record, dict) or not isinstance(record.get("path"), str):
+                raise ArtifactError(
+                    f"{path}: artifact {entry.id!r} has a malformed file record {record!r}"
+                )
+            _inside(root, record["path"])
     return Manifest(
         root=root,
         input=input_spec,
         labels=labels,
         artifacts=artifacts,
-        source=dict(data.get("source") or {}),
+        source=source,
         eval_data=data.get("eval_data"),
-        versions=dict(data.get("versions") or {}),
+        versions=versions,
         command=str(data.get("command", "")),
         created=str(data.get("created", "")),
     )
