@@ -8,15 +8,16 @@
 # ImageClassifier that runs the same task code as on Android) installs cleanly beside it.
 # cnnx talks to this venv only through a worker subprocess (JSON in, JSON out).
 #
-# CACHE_DIR/venv/bin/python   the interpreter toolkit/packaging/android.py runs
-# CACHE_DIR/.stamp            what was built; a second run with the same pins exits at once
+# CACHE_DIR is the venv: CACHE_DIR/bin/python is the interpreter the worker runs with;
+# CACHE_DIR/.cnnx-stamp says what was built (a second run with the same pins exits at once).
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
     echo "usage: $0 CACHE_DIR" >&2
     exit 2
 fi
-CACHE="$(mkdir -p "$1" && cd "$1" && pwd)"
+mkdir -p "$(dirname "$1")"
+CACHE="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 PYTHON="${PYTHON:-python3.11}"
 
 # The set pip resolved for Python 3.11 from tflite-support==0.4.4 + mediapipe==1.2.3
@@ -50,7 +51,7 @@ stamp_text() {
     printf '%s\n' "$PINS"
     "$PYTHON" -c 'import sys; print(sys.version.split()[0])'
 }
-if [[ -f "$CACHE/.stamp" && "$(cat "$CACHE/.stamp")" == "$(stamp_text)" && -x "$CACHE/venv/bin/python" ]]; then
+if [[ -f "$CACHE/.cnnx-stamp" && "$(cat "$CACHE/.cnnx-stamp")" == "$(stamp_text)" && -x "$CACHE/bin/python" ]]; then
     echo "android-env: ready in $CACHE"
     exit 0
 fi
@@ -69,12 +70,12 @@ if ! ldconfig -p | grep -q 'libusb-1.0.so.0'; then
 fi
 
 # Built beside its final place and renamed: an interrupted run leaves no half venv.
-WORK="$CACHE/.venv-build"
+WORK="$CACHE.build-$$"
 rm -rf "$WORK"
 trap 'rm -rf "$WORK"' EXIT
 "$PYTHON" -m venv "$WORK"
-printf '%s\n' "$PINS" >"$CACHE/.pins.txt"
-"$WORK/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$CACHE/.pins.txt" 2>&1 |
+printf '%s\n' "$PINS" >"$WORK/cnnx-pins.txt"
+"$WORK/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$WORK/cnnx-pins.txt" 2>&1 |
     grep -v "^WARNING: Location" >&2 || true
 "$WORK/bin/python" - <<'EOF'
 from tflite_support.metadata_writers import image_classifier  # noqa: F401
@@ -83,9 +84,9 @@ import mediapipe
 print("android-env: tflite-support 0.4.4, mediapipe", mediapipe.__version__)
 EOF
 
-rm -rf "$CACHE/venv"
-mv "$WORK" "$CACHE/venv"
-# A venv records its own path in its scripts; the python binary itself is relocatable,
-# and cnnx only ever runs CACHE_DIR/venv/bin/python.
-stamp_text >"$CACHE/.stamp"
-echo "android-env: ready in $CACHE ($((SECONDS - start)) s, $(du -sh "$CACHE/venv" | cut -f1))"
+stamp_text >"$WORK/.cnnx-stamp"
+# A venv's scripts record its build path; its python finds its packages from
+# pyvenv.cfg beside it, so the renamed venv works (cnnx only runs CACHE_DIR/bin/python).
+rm -rf "$CACHE"
+mv "$WORK" "$CACHE"
+echo "android-env: ready in $CACHE ($((SECONDS - start)) s, $(du -sh "$CACHE" | cut -f1))"
