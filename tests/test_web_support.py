@@ -1,0 +1,113 @@
+"""A tiny artifacts folder for the web demo, server and browser tests.
+
+Builds what `cnnx export` writes, in miniature: a seeded 4-class CNN on 16x16 RGB
+images (trained for a few epochs so its answers are confident and runtimes cannot
+disagree on near-ties), its SavedModel, a TF.js graph model, a float32 TFLite file,
+labelled sample PNGs and a manifest. Takes a few seconds; build it once per session.
+This module holds no tests; the fixtures live in the test modules that use it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from toolkit.inputspec import InputSpec
+from toolkit.manifest import ArtifactEntry, Manifest, describe_files
+
+LABELS = ["red", "green", "blue", "gray"]
+SIZE = 16
+
+
+def _images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy images whose class is their dominant colour."""
+    rng = np.random.default_rng(seed)
+    bases = np.array([[200, 40, 40], [40, 190, 60], [50, 60, 210], [128, 128, 128]], np.float32)
+    labels = rng.integers(0, len(LABELS), size=count)
+    noise = rng.normal(0.0, 30.0, size=(count, SIZE, SIZE, 3))
+    pixels = np.clip(bases[labels][:, None, None, :] + noise, 0, 255).astype(np.uint8)
+    return pixels, labels.astype(np.int64)
+
+
+def build_tiny_artifacts(root: Path, samples: int = 12) -> Path:
+    """Write a tiny artifacts folder (savedmodel, tflite_float32, tfjs_float32) at root."""
+    from toolkit.quiet import silence_tensorflow
+
+    silence_tensorflow()
+    import keras
+    import tensorflow as tf
+    from tensorflowjs.converters import convert_tf_saved_model
+
+    keras.utils.set_random_seed(7)
+    root.mkdir(parents=True, exist_ok=True)
+    x, y = _images(400, seed=1)
+    inputs = keras.Input((SIZE, SIZE, 3), name="image")
+    h = keras.layers.Rescaling(1.0 / 255)(inputs)
+    h = keras.layers.Conv2D(4, 3, activation="relu")(h)
+    h = keras.layers.MaxPooling2D()(h)
+    h = keras.layers.Flatten()(h)
+    outputs = keras.layers.Dense(len(LABELS), activation="softmax", name="probabilities")(h)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(x.astype(np.float32), y, epochs=4, batch_size=32, verbose=0)
+
+    saved = root / "saved_model"
+    model.export(str(saved), verbose=False)
+    convert_tf_saved_model(str(saved), str(root / "tfjs" / "float32"))
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    (root / "tflite").mkdir(exist_ok=True)
+    (root / "tflite" / "model_float32.tflite").write_bytes(converter.convert())
+
+    sample_dir = root / "samples"
+    sample_dir.mkdir(exist_ok=True)
+    px, py = _images(samples, seed=99)
+    records = []
+    for i, (image, label) in enumerate(zip(px, py, strict=True)):
+        name = f"{i:03d}_{LABELS[label]}.png"
+        Image.fromarray(image, "RGB").save(sample_dir / name)
+        records.append({"file": name, "label": LABELS[label], "index": int(label)})
+    (sample_dir / "samples.json").write_text(json.dumps({"samples": records}, indent=2))
+
+    tensor = [{"name": "image", "shape": [-1, SIZE, SIZE, 3], "dtype": "float32"}]
+    probs = [{"name": "probabilities", "shape": [-1, len(LABELS)], "dtype": "float32"}]
+
+    def entry(artifact_id: str, fmt: str, runtime: str, path: str) -> ArtifactEntry:
+        return ArtifactEntry(
+            id=artifact_id,
+            format=fmt,
+            precision="float32",
+            runtime=runtime,
+            path=path,
+            files=describe_files(root, path),
+            inputs=tensor,
+            outputs=probs,
+            tolerance={"max_abs": 1e-4, "top1_agreement": 1.0},
+        )
+
+    manifest = Manifest(
+        root=root,
+        input=InputSpec(height=SIZE, width=SIZE, channels=3),
+        labels=list(LABELS),
+        artifacts={
+            "savedmodel": entry("savedmodel", "savedmodel", "tf", "saved_model"),
+            "tflite_float32": entry(
+                "tflite_float32", "tflite", "litert", "tflite/model_float32.tflite"
+            ),
+            "tfjs_float32": entry("tfjs_float32", "tfjs", "tfjs", "tfjs/float32"),
+        },
+        command="tests/test_web_support.py",
+    )
+    manifest.save()
+    return root
+
+
+def sample_pixels(root: Path) -> tuple[list[str], np.ndarray]:
+    """The sample files (as named in samples.json) and their raw uint8 NHWC pixels."""
+    data = json.loads((root / "samples" / "samples.json").read_text())
+    records = data["samples"] if isinstance(data, dict) else data
+    files = [str(r["file"]) for r in records]
+    pixels = np.stack([np.asarray(Image.open(root / "samples" / f).convert("RGB")) for f in files])
+    return files, pixels

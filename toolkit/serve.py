@@ -1,0 +1,345 @@
+"""The web demo server: the page, TF.js and one artifacts folder, on 127.0.0.1.
+
+The site has the same layout as a `cnnx package --target web` bundle, so the page uses
+only relative URLs and runs unchanged from either:
+
+    /                      index.html        (web_demo/)
+    /app.js, /style.css    the page          (web_demo/)
+    /vendor/NAME           TF.js dist files and wasm binaries (web_demo/node_modules)
+    /artifacts/...         manifest.json, samples/ and the TF.js artifacts it names
+
+Nothing else is served: every request is decoded once, refused if any segment is `.`,
+`..` or empty (so `/..%2f`, `%2e%2e` and `//etc/passwd` all fail), and the resolved
+real path must stay inside its root (so a symlink out fails too). Responses carry
+COOP/COEP so the page is cross-origin isolated: `performance.now()` is fine-grained
+and the wasm backend may use threads.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import socket
+import threading
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import unquote, urlsplit
+
+from toolkit.errors import ArtifactError, PathError, ResourceError, RuntimeUnavailable, UsageError
+from toolkit.manifest import FILENAME as MANIFEST_FILE
+from toolkit.manifest import load_manifest
+
+log = logging.getLogger("cnnx.serve")
+
+PAGE_FILES = ("index.html", "app.js", "style.css")
+SAMPLES_DIR = "samples"
+ARTIFACTS_PREFIX = "artifacts"
+VENDOR_PREFIX = "vendor"
+
+# The dist bundles the page loads, by the name it asks for (under /vendor/).
+_TFJS_DIST = Path("node_modules/@tensorflow/tfjs/dist")
+_WASM_DIST = Path("node_modules/@tensorflow/tfjs-backend-wasm/dist")
+VENDOR_SOURCES: dict[str, Path] = {
+    "tf.min.js": _TFJS_DIST / "tf.min.js",
+    "tf-backend-wasm.min.js": _WASM_DIST / "tf-backend-wasm.min.js",
+    "tfjs-backend-wasm.wasm": _WASM_DIST / "tfjs-backend-wasm.wasm",
+    "tfjs-backend-wasm-simd.wasm": _WASM_DIST / "tfjs-backend-wasm-simd.wasm",
+    "tfjs-backend-wasm-threaded-simd.wasm": _WASM_DIST / "tfjs-backend-wasm-threaded-simd.wasm",
+}
+
+MIME_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".bin": "application/octet-stream",
+    ".wasm": "application/wasm",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".txt": "text/plain; charset=utf-8",
+}
+
+# Sent with every response. COOP + COEP make the page cross-origin isolated (precise
+# timers, SharedArrayBuffer for wasm threads); CORP lets it load our own files under COEP.
+SECURITY_HEADERS = {
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    # A re-export replaces the model in place; never let the browser keep an old one.
+    "Cache-Control": "no-cache",
+}
+
+
+def web_demo_dir() -> Path:
+    """The page's folder: $CNNX_WEB_DEMO, else web_demo/ beside the toolkit package."""
+    override = os.environ.get("CNNX_WEB_DEMO")
+    folder = Path(override) if override else Path(__file__).resolve().parents[1] / "web_demo"
+    missing = [name for name in PAGE_FILES if not (folder / name).is_file()]
+    if missing:
+        raise PathError(
+            f"the web demo page is incomplete in {folder}: missing {', '.join(missing)}",
+            "set CNNX_WEB_DEMO to the web_demo folder of a cnnx checkout",
+        )
+    return folder
+
+
+def vendor_files(page_dir: Path | None = None) -> dict[str, Path]:
+    """The TF.js files the page needs, by the name it asks for, checked to exist."""
+    root = page_dir or web_demo_dir()
+    files = {name: root / relative for name, relative in VENDOR_SOURCES.items()}
+    missing = sorted(name for name, path in files.items() if not path.is_file())
+    if missing:
+        raise RuntimeUnavailable(
+            f"TF.js is not installed in {root / 'node_modules'} (missing {', '.join(missing)})",
+            "run make npm (npm ci in web_demo)",
+        )
+    return files
+
+
+def tfjs_artifact_paths(artifacts_dir: Path) -> list[str]:
+    """The manifest's TF.js artifact folders; an error if it has none."""
+    manifest = load_manifest(artifacts_dir)
+    paths = [e.path for e in manifest.artifacts.values() if e.format == "tfjs"]
+    if not paths:
+        raise ArtifactError(
+            f"{manifest.path} has no TF.js artifact (it has: "
+            f"{', '.join(sorted(manifest.artifacts)) or 'none'})",
+            "export one with cnnx export --to tfjs",
+        )
+    return paths
+
+
+class Refused(Exception):
+    """A request for something the site does not serve."""
+
+    def __init__(self, status: HTTPStatus) -> None:
+        super().__init__(status.phrase)
+        self.status = status
+
+
+def request_segments(raw_path: str) -> list[str]:
+    """Split a request target into decoded path segments, refusing traversal shapes.
+
+    Decoding happens exactly once; a decoded segment that is empty, `.` or `..`, or
+    that holds a backslash or NUL, refuses the whole request. A double-encoded `..`
+    (`%252e%252e`) decodes to the literal name `%2e%2e`, which simply does not exist.
+    """
+    path = urlsplit(raw_path).path
+    if not path.startswith("/"):
+        raise Refused(HTTPStatus.BAD_REQUEST)
+    try:
+        decoded = unquote(path, errors="strict")
+    except UnicodeDecodeError:
+        raise Refused(HTTPStatus.BAD_REQUEST) from None
+    if decoded == "/":
+        return []
+    segments = decoded[1:].split("/")
+    for segment in segments:
+        if segment in ("", ".", "..") or "\\" in segment or "\x00" in segment:
+            raise Refused(HTTPStatus.FORBIDDEN)
+    return segments
+
+
+def _inside(root: Path, segments: list[str]) -> Path:
+    """root/segments as a real file that stays inside root after resolving symlinks."""
+    real_root = root.resolve()
+    candidate = real_root.joinpath(*segments).resolve()
+    if not candidate.is_relative_to(real_root):
+        raise Refused(HTTPStatus.FORBIDDEN)
+    if not candidate.is_file():
+        raise Refused(HTTPStatus.NOT_FOUND)
+    return candidate
+
+
+@dataclass(frozen=True)
+class Site:
+    """What the server may answer, and from where."""
+
+    page_dir: Path
+    vendor: dict[str, Path]
+    artifacts_dir: Path
+
+    def resolve(self, raw_path: str) -> Path:
+        """The file for a request target, or Refused."""
+        segments = request_segments(raw_path)
+        if not segments:
+            return _inside(self.page_dir, ["index.html"])
+        head, rest = segments[0], segments[1:]
+        if not rest and head in PAGE_FILES:
+            return _inside(self.page_dir, [head])
+        if head == VENDOR_PREFIX and len(rest) == 1 and rest[0] in self.vendor:
+            return self.vendor[rest[0]]
+        if head == ARTIFACTS_PREFIX and rest and self._artifact_allowed(rest):
+            return _inside(self.artifacts_dir, rest)
+        raise Refused(HTTPStatus.NOT_FOUND)
+
+    def _artifact_allowed(self, rest: list[str]) -> bool:
+        # Only the manifest, the samples and the TF.js artifacts: not the SavedModel,
+        # the TFLite files or reports. Read per request: a re-export may change them.
+        if rest == [MANIFEST_FILE]:
+            return True
+        if rest[0] == SAMPLES_DIR and len(rest) > 1:
+            return True
+        try:
+            prefixes = tfjs_artifact_paths(self.artifacts_dir)
+        except (ArtifactError, PathError, UsageError):
+            return False
+        relative = "/".join(rest)
+        return any(
+            relative == p.rstrip("/") or relative.startswith(p.rstrip("/") + "/") for p in prefixes
+        )
+
+
+def _handler_for(site: Site) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "cnnx-serve"
+        sys_version = ""
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self._answer(send_body=True)
+
+        def do_HEAD(self) -> None:
+            self._answer(send_body=False)
+
+        def _answer(self, *, send_body: bool) -> None:
+            try:
+                path = site.resolve(self.path)
+            except Refused as refused:
+                self._refuse(refused.status, send_body=send_body)
+                return
+            try:
+                handle = open(path, "rb")  # noqa: SIM115 - closed below after streaming
+            except OSError:
+                self._refuse(HTTPStatus.NOT_FOUND, send_body=send_body)
+                return
+            with handle:
+                size = os.fstat(handle.fileno()).st_size
+                self.send_response(HTTPStatus.OK)
+                mime = MIME_TYPES.get(path.suffix.lower(), "application/octet-stream")
+                self.send_header("Content-Type", mime)
+                self.send_header("Content-Length", str(size))
+                self._common_headers()
+                self.end_headers()
+                if send_body:
+                    try:
+                        shutil.copyfileobj(handle, self.wfile)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass  # the browser went away mid-file; nothing to tell it
+
+        def _refuse(self, status: HTTPStatus, *, send_body: bool) -> None:
+            body = f"{status.value} {status.phrase}\n".encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self._common_headers()
+            self.end_headers()
+            if send_body:
+                self.wfile.write(body)
+
+        def _common_headers(self) -> None:
+            for key, value in SECURITY_HEADERS.items():
+                self.send_header(key, value)
+
+        def log_message(self, format: str, *args: object) -> None:
+            log.info("%s %s", self.address_string(), format % args)
+
+    return Handler
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a stuck browser connection never blocks shutdown
+
+
+class DemoServer:
+    """A running (or ready to run) web demo server. Use as a context manager."""
+
+    def __init__(self, httpd: ThreadingHTTPServer, site: Site) -> None:
+        self._httpd = httpd
+        self.site = site
+        self._thread: threading.Thread | None = None
+
+    @property
+    def host(self) -> str:
+        return str(self._httpd.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    def serve_forever(self) -> None:
+        self._httpd.serve_forever(poll_interval=0.2)
+
+    def start(self) -> DemoServer:
+        """Serve from a background thread (for tests, the browser runtime and bench)."""
+        self._thread = threading.Thread(target=self.serve_forever, name="cnnx-serve", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._httpd.server_close()
+
+    def __enter__(self) -> DemoServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def make_server(artifacts_dir: Path, host: str = "127.0.0.1", port: int = 8000) -> DemoServer:
+    """Bind a web demo server for one artifacts folder (port 0 picks a free port).
+
+    Raises PathError / ArtifactError for an unusable folder, RuntimeUnavailable when
+    TF.js is not installed, ResourceError when the port is taken, UsageError for a bad
+    host or port.
+    """
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port must be between 0 and 65535, got {port}")
+    artifacts_dir = Path(artifacts_dir)
+    tfjs_artifact_paths(artifacts_dir)  # fail now, not on the first request
+    page_dir = web_demo_dir()
+    site = Site(page_dir=page_dir, vendor=vendor_files(page_dir), artifacts_dir=artifacts_dir)
+    server_class: type[_Server] = _Server
+    if ":" in host:
+        server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
+    try:
+        httpd = server_class((host, port), _handler_for(site))
+    except socket.gaierror:
+        raise UsageError(f"--host {host!r} is not an address of this machine") from None
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise ResourceError(
+                f"port {port} on {host} is already in use",
+                "stop the other server, choose another --port, or use --port 0 for a free one",
+            ) from None
+        if error.errno == errno.EACCES:
+            raise ResourceError(
+                f"not allowed to listen on port {port}", "use a port above 1023"
+            ) from None
+        if error.errno == errno.EADDRNOTAVAIL:
+            raise UsageError(f"--host {host!r} is not an address of this machine") from None
+        raise ResourceError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    return DemoServer(httpd, site)

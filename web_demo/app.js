@@ -1,0 +1,625 @@
+// cnnx web demo: classify images with an exported TF.js graph model.
+//
+// Everything the page needs to know comes from artifacts/manifest.json: the labels,
+// the input spec (size, colour, scale/offset or mean/std) and the TF.js artifacts.
+// The same file runs under `cnnx serve` and from a `cnnx package --target web` bundle,
+// so every URL is relative. window.cnnx exposes a small API for automation.
+
+const tf = globalThis.tf;
+const BACKENDS = ['wasm', 'webgl', 'cpu'];
+const ARTIFACTS = 'artifacts/';
+const TOP_K = 5;
+const params = new URLSearchParams(location.search);
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  manifest: null,
+  spec: null,
+  labels: [],
+  artifactId: null,
+  model: null,
+  requestedBackend: null,
+  backend: null,
+  backendNote: '',
+  loadMs: null,
+  firstMs: null,
+  samples: [],
+  sampleInputs: new Map(), // sample index -> preprocessed Float32Array
+  current: null, // {input: Float32Array, truth: string|null}
+  webcam: null, // {stream, running}
+  busy: Promise.resolve(),
+};
+
+// ---------------------------------------------------------------- preprocessing
+
+function specFrom(manifest) {
+  const s = manifest.input;
+  const channels = Number(s.channels);
+  return {
+    height: Number(s.height),
+    width: Number(s.width),
+    channels,
+    color: channels === 1 ? 'GRAY' : 'RGB',
+    scale: s.scale ?? 1,
+    offset: s.offset ?? 0,
+    mean: s.mean ?? null,
+    std: s.std ?? null,
+  };
+}
+
+// Raw RGBA (or RGB) pixels at the model's size -> the float32 tensor data it takes.
+// The arithmetic is rounded to float32 at each step, as numpy does it in
+// InputSpec.apply, so the page feeds the model exactly the values Python does.
+function toInput(pixels, stride, spec) {
+  const { height, width, channels } = spec;
+  const count = height * width;
+  if (pixels.length !== count * stride) {
+    throw new Error(`expected ${count * stride} pixel values for ${width}x${height}, got ${pixels.length}`);
+  }
+  const out = new Float32Array(count * channels);
+  const f = Math.fround;
+  const mean = spec.mean && spec.mean.map(f);
+  const std = spec.std && spec.std.map(f);
+  const scale = f(spec.scale);
+  const offset = f(spec.offset);
+  for (let p = 0; p < count; p++) {
+    const r = pixels[p * stride];
+    const g = pixels[p * stride + 1];
+    const b = pixels[p * stride + 2];
+    // Grayscale as Pillow's convert('L') computes it (ITU-R 601-2 luma, rounded).
+    const values = channels === 1 ? [(r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16] : [r, g, b];
+    for (let k = 0; k < channels; k++) {
+      const x = values[k];
+      out[p * channels + k] = mean
+        ? f(f(x - mean[k % mean.length]) / std[k % std.length])
+        : f(f(x * scale) + offset);
+    }
+  }
+  return out;
+}
+
+const work = document.createElement('canvas');
+const workCtx = work.getContext('2d', { willReadFrequently: true });
+
+// Any drawable (img, video, bitmap) -> RGBA pixels resized to H x W.
+function pixelsOf(source) {
+  const { height, width } = state.spec;
+  work.width = width;
+  work.height = height;
+  workCtx.imageSmoothingEnabled = true;
+  workCtx.imageSmoothingQuality = 'high';
+  workCtx.clearRect(0, 0, width, height);
+  workCtx.drawImage(source, 0, 0, width, height);
+  drawPreview();
+  return workCtx.getImageData(0, 0, width, height).data;
+}
+
+function drawPreview() {
+  const preview = $('preview');
+  const ctx = preview.getContext('2d');
+  ctx.imageSmoothingEnabled = false; // show the pixels the model sees
+  ctx.clearRect(0, 0, preview.width, preview.height);
+  ctx.drawImage(work, 0, 0, preview.width, preview.height);
+}
+
+// ---------------------------------------------------------------- the model
+
+function pickOutput(out) {
+  if (out instanceof tf.Tensor) return out;
+  if (Array.isArray(out)) return out[0];
+  return out.probabilities ?? Object.values(out)[0];
+}
+
+// One prediction: tensor in, probabilities out, every tensor disposed.
+async function runModel(input, batch = 1) {
+  const { height, width, channels } = state.spec;
+  const started = performance.now();
+  const y = tf.tidy(() => pickOutput(state.model.predict(tf.tensor4d(input, [batch, height, width, channels], 'float32'))));
+  let probs;
+  try {
+    probs = await y.data();
+  } finally {
+    y.dispose();
+  }
+  return { probs, ms: performance.now() - started };
+}
+
+function topK(probs, k = TOP_K) {
+  return Array.from(probs, (p, i) => ({ index: i, label: state.labels[i] ?? `class ${i}`, probability: p }))
+    .sort((a, b) => b.probability - a.probability)
+    .slice(0, k);
+}
+
+function modelUrl(entry) {
+  const path = entry.path.replace(/\/+$/, '');
+  return ARTIFACTS + (path.endsWith('.json') ? path : `${path}/model.json`);
+}
+
+function disposeModel() {
+  if (state.model) {
+    state.model.dispose();
+    state.model = null;
+  }
+}
+
+async function loadModel() {
+  disposeModel();
+  const entry = state.manifest.artifacts[state.artifactId];
+  const started = performance.now();
+  state.model = await tf.loadGraphModel(modelUrl(entry));
+  state.loadMs = performance.now() - started;
+  // The first call compiles kernels / shaders: time it apart from the warm ones.
+  const { height, width, channels } = state.spec;
+  state.firstMs = (await runModel(new Float32Array(height * width * channels))).ms;
+}
+
+async function switchBackend(name) {
+  if (!BACKENDS.includes(name)) {
+    throw new Error(`unknown backend ${JSON.stringify(name)}; choose one of ${BACKENDS.join(', ')}`);
+  }
+  disposeModel();
+  state.requestedBackend = name;
+  let reason = '';
+  try {
+    if (!(await tf.setBackend(name))) reason = 'it failed to initialise';
+  } catch (error) {
+    reason = error.message;
+  }
+  await tf.ready();
+  // A backend that fails to start leaves the previous one (or the best one) active
+  // without an error: believe only tf.getBackend().
+  state.backend = tf.getBackend();
+  state.backendNote = state.backend === name ? '' : `${name} unavailable${reason ? ` (${reason})` : ''}; using ${state.backend}`;
+  await loadModel();
+  await renderBackend();
+  return info();
+}
+
+async function backendFeatures() {
+  if (state.backend !== 'wasm') return {};
+  const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+  const threads = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
+  let threadCount = 1;
+  try {
+    threadCount = tf.wasm.getThreadsCount();
+  } catch {
+    threadCount = 1;
+  }
+  return { simd, threads, threadCount };
+}
+
+// Serialise calls so a benchmark, a webcam frame and a click never interleave.
+function exclusive(task) {
+  const run = state.busy.then(task, task);
+  state.busy = run.catch(() => undefined);
+  return run;
+}
+
+// ---------------------------------------------------------------- rendering
+
+function setError(message) {
+  const box = $('error');
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+async function renderBackend() {
+  const features = await backendFeatures();
+  const bits = [state.backend];
+  if (features.simd) bits.push('SIMD');
+  if (features.threads) bits.push(`${features.threadCount} threads`);
+  const status = $('backend-status');
+  status.textContent = state.backendNote || bits.join(' · ');
+  status.classList.toggle('warn', Boolean(state.backendNote));
+  $('backend').value = state.backend;
+  const entry = state.manifest.artifacts[state.artifactId];
+  $('model-summary').textContent =
+    `${state.artifactId} (${entry.precision}, ${formatBytes(entry.size)}) · ` +
+    `${state.labels.length} classes · loaded in ${state.loadMs.toFixed(0)} ms, first run ${state.firstMs.toFixed(1)} ms`;
+}
+
+function formatBytes(bytes) {
+  if (!Number.isFinite(bytes)) return '?';
+  return bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KB` : `${(bytes / 1024 / 1024).toFixed(2)} MB`;
+}
+
+function renderResult(result, truth) {
+  const list = document.createElement('ol');
+  list.className = 'top';
+  for (const item of result.top) {
+    const li = document.createElement('li');
+    const pct = (item.probability * 100).toFixed(1);
+    const name = document.createElement('span');
+    name.className = 'label';
+    name.textContent = item.label;
+    const bar = document.createElement('span');
+    bar.className = 'bar';
+    bar.setAttribute('aria-hidden', 'true');
+    const fill = document.createElement('span');
+    fill.style.width = `${Math.max(0, Math.min(100, item.probability * 100))}%`;
+    bar.append(fill);
+    const value = document.createElement('span');
+    value.className = 'pct';
+    value.textContent = `${pct}%`;
+    li.append(name, bar, value);
+    if (truth !== null && item.label === truth) li.classList.add('truth');
+    list.append(li);
+  }
+  $('results').replaceChildren(list);
+  $('latency').textContent = `${result.ms.toFixed(2)} ms (${state.backend})`;
+  const top1 = result.top[0]?.label;
+  $('truth').textContent = truth === null ? '–' : `${truth} ${top1 === truth ? '✓' : '✗'}`;
+}
+
+// ---------------------------------------------------------------- inputs
+
+async function classifyInput(input, truth = null) {
+  const { probs, ms } = await runModel(input);
+  const result = { top: topK(probs), probs: Array.from(probs), ms, backend: state.backend };
+  state.current = { input, truth };
+  renderResult(result, truth);
+  return result;
+}
+
+function classifySource(source, truth = null) {
+  return exclusive(() => classifyInput(toInput(pixelsOf(source), 4, state.spec), truth));
+}
+
+async function loadImage(url) {
+  const img = new Image();
+  img.decoding = 'async';
+  img.src = url;
+  await img.decode();
+  return img;
+}
+
+function sampleUrl(record) {
+  return `${ARTIFACTS}samples/${record.file.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+async function sampleInput(index) {
+  if (!state.sampleInputs.has(index)) {
+    const img = await loadImage(sampleUrl(state.samples[index]));
+    state.sampleInputs.set(index, toInput(pixelsOf(img), 4, state.spec));
+  }
+  return state.sampleInputs.get(index);
+}
+
+function classifySample(index) {
+  const record = state.samples[index];
+  if (!record) throw new Error(`no sample ${index} (there are ${state.samples.length})`);
+  return exclusive(async () => {
+    const input = await sampleInput(index);
+    // Show the image even when its pixels come from the cache.
+    const img = await loadImage(sampleUrl(record));
+    pixelsOf(img);
+    const result = await classifyInput(input, record.label);
+    return { index, file: record.file, truth: record.label, ...result };
+  });
+}
+
+async function classifyFile(file) {
+  if (!file) return;
+  if (!file.type.startsWith('image/')) {
+    setError(`${file.name} is not an image (type ${file.type || 'unknown'})`);
+    return;
+  }
+  try {
+    const bitmap = await createImageBitmap(file);
+    await classifySource(bitmap);
+    bitmap.close();
+    setError('');
+  } catch (error) {
+    setError(`Could not read ${file.name}: ${error.message}`);
+  }
+}
+
+function parseSamples(data) {
+  const records = Array.isArray(data) ? data : (data.samples ?? []);
+  return records
+    .map((r) => {
+      const file = r.file ?? r.path ?? r.name;
+      let label = r.label ?? null;
+      if (typeof label === 'number') label = state.labels[label] ?? String(label);
+      return file ? { file: String(file), label } : null;
+    })
+    .filter(Boolean);
+}
+
+async function loadSamples() {
+  const response = await fetch(`${ARTIFACTS}samples/samples.json`);
+  if (!response.ok) {
+    $('samples-note').textContent = 'This artifacts folder has no sample images.';
+    return;
+  }
+  state.samples = parseSamples(await response.json());
+  const list = $('samples');
+  list.replaceChildren();
+  state.samples.forEach((record, index) => {
+    const li = document.createElement('li');
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'sample';
+    button.setAttribute('aria-label', `Sample ${index + 1}${record.label ? `, true label ${record.label}` : ''}`);
+    const img = document.createElement('img');
+    img.src = sampleUrl(record);
+    img.alt = '';
+    img.width = 56;
+    img.height = 56;
+    const caption = document.createElement('span');
+    caption.textContent = record.label ?? `#${index + 1}`;
+    button.append(img, caption);
+    button.addEventListener('click', () => classifySample(index).catch((e) => setError(e.message)));
+    li.append(button);
+    list.append(li);
+  });
+}
+
+async function toggleWebcam() {
+  const button = $('webcam');
+  const video = $('video');
+  if (state.webcam) {
+    state.webcam.running = false;
+    state.webcam.stream.getTracks().forEach((t) => t.stop());
+    state.webcam = null;
+    video.hidden = true;
+    button.textContent = 'Start webcam';
+    button.setAttribute('aria-pressed', 'false');
+    return;
+  }
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 }, audio: false });
+    video.srcObject = stream;
+    video.hidden = false;
+    await video.play();
+    state.webcam = { stream, running: true };
+    button.textContent = 'Stop webcam';
+    button.setAttribute('aria-pressed', 'true');
+    setError('');
+    const loop = async () => {
+      if (!state.webcam?.running) return;
+      await classifySource(video);
+      requestAnimationFrame(loop);
+    };
+    requestAnimationFrame(loop);
+  } catch (error) {
+    setError(`The webcam is not available: ${error.message}`);
+  }
+}
+
+// ---------------------------------------------------------------- benchmark
+
+function percentile(sorted, q) {
+  // Linear interpolation between closest ranks, as numpy.percentile does by default.
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+}
+
+function stats(times) {
+  const sorted = [...times].sort((a, b) => a - b);
+  const mean = times.reduce((s, t) => s + t, 0) / times.length;
+  const variance = times.reduce((s, t) => s + (t - mean) ** 2, 0) / times.length;
+  return {
+    runs: times.length,
+    p50: percentile(sorted, 0.5),
+    p90: percentile(sorted, 0.9),
+    p99: percentile(sorted, 0.99),
+    mean,
+    std: Math.sqrt(variance),
+    min: sorted[0],
+    max: sorted[sorted.length - 1],
+  };
+}
+
+// Time `runs` batch-1 predictions in the page (performance.now(), fine-grained when
+// the page is cross-origin isolated) after `warmup` untimed ones.
+function bench(runs = 100, { warmup = 10, input = null } = {}) {
+  const n = Math.max(1, Math.floor(Number(runs)));
+  return exclusive(async () => {
+    const { height, width, channels } = state.spec;
+    const x = input ? decodeFloats(input) : (state.current?.input ?? new Float32Array(height * width * channels));
+    for (let i = 0; i < warmup; i++) await runModel(x);
+    const times = [];
+    for (let i = 0; i < n; i++) times.push((await runModel(x)).ms);
+    return { backend: state.backend, artifact: state.artifactId, crossOriginIsolated, ...stats(times) };
+  });
+}
+
+async function runBenchForm(event) {
+  event.preventDefault();
+  const button = $('bench-run');
+  const runs = Math.min(10000, Math.max(1, Number($('bench-runs').value) || 100));
+  button.disabled = true;
+  $('bench-out').innerHTML = '<p class="muted">Running…</p>';
+  try {
+    const r = await bench(runs);
+    const rows = [
+      ['p50', `${r.p50.toFixed(3)} ms`],
+      ['p90', `${r.p90.toFixed(3)} ms`],
+      ['mean', `${r.mean.toFixed(3)} ± ${r.std.toFixed(3)} ms`],
+      ['runs', `${r.runs} on ${r.backend}`],
+    ];
+    const dl = document.createElement('dl');
+    dl.className = 'facts bench';
+    for (const [k, v] of rows) {
+      const dt = document.createElement('dt');
+      dt.textContent = k;
+      const dd = document.createElement('dd');
+      dd.textContent = v;
+      dl.append(dt, dd);
+    }
+    $('bench-out').replaceChildren(dl);
+  } catch (error) {
+    setError(`Benchmark failed: ${error.message}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------- automation API
+
+function decodeFloats(base64) {
+  const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+  return new Float32Array(bytes.buffer);
+}
+
+function encodeFloats(floats) {
+  const bytes = new Uint8Array(floats.buffer, floats.byteOffset, floats.byteLength);
+  let text = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(text);
+}
+
+// Already preprocessed float32 NHWC data (base64 of little-endian floats) -> the
+// model's output as base64 float32 [batch, K]. What the browser runtime adapter calls.
+function predictInput(base64, batch = 1) {
+  return exclusive(async () => {
+    const { probs, ms } = await runModel(decodeFloats(base64), batch);
+    return { output: encodeFloats(probs), shape: [batch, probs.length / batch], ms };
+  });
+}
+
+// Raw uint8 pixels at the model's size (RGB or RGBA, row-major), preprocessed per
+// the manifest like an uploaded image.
+function predictPixels(pixels) {
+  const { height, width } = state.spec;
+  const stride = pixels.length / (height * width);
+  if (stride !== 3 && stride !== 4) {
+    throw new Error(`expected ${height}x${width} RGB or RGBA pixels, got ${pixels.length} values`);
+  }
+  return exclusive(async () => {
+    const { probs, ms } = await runModel(toInput(pixels, stride, state.spec));
+    return { top: topK(probs), probs: Array.from(probs), ms };
+  });
+}
+
+function info() {
+  return {
+    artifact: state.artifactId,
+    artifacts: tfjsArtifacts(),
+    requestedBackend: state.requestedBackend,
+    backend: state.backend,
+    backendNote: state.backendNote,
+    loadMs: state.loadMs,
+    firstMs: state.firstMs,
+    labels: state.labels,
+    input: state.spec,
+    samples: state.samples.length,
+    tfVersion: tf.version.tfjs,
+    crossOriginIsolated,
+  };
+}
+
+function tfjsArtifacts() {
+  return Object.entries(state.manifest?.artifacts ?? {})
+    .filter(([, entry]) => entry.format === 'tfjs')
+    .map(([id]) => id)
+    .sort();
+}
+
+async function setArtifact(id) {
+  if (!tfjsArtifacts().includes(id)) {
+    throw new Error(`no TF.js artifact ${JSON.stringify(id)} (have ${tfjsArtifacts().join(', ')})`);
+  }
+  return exclusive(async () => {
+    state.artifactId = id;
+    $('artifact').value = id;
+    await loadModel();
+    await renderBackend();
+    return info();
+  });
+}
+
+// ---------------------------------------------------------------- start-up
+
+async function fetchJson(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`GET ${url} answered ${response.status}`);
+  return response.json();
+}
+
+function wireUi() {
+  const artifactSelect = $('artifact');
+  for (const id of tfjsArtifacts()) artifactSelect.add(new Option(id, id));
+  artifactSelect.value = state.artifactId;
+  artifactSelect.addEventListener('change', () => setArtifact(artifactSelect.value).catch((e) => setError(e.message)));
+
+  const backendSelect = $('backend');
+  backendSelect.addEventListener('change', () =>
+    exclusive(() => switchBackend(backendSelect.value)).catch((e) => setError(e.message)),
+  );
+
+  const file = $('file');
+  file.addEventListener('change', () => classifyFile(file.files[0]));
+  const drop = $('drop');
+  drop.addEventListener('dragover', (event) => {
+    event.preventDefault();
+    drop.classList.add('over');
+  });
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', (event) => {
+    event.preventDefault();
+    drop.classList.remove('over');
+    classifyFile(event.dataTransfer.files[0]);
+  });
+  // A file dropped beside the zone must not navigate away from the page.
+  window.addEventListener('dragover', (event) => event.preventDefault());
+  window.addEventListener('drop', (event) => event.preventDefault());
+
+  if (navigator.mediaDevices?.getUserMedia) {
+    const webcam = $('webcam');
+    webcam.hidden = false;
+    webcam.setAttribute('aria-pressed', 'false');
+    webcam.addEventListener('click', toggleWebcam);
+  }
+  $('bench-form').addEventListener('submit', runBenchForm);
+  for (const id of ['artifact', 'backend', 'bench-run']) $(id).disabled = false;
+  const { height, width, channels } = state.spec;
+  $('input-shape').textContent = `${width}×${height}×${channels} ${state.spec.color}`;
+}
+
+async function start() {
+  if (!tf) throw new Error('TF.js did not load (vendor/tf.min.js)');
+  // The wasm binaries sit beside the script under vendor/; never a CDN.
+  tf.wasm.setWasmPaths(new URL('vendor/', location.href).href);
+  state.manifest = await fetchJson(`${ARTIFACTS}manifest.json`);
+  state.spec = specFrom(state.manifest);
+  state.labels = state.manifest.labels;
+  const available = tfjsArtifacts();
+  if (!available.length) throw new Error('artifacts/manifest.json names no TF.js artifact');
+  const wanted = params.get('model');
+  if (wanted && !available.includes(wanted)) {
+    setError(`No TF.js artifact ${wanted}; showing ${available.includes('tfjs_float32') ? 'tfjs_float32' : available[0]}.`);
+  }
+  state.artifactId = available.includes(wanted) ? wanted : available.includes('tfjs_float32') ? 'tfjs_float32' : available[0];
+  await switchBackend(BACKENDS.includes(params.get('backend')) ? params.get('backend') : 'wasm');
+  await loadSamples();
+  wireUi();
+  document.body.dataset.ready = 'true';
+  return info();
+}
+
+const ready = start();
+ready.catch((error) => {
+  setError(`The demo could not start: ${error.message}`);
+  $('backend-status').textContent = 'not running';
+  document.body.dataset.ready = 'error';
+});
+
+globalThis.cnnx = {
+  ready,
+  info,
+  setBackend: (name) => exclusive(() => switchBackend(name)),
+  setArtifact,
+  classifySample,
+  predictPixels,
+  predictInput,
+  bench,
+  memory: () => ({ numTensors: tf.memory().numTensors, numBytes: tf.memory().numBytes }),
+  get samples() {
+    return state.samples.map((s) => ({ ...s }));
+  },
+};
