@@ -100,8 +100,14 @@ def _load_text(text: str | bytes) -> None:
             path.write_bytes(text)
         else:
             path.write_text(text, encoding="utf-8")
-        with contextlib.suppress(ArtifactError, PathError):
-            load_manifest(Path(folder))
+        try:
+            manifest = load_manifest(Path(folder))
+        except (ArtifactError, PathError):
+            return
+        # What loaded must be usable: sizes summed, the manifest written back.
+        for entry in manifest.artifacts.values():
+            assert entry.size >= 0
+        json.dumps(manifest.to_dict())
 
 
 @FUZZ

@@ -220,9 +220,16 @@ def load_manifest(root: Path) -> Manifest:
         _inside(root, entry.path)
         for record in entry.files:
             # A hand-edited file list must still be a list of {"path", "sha256", "size"}.
-            if not isinstance(record, dict) or not isinstance(record.get("path"), str):
+            if not (
+                isinstance(record, dict)
+                and isinstance(record.get("path"), str)
+                and isinstance(record.get("sha256"), str)
+                and type(record.get("size")) is int
+                and record["size"] >= 0
+            ):
                 raise ArtifactError(
-                    f"{path}: artifact {entry.id!r} has a malformed file record {record!r}"
+                    f"{path}: artifact {entry.id!r} has a malformed file record {record!r}",
+                    "each file needs a path, a sha256 and a size; re-export it",
                 )
             _inside(root, record["path"])
     return Manifest(
