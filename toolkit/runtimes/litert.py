@@ -1,0 +1,160 @@
+"""LiteRT (`ai_edge_litert.interpreter.Interpreter`) on a `.tflite` artifact.
+
+Edge artifacts have a static batch of 1 (DESIGN.md), so a batch is looped row by row;
+a model with a dynamic batch dimension is resized to the batch instead. int8/uint8
+inputs are quantized and int8/uint8 outputs dequantized with the tensor's own scale and
+zero point, read from the interpreter (not from the manifest, which could be stale).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from toolkit.errors import ArtifactError, RuntimeUnavailable, UsageError
+from toolkit.manifest import ArtifactEntry, Manifest
+from toolkit.runtimes import LoadedModel, RuntimeInfo, check_batch
+
+
+@dataclass(frozen=True)
+class Quantization:
+    scale: float
+    zero_point: int
+    dtype: np.dtype[Any]
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        info = np.iinfo(self.dtype)
+        q = np.round(x / np.float32(self.scale)) + self.zero_point
+        return np.clip(q, info.min, info.max).astype(self.dtype)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        return (
+            (q.astype(np.float32) - np.float32(self.zero_point)) * np.float32(self.scale)
+        ).astype(np.float32)
+
+
+def _quantization(detail: dict[str, Any]) -> Quantization | None:
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind not in "iu":
+        return None
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    if not scale:
+        raise ArtifactError(
+            f"tensor {detail.get('name')!r} is {dtype.name} without a quantization scale",
+            "re-export it: cnnx cannot map its values to probabilities",
+        )
+    return Quantization(float(scale), int(zero_point), dtype)
+
+
+class LiteRTModel(LoadedModel):
+    def __init__(
+        self, manifest: Manifest, entry: ArtifactEntry, interpreter: Any, info: RuntimeInfo
+    ) -> None:
+        self._manifest = manifest
+        self._entry = entry
+        self._interpreter: Any = interpreter
+        self.info = info
+        self._input = interpreter.get_input_details()[0]
+        self._output = interpreter.get_output_details()[0]
+        self._in_q = _quantization(self._input)
+        self._out_q = _quantization(self._output)
+        self._in_dtype = np.dtype(self._input["dtype"])
+        signature = self._input.get("shape_signature")
+        self._dynamic = signature is not None and len(signature) > 0 and int(signature[0]) == -1
+        self._batch = 1
+
+    @property
+    def interpreter(self) -> Any:
+        """The underlying interpreter (for the bare invoke loop of the benchmarks)."""
+        return self._interpreter
+
+    def _prepare(self, x: np.ndarray) -> np.ndarray:
+        if self._in_q is not None:
+            return self._in_q.quantize(x)
+        return x if x.dtype == self._in_dtype else x.astype(self._in_dtype)
+
+    def _finish(self, y: np.ndarray) -> np.ndarray:
+        if self._out_q is not None:
+            return self._out_q.dequantize(y)
+        return y.astype(np.float32, copy=False)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        interpreter = self._interpreter
+        if self._dynamic and len(x) != self._batch:
+            interpreter.resize_tensor_input(self._input["index"], list(x.shape), strict=False)
+            interpreter.allocate_tensors()
+            self._batch = len(x)
+        interpreter.set_tensor(self._input["index"], x)
+        interpreter.invoke()
+        return np.array(interpreter.get_tensor(self._output["index"]))  # copy: buffer is reused
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        if self._interpreter is None:
+            raise RuntimeUnavailable(f"artifact {self._entry.id!r} on litert was already closed")
+        array = self._prepare(check_batch(batch, self._entry, self._manifest))
+        if not len(array):
+            return np.zeros((0, len(self._manifest.labels)), dtype=np.float32)
+        if self._dynamic:
+            out = self._run(array)
+        else:
+            # Static batch 1: one invoke per row.
+            out = np.concatenate([self._run(array[i : i + 1]) for i in range(len(array))])
+        return self._finish(out).reshape(len(array), -1)
+
+    def close(self) -> None:
+        self._interpreter = None
+
+
+def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> LiteRTModel:
+    """Load a .tflite entry; options: threads (int, default the runtime's choice)."""
+    threads = options.get("threads")
+    if threads is not None and int(threads) < 1:
+        raise UsageError(f"--threads must be at least 1, got {threads}")
+    path = manifest.artifact_path(entry, check=bool(options.get("check", True)))
+    start = time.perf_counter()
+    try:
+        from ai_edge_litert import __version__ as litert_version
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # pragma: no cover - part of the pinned set
+        raise RuntimeUnavailable(
+            "ai-edge-litert is not installed", "pip install ai-edge-litert (make setup)"
+        ) from None
+    try:
+        interpreter = Interpreter(
+            model_path=str(path), num_threads=int(threads) if threads is not None else None
+        )
+        interpreter.allocate_tensors()
+    except (RuntimeError, ValueError) as error:
+        summary = " ".join(str(error).split())[:200]
+        raise ArtifactError(f"LiteRT cannot load {path}: {summary}") from None
+    inputs = interpreter.get_input_details()
+    outputs = interpreter.get_output_details()
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ArtifactError(
+            f"{path} has {len(inputs)} inputs and {len(outputs)} outputs",
+            "cnnx runs image classifiers with one input and one output",
+        )
+    shape = [int(d) for d in inputs[0]["shape"]]
+    if tuple(shape[1:]) != manifest.input.shape:
+        raise ArtifactError(
+            f"{path} takes input {shape}, the manifest says {list(manifest.input.shape)}",
+            "re-export the artifacts folder",
+        )
+    signature = inputs[0].get("shape_signature")
+    dynamic = signature is not None and len(signature) > 0 and int(signature[0]) == -1
+    info = RuntimeInfo(
+        runtime="litert",
+        backend="xnnpack",
+        threads=int(threads) if threads is not None else None,
+        init_ms=(time.perf_counter() - start) * 1e3,
+        max_batch=None if dynamic else 1,
+        details={
+            "ai_edge_litert": str(litert_version),
+            "input_dtype": np.dtype(inputs[0]["dtype"]).name,
+            "output_dtype": np.dtype(outputs[0]["dtype"]).name,
+        },
+    )
+    return LiteRTModel(manifest, entry, interpreter, info)
