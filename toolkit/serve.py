@@ -17,6 +17,7 @@ and the wasm backend may use threads.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -230,11 +231,10 @@ def _handler_for(site: Site) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", str(size))
                 self._common_headers()
                 self.end_headers()
+                # The browser may go away mid-file; there is nobody left to tell.
                 if send_body:
-                    try:
+                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                         shutil.copyfileobj(handle, self.wfile)
-                    except (BrokenPipeError, ConnectionResetError):
-                        pass  # the browser went away mid-file; nothing to tell it
 
         def _refuse(self, status: HTTPStatus, *, send_body: bool) -> None:
             body = f"{status.value} {status.phrase}\n".encode()

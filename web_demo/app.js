@@ -22,6 +22,7 @@ const state = {
   requestedBackend: null,
   backend: null,
   backendNote: '',
+  features: {},
   loadMs: null,
   firstMs: null,
   samples: [],
@@ -115,7 +116,14 @@ function pickOutput(out) {
 async function runModel(input, batch = 1) {
   const { height, width, channels } = state.spec;
   const started = performance.now();
-  const y = tf.tidy(() => pickOutput(state.model.predict(tf.tensor4d(input, [batch, height, width, channels], 'float32'))));
+  const y = tf.tidy(() => {
+    const x = tf.tensor4d(input, [batch, height, width, channels], 'float32');
+    // A model exported with a static batch of 1 takes one row per call.
+    if (batch > 1 && state.model.inputs[0]?.shape?.[0] === 1) {
+      return tf.concat(tf.split(x, batch).map((row) => pickOutput(state.model.predict(row))));
+    }
+    return pickOutput(state.model.predict(x));
+  });
   let probs;
   try {
     probs = await y.data();
@@ -171,6 +179,7 @@ async function switchBackend(name) {
   // without an error: believe only tf.getBackend().
   state.backend = tf.getBackend();
   state.backendNote = state.backend === name ? '' : `${name} unavailable${reason ? ` (${reason})` : ''}; using ${state.backend}`;
+  state.features = await backendFeatures();
   await loadModel();
   await renderBackend();
   return info();
@@ -205,10 +214,10 @@ function setError(message) {
 }
 
 async function renderBackend() {
-  const features = await backendFeatures();
+  const { features } = state;
   const bits = [state.backend];
   if (features.simd) bits.push('SIMD');
-  if (features.threads) bits.push(`${features.threadCount} threads`);
+  if (features.threads) bits.push(`${features.threadCount} thread${features.threadCount === 1 ? '' : 's'}`);
   const status = $('backend-status');
   status.textContent = state.backendNote || bits.join(' · ');
   status.classList.toggle('warn', Boolean(state.backendNote));
@@ -414,17 +423,26 @@ function stats(times) {
   };
 }
 
-// Time `runs` batch-1 predictions in the page (performance.now(), fine-grained when
-// the page is cross-origin isolated) after `warmup` untimed ones.
-function bench(runs = 100, { warmup = 10, input = null } = {}) {
+// Time `runs` predictions in the page (performance.now(), fine-grained when the page
+// is cross-origin isolated) after `warmup` untimed ones. By default batch 1 on the
+// current image; `input` (base64 float32, `batch` rows) times the caller's data.
+function bench(runs = 100, { warmup = 10, input = null, batch = 1, times: keepTimes = false } = {}) {
   const n = Math.max(1, Math.floor(Number(runs)));
   return exclusive(async () => {
     const { height, width, channels } = state.spec;
     const x = input ? decodeFloats(input) : (state.current?.input ?? new Float32Array(height * width * channels));
-    for (let i = 0; i < warmup; i++) await runModel(x);
+    const rows = input ? batch : 1;
+    for (let i = 0; i < warmup; i++) await runModel(x, rows);
     const times = [];
-    for (let i = 0; i < n; i++) times.push((await runModel(x)).ms);
-    return { backend: state.backend, artifact: state.artifactId, crossOriginIsolated, ...stats(times) };
+    for (let i = 0; i < n; i++) times.push((await runModel(x, rows)).ms);
+    return {
+      backend: state.backend,
+      artifact: state.artifactId,
+      batch: rows,
+      crossOriginIsolated,
+      ...stats(times),
+      ...(keepTimes ? { times } : {}),
+    };
   });
 }
 
@@ -503,6 +521,7 @@ function info() {
     requestedBackend: state.requestedBackend,
     backend: state.backend,
     backendNote: state.backendNote,
+    features: state.features,
     loadMs: state.loadMs,
     firstMs: state.firstMs,
     labels: state.labels,

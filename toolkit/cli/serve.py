@@ -1,13 +1,53 @@
-"""(to be written)"""
+"""Serve the web demo with an exported TF.js model on 127.0.0.1 (Ctrl+C stops it).
+
+The page reads the labels, the input spec and the TF.js artifacts from the folder's
+manifest.json, and TF.js from web_demo/node_modules (no CDN). Append ?model=ID and
+?backend=wasm|webgl|cpu to the URL to choose. Exit 11 when the port is taken.
+"""
 
 from __future__ import annotations
 
-from toolkit.cli.common import handles_errors
-from toolkit.errors import UsageError
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from toolkit.cli.common import console, handles_errors
 
 NAME = "serve"
 
 
 @handles_errors
-def command() -> None:
-    raise UsageError("'cnnx serve' is not available yet")
+def command(
+    artifacts_dir: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Artifacts folder with manifest.json and a TF.js export [default: ./artifacts]",
+            show_default=False,
+        ),
+    ] = None,
+    port: Annotated[
+        int, typer.Option("--port", "-p", help="Port to listen on; 0 picks a free one.")
+    ] = 8000,
+    host: Annotated[
+        str,
+        typer.Option("--host", help="Address to bind; the default keeps the demo on this machine."),
+    ] = "127.0.0.1",
+) -> None:
+    """Serve the web demo for ARTIFACTS_DIR until interrupted."""
+    from toolkit.locate import artifacts_dir as locate_artifacts
+    from toolkit.manifest import load_manifest
+    from toolkit.serve import make_server
+
+    folder = locate_artifacts(artifacts_dir)
+    server = make_server(folder, host=host, port=port)
+    manifest = load_manifest(folder)
+    tfjs = sorted(k for k, e in manifest.artifacts.items() if e.format == "tfjs")
+    console.print(f"Serving {folder} ({', '.join(tfjs)}, {len(manifest.labels)} classes)")
+    console.print(f"Open {server.url}", highlight=False, soft_wrap=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        console.print("Stopped.")
+    finally:
+        server.close()

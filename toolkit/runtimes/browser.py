@@ -154,11 +154,13 @@ class BrowserSession:
             with contextlib.suppress(self._psutil.Error):
                 self._psutil.Process(pid).kill()
 
-    def rss_bytes(self) -> int:
+    def memory_bytes(self) -> int:
+        # USS, not RSS: Chromium's processes share most pages, and summing RSS would
+        # count the shared libraries once per process.
         total = 0
         for pid in self._pids | self._chromium_pids():
             with contextlib.suppress(self._psutil.Error):
-                total += int(self._psutil.Process(pid).memory_info().rss)
+                total += int(self._psutil.Process(pid).memory_full_info().uss)
         return total
 
     def close(self) -> None:
@@ -184,7 +186,6 @@ def _session(timeout: float) -> BrowserSession:
         if _SESSION is not None:
             _SESSION.close()
         _SESSION = BrowserSession(timeout)
-        atexit.register(shutdown)
     return _SESSION
 
 
@@ -192,6 +193,9 @@ def shutdown() -> None:
     """Close the shared Chromium and its servers (models still open stop working)."""
     if _SESSION is not None:
         _SESSION.close()
+
+
+atexit.register(shutdown)
 
 
 class BrowserModel(LoadedModel):
@@ -313,8 +317,8 @@ class BrowserModel(LoadedModel):
         return result
 
     def memory(self) -> MemoryReading | None:
-        rss = self._session.rss_bytes()
-        return MemoryReading(rss, "chromium processes RSS (psutil), current") if rss else None
+        used = self._session.memory_bytes()
+        return MemoryReading(used, "chromium processes USS (psutil), current") if used else None
 
     def close(self) -> None:
         if self._closed:
