@@ -282,7 +282,7 @@ class DemoServer:
         return f"http://{host}:{self.port}/"
 
     def serve_forever(self) -> None:
-        self._httpd.serve_forever(poll_interval=0.2)
+        self._httpd.serve_forever(poll_interval=0.05)
 
     def start(self) -> DemoServer:
         """Serve from a background thread (for tests, the browser runtime and bench)."""

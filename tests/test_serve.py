@@ -1,0 +1,234 @@
+"""The web demo server over real sockets: what it serves, with which headers, and what
+it refuses (traversal in every encoding, symlinks out, files outside the allow-list).
+
+The artifacts folder here is hand-written (a manifest naming fake files): the server
+never parses a model, so these tests need no TensorFlow and run in well under a second.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from toolkit.cli import app
+from toolkit.errors import ArtifactError, ResourceError, UsageError
+from toolkit.inputspec import InputSpec
+from toolkit.manifest import ArtifactEntry, Manifest, describe_files
+from toolkit.serve import DemoServer, Refused, make_server, request_segments
+
+SECRET = "top secret, never served"
+
+
+def write_fake_artifacts(root: Path, *, tfjs: bool = True) -> Path:
+    (root / "tfjs" / "float32").mkdir(parents=True)
+    (root / "tfjs" / "float32" / "model.json").write_text('{"format": "graph-model"}')
+    (root / "tfjs" / "float32" / "group1-shard1of1.bin").write_bytes(b"\0" * 64)
+    (root / "saved_model").mkdir()
+    (root / "saved_model" / "saved_model.pb").write_bytes(b"not for the web")
+    (root / "samples").mkdir()
+    (root / "samples" / "samples.json").write_text('{"samples": []}')
+    (root / "samples" / "000_a.png").write_bytes(b"\x89PNG fake")
+    entries = {
+        "savedmodel": ("savedmodel", "tf", "saved_model"),
+    }
+    if tfjs:
+        entries["tfjs_float32"] = ("tfjs", "tfjs", "tfjs/float32")
+    manifest = Manifest(
+        root=root,
+        input=InputSpec(height=8, width=8, channels=3),
+        labels=["a", "b"],
+        artifacts={
+            key: ArtifactEntry(
+                id=key,
+                format=fmt,
+                precision="float32",
+                runtime=runtime,
+                path=path,
+                files=describe_files(root, path),
+                inputs=[],
+                outputs=[],
+            )
+            for key, (fmt, runtime, path) in entries.items()
+        },
+    )
+    manifest.save()
+    return root
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An artifacts folder, with a secret beside it and a symlink pointing at it."""
+    tmp_path = tmp_path_factory.mktemp("serve")
+    (tmp_path / "secret.txt").write_text(SECRET)
+    root = write_fake_artifacts(tmp_path / "artifacts")
+    (root / "samples" / "escape.txt").symlink_to(tmp_path / "secret.txt")
+    (root / "samples" / "escape_dir").symlink_to(tmp_path)
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(site: Path) -> Iterator[DemoServer]:
+    with make_server(site, port=0) as running:
+        running.start()
+        yield running
+
+
+def get(server: DemoServer, target: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    """A raw request: http.client sends the target exactly as written (no normalising)."""
+    connection = http.client.HTTPConnection(server.host, server.port, timeout=5)
+    try:
+        connection.putrequest(method, target, skip_accept_encoding=True)
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def test_serves_the_page_vendor_files_and_tfjs_artifacts(server: DemoServer) -> None:
+    status, headers, body = get(server, "/")
+    assert status == 200 and b'src="app.js"' in body
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    expected = {
+        "/app.js": "text/javascript; charset=utf-8",
+        "/style.css": "text/css; charset=utf-8",
+        "/vendor/tf.min.js": "text/javascript; charset=utf-8",
+        "/vendor/tfjs-backend-wasm-simd.wasm": "application/wasm",
+        "/vendor/tfjs-backend-wasm-threaded-simd.wasm": "application/wasm",
+        "/artifacts/manifest.json": "application/json",
+        "/artifacts/tfjs/float32/model.json": "application/json",
+        "/artifacts/tfjs/float32/group1-shard1of1.bin": "application/octet-stream",
+        "/artifacts/samples/000_a.png": "image/png",
+    }
+    for target, mime in expected.items():
+        status, headers, body = get(server, target)
+        assert (status, headers["Content-Type"]) == (200, mime), target
+        assert int(headers["Content-Length"]) == len(body) > 0, target
+
+
+def test_every_response_is_cross_origin_isolated(server: DemoServer) -> None:
+    for target in ("/", "/vendor/tf-backend-wasm.min.js", "/nope"):
+        _, headers, _ = get(server, target)
+        assert headers["Cross-Origin-Opener-Policy"] == "same-origin"
+        assert headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+        assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_head_sends_headers_without_a_body(server: DemoServer) -> None:
+    status, headers, body = get(server, "/app.js", method="HEAD")
+    assert status == 200 and int(headers["Content-Length"]) > 1000 and body == b""
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/../secret.txt",
+        "/artifacts/../secret.txt",
+        "/artifacts/../../secret.txt",
+        "/..%2fsecret.txt",
+        "/artifacts/..%2f..%2fsecret.txt",
+        "/artifacts/%2e%2e/secret.txt",
+        "/artifacts/%2E%2E%2Fsecret.txt",
+        "/artifacts/samples/%2e%2e/%2e%2e/secret.txt",
+        "/artifacts%2f..%2fsecret.txt",
+        "/artifacts/samples/..%5c..%5csecret.txt",
+        "/artifacts/samples/%00/../../secret.txt",
+        "//etc/passwd",
+        "/artifacts//etc/passwd",
+        "/vendor/../../secret.txt",
+        "/./index.html/../../secret.txt",
+        "/artifacts/samples/escape.txt",
+        "/artifacts/samples/escape_dir/secret.txt",
+        "/artifacts/samples/%252e%252e/%252e%252e/secret.txt",
+        "http://evil.example/../secret.txt",
+        "/%ff%fe",
+        "secret.txt",
+    ],
+)
+def test_refuses_paths_outside_the_site(server: DemoServer, target: str) -> None:
+    status, _, body = get(server, target)
+    assert status in (400, 403, 404), target
+    assert SECRET.encode() not in body
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/artifacts/saved_model/saved_model.pb",  # in the folder, but not for the web
+        "/artifacts/samples",  # a folder: no listings
+        "/artifacts/",
+        "/vendor/tf.min.js.map",  # only the dist files the page loads
+        "/vendor/package.json",
+        "/node_modules/@tensorflow/tfjs/package.json",
+        "/index.html/",
+        "/README.md",
+    ],
+)
+def test_serves_nothing_outside_the_allow_list(server: DemoServer, target: str) -> None:
+    status, _, _ = get(server, target)
+    assert status in (403, 404), target
+
+
+def test_request_segments_decode_once() -> None:
+    assert request_segments("/artifacts/samples/a%20b.png?x=1") == [
+        "artifacts",
+        "samples",
+        "a b.png",
+    ]
+    assert request_segments("/") == []
+    # A double-encoded dot-dot is a literal (missing) name, not a parent folder.
+    assert request_segments("/%252e%252e/x") == ["%2e%2e", "x"]
+    for bad in ("/a/%2e%2e/b", "/a//b", "/a/./b", "/a%5cb", "/a%00b"):
+        with pytest.raises(Refused):
+            request_segments(bad)
+
+
+def test_unknown_methods_are_refused(server: DemoServer) -> None:
+    status, _, _ = get(server, "/", method="POST")
+    assert status == 501
+
+
+def test_a_taken_port_is_a_resource_error(site: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ResourceError, match=f"port {port} .* already in use"):
+            make_server(site, port=port)
+        result = CliRunner().invoke(app, ["serve", str(site), "--port", str(port)])
+    assert result.exit_code == 11
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "Traceback" not in result.output + result.stderr
+
+
+def test_binds_loopback_by_default(site: Path) -> None:
+    with make_server(site, port=0) as running:
+        assert running.host == "127.0.0.1"
+        assert running.url == f"http://127.0.0.1:{running.port}/"
+
+
+def test_bad_host_and_port_are_usage_errors(site: Path) -> None:
+    with pytest.raises(UsageError):
+        make_server(site, port=70000)
+    with pytest.raises(UsageError):
+        make_server(site, host="no-such-host.invalid", port=0)
+
+
+def test_a_folder_without_tfjs_is_refused_before_serving(tmp_path: Path) -> None:
+    root = write_fake_artifacts(tmp_path / "artifacts", tfjs=False)
+    with pytest.raises(ArtifactError, match=r"no TF\.js artifact"):
+        make_server(root, port=0)
+    result = CliRunner().invoke(app, ["serve", str(root), "--port", "0"])
+    assert result.exit_code == 7
+    assert "cnnx export --to tfjs" in result.stderr
+
+
+def test_cli_missing_folder_is_exit_3(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["serve", str(tmp_path / "missing")])
+    assert result.exit_code == 3
+    assert result.stderr.startswith("cnnx: error:") and len(result.stderr.splitlines()) == 1
