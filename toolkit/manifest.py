@@ -121,6 +121,10 @@ class Manifest:
     versions: dict[str, str] = field(default_factory=dict)
     command: str = ""
     created: str = ""
+    # Test-split images as PNG for the web demo and the bundles: [{"file" (relative to
+    # samples/), "path" (relative to the folder), "label", "label_name", "split",
+    # "split_index", "sha256", "size"}]; samples/samples.json lists the same without hashes.
+    samples: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def path(self) -> Path:
@@ -166,8 +170,28 @@ class Manifest:
             "labels": self.labels,
             "eval_data": self.eval_data,
             "versions": self.versions,
+            "samples": self.samples,
             "artifacts": {key: entry.to_dict() for key, entry in sorted(self.artifacts.items())},
         }
+
+    @property
+    def warnings(self) -> list[str]:
+        """Warnings the exporters recorded (e.g. a small calibration set), per artifact."""
+        return [
+            f"{key}: {text}"
+            for key, entry in sorted(self.artifacts.items())
+            for text in entry.details.get("warnings", [])
+        ]
+
+    def sample_path(self, sample: dict[str, Any], *, check: bool = True) -> Path:
+        """Where a sample image lives; with check, it must match its recorded sha256."""
+        path = _inside(self.root, _sample_relative(sample))
+        if check and (not path.is_file() or sha256_file(path) != sample.get("sha256")):
+            raise ArtifactError(
+                f"sample {_sample_relative(sample)} is missing or changed since export",
+                "re-export with cnnx export",
+            )
+        return path
 
     def save(self) -> None:
         """Write manifest.json atomically (a reader sees the old or the new, never half)."""
@@ -212,6 +236,7 @@ def load_manifest(root: Path) -> Manifest:
         artifacts = {k: ArtifactEntry.from_dict(k, v) for k, v in raw_artifacts.items()}
         source = dict(data.get("source") or {})
         versions = dict(data.get("versions") or {})
+        samples = _samples(data.get("samples"))
     except ArtifactError:
         raise
     except (CnnxError, KeyError, TypeError, ValueError, OverflowError) as error:
@@ -232,6 +257,8 @@ def load_manifest(root: Path) -> Manifest:
                     "each file needs a path, a sha256 and a size; re-export it",
                 )
             _inside(root, record["path"])
+    for sample in samples:
+        _inside(root, _sample_relative(sample))
     return Manifest(
         root=root,
         input=input_spec,
@@ -242,4 +269,27 @@ def load_manifest(root: Path) -> Manifest:
         versions=versions,
         command=str(data.get("command", "")),
         created=str(data.get("created", "")),
+        samples=samples,
     )
+
+
+def _sample_relative(sample: dict[str, Any]) -> str:
+    """A sample's path from the artifacts folder (`file` alone is relative to samples/)."""
+    path = sample.get("path")
+    return path if isinstance(path, str) else f"samples/{sample['file']}"
+
+
+def _samples(value: Any) -> list[dict[str, Any]]:
+    """The manifest's sample list: each a mapping with a string file and an int label."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise TypeError("samples must be a list")
+    for item in value:
+        if not (
+            isinstance(item, dict)
+            and isinstance(item.get("file"), str)
+            and type(item.get("label")) is int
+        ):
+            raise TypeError(f"malformed sample record {item!r}")
+    return [dict(item) for item in value]

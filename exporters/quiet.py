@@ -1,0 +1,60 @@
+"""Keep converters' native chatter off the terminal.
+
+The TFLite quantizer and the TF.js converter write straight to file descriptors 1 and 2
+from C++ ("fully_quantize: 0, inference_type: 6, ...") and print banners from Python.
+The library never prints, so conversions run with both descriptors pointed at a
+temporary file; its tail is returned so an error can still quote what the converter said.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
+
+
+class Captured:
+    """What a converter wrote while silenced (read after the block ends)."""
+
+    text: str = ""
+
+
+@contextlib.contextmanager
+def silenced() -> Iterator[Captured]:
+    captured = Captured()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile(mode="w+b") as sink, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            with contextlib.redirect_stdout(_Text(sink)), contextlib.redirect_stderr(_Text(sink)):
+                yield captured
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            sink.seek(0)
+            captured.text = sink.read()[-8000:].decode("utf-8", "replace")
+
+
+class _Text:
+    """A text stream writing into the binary sink (for Python-level prints)."""
+
+    def __init__(self, sink: object) -> None:
+        self._sink = sink
+
+    def write(self, text: str) -> int:
+        self._sink.write(text.encode("utf-8", "replace"))  # type: ignore[attr-defined]
+        return len(text)
+
+    def flush(self) -> None:
+        self._sink.flush()  # type: ignore[attr-defined]

@@ -1,0 +1,140 @@
+"""TF.js graph models from the pivot SavedModel, optionally with quantized weights.
+
+Converted through the converter's Python API (no shell). Quantization here shrinks the
+weight shards only (uint8/uint16 affine per tensor, or float16); TF.js dequantizes them
+at load time, so activations stay float32 in every backend.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from exporters.base import INPUT_NAME, OUTPUT_NAME, SIGNATURE, ExportOptions, ExportResult
+from exporters.quiet import silenced
+from exporters.savedmodel import load_pivot
+from toolkit.errors import ExportError
+
+QUANTIZATIONS = ("float32", "uint8", "uint16", "float16")
+
+
+def artifact_folder(quantization: str) -> str:
+    return f"tfjs/{quantization}"
+
+
+def artifact_path(quantization: str) -> str:
+    return f"{artifact_folder(quantization)}/model.json"
+
+
+def export_tfjs_float32(
+    saved_model_dir: Path, out_dir: Path, options: ExportOptions
+) -> ExportResult:
+    return _export(saved_model_dir, out_dir, "float32")
+
+
+def export_tfjs_uint8(saved_model_dir: Path, out_dir: Path, options: ExportOptions) -> ExportResult:
+    return _export(saved_model_dir, out_dir, "uint8")
+
+
+def export_tfjs_uint16(
+    saved_model_dir: Path, out_dir: Path, options: ExportOptions
+) -> ExportResult:
+    return _export(saved_model_dir, out_dir, "uint16")
+
+
+def export_tfjs_float16(
+    saved_model_dir: Path, out_dir: Path, options: ExportOptions
+) -> ExportResult:
+    return _export(saved_model_dir, out_dir, "float16")
+
+
+def _converter() -> Any:
+    # Importing the converter pulls TF Decision Forests, which prints a banner (and
+    # under pytest tries to render it with IPython).
+    os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
+    with silenced():
+        from tensorflowjs.converters import tf_saved_model_conversion_v2
+
+    return tf_saved_model_conversion_v2
+
+
+def _export(saved_model_dir: Path, out_dir: Path, quantization: str) -> ExportResult:
+    pivot = load_pivot(saved_model_dir)  # checks the signature before converting
+    folder = Path(out_dir) / artifact_folder(quantization)
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    dtype_map = None if quantization == "float32" else {quantization: True}
+    converter = _converter()
+    with silenced() as said:
+        try:
+            converter.convert_tf_saved_model(
+                str(pivot.path),
+                str(folder),
+                signature_def=SIGNATURE,
+                saved_model_tags="serve",
+                quantization_dtype_map=dtype_map,
+            )
+        except Exception as error:  # the converter raises ValueError, TF errors, ...
+            problem: Exception | None = error
+        else:
+            problem = None
+    if problem is not None:
+        first = " ".join(str(problem).split())[:300] or said.text.strip()[-300:]
+        raise ExportError(f"TF.js {quantization} conversion failed: {first}")
+    inputs, outputs = _signature(folder / "model.json", pivot.input_shape, pivot.num_classes)
+    relative = artifact_folder(quantization)
+    shards = sorted(p.relative_to(out_dir).as_posix() for p in folder.iterdir() if p.is_file())
+    return ExportResult(
+        artifact_id=f"tfjs_{quantization}",
+        path=relative,
+        inputs=inputs,
+        outputs=outputs,
+        details={
+            "model_json": artifact_path(quantization),
+            "format": "graph-model",
+            "weight_quantization": None if quantization == "float32" else quantization,
+            # What a JS caller passes to model.execute / reads back.
+            "input_node": inputs[0]["node"],
+            "output_node": outputs[0]["node"],
+        },
+        extra_paths=tuple(shards),
+    )
+
+
+def _signature(
+    model_json: Path, input_shape: tuple[int, int, int], num_classes: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Read model.json back and check it takes `image` and gives `probabilities`."""
+    try:
+        data = json.loads(model_json.read_text(encoding="utf-8"))
+        signature = data["signature"]
+        inputs, outputs = signature["inputs"], signature["outputs"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ExportError(f"TF.js converter wrote an unreadable {model_json}: {error!r}") from None
+    if set(inputs) != {INPUT_NAME} or set(outputs) != {OUTPUT_NAME}:
+        raise ExportError(
+            f"TF.js model {model_json} takes {sorted(inputs)} and gives {sorted(outputs)}",
+            f"expected {INPUT_NAME!r} -> {OUTPUT_NAME!r}",
+        )
+    height, width, channels = input_shape
+
+    def info(entry: dict[str, Any], name: str, shape: list[int]) -> dict[str, Any]:
+        dims = [int(d.get("size", -1)) for d in entry.get("tensorShape", {}).get("dim", [])]
+        if dims[1:] != shape[1:]:
+            raise ExportError(f"TF.js model {name} has shape {dims}, expected {shape}")
+        return {
+            "name": name,
+            "node": str(entry["name"]),
+            "shape": dims,
+            "dtype": "float32" if entry.get("dtype") == "DT_FLOAT" else str(entry.get("dtype")),
+            "quantization": None,
+        }
+
+    return (
+        [info(inputs[INPUT_NAME], INPUT_NAME, [-1, height, width, channels])],
+        [info(outputs[OUTPUT_NAME], OUTPUT_NAME, [-1, num_classes])],
+    )

@@ -1,0 +1,412 @@
+"""TFLite: float32, float16, dynamic-range and full-int8 models with a static batch of 1.
+
+Edge artifacts are converted from a concrete function whose input is [1, H, W, C]: a -1
+batch turns Flatten into SHAPE/STRIDED_SLICE/PACK ops that GPU delegates reject.
+
+Full int8 is calibrated on the images in `options.calibration` (float32, preprocessed)
+and gets int8, uint8 or float32 input/output tensors (`options.io`). The TFLite
+converter silently leaves an op that has no int8 kernel in float32; cnnx reads the model
+back and refuses that unless the op was named in `--float-fallback`, because a model
+that is "int8" except for one float island is slow on integer-only hardware and fails
+outright on some accelerators.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exporters.base import INPUT_NAME, ExportOptions, ExportResult
+from exporters.quiet import silenced
+from exporters.savedmodel import Pivot, load_pivot
+from exporters.tflite_inspect import BOUNDARY_OPS, TfliteReport, inspect_tflite
+from toolkit.atomic import write_bytes_atomic, write_text_atomic
+from toolkit.errors import DataError, ExportError, UsageError
+
+PRECISIONS = ("float32", "float16", "dynamic", "int8")
+DEFAULT_AUTO_FALLBACK = 3  # layers kept in float by `--float-fallback auto`
+
+
+def artifact_path(precision: str) -> str:
+    return f"tflite/model_{precision}.tflite"
+
+
+def export_tflite_float32(
+    saved_model_dir: Path, out_dir: Path, options: ExportOptions
+) -> ExportResult:
+    return _export(saved_model_dir, out_dir, options, "float32")
+
+
+def export_tflite_float16(
+    saved_model_dir: Path, out_dir: Path, options: ExportOptions
+) -> ExportResult:
+    return _export(saved_model_dir, out_dir, options, "float16")
+
+
+def export_tflite_dynamic(
+    saved_model_dir: Path, out_dir: Path, options: ExportOptions
+) -> ExportResult:
+    return _export(saved_model_dir, out_dir, options, "dynamic")
+
+
+def export_tflite_int8(
+    saved_model_dir: Path, out_dir: Path, options: ExportOptions
+) -> ExportResult:
+    return _export(saved_model_dir, out_dir, options, "int8")
+
+
+def _export(
+    saved_model_dir: Path, out_dir: Path, options: ExportOptions, precision: str
+) -> ExportResult:
+    pivot = load_pivot(saved_model_dir)
+    details: dict[str, Any] = {"batch": 1, "converter": "tf.lite.TFLiteConverter"}
+    warnings: list[str] = []
+    extra: list[str] = []
+    relative = artifact_path(precision)
+    target = Path(out_dir) / relative
+    if precision == "int8":
+        content, int8_details, tables = _int8(pivot, options, target)
+        details.update(int8_details)
+        extra.extend(p.relative_to(out_dir).as_posix() for p in tables)
+    else:
+        content = _convert_float(pivot, precision)
+        details["optimizations"] = [] if precision == "float32" else ["DEFAULT"]
+        if precision == "float16":
+            details["supported_types"] = ["float16"]
+    report = inspect_tflite(content)
+    if report.flex_ops:
+        # Never happens with builtin-only conversion; guards against a changed converter.
+        raise ExportError(
+            f"the {precision} model needs TensorFlow select ops {report.flex_ops}",
+            "LiteRT on devices cannot run them; change the model",
+        )
+    write_bytes_atomic(target, content)
+    details["ops"] = report.op_counts
+    details["weight_dtypes"] = report.weight_dtypes
+    details["float_ops"] = report.float_ops
+    details["fully_integer"] = report.fully_integer
+    return ExportResult(
+        artifact_id=f"tflite_{precision}",
+        path=relative,
+        inputs=report.inputs,
+        outputs=report.outputs,
+        details=details,
+        extra_paths=(relative, *extra),
+        warnings=tuple(warnings),
+    )
+
+
+def _converter(pivot: Pivot) -> Any:
+    """A converter for the pivot's signature with the batch fixed to 1."""
+    import tensorflow as tf
+
+    height, width, channels = pivot.input_shape
+    function = pivot.function
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([1, height, width, channels], tf.float32, name=INPUT_NAME)]
+    )
+    def batch_of_one(image: Any) -> Any:
+        return function(**{INPUT_NAME: image})
+
+    concrete = batch_of_one.get_concrete_function()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], pivot.loaded)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return converter
+
+
+def _convert(converter: Any, what: str) -> bytes:
+    with silenced() as said:
+        try:
+            return bytes(converter.convert())
+        except Exception as error:  # ConverterError and friends: all mean "cannot convert"
+            problem = error
+    raise ExportError(f"TFLite {what} conversion failed: {_first_error(problem, said.text)}")
+
+
+def _first_error(error: Exception, log: str) -> str:
+    lines = [line.strip() for line in f"{error}\n{log}".splitlines() if "error" in line.lower()]
+    text = lines[0] if lines else str(error).strip().splitlines()[0] if str(error) else ""
+    return " ".join(text.split())[:300] or type(error).__name__
+
+
+def _convert_float(pivot: Pivot, precision: str) -> bytes:
+    import tensorflow as tf
+
+    converter = _converter(pivot)
+    if precision in ("float16", "dynamic"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if precision == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    return _convert(converter, precision)
+
+
+# --- full int8 -------------------------------------------------------------------------
+
+
+def check_calibration(images: np.ndarray | None, input_shape: tuple[int, int, int]) -> np.ndarray:
+    """Calibration images must be float32 [N, H, W, C] matching the model's input."""
+    if images is None or len(images) == 0:
+        raise DataError(
+            "full int8 needs calibration images and none were given",
+            "pass --calibration-data DIR, or export a model whose source names its data",
+        )
+    array = np.asarray(images)
+    if array.ndim != 4 or tuple(array.shape[1:]) != tuple(input_shape):
+        seen = "x".join(str(d) for d in array.shape[1:]) if array.ndim == 4 else str(array.shape)
+        want = "x".join(str(d) for d in input_shape)
+        raise DataError(
+            f"calibration images are {seen} (HxWxC) but the model takes {want}",
+            "give images of the model's size and channels",
+        )
+    if not np.all(np.isfinite(array)):
+        raise DataError("calibration images contain NaN or infinite values")
+    return array.astype(np.float32, copy=False)
+
+
+def _representative(images: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
+    def generate() -> Iterator[list[np.ndarray]]:
+        for image in images:
+            yield [image[np.newaxis]]
+
+    return generate
+
+
+def _io_dtype(io: str) -> Any:
+    import tensorflow as tf
+
+    types = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}
+    if io not in types:
+        raise UsageError(f"--io must be one of {sorted(types)}, got {io!r}")
+    return types[io]
+
+
+def _int8_converter(pivot: Pivot, calibration: np.ndarray) -> Any:
+    import tensorflow as tf
+
+    converter = _converter(pivot)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = _representative(calibration)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter
+
+
+def split_fallback(names: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """--float-fallback names: op types (CONV_2D, SIN) and node (tensor) names."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    op_types = {k for k in vars(schema.BuiltinOperator) if k.isupper()}
+    ops = [n for n in names if n.upper() in op_types and n == n.upper()]
+    nodes = [n for n in names if n not in ops]
+    return ops, nodes
+
+
+def _int8(
+    pivot: Pivot, options: ExportOptions, target: Path
+) -> tuple[bytes, dict[str, Any], list[Path]]:
+    calibration = check_calibration(options.calibration, pivot.input_shape)
+    io_type = _io_dtype(options.io)
+    details: dict[str, Any] = {
+        "optimizations": ["DEFAULT"],
+        "supported_ops": ["TFLITE_BUILTINS_INT8"],
+        "io": options.io,
+        "calibration_images": len(calibration),
+    }
+    tables: list[Path] = []
+    wants_debugger = options.debug_quant or options.float_fallback or options.float_fallback_auto
+    if not wants_debugger:
+        converter = _int8_converter(pivot, calibration)
+        converter.inference_input_type = io_type
+        converter.inference_output_type = io_type
+        content = _convert(converter, "int8")
+        _refuse_float_islands(inspect_tflite(content), allowed=set())
+        return content, details, tables
+
+    import tensorflow as tf
+
+    with silenced() as said:
+        try:
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=_int8_converter(pivot, calibration),
+                debug_dataset=_representative(calibration[: min(len(calibration), 100)]),
+            )
+            debugger.run()
+            stats = _layer_table(debugger)
+        except Exception as error:
+            problem: Exception | None = error
+        else:
+            problem = None
+    if problem is not None:
+        raise ExportError(f"int8 quantization debugger failed: {_first_error(problem, said.text)}")
+    if options.debug_quant:
+        tables = _write_tables(stats, target)
+        details["debug_tables"] = [p.name for p in tables]
+
+    ops, nodes = split_fallback(options.float_fallback)
+    if options.float_fallback_auto:
+        worst = [row for row in stats if row["op_name"] not in BOUNDARY_OPS]
+        nodes += [row["tensor_name"] for row in worst[: options.float_fallback_auto]]
+    known_nodes = {row["tensor_name"] for row in stats}
+    unknown = [n for n in nodes if n not in known_nodes]
+    if unknown:
+        raise UsageError(
+            f"--float-fallback names unknown layers {unknown}",
+            "use op types such as CONV_2D or tensor names from the --debug-quant table",
+        )
+    if not (ops or nodes):  # only the table was asked for: the plain int8 model
+        converter = _int8_converter(pivot, calibration)
+        converter.inference_input_type = io_type
+        converter.inference_output_type = io_type
+        content = _convert(converter, "int8")
+        _refuse_float_islands(inspect_tflite(content), allowed=set())
+        return content, details, tables
+    node_ops = {row["tensor_name"]: row["op_name"] for row in stats}
+    allowed = set(ops) | {node_ops[n] for n in nodes}
+    with silenced():
+        debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+            denylisted_ops=ops or None, denylisted_nodes=nodes or None
+        )
+        content = bytes(debugger.get_nondebug_quantized_model())
+    content = _with_io(content, io_type)
+    report = inspect_tflite(content)
+    _refuse_float_islands(report, allowed=allowed)
+    details["float_fallback"] = {"ops": ops, "nodes": nodes, "float_ops": report.float_ops}
+    details["fallback_recovery"] = _recovery(pivot, options, content, io_type)
+    return content, details, tables
+
+
+def _with_io(content: bytes, io_type: Any) -> bytes:
+    """The debugger makes float I/O models; give it the requested I/O dtype."""
+    from tensorflow.lite.python import util
+
+    with silenced():
+        return bytes(util.modify_model_io_type(content, io_type, io_type))
+
+
+def _refuse_float_islands(report: TfliteReport, allowed: set[str]) -> None:
+    stuck = sorted({op for op in report.float_ops if op not in allowed})
+    if stuck:
+        names = ", ".join(stuck)
+        raise ExportError(
+            f"full int8: op {names} has no int8 kernel; the converter left it in float32",
+            f"keep it in float on purpose with --float-fallback {','.join(stuck)}, "
+            "or export --quantize dynamic",
+        )
+
+
+def _layer_table(debugger: Any) -> list[dict[str, Any]]:
+    """Per-layer error of the int8 model, worst first (RMSE / scale, as TF's guide ranks)."""
+    text = io.StringIO()
+    debugger.layer_statistics_dump(text)
+    text.seek(0)
+    rows: list[dict[str, Any]] = []
+    for row in csv.DictReader(text):
+        scale = float(row["scale"])
+        mse = float(row["mean_squared_error"])
+        rows.append(
+            {
+                "op_name": row["op_name"],
+                "tensor_name": row["tensor_name"],
+                "tensor_idx": int(float(row["tensor_idx"])),
+                "num_elements": int(float(row["num_elements"])),
+                "scale": scale,
+                "zero_point": int(float(row["zero_point"])),
+                "rmse": math.sqrt(mse),
+                "rmse_over_scale": math.sqrt(mse) / scale if scale else float("inf"),
+                "max_abs_error": float(row["max_abs_error"]),
+                "mean_error": float(row["mean_error"]),
+            }
+        )
+    rows.sort(key=lambda r: r["rmse_over_scale"], reverse=True)
+    return rows
+
+
+def _write_tables(rows: list[dict[str, Any]], target: Path) -> list[Path]:
+    stem = target.with_suffix("")
+    csv_path = stem.with_name(stem.name + ".quant_debug.csv")
+    md_path = stem.with_name(stem.name + ".quant_debug.md")
+    columns = list(rows[0]) if rows else ["op_name", "tensor_name"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(csv_path, buffer.getvalue())
+    lines = [
+        "# Per-layer int8 error",
+        "",
+        "Each quantized layer run from the float input of the layer before; worst first.",
+        "`rmse/scale` above about 0.3 marks a layer worth keeping in float "
+        "(`--float-fallback NAME`).",
+        "",
+        "| # | op | rmse/scale | rmse | max abs | scale | tensor |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for rank, row in enumerate(rows, 1):
+        lines.append(
+            f"| {rank} | {row['op_name']} | {row['rmse_over_scale']:.3f} | {row['rmse']:.3g} | "
+            f"{row['max_abs_error']:.3g} | {row['scale']:.3g} | `{row['tensor_name']}` |"
+        )
+    write_text_atomic(md_path, "\n".join(lines) + "\n")
+    return [csv_path, md_path]
+
+
+def _recovery(pivot: Pivot, options: ExportOptions, content: bytes, io_type: Any) -> dict[str, Any]:
+    """Agreement (and accuracy) with the SavedModel, plain int8 vs with float fallback."""
+    from exporters.savedmodel import predict
+
+    images = options.check_images if options.check_images is not None else options.calibration
+    if images is None or len(images) == 0:
+        return {}
+    images = np.asarray(images, dtype=np.float32)
+    reference = predict(pivot, images).argmax(axis=1)
+    converter = _int8_converter(pivot, check_calibration(options.calibration, pivot.input_shape))
+    converter.inference_input_type = io_type
+    converter.inference_output_type = io_type
+    plain = _convert(converter, "int8")
+    result: dict[str, Any] = {
+        "images": len(images),
+        "on": "test sample" if options.check_images is not None else "calibration sample",
+    }
+    for name, model in (("plain_int8", plain), ("with_fallback", content)):
+        top1 = predict_tflite(model, images).argmax(axis=1)
+        entry: dict[str, float] = {"agreement": float(np.mean(top1 == reference))}
+        if options.check_labels is not None:
+            entry["accuracy"] = float(np.mean(top1 == options.check_labels))
+        result[name] = entry
+    if options.check_labels is not None:
+        result["savedmodel_accuracy"] = float(np.mean(reference == options.check_labels))
+    result["agreement_recovered"] = (
+        result["with_fallback"]["agreement"] - result["plain_int8"]["agreement"]
+    )
+    return result
+
+
+def predict_tflite(content: bytes, images: np.ndarray) -> np.ndarray:
+    """Run a batch-1 .tflite over float32 images; quantize in and dequantize out."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content)
+    interpreter.allocate_tensors()
+    (inp,) = interpreter.get_input_details()
+    (out,) = interpreter.get_output_details()
+    in_scale, in_zero = inp["quantization"]
+    out_scale, out_zero = out["quantization"]
+    rows = []
+    for image in np.asarray(images, dtype=np.float32):
+        x = image[np.newaxis]
+        if np.dtype(inp["dtype"]) != np.float32:
+            info = np.iinfo(inp["dtype"])
+            x = np.clip(np.round(x / in_scale + in_zero), info.min, info.max)
+        interpreter.set_tensor(inp["index"], x.astype(inp["dtype"]))
+        interpreter.invoke()
+        y = interpreter.get_tensor(out["index"]).astype(np.float32)
+        if np.dtype(out["dtype"]) != np.float32:
+            y = (y - out_zero) * out_scale
+        rows.append(y[0])
+    return np.stack(rows).astype(np.float32)

@@ -1,0 +1,561 @@
+"""`export(request) -> Manifest`: turn a model source into an artifacts folder.
+
+One export is one transaction. The whole artifacts folder is rebuilt in a temporary
+sibling (toolkit.atomic.staged_dir): artifacts that are not re-exported are hard-linked
+in from the current folder, the new ones are written, the manifest last, and the folder
+is swapped into place in one step. A killed export leaves the previous folder and its
+manifest exactly as they were; the next export sweeps the leftovers.
+
+What `--to` / `--quantize` select (savedmodel, the reference, is always included):
+
+    --to savedmodel              savedmodel
+    --to tflite                  every TFLite precision (float32, float16, dynamic, int8)
+    --to tflite --quantize Q     tflite_Q  (none -> float32)
+    --to tfjs                    every TF.js weight format (float32, uint8, uint16, float16)
+    --to tfjs --quantize Q       none -> float32, float16 -> float16, dynamic|int8 -> uint8
+    --to all [--quantize Q]      both of the above
+    --tfjs-quantize W            overrides the TF.js choice: float32|uint8|uint16|float16
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import importlib.metadata
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from toolkit.atomic import ensure_writable_dir, staged_dir
+from toolkit.errors import DataError, PathError, UsageError
+from toolkit.inputspec import InputSpec
+from toolkit.locate import ARTIFACTS_DIR
+from toolkit.manifest import (
+    FILENAME,
+    ArtifactEntry,
+    Manifest,
+    describe_files,
+    load_manifest,
+    now_iso,
+    sha256_file,
+)
+
+if TYPE_CHECKING:
+    from toolkit.data import Dataset
+    from toolkit.sources import Preprocessing, Source
+
+TARGETS = ("tflite", "tfjs", "savedmodel", "all")
+QUANTIZE = ("none", "float16", "dynamic", "int8")
+TFJS_QUANTIZE = ("float32", "uint8", "uint16", "float16")
+# TF.js has weight quantization only: the closest weight format to each --quantize.
+TFJS_FOR_QUANTIZE = {"none": "float32", "float16": "float16", "dynamic": "uint8", "int8": "uint8"}
+
+DEFAULT_CALIBRATION_SAMPLES = 300
+MIN_CALIBRATION_SAMPLES = 100  # fewer draws a warning: int8 ranges get noisy
+DEFAULT_SAMPLES = 20  # test-split PNGs written for the web demo and the bundles
+CHECK_IMAGES = 1000  # test images used to report what float fallback recovered
+SAMPLES_DIR = "samples"
+SAMPLES_INDEX = "samples/samples.json"
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    model: Path | None = None  # run folder, .keras, .h5 or SavedModel; None: last run
+    to: str = "all"
+    quantize: str | None = None  # None: every precision of the chosen formats
+    tfjs_quantize: str | None = None
+    out: Path | None = None  # None: ./artifacts
+    io: str = "uint8"  # full-int8 input/output dtype: uint8 | int8 | float32
+    calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES
+    calibration_data: Path | None = None  # a folder of the user's own images
+    debug_quant: bool = False
+    float_fallback: tuple[str, ...] = ()  # layer names / op types, or ("auto",) / ("auto:N",)
+    force: bool = False  # replace a folder holding another model's artifacts
+    samples: int = DEFAULT_SAMPLES
+    preprocessing: Preprocessing | None = None
+    labels_file: Path | None = None
+    unsafe: bool = False
+    seed: int = 0
+    command: str = ""
+
+    def __post_init__(self) -> None:
+        if self.to not in TARGETS:
+            raise UsageError(f"--to must be one of {', '.join(TARGETS)}, got {self.to!r}")
+        if self.quantize is not None and self.quantize not in QUANTIZE:
+            raise UsageError(
+                f"--quantize must be one of {', '.join(QUANTIZE)}, got {self.quantize!r}"
+            )
+        if self.tfjs_quantize is not None and self.tfjs_quantize not in TFJS_QUANTIZE:
+            raise UsageError(
+                f"--tfjs-quantize must be one of {', '.join(TFJS_QUANTIZE)}, "
+                f"got {self.tfjs_quantize!r}"
+            )
+        if self.tfjs_quantize is not None and self.to not in ("tfjs", "all"):
+            raise UsageError(f"--tfjs-quantize needs --to tfjs or all, got --to {self.to}")
+        if self.quantize is not None and self.to == "savedmodel":
+            raise UsageError("--quantize does not apply to --to savedmodel")
+        if self.io not in ("uint8", "int8", "float32"):
+            raise UsageError(f"--io must be uint8, int8 or float32, got {self.io!r}")
+        if self.calibration_samples < 1:
+            raise UsageError(
+                f"--calibration-samples must be at least 1, got {self.calibration_samples}"
+            )
+        if self.samples < 0:
+            raise UsageError(f"--samples must not be negative, got {self.samples}")
+        wants_int8 = "tflite_int8" in select_artifacts(self.to, self.quantize, self.tfjs_quantize)
+        if (self.float_fallback or self.debug_quant) and not wants_int8:
+            raise UsageError(
+                "--float-fallback and --debug-quant apply to full int8 only",
+                "add --to tflite --quantize int8",
+            )
+        fallback_auto(self.float_fallback)  # validates auto:N
+
+
+def select_artifacts(to: str, quantize: str | None, tfjs_quantize: str | None) -> list[str]:
+    """Artifact ids an export request makes, in registry order (see the module docstring)."""
+    ids = ["savedmodel"]
+    if to in ("tflite", "all"):
+        if quantize is None:
+            ids += ["tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8"]
+        else:
+            ids.append("tflite_" + ("float32" if quantize == "none" else quantize))
+    if to in ("tfjs", "all"):
+        if tfjs_quantize is not None:
+            ids.append(f"tfjs_{tfjs_quantize}")
+        elif quantize is None:
+            ids += ["tfjs_float32", "tfjs_uint8", "tfjs_uint16", "tfjs_float16"]
+        else:
+            ids.append(f"tfjs_{TFJS_FOR_QUANTIZE[quantize]}")
+    return ids
+
+
+def fallback_auto(names: tuple[str, ...]) -> int:
+    """How many worst layers `auto` / `auto:N` keeps in float (0 when not automatic)."""
+    autos = [n for n in names if n == "auto" or n.startswith("auto:")]
+    if not autos:
+        return 0
+    if len(names) != 1:
+        raise UsageError("--float-fallback auto cannot be combined with layer names")
+    from exporters.tflite import DEFAULT_AUTO_FALLBACK
+
+    _, _, count = autos[0].partition(":")
+    if not count:
+        return DEFAULT_AUTO_FALLBACK
+    if not count.isdigit() or int(count) < 1:
+        raise UsageError(f"--float-fallback {autos[0]!r}: N must be a positive integer")
+    return int(count)
+
+
+def export(request: ExportRequest) -> Manifest:
+    """Export the requested artifacts into request.out and return the new manifest."""
+    from toolkit.quiet import silence_tensorflow
+
+    silence_tensorflow()
+    out = Path(request.out) if request.out is not None else Path.cwd() / ARTIFACTS_DIR
+    previous = _previous(out, request.force)
+    ensure_writable_dir(out.parent)
+    wanted = select_artifacts(request.to, request.quantize, request.tfjs_quantize)
+
+    from toolkit.sources import resolve_source
+
+    with _scratch(out.parent) as scratch:
+        source = resolve_source(
+            request.model,
+            out_dir=scratch,
+            preprocessing=request.preprocessing,
+            labels_file=request.labels_file,
+            unsafe=request.unsafe,
+        )
+        fingerprint = model_fingerprint(source.saved_model_dir)
+        if previous is not None and previous.source.get("fingerprint") != fingerprint:
+            if not request.force:
+                raise PathError(
+                    f"{out} holds artifacts of another model "
+                    f"({previous.source.get('path') or 'unknown source'})",
+                    "pass --force to replace them, or choose another --out",
+                )
+            previous = None
+        if previous is not None and previous.input.to_dict() != source.input_spec.to_dict():
+            previous = None  # same weights, other preprocessing: nothing can be reused
+        return _build(out, request, source, fingerprint, wanted, previous)
+
+
+def _build(
+    out: Path,
+    request: ExportRequest,
+    source: Source,
+    fingerprint: str,
+    wanted: list[str],
+    previous: Manifest | None,
+) -> Manifest:
+    from exporters import registry
+    from exporters.base import ExportOptions
+
+    dataset = None
+    options = ExportOptions(io=request.io)
+    calibration_record: dict[str, Any] = {}
+    calibration_warnings: list[str] = []
+    if "tflite_int8" in wanted:
+        dataset = _dataset(source)
+        images, calibration_record = calibration_images(
+            source, dataset, request.calibration_samples, request.calibration_data, request.seed
+        )
+        if len(images) < MIN_CALIBRATION_SAMPLES:
+            calibration_warnings.append(
+                f"only {len(images)} calibration images (fewer than "
+                f"{MIN_CALIBRATION_SAMPLES}); int8 ranges may be off"
+            )
+        check_x, check_y = None, None
+        if request.float_fallback and dataset is not None:
+            check_x = source.input_spec.apply(dataset.x_test[:CHECK_IMAGES])
+            check_y = dataset.y_test[:CHECK_IMAGES]
+        auto = fallback_auto(request.float_fallback)
+        options = ExportOptions(
+            calibration=images,
+            io=request.io,
+            float_fallback=() if auto else tuple(request.float_fallback),
+            float_fallback_auto=auto,
+            debug_quant=request.debug_quant,
+            check_images=check_x,
+            check_labels=check_y,
+        )
+
+    with staged_dir(out) as tmp:
+        kept: dict[str, ArtifactEntry] = {}
+        if previous is not None:
+            kept = _link_previous(previous, tmp, replaced=set(wanted))
+        entries = dict(kept)
+        for artifact_id in wanted:
+            spec = registry.get(artifact_id)
+            result = spec.export(source.saved_model_dir, tmp, options)
+            details = dict(result.details)
+            warnings = list(result.warnings)
+            if artifact_id == "tflite_int8":
+                details["calibration"] = calibration_record
+                warnings += calibration_warnings
+            if warnings:
+                details["warnings"] = warnings
+            details["exported"] = now_iso()
+            details["command"] = request.command or _command(request)
+            paths = result.extra_paths or (result.path,)
+            files = [record for p in paths for record in describe_files(tmp, p)]
+            entries[artifact_id] = ArtifactEntry(
+                id=artifact_id,
+                format=spec.format,
+                precision=spec.precision,
+                runtime=spec.runtime,
+                path=result.path,
+                files=files,
+                inputs=result.inputs,
+                outputs=result.outputs,
+                tolerance=dict(spec.tolerance),
+                details=details,
+            )
+        samples = previous.samples if previous is not None else []
+        if not samples and request.samples:
+            if dataset is None and source.eval_data:
+                dataset = _dataset(source)
+            if dataset is not None:
+                samples = write_samples(tmp, dataset, source.labels, request.samples)
+        manifest = Manifest(
+            root=tmp,
+            input=source.input_spec,
+            labels=list(source.labels),
+            artifacts=entries,
+            source={**source.origin, "fingerprint": fingerprint},
+            eval_data=source.eval_data,
+            versions=versions(),
+            command=request.command or _command(request),
+            created=now_iso(),
+            samples=samples,
+        )
+        manifest.save()
+    return load_manifest(out)
+
+
+# --- the folder being replaced ---------------------------------------------------------
+
+
+def _previous(out: Path, force: bool) -> Manifest | None:
+    """The manifest already at `out`, or None when there is nothing to keep."""
+    if out.exists() and not out.is_dir():
+        raise PathError(f"--out {out} is a file, not a folder", "choose another --out")
+    if not out.is_dir():
+        return None
+    if not (out / FILENAME).is_file():
+        if any(out.iterdir()) and not force:
+            raise PathError(
+                f"--out {out} is not empty and holds no {FILENAME}",
+                "choose an empty or new folder, or pass --force to replace it",
+            )
+        return None
+    if force:
+        return None
+    return load_manifest(out)
+
+
+def _link_previous(previous: Manifest, tmp: Path, replaced: set[str]) -> dict[str, ArtifactEntry]:
+    """Bring every file of the old folder that is not replaced into `tmp` (hard links)."""
+    dropped: set[Path] = set()
+    dropped_dirs: list[Path] = []
+    for artifact_id in replaced & set(previous.artifacts):
+        entry = previous.artifacts[artifact_id]
+        dropped.update(previous.root / record["path"] for record in entry.files)
+        if (previous.root / entry.path).is_dir():
+            dropped_dirs.append(previous.root / entry.path)
+    for path in sorted(previous.root.rglob("*")):
+        if path.is_dir() or (path.name == FILENAME and path.parent == previous.root):
+            continue
+        if path in dropped or any(path.is_relative_to(d) for d in dropped_dirs):
+            continue
+        target = tmp / path.relative_to(previous.root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, target)
+        except OSError as error:
+            if error.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                raise
+            shutil.copy2(path, target)
+    return {k: v for k, v in previous.artifacts.items() if k not in replaced}
+
+
+@contextlib.contextmanager
+def _scratch(parent: Path) -> Iterator[Path]:
+    """A private folder for a converted source model; removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix=".cnnx-source-", dir=parent))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def model_fingerprint(saved_model_dir: Path) -> str:
+    """sha256 over the SavedModel's weights and signature shapes: same model, same value.
+
+    The graph file is left out on purpose: re-saving the same weights can reorder it.
+    """
+    from exporters.savedmodel import load_pivot
+
+    pivot = load_pivot(saved_model_dir)
+    digest = hashlib.sha256()
+    digest.update(json.dumps([list(pivot.input_shape), pivot.num_classes]).encode())
+    variables = Path(saved_model_dir) / "variables"
+    for path in sorted(variables.glob("variables.data-*")):
+        digest.update(sha256_file(path).encode())
+    return digest.hexdigest()
+
+
+# --- data: calibration and samples ----------------------------------------------------
+
+
+def _dataset(source: Source) -> Dataset | None:
+    if not source.eval_data:
+        return None
+    from toolkit.data import DataSpec, load_dataset
+
+    return load_dataset(DataSpec.from_dict(source.eval_data))
+
+
+def calibration_images(
+    source: Source,
+    dataset: Dataset | None,
+    count: int,
+    folder: Path | None,
+    seed: int = 0,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Preprocessed calibration images and the record of which ones they are."""
+    spec = source.input_spec
+    if folder is not None:
+        raw, files = _folder_images(Path(folder), spec, count, seed)
+        record = {
+            "from": "folder",
+            "folder": str(Path(folder).resolve()),
+            "count": len(files),
+            "files": files,
+        }
+        return spec.apply(raw), record
+    if dataset is None:
+        raise DataError(
+            "full int8 needs calibration images, and this model's source names no dataset",
+            "pass --calibration-data DIR with a few hundred of its training images",
+        )
+    indices = balanced_indices(dataset.y_train, count, seed)
+    raw = dataset.x_train[indices]
+    if tuple(raw.shape[1:]) != spec.shape:
+        raise DataError(
+            f"the training images are {'x'.join(map(str, raw.shape[1:]))} but the model takes "
+            f"{'x'.join(map(str, spec.shape))}",
+            "pass --calibration-data DIR with images of the model's size",
+        )
+    labels = dataset.y_train[indices]
+    counts = {
+        dataset.class_names[k]: int(np.sum(labels == k)) for k in range(len(dataset.class_names))
+    }
+    record = {
+        "from": "dataset",
+        "data": dataset.spec.to_dict(),
+        "split": "train",
+        "count": len(indices),
+        "seed": seed,
+        "indices": [int(i) for i in indices],
+        "class_counts": counts,
+    }
+    return spec.apply(raw), record
+
+
+def balanced_indices(labels: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+    """Up to `count` indices, as even across classes as the data allows (seeded)."""
+    rng = np.random.default_rng(seed)
+    classes = sorted(int(k) for k in np.unique(labels))
+    pools = {k: list(rng.permutation(np.flatnonzero(labels == k))) for k in classes}
+    chosen: list[int] = []
+    while len(chosen) < count and any(pools.values()):
+        for k in classes:
+            if pools[k] and len(chosen) < count:
+                chosen.append(int(pools[k].pop()))
+    return np.asarray(sorted(chosen), dtype=np.int64)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+
+
+def _folder_images(
+    folder: Path, spec: InputSpec, count: int, seed: int
+) -> tuple[np.ndarray, list[str]]:
+    """Up to `count` images from a folder (recursively), which must match the model's input.
+
+    Calibration images are not resized: a different size or channel count means they are
+    not what the model will see, and ranges measured on them would be wrong.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not folder.is_dir():
+        raise PathError(f"--calibration-data {folder} is not a folder")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(
+            f"--calibration-data {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})"
+        )
+    if len(files) > count:
+        picked = np.random.default_rng(seed).choice(len(files), size=count, replace=False)
+        files = [files[i] for i in sorted(picked)]
+    images = []
+    for path in files:
+        try:
+            with Image.open(path) as opened:
+                opened.load()
+                mode, size = opened.mode, opened.size
+                # Palette and alpha images carry RGB (or grey) pixels; drop the rest.
+                if mode in ("P", "RGBA", "LA", "I;16"):
+                    array = np.asarray(opened.convert("RGB" if mode in ("P", "RGBA") else "L"))
+                else:
+                    array = np.asarray(opened)
+        except (UnidentifiedImageError, OSError) as error:
+            raise DataError(f"calibration image {path} cannot be read: {error}") from None
+        channels = 1 if array.ndim == 2 else array.shape[2]
+        if (size[1], size[0]) != (spec.height, spec.width) or channels != spec.channels:
+            raise DataError(
+                f"calibration image {path} is {size[1]}x{size[0]}x{channels} (HxWxC, {mode}) "
+                f"but the model takes {spec.height}x{spec.width}x{spec.channels}",
+                "give images of the model's size and channels",
+            )
+        images.append(array.reshape(spec.height, spec.width, spec.channels))
+    return np.stack(images).astype(np.uint8), [p.relative_to(folder).as_posix() for p in files]
+
+
+def write_samples(
+    root: Path, dataset: Dataset, labels: list[str], count: int
+) -> list[dict[str, Any]]:
+    """~count test-split images as PNG plus samples/samples.json, round-robin over classes."""
+    from PIL import Image
+
+    folder = root / SAMPLES_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    y = dataset.y_test
+    order: list[int] = []
+    by_class = {int(k): list(np.flatnonzero(y == k)) for k in np.unique(y)}
+    while len(order) < min(count, len(y)):
+        for k in sorted(by_class):
+            if by_class[k] and len(order) < count:
+                order.append(int(by_class[k].pop(0)))
+    names = labels if labels else dataset.class_names
+    records: list[dict[str, Any]] = []
+    for n, index in enumerate(order):
+        label = int(y[index])
+        name = names[label] if label < len(names) else str(label)
+        file = f"{n:03d}_{_slug(name)}.png"
+        pixels = dataset.x_test[index]
+        image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+        image.save(folder / file, format="PNG")
+        # `file` is relative to samples/ (what the page and the bundles read); the test
+        # split's own index is `split_index`, never `index`, which readers take as a label.
+        records.append(
+            {
+                "file": file,
+                "label": label,
+                "label_name": name,
+                "split": "test",
+                "split_index": index,
+            }
+        )
+    index_text = json.dumps(records, indent=2) + "\n"
+    (root / SAMPLES_INDEX).write_text(index_text, encoding="utf-8")
+    listed = []
+    for record in records:
+        path = folder / record["file"]
+        relative = f"{SAMPLES_DIR}/{record['file']}"
+        listed.append(
+            {**record, "path": relative, "sha256": sha256_file(path), "size": path.stat().st_size}
+        )
+    return listed
+
+
+def _slug(text: str) -> str:
+    cleaned = "".join(c if c.isalnum() else "_" for c in text.lower()).strip("_")
+    return cleaned[:32] or "class"
+
+
+# --- provenance ------------------------------------------------------------------------
+
+
+def versions() -> dict[str, str]:
+    """Versions of what made the artifacts (read from package metadata, nothing imported)."""
+    import platform
+
+    from toolkit import __version__
+
+    found = {"cnnx": __version__, "python": platform.python_version()}
+    for name, dist in (
+        ("tensorflow", "tensorflow"),
+        ("tensorflowjs", "tensorflowjs"),
+        ("ai_edge_litert", "ai-edge-litert"),
+        ("keras", "keras"),
+        ("numpy", "numpy"),
+    ):
+        try:
+            found[name] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def _command(request: ExportRequest) -> str:
+    parts = ["cnnx", "export"]
+    if request.model is not None:
+        parts += ["--model", str(request.model)]
+    parts += ["--to", request.to]
+    if request.quantize is not None:
+        parts += ["--quantize", request.quantize]
+    if request.tfjs_quantize is not None:
+        parts += ["--tfjs-quantize", request.tfjs_quantize]
+    if request.out is not None:
+        parts += ["--out", str(request.out)]
+    return " ".join(parts)
