@@ -1,13 +1,60 @@
-"""(to be written)"""
+"""Package an artifacts folder for a device or the web: a folder and a zip.
+
+rpi: int8 (uint8 input) and float32 models, classify.py (LiteRT, numpy, Pillow only),
+pinned requirements, setup.sh, README and test images with ground truth. android:
+float32 and int8 models with TFLite metadata (normalization, labels) that MediaPipe and
+Android Studio read, plus Gradle and Kotlin snippets. web: the static TF.js page.
+Bundles read only manifest.json and refuse files whose sha256 changed.
+"""
 
 from __future__ import annotations
 
-from toolkit.cli.common import handles_errors
-from toolkit.errors import UsageError
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from toolkit.cli.common import console, handles_errors
 
 NAME = "package"
 
 
+class Target(StrEnum):
+    android = "android"
+    rpi = "rpi"
+    web = "web"
+
+
 @handles_errors
-def command() -> None:
-    raise UsageError("'cnnx package' is not available yet")
+def command(
+    target: Annotated[Target, typer.Option("--target", "-t", help="Which bundle to build.")],
+    artifacts_dir: Annotated[
+        Path | None,
+        typer.Argument(help="Artifacts folder with manifest.json [default: ./artifacts]."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Bundle folder [default: ./bundles/TARGET]."),
+    ] = None,
+    make_zip: Annotated[
+        bool, typer.Option("--zip/--no-zip", help="Also write OUT.zip beside the folder.")
+    ] = True,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing bundle (never merged).")
+    ] = False,
+) -> None:
+    """Package an artifacts folder for android, rpi (Raspberry Pi) or web."""
+    from toolkit.locate import artifacts_dir as locate_artifacts
+    from toolkit.packaging import package
+
+    source = locate_artifacts(artifacts_dir)
+    folder = package(target.value, source, out, force=force, make_zip=make_zip)
+    console.print(f"[bold]{target.value}[/] bundle: {folder}", highlight=False)
+    zip_path = folder.with_suffix(".zip")
+    if make_zip and zip_path.is_file():
+        size = zip_path.stat().st_size
+        console.print(f"zip: {zip_path} ({size / 1024:.1f} KiB)", highlight=False)
+    readme = folder / "README.md"
+    if readme.is_file():
+        console.print(f"next: read {readme}", highlight=False)

@@ -1,0 +1,67 @@
+"""Bundles for devices and the web, built from an artifacts folder's manifest alone.
+
+`package(target, artifacts_dir, out)` is the one call: `cnnx package` and `cnnx demo`
+use it. Each target lives in its own module, imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from toolkit.errors import PathError, RuntimeUnavailable, UsageError
+
+TARGETS = ("android", "rpi", "web")
+
+
+def package(
+    target: str,
+    artifacts_dir: Path,
+    out: Path | None = None,
+    *,
+    force: bool = False,
+    make_zip: bool = True,
+) -> Path:
+    """Build the `target` bundle from artifacts_dir into out (default ./bundles/TARGET).
+
+    Returns the bundle folder; with make_zip a zip of it sits beside it (TARGET.zip).
+    """
+    if target not in TARGETS:
+        raise UsageError(f"unknown bundle target {target!r}", f"choose one of {', '.join(TARGETS)}")
+    artifacts_dir = Path(artifacts_dir)
+    out = Path(out) if out is not None else Path.cwd() / "bundles" / target
+    if target == "rpi":
+        from toolkit.packaging.rpi import package_rpi
+
+        return package_rpi(artifacts_dir, out, force=force, make_zip=make_zip)
+    if target == "android":
+        from toolkit.packaging.android import package_android
+
+        return package_android(artifacts_dir, out, force=force, make_zip=make_zip)
+    return _package_web(artifacts_dir, out, force=force, make_zip=make_zip)
+
+
+def _package_web(artifacts_dir: Path, out: Path, *, force: bool, make_zip: bool) -> Path:
+    """The web bundle is toolkit/packaging/web.py's `package_web(artifacts_dir, out_dir)`."""
+    try:
+        web = importlib.import_module("toolkit.packaging.web")
+    except ModuleNotFoundError as error:
+        if error.name != "toolkit.packaging.web":
+            raise
+        raise RuntimeUnavailable(
+            "the web bundle is not available in this cnnx (toolkit/packaging/web.py is missing)",
+            "use --target rpi or --target android",
+        ) from None
+    zip_path = out.with_suffix(".zip")
+    if make_zip and zip_path.exists() and not force:
+        raise PathError(
+            f"{zip_path} already exists; bundles are never merged into",
+            "remove it, choose another --out, or pass --force to replace it",
+        )
+    result = Path(web.package_web(artifacts_dir, out, force=force))
+    if make_zip:
+        from toolkit.packaging.zipping import zip_folder
+
+        zip_folder(result, zip_path)
+        zip_path.chmod(0o644)
+    return result

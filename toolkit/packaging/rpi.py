@@ -1,0 +1,151 @@
+"""The Raspberry Pi bundle: a folder (and zip) that classifies with LiteRT on the Pi.
+
+    rpi/
+      models/model_int8.tflite     uint8 input: raw camera bytes go straight in
+      models/model_float32.tflite  the reference
+      labels.txt, input_spec.json  labels and preprocessing, from the manifest
+      classify.py                  needs only ai-edge-litert, numpy and Pillow
+      requirements.txt, setup.sh, README.md
+      test_images/                 samples with ground_truth.json
+      bundle.json                  source, per-model I/O, sha256 of every file, accuracies
+
+Before it is put in place, the bundle's own classify.py runs here on its test images
+with each model, and the accuracies are recorded: the numbers a Pi must reproduce.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from toolkit.atomic import write_json_atomic
+from toolkit.errors import ArtifactError, RuntimeUnavailable
+from toolkit.manifest import load_manifest, sha256_file
+from toolkit.packaging.bundle import (
+    bundle_record,
+    copy_samples,
+    copy_template,
+    read_samples,
+    require_model,
+    static_input_shape,
+    write_labels,
+    writing_bundle,
+)
+
+TARGET = "rpi"
+MODELS = {"int8": "tflite_int8", "float32": "tflite_float32"}
+TEMPLATE_FILES = {
+    "classify.py": True,
+    "setup.sh": True,
+    "requirements.txt": False,
+}
+
+
+def package_rpi(
+    artifacts_dir: Path, out_dir: Path, *, force: bool = False, make_zip: bool = True
+) -> Path:
+    """Write the Raspberry Pi bundle to out_dir (and out_dir.zip); return out_dir."""
+    manifest = load_manifest(Path(artifacts_dir))
+    models = {
+        name: require_model(manifest, artifact, "Raspberry Pi") for name, artifact in MODELS.items()
+    }
+    for entry, path in models.values():
+        static_input_shape(entry, path)
+    int8_entry, int8_path = models["int8"]
+    if _input_dtype(int8_entry) not in ("uint8", "int8"):
+        raise ArtifactError(
+            f"{int8_path} takes {_input_dtype(int8_entry)} input; the Pi bundle wants the "
+            "integer-input int8 model",
+            "re-export it: cnnx export --to tflite --quantize int8",
+        )
+    samples = read_samples(manifest)
+    out_dir = Path(out_dir)
+
+    with writing_bundle(out_dir, force=force, make_zip=make_zip) as folder:
+        (folder / "models").mkdir()
+        model_records: dict[str, Any] = {}
+        for name, (entry, path) in models.items():
+            target = folder / "models" / path.name
+            shutil.copyfile(path, target)
+            model_records[name] = {
+                "file": f"models/{path.name}",
+                "artifact": entry.id,
+                "sha256": sha256_file(target),
+                "size": target.stat().st_size,
+                "inputs": entry.inputs,
+                "outputs": entry.outputs,
+            }
+        write_labels(manifest.labels, folder / "labels.txt")
+        write_json_atomic(folder / "input_spec.json", manifest.input.to_dict())
+        copy_samples(samples, folder / "test_images")
+        for name, executable in TEMPLATE_FILES.items():
+            copy_template(f"rpi/{name}", folder / name, executable=executable)
+        # classify.py reads the models from bundle.json; the file list and accuracies
+        # are written again once it has run.
+        bundle_record(folder, TARGET, manifest, {"models": model_records})
+        accuracies = self_test(folder)
+        for name, accuracy in accuracies.items():
+            model_records[name]["accuracy_test_images"] = accuracy
+        spec = manifest.input
+        copy_template(
+            "rpi/README.md",
+            folder / "README.md",
+            values={
+                "name": manifest.source.get("name") or "cnnx model",
+                "classes": str(len(manifest.labels)),
+                "height": str(spec.height),
+                "width": str(spec.width),
+                "color": spec.color,
+                "int8_size": _size(model_records["int8"]["size"]),
+                "float32_size": _size(model_records["float32"]["size"]),
+                "preprocessing": _describe(spec.to_dict()),
+                "test_count": str(len(samples)),
+                "accuracy_int8": _percent(accuracies["int8"]),
+                "accuracy_float32": _percent(accuracies["float32"]),
+            },
+        )
+        bundle_record(folder, TARGET, manifest, {"models": model_records})
+    return out_dir
+
+
+def _input_dtype(entry: Any) -> str:
+    return str(entry.inputs[0].get("dtype", "")) if entry.inputs else ""
+
+
+def self_test(folder: Path) -> dict[str, float]:
+    """Run the bundle's classify.py (in this process) on its test images per model."""
+    spec = importlib.util.spec_from_file_location("cnnx_rpi_classify", folder / "classify.py")
+    if spec is None or spec.loader is None:
+        raise ArtifactError(f"cannot load {folder / 'classify.py'}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.pop("cnnx_rpi_classify", None)
+    spec.loader.exec_module(module)
+    accuracies: dict[str, float] = {}
+    images = module.image_paths([str(folder / "test_images")])
+    for name in MODELS:
+        try:
+            classifier = module.Classifier(name, threads=1)
+        except module.BundleError as error:
+            raise RuntimeUnavailable(f"the bundle's classify.py fails here: {error}") from None
+        report = module.classify_files(classifier, images, 1)
+        accuracies[name] = float(report["summary"]["accuracy"])
+    return accuracies
+
+
+def _size(size: int) -> str:
+    return f"{size / 1024:.1f} KiB" if size < 1 << 20 else f"{size / (1 << 20):.2f} MiB"
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def _describe(spec: dict[str, Any]) -> str:
+    if spec.get("mean") is not None:
+        return f"(pixel - {spec['mean']}) / {spec['std']}"
+    if spec.get("scale", 1.0) == 1.0 and spec.get("offset", 0.0) == 0.0:
+        return "raw 0..255 pixels (the model rescales them itself)"
+    return f"pixel * {spec['scale']:g} + {spec['offset']:g}"

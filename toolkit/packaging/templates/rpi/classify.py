@@ -1,0 +1,320 @@
+#!/usr/bin/env python3
+"""Classify images on a Raspberry Pi with LiteRT: files, folders or a camera.
+
+    python3 classify.py                          # the bundled test images, with accuracy
+    python3 classify.py photo.jpg some_folder/   # images and folders
+    python3 classify.py --camera --frames 10     # picamera2, else OpenCV's camera 0
+    python3 classify.py --bench 200              # latency percentiles
+    python3 classify.py --model float32 --json   # the float model, machine-readable
+
+Needs only ai-edge-litert, numpy and Pillow (requirements.txt). Preprocessing comes
+from input_spec.json, written with the models, so it is the same as where they were
+verified. Exit codes: 0 ok, 2 usage, 3 an image or path is unusable, 4 a model file
+is missing or does not match its sha256, 5 no camera.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+
+
+class BundleError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def load_interpreter_class():
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:  # older Raspberry Pi OS images ship the former name
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            raise BundleError("ai-edge-litert is not installed: run ./setup.sh", 4) from None
+    return Interpreter
+
+
+class Classifier:
+    """One model, its labels and its preprocessing, as described by the bundle files."""
+
+    def __init__(self, variant: str, threads: int) -> None:
+        bundle = json.loads((HERE / "bundle.json").read_text(encoding="utf-8"))
+        models = bundle["models"]
+        if variant not in models:
+            raise BundleError(f"no {variant!r} model in this bundle (it has {sorted(models)})", 2)
+        model = models[variant]
+        path = HERE / model["file"]
+        if not path.is_file():
+            raise BundleError(f"model file {path} is missing", 4)
+        content = path.read_bytes()
+        if hashlib.sha256(content).hexdigest() != model["sha256"]:
+            raise BundleError(f"{path} does not match its sha256 in bundle.json", 4)
+        self.variant = variant
+        self.spec = json.loads((HERE / "input_spec.json").read_text(encoding="utf-8"))
+        self.labels = (HERE / "labels.txt").read_text(encoding="utf-8").splitlines()
+        interpreter_class = load_interpreter_class()
+        self.interpreter = interpreter_class(model_content=content, num_threads=threads)
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        _, self.height, self.width, self.channels = (int(d) for d in self.input["shape"])
+
+    def pixels(self, image: Image.Image) -> np.ndarray:
+        """A picture -> raw uint8 [H, W, C] at the model's size (centre-cropped to its shape)."""
+        image = image.convert("L" if self.channels == 1 else "RGB")
+        if image.size != (self.width, self.height):
+            image = centre_crop(image, self.width / self.height)
+            image = image.resize((self.width, self.height), Image.Resampling.BILINEAR)
+        array = np.asarray(image, dtype=np.uint8)
+        return array.reshape(self.height, self.width, self.channels)
+
+    def tensor(self, pixels: np.ndarray) -> np.ndarray:
+        """Raw pixels -> the model's input: the spec's float, quantized if the input is.
+
+        For a uint8-input model exported from raw 0..255 pixels the scale is 1 and the
+        zero point 0, so this is the camera's bytes unchanged.
+        """
+        spec = self.spec
+        x = pixels.astype(np.float32)
+        if spec.get("mean") is not None:
+            x = (x - np.asarray(spec["mean"], np.float32)) / np.asarray(spec["std"], np.float32)
+        else:
+            x = x * np.float32(spec.get("scale", 1.0)) + np.float32(spec.get("offset", 0.0))
+        dtype = np.dtype(self.input["dtype"])
+        if dtype.kind in "iu":
+            scale, zero_point = self.input["quantization"]
+            info = np.iinfo(dtype)
+            q = np.round(x / np.float32(scale)) + zero_point
+            return np.clip(q, info.min, info.max).astype(dtype)[None]
+        return x.astype(dtype)[None]
+
+    def run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities as float32, the raw output tensor) for one image."""
+        self.interpreter.set_tensor(self.input["index"], self.tensor(pixels))
+        self.interpreter.invoke()
+        raw = self.interpreter.get_tensor(self.output["index"])[0].copy()
+        dtype = np.dtype(self.output["dtype"])
+        if dtype.kind in "iu":
+            scale, zero_point = self.output["quantization"]
+            scores = (raw.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)
+            return scores.astype(np.float32), raw
+        return raw.astype(np.float32), raw
+
+    def top(self, scores: np.ndarray, k: int) -> list[dict]:
+        # Stable sort: ties (common in uint8 outputs) resolve to the lower index everywhere.
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [
+            {"index": int(i), "label": self.labels[int(i)], "score": float(scores[i])}
+            for i in order
+        ]
+
+
+def centre_crop(image: Image.Image, aspect: float) -> Image.Image:
+    width, height = image.size
+    if width / height > aspect:
+        new_width = round(height * aspect)
+        left = (width - new_width) // 2
+        return image.crop((left, 0, left + new_width, height))
+    new_height = round(width / aspect)
+    top = (height - new_height) // 2
+    return image.crop((0, top, width, top + new_height))
+
+
+def image_paths(paths: list[str]) -> list[Path]:
+    found: list[Path] = []
+    for text in paths:
+        path = Path(text)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise BundleError(f"{path} does not exist", 3)
+    if not found:
+        raise BundleError(f"no images in {' '.join(paths)}", 3)
+    return found
+
+
+def ground_truth(paths: list[Path]) -> dict[Path, dict]:
+    """Known labels for images in a folder that carries a ground_truth.json."""
+    truth: dict[Path, dict] = {}
+    for folder in {p.resolve().parent for p in paths}:
+        table = folder / "ground_truth.json"
+        if table.is_file():
+            for record in json.loads(table.read_text(encoding="utf-8"))["images"]:
+                truth[(folder / record["file"]).resolve()] = record
+    return truth
+
+
+def classify_files(classifier: Classifier, paths: list[Path], k: int) -> dict:
+    truth = ground_truth(paths)
+    results = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                pixels = classifier.pixels(image)
+        except OSError as error:
+            raise BundleError(f"cannot read image {path}: {error}", 3) from None
+        scores, raw = classifier.run(pixels)
+        result = {
+            "file": str(path),
+            "top": classifier.top(scores, k),
+            "scores": [float(s) for s in scores],
+            "raw": raw.tolist(),
+        }
+        known = truth.get(path.resolve())
+        if known is not None:
+            result["expected"] = {"index": known["index"], "label": known["label"]}
+            result["correct"] = result["top"][0]["index"] == known["index"]
+        results.append(result)
+    checked = [r for r in results if "correct" in r]
+    summary = {"images": len(results)}
+    if checked:
+        correct = sum(r["correct"] for r in checked)
+        summary.update(correct=correct, labelled=len(checked), accuracy=correct / len(checked))
+    return {"results": results, "summary": summary}
+
+
+def bench(classifier: Classifier, pixels: np.ndarray, runs: int, warmup: int = 5) -> dict:
+    tensor = classifier.tensor(pixels)
+    interpreter = classifier.interpreter
+    for _ in range(warmup):
+        interpreter.set_tensor(classifier.input["index"], tensor)
+        interpreter.invoke()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        interpreter.set_tensor(classifier.input["index"], tensor)
+        interpreter.invoke()
+        times.append((time.perf_counter() - start) * 1000.0)
+    ms = np.asarray(times)
+    return {
+        "runs": runs,
+        "warmup": warmup,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p90_ms": float(np.percentile(ms, 90)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "mean_ms": float(ms.mean()),
+        "std_ms": float(ms.std()),
+    }
+
+
+def camera_frames(count: int):
+    """RGB frames from picamera2 if present, else OpenCV's camera 0."""
+    try:
+        from picamera2 import Picamera2
+    except ImportError:
+        Picamera2 = None
+    if Picamera2 is not None:
+        camera = Picamera2()
+        camera.configure(
+            camera.create_preview_configuration(main={"size": (640, 480), "format": "RGB888"})
+        )
+        camera.start()
+        try:
+            for _ in range(count):
+                # libcamera's "RGB888" is stored B, G, R in memory.
+                yield Image.fromarray(camera.capture_array()[..., ::-1].copy())
+        finally:
+            camera.stop()
+        return
+    try:
+        import cv2
+    except ImportError:
+        raise BundleError("no camera library: install picamera2 or opencv-python", 5) from None
+    capture = cv2.VideoCapture(0)
+    if not capture.isOpened():
+        raise BundleError("OpenCV cannot open camera 0", 5)
+    try:
+        for _ in range(count):
+            ok, frame = capture.read()
+            if not ok:
+                raise BundleError("the camera returned no frame", 5)
+            yield Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    finally:
+        capture.release()
+
+
+def print_result(result: dict) -> None:
+    best = ", ".join(f"{t['label']} {t['score']:.3f}" for t in result["top"])
+    mark = ""
+    if "correct" in result:
+        mark = "  ok" if result["correct"] else f"  WRONG (is {result['expected']['label']})"
+    print(f"{result['file']}: {best}{mark}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="*", help="images or folders (default: test_images/)")
+    parser.add_argument("--model", choices=("int8", "float32"), default="int8")
+    parser.add_argument("--top-k", type=int, default=3, metavar="K")
+    parser.add_argument(
+        "--threads", type=int, default=4, help="LiteRT threads (a Pi 4 has 4 cores)"
+    )
+    parser.add_argument("--bench", type=int, default=0, metavar="N", help="time N runs")
+    parser.add_argument("--camera", action="store_true", help="classify camera frames")
+    parser.add_argument("--frames", type=int, default=0, help="camera frames (0: until Ctrl-C)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    args = parser.parse_args(argv)
+    if args.top_k < 1 or args.threads < 1 or args.bench < 0 or args.frames < 0:
+        parser.error("--top-k and --threads must be >= 1; --bench and --frames >= 0")
+    try:
+        classifier = Classifier(args.model, args.threads)
+        k = min(args.top_k, len(classifier.labels))
+        report: dict = {"model": args.model, "threads": args.threads}
+        if args.camera:
+            frames = camera_frames(args.frames or sys.maxsize)
+            for number, frame in enumerate(frames):
+                scores, _ = classifier.run(classifier.pixels(frame))
+                top = classifier.top(scores, k)
+                if args.json:
+                    print(json.dumps({"frame": number, "top": top}), flush=True)
+                else:
+                    print(
+                        f"frame {number}: "
+                        + ", ".join(f"{t['label']} {t['score']:.3f}" for t in top),
+                        flush=True,
+                    )
+            return 0
+        paths = image_paths(args.paths or [str(HERE / "test_images")])
+        report.update(classify_files(classifier, paths, k))
+        if args.bench:
+            with Image.open(paths[0]) as image:
+                report["bench"] = bench(classifier, classifier.pixels(image), args.bench)
+    except BundleError as error:
+        print(f"classify.py: error: {error}", file=sys.stderr)
+        return error.code
+    except KeyboardInterrupt:
+        return 130
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    for result in report["results"]:
+        print_result(result)
+    summary = report["summary"]
+    if "accuracy" in summary:
+        print(f"accuracy: {summary['correct']}/{summary['labelled']} = {summary['accuracy']:.3f}")
+    if "bench" in report:
+        b = report["bench"]
+        print(
+            f"latency over {b['runs']} runs ({args.model}, {args.threads} threads): "
+            f"p50 {b['p50_ms']:.2f} ms, p90 {b['p90_ms']:.2f} ms, p99 {b['p99_ms']:.2f} ms, "
+            f"mean {b['mean_ms']:.2f} ms"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
