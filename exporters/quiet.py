@@ -33,8 +33,9 @@ def silenced() -> Iterator[Captured]:
         try:
             os.dup2(sink.fileno(), 1)
             os.dup2(sink.fileno(), 2)
-            with contextlib.redirect_stdout(_Text(sink)), contextlib.redirect_stderr(_Text(sink)):
-                yield captured
+            # Only the descriptors: Python's own sys.stdout/err flush into them, and
+            # swapping the objects would leave loggers created here holding a dead stream.
+            yield captured
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -44,17 +45,3 @@ def silenced() -> Iterator[Captured]:
                 os.close(fd)
             sink.seek(0)
             captured.text = sink.read()[-8000:].decode("utf-8", "replace")
-
-
-class _Text:
-    """A text stream writing into the binary sink (for Python-level prints)."""
-
-    def __init__(self, sink: object) -> None:
-        self._sink = sink
-
-    def write(self, text: str) -> int:
-        self._sink.write(text.encode("utf-8", "replace"))  # type: ignore[attr-defined]
-        return len(text)
-
-    def flush(self) -> None:
-        self._sink.flush()  # type: ignore[attr-defined]

@@ -159,6 +159,10 @@ def export(request: ExportRequest) -> Manifest:
     from toolkit.quiet import silence_tensorflow
 
     silence_tensorflow()
+    from exporters.quiet import silenced
+
+    with silenced():  # TF's C++ start-up lines ignore TF_CPP_MIN_LOG_LEVEL
+        import tensorflow  # noqa: F401
     out = Path(request.out) if request.out is not None else Path.cwd() / ARTIFACTS_DIR
     previous = _previous(out, request.force)
     ensure_writable_dir(out.parent)

@@ -1,13 +1,247 @@
-"""(to be written)"""
+"""Export a model to TFLite and TF.js, with a manifest of hashes, shapes and quantization.
+
+--model takes a cnnx run folder, a .keras/.h5 file or a SavedModel folder (default: the
+last run under ./runs). The SavedModel, the reference for every comparison, is always
+exported too.
+
+With no --quantize, every precision of the chosen formats is made: TFLite float32,
+float16, dynamic and int8; TF.js float32, uint8, uint16 and float16 weights.
+
+For TF.js, --quantize maps to the nearest weight format (none: float32, float16:
+float16, dynamic and int8: uint8); --tfjs-quantize picks one directly.
+
+Re-exporting one format keeps the others; a folder holding another model's artifacts is
+refused unless --force.
+"""
 
 from __future__ import annotations
 
-from toolkit.cli.common import handles_errors
-from toolkit.errors import UsageError
+import enum
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from toolkit.cli.common import console, err_console, handles_errors
+
+if TYPE_CHECKING:
+    from toolkit.exporting import ExportRequest
+    from toolkit.manifest import Manifest
 
 NAME = "export"
 
 
+class Target(enum.StrEnum):
+    tflite = "tflite"
+    tfjs = "tfjs"
+    savedmodel = "savedmodel"
+    all = "all"
+
+
+class Quantize(enum.StrEnum):
+    none = "none"
+    float16 = "float16"
+    dynamic = "dynamic"
+    int8 = "int8"
+
+
+class TfjsQuantize(enum.StrEnum):
+    float32 = "float32"
+    uint8 = "uint8"
+    uint16 = "uint16"
+    float16 = "float16"
+
+
+class IoType(enum.StrEnum):
+    uint8 = "uint8"
+    int8 = "int8"
+    float32 = "float32"
+
+
+def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{option} takes numbers separated by commas, got {text!r}"
+        ) from None
+
+
 @handles_errors
-def command() -> None:
-    raise UsageError("'cnnx export' is not available yet")
+def command(
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Run folder, .keras, .h5 or SavedModel folder [default: last run in ./runs]",
+            show_default=False,
+        ),
+    ] = None,
+    to: Annotated[Target, typer.Option("--to", help="Format(s) to export.")] = Target.all,
+    quantize: Annotated[
+        Quantize | None,
+        typer.Option(
+            "--quantize",
+            "-q",
+            help="One precision only [default: every precision]",
+            show_default=False,
+        ),
+    ] = None,
+    tfjs_quantize: Annotated[
+        TfjsQuantize | None,
+        typer.Option("--tfjs-quantize", help="TF.js weight format, overriding --quantize."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Artifacts folder [default: ./artifacts]", show_default=False
+        ),
+    ] = None,
+    io: Annotated[
+        IoType,
+        typer.Option("--io", help="int8 model's input/output dtype (uint8 takes camera bytes)."),
+    ] = IoType.uint8,
+    calibration_samples: Annotated[
+        int,
+        typer.Option("--calibration-samples", min=1, help="Training images calibrating int8."),
+    ] = 300,
+    calibration_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--calibration-data",
+            help="Folder of your own images (model's size) to calibrate int8 on instead.",
+        ),
+    ] = None,
+    debug_quant: Annotated[
+        bool,
+        typer.Option("--debug-quant", help="Write a per-layer int8 error table beside the model."),
+    ] = False,
+    float_fallback: Annotated[
+        str | None,
+        typer.Option(
+            "--float-fallback",
+            help="Keep these layers in float in the int8 model: op types (SIN,CONV_2D) or "
+            "tensor names from --debug-quant, comma-separated; or auto / auto:N (worst N).",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a folder holding another model's artifacts.")
+    ] = False,
+    samples: Annotated[
+        int, typer.Option("--samples", min=0, help="Test images written to samples/ as PNG.")
+    ] = 20,
+    scale: Annotated[
+        float | None, typer.Option("--scale", help="Model input = pixels * scale + offset.")
+    ] = None,
+    offset: Annotated[float | None, typer.Option("--offset", help="See --scale.")] = None,
+    mean: Annotated[
+        str | None, typer.Option("--mean", help="Model input = (pixels - mean) / std; e.g. 127.5")
+    ] = None,
+    std: Annotated[
+        str | None, typer.Option("--std", help="See --mean; one value or one per channel.")
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option("--labels", help="Class names, one per line, in output order.")
+    ] = None,
+    unsafe: Annotated[
+        bool, typer.Option("--unsafe", help="Allow models holding code (Lambda layers).")
+    ] = False,
+) -> None:
+    """Export a model to TFLite / TF.js with a manifest; --to tflite --quantize int8 for int8."""
+    from toolkit.exporting import ExportRequest, export
+    from toolkit.sources import Preprocessing
+
+    preprocessing = None
+    if any(v is not None for v in (scale, offset, mean, std)):
+        preprocessing = Preprocessing(
+            scale=1.0 if scale is None else scale,
+            offset=0.0 if offset is None else offset,
+            mean=_floats(mean, "--mean"),
+            std=_floats(std, "--std"),
+        )
+    fallback = tuple(n.strip() for n in (float_fallback or "").split(",") if n.strip())
+    request = ExportRequest(
+        model=model,
+        to=to.value,
+        quantize=quantize.value if quantize else None,
+        tfjs_quantize=tfjs_quantize.value if tfjs_quantize else None,
+        out=out,
+        io=io.value,
+        calibration_samples=calibration_samples,
+        calibration_data=calibration_data,
+        debug_quant=debug_quant,
+        float_fallback=fallback,
+        force=force,
+        samples=samples,
+        preprocessing=preprocessing,
+        labels_file=labels,
+        unsafe=unsafe,
+        command="cnnx " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["export"] else "",
+    )
+    started = time.perf_counter()
+    manifest = export(request)
+    seconds = time.perf_counter() - started
+    _print(manifest, request, seconds)
+
+
+def _print(manifest: Manifest, request: ExportRequest, seconds: float) -> None:
+    from rich.table import Table
+
+    from toolkit.exporting import select_artifacts
+
+    made = select_artifacts(request.to, request.quantize, request.tfjs_quantize)
+    table = Table(title=f"Exported to {manifest.root}", title_justify="left")
+    table.add_column("artifact", no_wrap=True)
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("input")
+    table.add_column("output")
+    table.add_column("path", overflow="fold")
+    for artifact_id in made:
+        entry = manifest.artifact(artifact_id)
+        table.add_row(
+            artifact_id, _size(entry.size), _io(entry.inputs), _io(entry.outputs), entry.path
+        )
+    console.print(table)
+    for artifact_id in made:
+        details = manifest.artifact(artifact_id).details
+        recovery = details.get("fallback_recovery")
+        if recovery:
+            plain, fixed = recovery["plain_int8"], recovery["with_fallback"]
+            layers = details["float_fallback"]["ops"] + details["float_fallback"]["nodes"]
+            line = (
+                f"float fallback {', '.join(layers)}: "
+                f"agreement {plain['agreement']:.1%} -> {fixed['agreement']:.1%}"
+            )
+            if "accuracy" in plain:
+                line += f", accuracy {plain['accuracy']:.1%} -> {fixed['accuracy']:.1%}"
+            console.print(line + f" (on {recovery['images']} {recovery['on']} images)")
+        for table_name in details.get("debug_tables", []):
+            console.print(f"per-layer int8 error: {manifest.root / 'tflite' / table_name}")
+    for warning in manifest.warnings:
+        err_console.print(f"cnnx: warning: {warning}", markup=False)
+    kept = sorted(set(manifest.artifacts) - set(made))
+    if kept:
+        console.print(f"kept from before: {', '.join(kept)}")
+    console.print(f"manifest: {manifest.path} ({seconds:.1f} s)", highlight=False)
+
+
+def _size(size: int) -> str:
+    return f"{size / 1024:.1f} KiB" if size < 1 << 20 else f"{size / (1 << 20):.2f} MiB"
+
+
+def _io(tensors: list[dict[str, Any]]) -> str:
+    if not tensors:
+        return ""
+    tensor = tensors[0]
+    shape = "x".join("?" if d == -1 else str(d) for d in tensor["shape"])
+    text = f"{tensor['dtype']} {shape}"
+    quantization = tensor.get("quantization")
+    if isinstance(quantization, dict):
+        text += f" s={quantization['scale']:.3g} z={quantization['zero_point']}"
+    return text
