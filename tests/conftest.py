@@ -2,17 +2,58 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+
+from toolkit.quiet import silence_tensorflow
+
+silence_tensorflow()
+
+# --- tiny_data / tiny_run: one small dataset and one tiny trained run per session ----
+
+# Small enough to train in seconds on a shared 2-core machine, big enough that the model
+# learns well above chance (10 classes: 10%), so int8 agreement tests mean something.
+TINY_SIZE = 1500
+TINY_EPOCHS = 12
+TINY_WIDTH = 0.25
+
+
+@pytest.fixture(scope="session")
+def tiny_data():
+    """A small `shapes` DataSpec: 1,500 seeded 32x32 RGB images, 10 classes."""
+    from toolkit.data import DataSpec
+
+    return DataSpec(kind="shapes", seed=0, size=TINY_SIZE, image_size=32)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_data, tmp_path_factory) -> Path:
+    """A run folder trained once per session: the seed CNN at width 0.25 on tiny_data."""
+    from toolkit.training import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    result = train(
+        TrainConfig(
+            data=tiny_data,
+            arch="seed",
+            epochs=TINY_EPOCHS,
+            batch_size=32,
+            learning_rate=5e-3,
+            width=TINY_WIDTH,
+            seed=0,
+            out=out,
+        )
+    )
+    assert result.test_accuracy > 0.25, f"tiny run did not learn: {result.test_accuracy:.3f}"
+    return result.run_dir
 
 
 # --- artifacts: every format of tiny_run, exported once per session -----------------
 
 
 @pytest.fixture(scope="session")
-def artifacts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def artifacts(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An artifacts folder holding ALL formats of `tiny_run` (cnnx export --to all).
 
     Shared by every session test that reads artifacts: treat it as read-only (copy it
@@ -22,16 +63,6 @@ def artifacts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     """
     from toolkit.exporting import ExportRequest, export
 
-    try:
-        run = request.getfixturevalue("tiny_run")
-    except pytest.FixtureLookupError:  # until tiny_run lands: a tiny run of our own
-        from toolkit.data import DataSpec
-        from toolkit.training import TrainConfig, train
-
-        run_dir = tmp_path_factory.mktemp("artifacts-run") / "run"
-        config = TrainConfig(data=DataSpec(size=600, image_size=20), epochs=2, width=0.25)
-        train(replace(config, out=run_dir))
-        run = run_dir
     out = tmp_path_factory.mktemp("artifacts-session") / "artifacts"
-    export(ExportRequest(model=Path(run), to="all", out=out))
+    export(ExportRequest(model=Path(tiny_run), to="all", out=out))
     return out
