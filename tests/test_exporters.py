@@ -1,0 +1,180 @@
+"""The exporters on small SavedModels built here: int8 kernels, calibration, debugging.
+
+Each pivot is a tiny seeded model with the fixed signature (image -> probabilities),
+converted for real by the TFLite converter and read back with LiteRT.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from exporters.base import ExportOptions
+from exporters.tflite import (
+    check_calibration,
+    export_tflite_float32,
+    export_tflite_int8,
+    predict_tflite,
+)
+from exporters.tflite_inspect import inspect_tflite
+from toolkit.errors import DataError, ExportError, UsageError
+
+pytestmark = pytest.mark.slow
+
+SIZE = 16
+
+
+def _images(count: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (count, SIZE, SIZE, 3)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def sin_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A classifier with a SIN op: TFLite has SIN in float only, no int8 kernel."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.weights = tf.Variable(
+        np.random.default_rng(1).normal(size=(SIZE * SIZE * 3, 4)), dtype=tf.float32
+    )
+
+    @tf.function(input_signature=[tf.TensorSpec([None, SIZE, SIZE, 3], tf.float32, name="image")])
+    def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:
+        x = tf.reshape(image, [-1, SIZE * SIZE * 3]) / 255.0
+        return {"probabilities": tf.nn.softmax(tf.matmul(tf.math.sin(x * 3.0), module.weights))}
+
+    module.serve = serve
+    path = tmp_path_factory.mktemp("sin") / "saved_model"
+    tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
+    return path
+
+
+@pytest.fixture(scope="module")
+def conv_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small seeded CNN through the same pivot writer cnnx uses for Keras models."""
+    import keras
+
+    from toolkit.sources import save_pivot
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(6, 3, activation="relu")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(4, activation="softmax")(x)
+    path = tmp_path_factory.mktemp("conv") / "saved_model"
+    save_pivot(keras.Model(inputs, outputs), path)
+    return path
+
+
+def test_op_without_int8_kernel_is_named(sin_model: Path, tmp_path: Path) -> None:
+    options = ExportOptions(calibration=_images(40))
+    with pytest.raises(ExportError) as caught:
+        export_tflite_int8(sin_model, tmp_path, options)
+    line = caught.value.one_line()
+    assert "SIN" in line and "--float-fallback SIN" in line
+    assert not (tmp_path / "tflite" / "model_int8.tflite").exists()  # nothing half-written
+
+
+def test_float_fallback_by_op_type_keeps_it_float(sin_model: Path, tmp_path: Path) -> None:
+    options = ExportOptions(calibration=_images(40), float_fallback=("SIN",))
+    result = export_tflite_int8(sin_model, tmp_path, options)
+    report = inspect_tflite(tmp_path / result.path)
+    assert report.float_ops == ["SIN"]  # the only float island, on purpose
+    assert report.inputs[0]["dtype"] == "uint8"  # the debugger's float I/O was converted
+    assert result.details["float_fallback"]["ops"] == ["SIN"]
+    recovery = result.details["fallback_recovery"]
+    assert recovery["images"] == 40 and 0.0 <= recovery["with_fallback"]["agreement"] <= 1.0
+
+
+def test_debug_quant_table_and_auto_fallback(conv_model: Path, tmp_path: Path) -> None:
+    images = _images(60)
+    labels = np.arange(60) % 4
+    options = ExportOptions(
+        calibration=images,
+        debug_quant=True,
+        float_fallback_auto=1,
+        check_images=_images(50, seed=3),
+        check_labels=labels[:50],
+    )
+    result = export_tflite_int8(conv_model, tmp_path, options)
+    table = tmp_path / "tflite" / "model_int8.quant_debug.csv"
+    assert (tmp_path / "tflite" / "model_int8.quant_debug.md").is_file()
+    rows = list(csv.DictReader(table.open()))
+    assert {"CONV_2D", "FULLY_CONNECTED"} <= {row["op_name"] for row in rows}
+    ranks = [float(row["rmse_over_scale"]) for row in rows]
+    assert ranks == sorted(ranks, reverse=True)  # worst first
+    worst = rows[0]["tensor_name"]
+    assert result.details["float_fallback"]["nodes"] == [worst]
+    report = inspect_tflite(tmp_path / result.path)
+    assert report.float_ops == [rows[0]["op_name"]]
+    recovery = result.details["fallback_recovery"]
+    assert recovery["on"] == "test sample" and recovery["images"] == 50
+    assert set(recovery["plain_int8"]) == {"agreement", "accuracy"}
+    assert "tflite/model_int8.quant_debug.csv" in result.extra_paths
+
+
+def test_unknown_fallback_layer_is_a_usage_error(conv_model: Path, tmp_path: Path) -> None:
+    options = ExportOptions(calibration=_images(20), float_fallback=("no/such/layer",))
+    with pytest.raises(UsageError, match="no/such/layer"):
+        export_tflite_int8(conv_model, tmp_path, options)
+
+
+@pytest.mark.parametrize(
+    ("shape", "seen"), [((8, SIZE + 1, SIZE, 3), "17x16x3"), ((8, SIZE, SIZE, 1), "16x16x1")]
+)
+def test_calibration_of_wrong_size_or_channels(
+    conv_model: Path, tmp_path: Path, shape: tuple[int, ...], seen: str
+) -> None:
+    options = ExportOptions(calibration=np.zeros(shape, np.float32))
+    with pytest.raises(DataError, match=f"calibration images are {seen}"):
+        export_tflite_int8(conv_model, tmp_path, options)
+    with pytest.raises(DataError, match="none were given"):
+        check_calibration(None, (SIZE, SIZE, 3))
+
+
+@pytest.mark.parametrize("io", ["uint8", "int8", "float32"])
+def test_int8_io_types_agree_with_savedmodel(conv_model: Path, tmp_path: Path, io: str) -> None:
+    from exporters.savedmodel import load_pivot, predict
+
+    images = _images(80, seed=5)
+    result = export_tflite_int8(conv_model, tmp_path, ExportOptions(calibration=images, io=io))
+    report = inspect_tflite(tmp_path / result.path)
+    assert report.inputs[0]["dtype"] == io and report.outputs[0]["dtype"] == io
+    assert report.float_ops == []
+    reference = predict(load_pivot(conv_model), images)
+    got = predict_tflite((tmp_path / result.path).read_bytes(), images)
+    assert np.max(np.abs(got - reference)) < 0.05  # one or two int8 steps of a softmax
+
+
+def test_float32_matches_and_has_static_batch(conv_model: Path, tmp_path: Path) -> None:
+    from exporters.savedmodel import load_pivot, predict
+
+    result = export_tflite_float32(conv_model, tmp_path, ExportOptions())
+    report = inspect_tflite(tmp_path / result.path)
+    assert report.inputs[0]["shape"] == [1, SIZE, SIZE, 3]
+    assert not {"SHAPE", "STRIDED_SLICE", "PACK"} & set(report.ops)
+    images = _images(10, seed=9)
+    got = predict_tflite((tmp_path / result.path).read_bytes(), images)
+    assert np.max(np.abs(got - predict(load_pivot(conv_model), images))) <= 1e-4
+
+
+def test_int8_is_under_a_third_of_float32_at_seed_width(tmp_path: Path) -> None:
+    """Size ratio of the default seed CNN (width 1, 32x32): weights dominate the file."""
+    from toolkit.models import build_model
+    from toolkit.sources import save_pivot
+
+    model = build_model("seed", (32, 32, 3), 10, width=1.0, seed=0)
+    pivot = tmp_path / "saved_model"
+    save_pivot(model, pivot)
+    calibration = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3)).astype(np.float32)
+    f32 = export_tflite_float32(pivot, tmp_path, ExportOptions())
+    q8 = export_tflite_int8(pivot, tmp_path, ExportOptions(calibration=calibration))
+    ratio = (tmp_path / q8.path).stat().st_size / (tmp_path / f32.path).stat().st_size
+    assert ratio <= 0.3, ratio
+    assert inspect_tflite(tmp_path / q8.path).fully_integer
