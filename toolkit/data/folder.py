@@ -1,0 +1,66 @@
+"""An image folder: one subfolder per class, any image size (resized), gray or RGB.
+
+Class names are the subfolder names in sorted order. Files that are not images by their
+extension are skipped; a file with an image extension that does not decode is an error
+naming the file (silently dropping it would change the dataset without a word).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from toolkit.data import Dataset, DataSpec, make_dataset
+from toolkit.data.images import IMAGE_SUFFIXES, is_grayscale, load_image
+from toolkit.errors import DataError, PathError
+
+
+def list_classes(root: Path) -> dict[str, list[Path]]:
+    """{class name: sorted image paths} for every non-hidden subfolder."""
+    if not root.exists():
+        raise PathError(f"data folder {root} does not exist")
+    if not root.is_dir():
+        raise PathError(f"data path {root} is not a folder", "give a folder of class subfolders")
+    classes: dict[str, list[Path]] = {}
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(
+            p
+            for p in sub.rglob("*")
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+        )
+        if files:
+            classes[sub.name] = files
+    if not classes:
+        raise DataError(
+            f"data folder {root} has no class subfolders with images",
+            "put each class's images in its own subfolder",
+        )
+    if len(classes) < 2:
+        only = next(iter(classes))
+        raise DataError(
+            f"data folder {root} has a single class ({only!r})",
+            "a classifier needs at least two class subfolders",
+        )
+    return classes
+
+
+def load_folder(spec: DataSpec) -> Dataset:
+    if spec.path is None:
+        raise DataError("a folder dataset needs a path")
+    root = Path(spec.path)
+    classes = list_classes(root)
+    items = [(path, label) for label, paths in enumerate(classes.values()) for path in paths]
+    if spec.size is not None and len(items) > spec.size:
+        # A seeded subset, so --size caps a large folder reproducibly.
+        keep = np.sort(np.random.default_rng(spec.seed).permutation(len(items))[: spec.size])
+        items = [items[i] for i in keep]
+    channels = spec.channels
+    if channels is None:
+        channels = 1 if all(is_grayscale(path) for path, _ in items) else 3
+    size = (spec.image_size, spec.image_size)
+    x = np.empty((len(items), *size, channels), dtype=np.uint8)
+    for i, (path, _) in enumerate(items):
+        x[i] = load_image(path, size, channels)
+    y = np.array([label for _, label in items], dtype=np.int64)
+    return make_dataset(x, y, list(classes), spec, channels=channels, source=str(root))

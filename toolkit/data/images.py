@@ -1,0 +1,96 @@
+"""A safe image loader: any common file in, uint8 HxWxC (RGB or gray) out, or DataError.
+
+Pillow's own guard against decompression bombs is process-wide and only warns below
+twice its limit; here every file's pixel count is checked against our limit before its
+pixels are decoded. Odd modes are converted the way a viewer would show them: CMYK and
+palettes to RGB, 16-bit to 8-bit by scaling (not clipping), alpha composited on white.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from toolkit.errors import DataError
+
+# 40 MP: any photo a phone takes, far below what would exhaust memory.
+MAX_PIXELS = 40_000_000
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+def is_grayscale(path: Path) -> bool:
+    """True when the file stores one channel (checked from the header only)."""
+    with _open(path) as image:
+        return image.mode in _GRAY_MODES
+
+
+def load_image(
+    path: Path, size: tuple[int, int] | None = None, channels: int = 3, max_pixels: int = MAX_PIXELS
+) -> np.ndarray:
+    """uint8 array [H, W, channels]; resized to size=(height, width) when given."""
+    with _open(path, max_pixels) as image:
+        try:
+            image = ImageOps.exif_transpose(image) or image
+            image = _to_8bit(image, channels)
+            if size is not None and image.size != (size[1], size[0]):
+                image = image.resize(
+                    (size[1], size[0]), Image.Resampling.BILINEAR, reducing_gap=2.0
+                )
+            pixels = np.asarray(image, dtype=np.uint8)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+            raise DataError(f"image {path} cannot be decoded: {_reason(error)}") from None
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    return pixels
+
+
+def _open(path: Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except FileNotFoundError:
+        raise DataError(f"image {path} does not exist") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        raise DataError(f"image {path} is not a readable image: {_reason(error)}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError(f"image {path} is too large to decode safely") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        image.close()
+        raise DataError(
+            f"image {path} has {width}x{height} pixels, more than the limit of {max_pixels:,}",
+            "downscale it first",
+        )
+    if width < 1 or height < 1:
+        image.close()
+        raise DataError(f"image {path} is empty ({width}x{height})")
+    return image
+
+
+def _to_8bit(image: Image.Image, channels: int) -> Image.Image:
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        # 16-bit (and 32-bit) gray: scale the full range down instead of clipping at 255.
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        if mode == "F":
+            top = 1.0 if values.max(initial=0) <= 1.0 else 255.0
+        gray = Image.fromarray(np.clip(np.rint(values / top * 255), 0, 255).astype(np.uint8), "L")
+        return gray if channels == 1 else gray.convert("RGB")
+    if mode in ("P", "LA", "PA"):
+        image = image.convert("RGBA")
+    if image.mode == "RGBA":
+        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, image)
+    # CMYK, YCbCr, LAB, 1-bit all convert through Pillow's own colour transforms.
+    return image.convert("L" if channels == 1 else "RGB")
+
+
+def _reason(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text[:160] or type(error).__name__
