@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from toolkit.inputspec import InputSpec
@@ -111,3 +113,31 @@ def sample_pixels(root: Path) -> tuple[list[str], np.ndarray]:
     files = [str(r["file"]) for r in records]
     pixels = np.stack([np.asarray(Image.open(root / "samples" / f).convert("RGB")) for f in files])
     return files, pixels
+
+
+_BUILT: dict[str, Path] = {}
+
+
+def tiny_artifacts_dir(factory: pytest.TempPathFactory) -> Path:
+    """The tiny artifacts folder, built once per test session."""
+    if "root" not in _BUILT:
+        _BUILT["root"] = build_tiny_artifacts(factory.mktemp("web-artifacts"))
+    return _BUILT["root"]
+
+
+def launch_chromium(playwright: Any, *extra: str) -> Any:
+    """Debian's Chromium with the flags the browser runtime uses (plus `extra`)."""
+    from toolkit.runtimes.browser import CHROMIUM_FLAGS, chromium_binary
+
+    return playwright.chromium.launch(
+        executable_path=chromium_binary(), args=[*CHROMIUM_FLAGS, *extra], timeout=60_000
+    )
+
+
+class PageLog:
+    """Console errors and uncaught exceptions of a page: a clean page has none."""
+
+    def __init__(self, page: Any) -> None:
+        self.errors: list[str] = []
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))

@@ -329,7 +329,7 @@ function parseSamples(data) {
   return records
     .map((r) => {
       const file = r.file ?? r.path ?? r.name;
-      let label = r.label ?? null;
+      let label = typeof r.label_name === 'string' ? r.label_name : (r.label ?? null);
       if (typeof label === 'number') label = state.labels[label] ?? String(label);
       return file ? { file: String(file), label } : null;
     })

@@ -21,10 +21,13 @@ import atexit
 import base64
 import contextlib
 import os
+import queue
 import shutil
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -81,13 +84,56 @@ def _summary(error: BaseException, limit: int = 300) -> str:
     return " ".join(str(error).split())[:limit]
 
 
+class _Timeout(Exception):
+    pass
+
+
+class _PlaywrightThread:
+    """A thread that owns Playwright: every browser call runs there, one at a time.
+
+    Playwright's sync API refuses to start in a thread that already runs an event loop
+    or another Playwright; a thread of our own keeps the adapter usable from anywhere
+    (tests that drive a browser themselves, an asyncio caller), and lets the caller wait
+    with a time limit while the call itself blocks over there.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue[tuple[Callable[[], Any], Future[Any]] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="cnnx-browser", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            action, future = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(action())
+            except BaseException as error:
+                future.set_exception(error)
+
+    def run(self, action: Callable[[], T], timeout: float) -> T:
+        future: Future[T] = Future()
+        self._jobs.put((action, future))
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            raise _Timeout from None
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+
+
 class BrowserSession:
     """One Playwright driver, one Chromium and the demo servers it reads from."""
 
     def __init__(self, timeout: float) -> None:
         try:
+            import playwright.sync_api  # noqa: F401 - fail here, with the fix
             import psutil
-            from playwright.sync_api import sync_playwright
         except ImportError as error:  # pragma: no cover - part of the pinned set
             raise RuntimeUnavailable(
                 f"the browser runtime needs {error.name}", "reinstall with make setup"
@@ -98,24 +144,57 @@ class BrowserSession:
         self._users = 0
         self.dead = False
         self.killed_for = ""
+        self._pids: set[int] = set()
+        self._thread = _PlaywrightThread()
         before = self._chromium_pids()
-        self._playwright = sync_playwright().start()
         try:
-            started = time.perf_counter()
-            self.browser = self._playwright.chromium.launch(
+            self.browser, self._playwright, self.start_ms = self._thread.run(
+                lambda: self._launch(timeout), timeout + 10
+            )
+        except _Timeout:
+            self._pids = self._chromium_pids() - before
+            self.kill("Chromium did not start")
+            self._thread.stop()
+            raise RuntimeUnavailable(
+                f"Chromium ({self.executable}) did not start within {timeout:g} s", CHROMIUM_FIX
+            ) from None
+        except RuntimeUnavailable:
+            self._thread.stop()
+            raise
+        # The processes we started: the watchdog kills exactly these and nothing else.
+        self._pids = self._chromium_pids() - before
+        self.version = str(self.browser.version)
+
+    def _launch(self, timeout: float) -> tuple[Any, Any, float]:
+        from playwright.sync_api import sync_playwright
+
+        playwright = sync_playwright().start()
+        started = time.perf_counter()
+        try:
+            browser = playwright.chromium.launch(
                 executable_path=self.executable,
                 args=list(CHROMIUM_FLAGS),
                 timeout=timeout * 1e3,
             )
-            self.start_ms = (time.perf_counter() - started) * 1e3
         except Exception as error:
-            self._playwright.stop()
+            playwright.stop()
             raise RuntimeUnavailable(
                 f"Chromium ({self.executable}) did not start: {_summary(error)}", CHROMIUM_FIX
             ) from None
-        # The processes we started: the watchdog kills exactly these and nothing else.
-        self._pids = self._chromium_pids() - before
-        self.version = str(self.browser.version)
+        return browser, playwright, (time.perf_counter() - started) * 1e3
+
+    def run(self, what: str, action: Callable[[], T], timeout: float) -> T:
+        """Run `action` in the Playwright thread; past `timeout`, kill Chromium."""
+        if self.dead:
+            raise RuntimeUnavailable(f"{what}: Chromium is gone ({self.killed_for or 'closed'})")
+        try:
+            return self._thread.run(action, timeout)
+        except _Timeout:
+            reason = f"{what}: no answer within {timeout:g} s"
+            self.kill(reason)
+            raise RuntimeUnavailable(
+                reason, "the page hung or crashed; Chromium was stopped"
+            ) from None
 
     def _chromium_pids(self) -> set[int]:
         try:
@@ -147,7 +226,7 @@ class BrowserSession:
             self.close()
 
     def kill(self, reason: str) -> None:
-        """Kill the Chromium processes this session started (called by the watchdog)."""
+        """Kill the Chromium processes this session started (a hung or crashed page)."""
         self.dead = True
         self.killed_for = reason
         for pid in self._pids:
@@ -170,10 +249,18 @@ class BrowserSession:
         for server in self._servers.values():
             server.close()
         self._servers.clear()
-        with contextlib.suppress(Exception):
-            self.browser.close()
-        with contextlib.suppress(Exception):
-            self._playwright.stop()
+
+        def stop() -> None:
+            with contextlib.suppress(Exception):
+                self.browser.close()
+            with contextlib.suppress(Exception):
+                self._playwright.stop()
+
+        try:
+            self._thread.run(stop, 15)
+        except _Timeout:
+            self.kill("it did not close")
+        self._thread.stop()
         self.dead = True
 
 
@@ -218,48 +305,43 @@ class BrowserModel(LoadedModel):
         session.acquire()
         self._closed = False
         try:
-            self._context = session.browser.new_context()
-            self.page = self._context.new_page()
-        except Exception as error:
+            self._context, self.page = session.run(
+                f"{self.what}: opening a page", self._open_page, timeout
+            )
+        except BaseException as error:
             session.release()
+            if isinstance(error, CnnxError):
+                raise
             raise RuntimeUnavailable(
                 f"{self.what}: cannot open a page: {_summary(error)}"
             ) from None
-        self.page.on("console", self._on_console)
-        self.page.on("pageerror", lambda error: self.console_errors.append(f"pageerror: {error}"))
-        self.page.on("crash", lambda _page: self.console_errors.append("the page crashed"))
+
+    def _open_page(self) -> tuple[Any, Any]:
+        # Runs in the Playwright thread, like every other use of the page.
+        context = self._session.browser.new_context()
+        page = context.new_page()
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda error: self.console_errors.append(f"pageerror: {error}"))
+        page.on("crash", lambda _page: self.console_errors.append("the page crashed"))
+        return context, page
 
     def _on_console(self, message: Any) -> None:
         if message.type == "error":
             self.console_errors.append(message.text)
 
     def call(self, what: str, action: Callable[[], T], timeout: float) -> T:
-        """Run one Playwright action with a watchdog; any failure is RuntimeUnavailable."""
+        """Run one Playwright action under a time limit; any failure is RuntimeUnavailable."""
         if self._closed:
             raise RuntimeUnavailable(f"{self.what}: the model was already closed")
-        if self._session.dead:
-            raise RuntimeUnavailable(
-                f"{self.what}: Chromium is gone ({self._session.killed_for or 'closed'})"
-            )
-        reason = f"{self.what}: the page did not answer {what} within {timeout:g} s"
-        watchdog = threading.Timer(timeout, self._session.kill, args=(reason,))
-        watchdog.daemon = True
-        watchdog.start()
         try:
-            return action()
+            return self._session.run(f"{self.what}: {what}", action, timeout)
         except CnnxError:
             raise
         except Exception as error:
-            if self._session.dead and self._session.killed_for == reason:
-                raise RuntimeUnavailable(
-                    reason, "a hung or crashed page; see the page console"
-                ) from None
             said = f"; console: {self.console_errors[-1][:200]}" if self.console_errors else ""
             raise RuntimeUnavailable(
                 f"{self.what}: {what} failed in Chromium: {_summary(error)}{said}"
             ) from None
-        finally:
-            watchdog.cancel()
 
     def evaluate(
         self, what: str, script: str, arg: Any = None, timeout: float | None = None
@@ -326,7 +408,7 @@ class BrowserModel(LoadedModel):
         self._closed = True
         if not self._session.dead:
             with contextlib.suppress(Exception):
-                self._context.close()
+                self._session.run(f"{self.what}: closing", self._context.close, self._timeout)
         self._session.release()
 
 

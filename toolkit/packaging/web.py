@@ -1,0 +1,159 @@
+"""The web bundle: the demo page, its TF.js models and samples as one static folder.
+
+    OUT/index.html, app.js, style.css      the page (relative URLs only)
+    OUT/vendor/                            tf.min.js, tf-backend-wasm.min.js, *.wasm
+    OUT/artifacts/manifest.json            a manifest of the TF.js artifacts only
+    OUT/artifacts/tfjs/...                 model.json + weight shards, hash-checked
+    OUT/artifacts/samples/                 the labelled test images, if recorded
+    OUT/bundle.json, README.md, _headers   what it is, how to host it
+
+It has the layout `cnnx serve` serves, so the page runs from any static host (or
+`cnnx serve OUT/artifacts`). Built in a staged folder and renamed into place: an
+interrupted build leaves nothing, and an existing OUT is an error, never merged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from toolkit import __version__
+from toolkit.atomic import staged_dir, write_json_atomic, write_text_atomic
+from toolkit.errors import ArtifactError, DataError
+from toolkit.manifest import Manifest, describe_files, load_manifest, now_iso, sha256_file
+from toolkit.serve import (
+    ARTIFACTS_PREFIX,
+    PAGE_FILES,
+    SAMPLES_DIR,
+    SECURITY_HEADERS,
+    VENDOR_PREFIX,
+    vendor_files,
+    web_demo_dir,
+)
+
+BUNDLE_SCHEMA = "cnnx.bundle/1"
+
+README = """# cnnx web bundle
+
+A static page that classifies images in the browser with TF.js ({artifacts}).
+Everything it loads is in this folder (no CDN); every URL is relative.
+
+Host it with any static file server, for example:
+
+    python3 -m http.server 8000 --bind 127.0.0.1 --directory .
+
+then open http://127.0.0.1:8000/. Opening index.html from disk (file://) does not
+work: browsers refuse fetch() of local files.
+
+The wasm backend uses threads only when the page is cross-origin isolated; the
+`_headers` file sets the two headers that need (Cross-Origin-Opener-Policy and
+Cross-Origin-Embedder-Policy) on hosts that read it (Netlify, Cloudflare Pages).
+Elsewhere the page still works, single-threaded and with coarser timers.
+
+URL parameters: `?model=ID` ({artifacts}) and `?backend=wasm|webgl|cpu`.
+`bundle.json` records the source manifest and the sha256 of every file.
+"""
+
+
+def _tfjs_manifest(manifest: Manifest, root: Path) -> Manifest:
+    """The source manifest reduced to its TF.js artifacts, rooted at the bundle."""
+    tfjs = {k: e for k, e in manifest.artifacts.items() if e.format == "tfjs"}
+    if not tfjs:
+        raise ArtifactError(
+            f"{manifest.path} has no TF.js artifact (it has: "
+            f"{', '.join(sorted(manifest.artifacts)) or 'none'})",
+            f"make one with: cnnx export --to tfjs --out {manifest.root}",
+        )
+    return Manifest(
+        root=root,
+        input=manifest.input,
+        labels=list(manifest.labels),
+        artifacts=tfjs,
+        source=dict(manifest.source),
+        eval_data=manifest.eval_data,
+        versions=dict(manifest.versions),
+        command=manifest.command,
+        created=manifest.created,
+    )
+
+
+def _sample_files(manifest: Manifest) -> list[str]:
+    """samples/samples.json and the images it names (relative to the artifacts root)."""
+    index = manifest.root / SAMPLES_DIR / "samples.json"
+    if not index.is_file():
+        return []
+    try:
+        data = json.loads(index.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"{index} is not valid JSON: {error}") from None
+    records = data.get("samples") if isinstance(data, dict) else data
+    if not isinstance(records, list):
+        raise DataError(f"{index} holds no list of samples")
+    files = [f"{SAMPLES_DIR}/samples.json"]
+    for record in records:
+        name = record.get("file") if isinstance(record, dict) else None
+        if not isinstance(name, str):
+            raise DataError(f"{index}: malformed sample record {record!r}")
+        path = (manifest.root / SAMPLES_DIR / name).resolve()
+        if not path.is_relative_to((manifest.root / SAMPLES_DIR).resolve()) or not path.is_file():
+            raise DataError(f"{index} names {name!r}, which is not a file in {SAMPLES_DIR}/")
+        files.append(f"{SAMPLES_DIR}/{name}")
+    return files
+
+
+def _copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+
+
+def package_web(artifacts_dir: Path, out_dir: Path, *, force: bool = False) -> Path:
+    """Write the web bundle for ARTIFACTS_DIR's TF.js artifacts to OUT_DIR; return OUT_DIR.
+
+    Raises PathError if OUT_DIR exists (unless force, which replaces it whole),
+    ArtifactError if there is no TF.js artifact or a file does not match its sha256,
+    RuntimeUnavailable if TF.js is not installed in web_demo/node_modules.
+    """
+    manifest = load_manifest(Path(artifacts_dir))
+    out_dir = Path(out_dir)
+    page_dir = web_demo_dir()
+    vendor = vendor_files(page_dir)
+    subset = _tfjs_manifest(manifest, out_dir / ARTIFACTS_PREFIX)
+    for entry in subset.artifacts.values():
+        manifest.check_files(entry)  # never ship a model that changed after export
+    samples = _sample_files(manifest)
+
+    with staged_dir(out_dir, replace=force) as tmp:
+        for name in PAGE_FILES:
+            _copy(page_dir / name, tmp / name)
+        for name, source in vendor.items():
+            _copy(source, tmp / VENDOR_PREFIX / name)
+        artifacts = tmp / ARTIFACTS_PREFIX
+        for entry in subset.artifacts.values():
+            for file_record in entry.files:
+                _copy(manifest.root / file_record["path"], artifacts / file_record["path"])
+        for relative in samples:
+            _copy(manifest.root / relative, artifacts / relative)
+        dataclasses.replace(subset, root=artifacts).save()
+
+        ids = ", ".join(sorted(subset.artifacts))
+        write_text_atomic(tmp / "README.md", README.format(artifacts=ids))
+        headers = "".join(f"  {k}: {v}\n" for k, v in SECURITY_HEADERS.items())
+        write_text_atomic(tmp / "_headers", f"/*\n{headers}")
+        record: dict[str, Any] = {
+            "schema": BUNDLE_SCHEMA,
+            "target": "web",
+            "created": now_iso(),
+            "cnnx": __version__,
+            "source_manifest": {
+                "path": str(manifest.path.resolve()),
+                "sha256": sha256_file(manifest.path),
+            },
+            "artifacts": sorted(subset.artifacts),
+            "samples": max(0, len(samples) - 1),
+            "files": describe_files(tmp, "."),
+        }
+        write_json_atomic(tmp / "bundle.json", record)
+    return out_dir
