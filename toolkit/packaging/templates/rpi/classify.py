@@ -16,8 +16,11 @@ is missing or does not match its sha256, 5 no camera.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
+import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -65,8 +68,9 @@ class Classifier:
         self.spec = json.loads((HERE / "input_spec.json").read_text(encoding="utf-8"))
         self.labels = (HERE / "labels.txt").read_text(encoding="utf-8").splitlines()
         interpreter_class = load_interpreter_class()
-        self.interpreter = interpreter_class(model_content=content, num_threads=threads)
-        self.interpreter.allocate_tensors()
+        with native_stderr_silenced():  # LiteRT's C++ INFO line about XNNPACK
+            self.interpreter = interpreter_class(model_content=content, num_threads=threads)
+            self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         _, self.height, self.width, self.channels = (int(d) for d in self.input["shape"])
@@ -119,6 +123,20 @@ class Classifier:
             {"index": int(i), "label": self.labels[int(i)], "score": float(scores[i])}
             for i in order
         ]
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Send file descriptor 2 to /dev/null; Python errors still raise as usual."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def centre_crop(image: Image.Image, aspect: float) -> Image.Image:
@@ -271,9 +289,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.top_k < 1 or args.threads < 1 or args.bench < 0 or args.frames < 0:
         parser.error("--top-k and --threads must be >= 1; --bench and --frames >= 0")
     try:
+        paths = [] if args.camera else image_paths(args.paths or [str(HERE / "test_images")])
         classifier = Classifier(args.model, args.threads)
         k = min(args.top_k, len(classifier.labels))
-        report: dict = {"model": args.model, "threads": args.threads}
+        report: dict = {
+            "model": args.model,
+            "threads": args.threads,
+            "machine": platform.machine(),
+            "python": platform.python_version(),
+        }
         if args.camera:
             frames = camera_frames(args.frames or sys.maxsize)
             for number, frame in enumerate(frames):
@@ -288,7 +312,6 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
             return 0
-        paths = image_paths(args.paths or [str(HERE / "test_images")])
         report.update(classify_files(classifier, paths, k))
         if args.bench:
             with Image.open(paths[0]) as image:

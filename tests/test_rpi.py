@@ -1,0 +1,196 @@
+"""The Raspberry Pi bundle: its contents, its classify.py on x86, and the same bundle on
+an emulated Pi 4 (aarch64 Cortex-A72 under qemu, the bundle's pinned wheels)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.test_package_support import LABELS, tiny_artifacts
+from toolkit.packaging.rpi import package_rpi
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tiny_artifacts(tmp_path_factory.getbasetemp())
+    return package_rpi(root, tmp_path_factory.mktemp("rpi-bundle") / "rpi")
+
+
+def classify(bundle: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(bundle / "classify.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def classify_json(bundle: Path, *args: str) -> dict[str, Any]:
+    process = classify(bundle, "--json", *args)
+    assert process.returncode == 0, process.stderr
+    return dict(json.loads(process.stdout))
+
+
+def litert_top1(model: Path, images: list[Path]) -> list[int]:
+    """An independent reading of the model: LiteRT directly, raw bytes in (scale 1)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(model))
+    interpreter.allocate_tensors()
+    source = interpreter.get_input_details()[0]
+    target = interpreter.get_output_details()[0]
+    top = []
+    for path in images:
+        pixels = np.asarray(Image.open(path).convert("RGB"))[None]
+        interpreter.set_tensor(source["index"], pixels.astype(source["dtype"]))
+        interpreter.invoke()
+        top.append(int(np.argmax(interpreter.get_tensor(target["index"])[0])))
+    return top
+
+
+def test_bundle_holds_models_labels_spec_scripts_and_test_images(bundle: Path) -> None:
+    record = json.loads((bundle / "bundle.json").read_text())
+    assert record["target"] == "rpi"
+    assert (bundle / "labels.txt").read_text().splitlines() == list(LABELS)
+    assert json.loads((bundle / "input_spec.json").read_text())["shape"] == [16, 16, 3]
+    assert record["models"]["int8"]["inputs"][0]["dtype"] == "uint8"
+    assert record["models"]["float32"]["inputs"][0]["dtype"] == "float32"
+    for name in ("classify.py", "setup.sh"):
+        assert (bundle / name).stat().st_mode & 0o111, f"{name} is not executable"
+    pins = [
+        line
+        for line in (bundle / "requirements.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert "ai-edge-litert==2.3.0" in pins
+    assert all("==" in line for line in pins), pins
+    truth = json.loads((bundle / "test_images" / "ground_truth.json").read_text())["images"]
+    assert len(truth) == 20
+    assert all((bundle / "test_images" / t["file"]).is_file() for t in truth)
+    assert all(LABELS[t["index"]] == t["label"] for t in truth)
+    # Every file is recorded with its hash, and the hashes hold.
+    listed = {f["path"]: f["sha256"] for f in record["files"]}
+    present = {
+        p.relative_to(bundle).as_posix()
+        for p in bundle.rglob("*")
+        if p.is_file() and p.name != "bundle.json"
+    }
+    assert set(listed) == present
+    for path, digest in listed.items():
+        assert hashlib.sha256((bundle / path).read_bytes()).hexdigest() == digest, path
+    readme = (bundle / "README.md").read_text()
+    assert "./setup.sh" in readme and "{{" not in readme
+
+
+def test_zip_holds_exactly_the_folder_under_its_name(bundle: Path) -> None:
+    with zipfile.ZipFile(bundle.with_suffix(".zip")) as archive:
+        names = {info.filename: info for info in archive.infolist()}
+        folder = {
+            f"rpi/{p.relative_to(bundle).as_posix()}" for p in bundle.rglob("*") if p.is_file()
+        }
+        assert set(names) == folder
+        assert all(not n.startswith("/") and ".." not in n.split("/") for n in names)
+        assert (names["rpi/classify.py"].external_attr >> 16) & 0o111
+        assert (
+            archive.read("rpi/models/model_int8.tflite")
+            == (bundle / "models" / "model_int8.tflite").read_bytes()
+        )
+
+
+def test_classify_reproduces_litert_and_the_recorded_accuracy_on_x86(bundle: Path) -> None:
+    record = json.loads((bundle / "bundle.json").read_text())
+    for variant in ("int8", "float32"):
+        report = classify_json(bundle, "--model", variant, "--top-k", "2")
+        results = report["results"]
+        images = [Path(r["file"]) for r in results]
+        assert [r["top"][0]["index"] for r in results] == litert_top1(
+            bundle / "models" / f"model_{variant}.tflite", images
+        )
+        assert all(len(r["top"]) == 2 for r in results)
+        assert all(r["top"][0]["label"] == LABELS[r["top"][0]["index"]] for r in results)
+        accuracy = report["summary"]["accuracy"]
+        assert accuracy == record["models"][variant]["accuracy_test_images"]
+        assert accuracy == sum(r["correct"] for r in results) / len(results)
+        assert accuracy >= 0.8  # the tiny model does learn the colours
+        if variant == "int8":  # uint8 output: raw integers, dequantized with scale 1/256
+            assert all(isinstance(v, int) for r in results for v in r["raw"])
+            scale = record["models"]["int8"]["outputs"][0]["quantization"]["scale"]
+            assert results[0]["scores"] == [v * scale for v in results[0]["raw"]]
+
+
+def test_classify_bench_and_plain_output(bundle: Path) -> None:
+    bench = classify_json(bundle, "--bench", "20")["bench"]
+    assert bench["runs"] == 20
+    assert 0 < bench["p50_ms"] <= bench["p90_ms"] <= bench["p99_ms"]
+    image = bundle / "test_images" / "000_blue.png"
+    process = classify(bundle, str(image), "--top-k", "1")
+    assert process.returncode == 0, process.stderr
+    line = process.stdout.strip().splitlines()[0]
+    assert line.startswith(f"{image}: ") and line.split(": ")[1].split()[0] in LABELS
+
+
+def test_classify_refuses_bad_paths_and_changed_models(bundle: Path, tmp_path: Path) -> None:
+    missing = classify(bundle, str(tmp_path / "nope.png"))
+    assert missing.returncode == 3
+    assert missing.stderr.strip() == f"classify.py: error: {tmp_path / 'nope.png'} does not exist"
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    assert classify(bundle, str(broken)).returncode == 3
+
+    copy = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(bundle, copy)
+    model = copy / "models" / "model_int8.tflite"
+    model.write_bytes(model.read_bytes()[:-1] + b"\x00")
+    changed = classify(copy)
+    assert changed.returncode == 4
+    assert "does not match its sha256" in changed.stderr
+    assert len(changed.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.emulation
+def test_bundle_gives_the_same_answers_on_an_emulated_pi4(bundle: Path) -> None:
+    """classify.py under qemu-aarch64 (Cortex-A72) with the bundle's pinned aarch64 wheels:
+    int8 outputs bit-exact with x86 LiteRT, float32 within 1e-5, the same accuracy."""
+    from toolkit.emulation import find_emulator
+
+    emulator = find_emulator()  # in CI a missing cache is a failure: make emulation
+    record = json.loads((bundle / "bundle.json").read_text())
+    for variant in ("int8", "float32"):
+        host = classify_json(bundle, "--model", variant)
+        process = emulator.run_python(
+            ["classify.py", "--json", "--model", variant, "--bench", "5"], cwd=bundle
+        )
+        assert process.returncode == 0, process.stderr[-2000:]
+        pi = json.loads(process.stdout)
+        assert pi["machine"] == "aarch64" and pi["python"].startswith("3.11")
+        assert host["machine"] != "aarch64"
+        assert [Path(r["file"]).name for r in pi["results"]] == [
+            Path(r["file"]).name for r in host["results"]
+        ]
+        pi_scores = np.array([r["scores"] for r in pi["results"]])
+        host_scores = np.array([r["scores"] for r in host["results"]])
+        if variant == "int8":
+            assert [r["raw"] for r in pi["results"]] == [r["raw"] for r in host["results"]]
+        else:
+            np.testing.assert_allclose(pi_scores, host_scores, rtol=0, atol=1e-5)
+        assert [r["top"][0]["index"] for r in pi["results"]] == [
+            r["top"][0]["index"] for r in host["results"]
+        ]
+        accuracy = pi["summary"]["accuracy"]
+        assert accuracy == host["summary"]["accuracy"]
+        assert accuracy == record["models"][variant]["accuracy_test_images"]
+        assert pi["bench"]["runs"] == 5 and pi["bench"]["p50_ms"] > 0
