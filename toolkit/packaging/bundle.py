@@ -144,7 +144,7 @@ def spec_normalization(spec: InputSpec) -> tuple[list[float], list[float]]:
         mean = list(spec.mean) * (spec.channels if len(spec.mean) == 1 else 1)
         std = list(spec.std) * (spec.channels if len(spec.std) == 1 else 1)
         return [float(m) for m in mean], [float(s) for s in std]
-    mean_value = -spec.offset / spec.scale
+    mean_value = -spec.offset / spec.scale + 0.0  # + 0.0: no "-0" in metadata and READMEs
     std_value = 1.0 / spec.scale
     return [mean_value] * spec.channels, [std_value] * spec.channels
 

@@ -1,0 +1,104 @@
+"""The Android bundle: TFLite metadata written in the android environment, and read by
+MediaPipe Tasks' ImageClassifier (the task code Android runs) on the bundled models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.test_package_support import LABELS, tiny_artifacts
+from toolkit.packaging.android import mediapipe_classify, package_android, read_metadata
+
+pytestmark = [pytest.mark.slow, pytest.mark.android]
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tiny_artifacts(tmp_path_factory.getbasetemp())
+    return package_android(root, tmp_path_factory.mktemp("android-bundle") / "android")
+
+
+def litert_scores(model: Path, images: list[Path]) -> np.ndarray:
+    """LiteRT on the bundled model: float32 normalized by the spec (identity here), uint8
+    raw bytes; uint8 outputs dequantized with their own scale and zero point."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(model))
+    interpreter.allocate_tensors()
+    source = interpreter.get_input_details()[0]
+    target = interpreter.get_output_details()[0]
+    rows = []
+    for path in images:
+        pixels = np.asarray(Image.open(path).convert("RGB"))[None]
+        interpreter.set_tensor(source["index"], pixels.astype(source["dtype"]))
+        interpreter.invoke()
+        raw = interpreter.get_tensor(target["index"])[0]
+        scale, zero_point = target["quantization"]
+        rows.append((raw.astype(np.float32) - zero_point) * scale if scale else raw)
+    return np.array(rows, dtype=np.float32)
+
+
+def test_models_carry_normalization_labels_and_descriptions(bundle: Path) -> None:
+    record = json.loads((bundle / "bundle.json").read_text())
+    for variant in ("float32", "int8"):
+        model = bundle / "models" / f"model_{variant}.tflite"
+        answer = read_metadata(model)
+        metadata: dict[str, Any] = answer["metadata"]
+        assert answer["associated_files"] == ["labels.txt"]
+        assert answer["associated_text"]["labels.txt"] == list(LABELS)
+        subgraph = metadata["subgraph_metadata"][0]
+        image = subgraph["input_tensor_metadata"][0]
+        assert image["name"] == "image" and "16x16 RGB" in image["description"]
+        options = image["process_units"][0]["options"]
+        # cnnx models rescale inside, so the spec is the identity: mean 0, std 1.
+        assert options["mean"] == [0.0, 0.0, 0.0] and options["std"] == [1.0, 1.0, 1.0]
+        assert image["content"]["content_properties"]["color_space"] == "RGB"
+        output = subgraph["output_tensor_metadata"][0]
+        assert output["name"] == "probabilities" and output["description"]
+        assert output["associated_files"][0]["type"] == "TENSOR_AXIS_LABELS"
+        assert record["models"][variant]["associated_files"] == ["labels.txt"]
+    assert record["models"]["int8"]["inputs"][0]["dtype"] == "uint8"
+    assert record["models"]["int8"]["raw_pixels_in"] is True
+    readme = (bundle / "README.md").read_text()
+    assert "tasks-vision" in readme and "ImageClassifier" in readme and "Interpreter(" in readme
+    assert "floatArrayOf(0f, 0f, 0f)" in readme and "{{" not in readme
+
+
+def test_metadata_leaves_the_model_computing_the_same(
+    bundle: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The metadata is an appendix: the bundled model gives LiteRT the source's outputs."""
+    root = tiny_artifacts(tmp_path_factory.getbasetemp())
+    images = sorted((bundle / "test_images").glob("*.png"))
+    for variant in ("float32", "int8"):
+        with_metadata = litert_scores(bundle / "models" / f"model_{variant}.tflite", images)
+        source = litert_scores(root / "tflite" / f"model_{variant}.tflite", images)
+        assert np.array_equal(with_metadata, source)
+
+
+def test_mediapipe_image_classifier_matches_litert_with_labels_from_metadata(
+    bundle: Path,
+) -> None:
+    images = sorted((bundle / "test_images").glob("*.png"))
+    truth = {
+        t["file"]: t["index"]
+        for t in json.loads((bundle / "test_images" / "ground_truth.json").read_text())["images"]
+    }
+    for variant in ("float32", "int8"):
+        model = bundle / "models" / f"model_{variant}.tflite"
+        results = mediapipe_classify(model, images, max_results=len(LABELS))
+        assert len(results) == len(images)
+        scores = litert_scores(model, images)
+        assert [r[0]["index"] for r in results] == [int(np.argmax(s)) for s in scores]
+        for result, row in zip(results, scores, strict=True):
+            # The names come from the labels file packed in the metadata.
+            assert [c["category_name"] for c in result] == [LABELS[c["index"]] for c in result]
+            for category in result:
+                assert category["score"] == pytest.approx(float(row[category["index"]]), abs=1e-5)
+        correct = sum(r[0]["index"] == truth[p.name] for r, p in zip(results, images, strict=True))
+        assert correct / len(images) >= 0.8
