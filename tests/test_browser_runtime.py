@@ -1,0 +1,132 @@
+"""The `browser` runtime adapter on real headless Chromium, against the SavedModel.
+
+Each backend (wasm, webgl, cpu) loads the session's TF.js artifacts through the demo
+page and must give the SavedModel's probabilities on the same preprocessed batch; the
+page's own timer must answer; a hung page must become a RuntimeUnavailable within its
+time limit (and the next load must work); a missing Chromium must say how to install it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from toolkit.errors import ArtifactError, RuntimeUnavailable, UsageError
+from toolkit.manifest import Manifest, load_manifest
+from toolkit.runtimes import RUNTIMES, load
+from toolkit.runtimes import browser as browser_runtime
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def close_chromium_after_module() -> Iterator[None]:
+    yield
+    browser_runtime.shutdown()
+
+
+@pytest.fixture(scope="module")
+def manifest(artifacts: Path) -> Manifest:
+    return load_manifest(artifacts)
+
+
+@pytest.fixture(scope="module")
+def batch(manifest: Manifest) -> np.ndarray:
+    """The sample images, preprocessed by the manifest's spec (what bench feeds)."""
+    folder = manifest.root / "samples"
+    files = sorted(folder.glob("*.png"))
+    pixels = np.stack([np.asarray(Image.open(f)) for f in files])
+    return manifest.input.apply(pixels.reshape(len(files), *manifest.input.shape))
+
+
+@pytest.fixture(scope="module")
+def reference(manifest: Manifest, batch: np.ndarray) -> np.ndarray:
+    with load("tf", manifest, manifest.artifact("savedmodel")) as model:
+        return model.predict(batch)
+
+
+def test_the_registry_names_this_adapter() -> None:
+    spec = RUNTIMES["browser"]
+    assert spec.module == "toolkit.runtimes.browser"
+    assert spec.supported_variants == browser_runtime.BACKENDS
+
+
+@pytest.mark.parametrize("backend", ["wasm", "webgl", "cpu"])
+def test_each_backend_matches_the_savedmodel(
+    manifest: Manifest, batch: np.ndarray, reference: np.ndarray, backend: str
+) -> None:
+    with load("browser", manifest, manifest.artifact("tfjs_float32"), backend=backend) as model:
+        probs = model.predict(batch)
+        assert probs.dtype == np.float32 and probs.shape == reference.shape
+        assert np.abs(probs - reference).max() < 1e-4
+        assert (probs.argmax(1) == reference.argmax(1)).all()
+        assert model.predict(batch[:0]).shape == (0, len(manifest.labels))
+
+        info = model.info
+        assert (info.runtime, info.backend) == ("browser", backend)
+        assert info.init_ms > 0 and info.details["first_inference_ms"] > 0
+        assert info.details["cross_origin_isolated"] is True
+        if backend == "wasm":
+            assert info.details["wasm_simd"] is True and info.threads is not None
+
+        times = model.self_timed(batch[:1], 25)
+        assert times is not None and len(times) == 25 and all(t > 0 for t in times)
+        memory = model.memory()
+        assert memory is not None and memory.bytes > 10_000_000
+
+
+def test_predict_chunks_a_large_batch(manifest: Manifest, batch: np.ndarray) -> None:
+    big = np.concatenate([batch] * (browser_runtime.CHUNK // len(batch) + 2))
+    with load("browser", manifest, manifest.artifact("tfjs_float32")) as model:
+        probs = model.predict(big)
+    assert probs.shape == (len(big), len(manifest.labels))
+    np.testing.assert_allclose(probs[: len(batch)], probs[-len(batch) :], atol=1e-6)
+
+
+def test_quantized_tfjs_artifacts_load_too(manifest: Manifest, batch: np.ndarray) -> None:
+    with load("browser", manifest, manifest.artifact("tfjs_uint8")) as model:
+        probs = model.predict(batch)
+    assert probs.shape == (len(batch), len(manifest.labels))
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-4)
+
+
+def test_a_hung_page_is_a_failed_call_not_a_hang(manifest: Manifest, batch: np.ndarray) -> None:
+    model = load("browser", manifest, manifest.artifact("tfjs_float32"))
+    started = time.monotonic()
+    with pytest.raises(RuntimeUnavailable, match="no answer within 2 s"):
+        model.evaluate("a busy loop", "() => { while (true) {} }", timeout=2)
+    assert time.monotonic() - started < 20
+    with pytest.raises(RuntimeUnavailable):
+        model.predict(batch)  # its Chromium was killed
+    model.close()
+    # The next load starts a fresh Chromium.
+    with load("browser", manifest, manifest.artifact("tfjs_float32")) as again:
+        assert again.predict(batch[:2]).shape == (2, len(manifest.labels))
+
+
+def test_bad_options_and_artifacts(manifest: Manifest) -> None:
+    with pytest.raises(UsageError, match="no backend 'webgpu'"):
+        load("browser", manifest, manifest.artifact("tfjs_float32"), backend="webgpu")
+    with pytest.raises(ArtifactError):
+        load("browser", manifest, manifest.artifact("tflite_float32"))
+
+
+def test_missing_chromium_says_how_to_install_it(
+    manifest: Manifest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    browser_runtime.shutdown()  # so the next load must find a browser
+    monkeypatch.setenv("CNNX_CHROMIUM", str(tmp_path / "no-chromium"))
+    with pytest.raises(RuntimeUnavailable, match=r"CNNX_CHROMIUM=.* is not an executable"):
+        load("browser", manifest, manifest.artifact("tfjs_float32"))
+    monkeypatch.delenv("CNNX_CHROMIUM")
+    monkeypatch.setattr(browser_runtime, "CHROMIUM_CANDIDATES", ())
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(RuntimeUnavailable) as error:
+        load("browser", manifest, manifest.artifact("tfjs_float32"))
+    assert error.value.exit_code == 8
+    assert "apt-get install chromium" in error.value.one_line()
