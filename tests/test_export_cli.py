@@ -255,7 +255,7 @@ def test_killed_export_leaves_previous_artifacts_intact(
     shutil.copytree(artifacts, folder)
     before = _hashes_hold(folder)
     manifest_bytes = (folder / "manifest.json").read_bytes()
-    args = ["export", "--model", str(tiny_run), "--to", "all", "--out", str(folder)]
+    args = ["export", "--model", str(tiny_run), "--to", "tflite", "--out", str(folder)]
 
     # 1. Killed with everything staged, just before the swap.
     process = _spawn(args, tmp_path, CNNX_FAULT_AFTER="staged:artifacts")

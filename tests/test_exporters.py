@@ -7,6 +7,7 @@ converted for real by the TFLite converter and read back with LiteRT.
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -178,3 +179,33 @@ def test_int8_is_under_a_third_of_float32_at_seed_width(tmp_path: Path) -> None:
     ratio = (tmp_path / q8.path).stat().st_size / (tmp_path / f32.path).stat().st_size
     assert ratio <= 0.3, ratio
     assert inspect_tflite(tmp_path / q8.path).fully_integer
+
+
+def test_info_flags_ops_that_need_flex(tmp_path: Path) -> None:
+    """`cnnx info` on a .tflite lists ops and names those needing TF select ops (Flex)."""
+    import tensorflow as tf
+    from typer.testing import CliRunner
+
+    from toolkit.cli import app
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32)])
+    def determinant(x: tf.Tensor) -> tf.Tensor:
+        return tf.reshape(tf.linalg.det(tf.reshape(x, [1, 2, 2])), [1, 1])
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [determinant.get_concrete_function()], determinant
+    )
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS,
+        tf.lite.OpsSet.SELECT_TF_OPS,
+    ]
+    path = tmp_path / "flex.tflite"
+    path.write_bytes(converter.convert())
+    report = inspect_tflite(path)
+    assert report.flex_ops == ["FlexMatrixDeterminant"]
+    assert report.op_counts == {"RESHAPE": 2, "FlexMatrixDeterminant": 1}
+    result = CliRunner().invoke(app, ["info", str(path), "--json"])
+    assert result.exit_code == 0, result.stderr
+    details = json.loads(result.stdout)["details"]
+    assert details["flex ops (need TF select ops)"] == ["FlexMatrixDeterminant"]
+    assert "RESHAPE x2" in details["ops"]

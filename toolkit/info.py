@@ -219,31 +219,29 @@ def _describe_artifacts(path: Path, unsafe: bool) -> Info:
 
 
 def _describe_tflite(path: Path, unsafe: bool) -> Info:
-    """Tensors through the LiteRT interpreter (ops and Flex ops: see the exporters' inspector)."""
-    from ai_edge_litert.interpreter import Interpreter
+    """Tensors, ops, dtypes, quantization and Flex ops, read by exporters.tflite_inspect."""
+    from exporters.tflite_inspect import inspect_tflite
 
-    try:
-        interpreter = Interpreter(model_path=str(path))
-    except (ValueError, RuntimeError) as error:
-        text = " ".join(str(error).split())[:200]
-        raise ArtifactError(f"{path} is not a loadable TFLite model: {text}") from None
-
-    def tensor(detail: dict[str, Any]) -> dict[str, Any]:
-        info = _tensor(detail["name"], detail["shape_signature"], detail["dtype"].__name__)
-        scale, zero_point = detail.get("quantization", (0.0, 0))
-        info["quantization"] = (
-            {"scale": float(scale), "zero_point": int(zero_point)} if scale else None
-        )
-        return info
-
+    report = inspect_tflite(path)
+    details: dict[str, Any] = {
+        "ops": ", ".join(f"{op} x{n}" for op, n in report.op_counts.items()),
+        "weight dtypes": report.weight_dtypes,
+        "activation dtypes": report.activation_dtypes,
+        "fully integer": report.fully_integer,
+        "float ops": report.float_ops,
+        "flex ops (need TF select ops)": report.flex_ops,
+        "custom ops": report.custom_ops,
+    }
+    if not report.loads:
+        details["LiteRT alone cannot load it"] = report.load_error
     return Info(
         path=str(path),
         kind="tflite",
         format="TensorFlow Lite flatbuffer",
         size=disk_size(path),
-        inputs=[tensor(d) for d in interpreter.get_input_details()],
-        outputs=[tensor(d) for d in interpreter.get_output_details()],
-        details={"tensors": len(interpreter.get_tensor_details())},
+        inputs=report.inputs,
+        outputs=report.outputs,
+        details=details,
     )
 
 
