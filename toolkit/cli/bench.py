@@ -1,13 +1,194 @@
-"""(to be written)"""
+"""Benchmark every artifact in every runtime and write the report.
+
+Per artifact and runtime: size, load time, first inference, batch-1 latency after
+warm-up (p50/p90/p99/mean/std), throughput at a larger batch, memory where it can be
+read, top-1/top-5 accuracy and parity with the SavedModel. LiteRT runs at each --threads
+count, TF.js at each backend. A runtime that fails gives a failed row; the others go on.
+
+Writes report.json (schema cnnx.report/1), report.md and PNG plots into
+ARTIFACTS_DIR/report (or --out). Gates (--max-size-kb, --max-latency-ms,
+--max-accuracy-drop, --baseline with --max-regression) exit 10 after the report is
+written; drift past tolerance exits 9; a failed runtime row exits 8.
+"""
 
 from __future__ import annotations
 
-from toolkit.cli.common import handles_errors
-from toolkit.errors import UsageError
+import enum
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from toolkit.cli.common import console, handles_errors
 
 NAME = "bench"
 
 
+class Device(enum.StrEnum):
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(p.strip() for p in (text or "").split(",") if p.strip())
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in _names(text))
+    except ValueError:
+        raise typer.BadParameter(
+            f"--threads takes counts separated by commas, got {text!r}"
+        ) from None
+
+
 @handles_errors
-def command() -> None:
-    raise UsageError("'cnnx bench' is not available yet")
+def command(
+    artifacts_dir: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Artifacts folder with manifest.json [default: ./artifacts]", show_default=False
+        ),
+    ] = None,
+    runtimes: Annotated[
+        str, typer.Option("--runtimes", "-r", help="Runtimes: tf, litert, tfjs-node, browser.")
+    ] = "tf,litert,tfjs-node,browser",
+    device: Annotated[
+        Device, typer.Option("--device", help="Device of the TensorFlow runtime.")
+    ] = Device.cpu,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print report.json on stdout.")
+    ] = False,
+    artifacts: Annotated[
+        str | None,
+        typer.Option(
+            "--artifacts",
+            "-a",
+            help="Artifact ids, comma-separated [default: all]",
+            show_default=False,
+        ),
+    ] = None,
+    threads: Annotated[str, typer.Option("--threads", help="LiteRT thread counts.")] = "1,2",
+    backends: Annotated[
+        str | None,
+        typer.Option(
+            "--backends",
+            help="TF.js backends: wasm, cpu, webgl [default: each runtime's].",
+            show_default=False,
+        ),
+    ] = None,
+    runs: Annotated[int, typer.Option("--runs", min=1, help="Timed batch-1 runs.")] = 100,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs first.")] = 10,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Batch size for throughput.")] = 32,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Folder of class subfolders [default: the manifest's test split]",
+            show_default=False,
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help="Use only the first N images.", show_default=False),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Report folder [default: ARTIFACTS_DIR/report]", show_default=False
+        ),
+    ] = None,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write the PNG plots.")] = True,
+    tolerances: Annotated[
+        Path | None,
+        typer.Option(
+            "--tolerances",
+            help="TOML or JSON file of parity tolerances (see cnnx verify).",
+            show_default=False,
+        ),
+    ] = None,
+    max_size_kb: Annotated[
+        float | None,
+        typer.Option("--max-size-kb", help="Gate: largest artifact size.", show_default=False),
+    ] = None,
+    max_latency_ms: Annotated[
+        float | None,
+        typer.Option("--max-latency-ms", help="Gate: largest batch-1 p50.", show_default=False),
+    ] = None,
+    max_accuracy_drop: Annotated[
+        str | None,
+        typer.Option(
+            "--max-accuracy-drop",
+            help="Gate: accuracy lost vs the SavedModel: 0.01 or 1pp.",
+            show_default=False,
+        ),
+    ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline", help="Gate: an earlier report.json to compare with.", show_default=False
+        ),
+    ] = None,
+    max_regression: Annotated[
+        float,
+        typer.Option("--max-regression", min=0, help="Gate: percent p50 slower than --baseline."),
+    ] = 20.0,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            min=1,
+            help="Seconds one call to Node or the browser may take.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    from toolkit import locate
+    from toolkit.bench import BenchConfig, Gates, bench
+    from toolkit.manifest import load_manifest
+    from toolkit.report import render_bench, report_to_dict
+    from toolkit.runtimes import parse_runtimes
+    from toolkit.verify import load_tolerances, parse_fraction
+
+    folder = locate.artifacts_dir(artifacts_dir)
+    load_manifest(folder)  # a bad manifest fails before anything else
+    gates = Gates(
+        max_size_kb=max_size_kb,
+        max_latency_ms=max_latency_ms,
+        max_accuracy_drop=None
+        if max_accuracy_drop is None
+        else parse_fraction(max_accuracy_drop, "--max-accuracy-drop", "max_accuracy_drop"),
+        baseline=baseline,
+        max_regression=max_regression,
+    )
+    config = BenchConfig(
+        artifacts_dir=folder,
+        artifacts=_names(artifacts),
+        runtimes=parse_runtimes(runtimes),
+        device=device.value,
+        threads=_counts(threads),
+        backends=_names(backends),
+        runs=runs,
+        warmup=warmup,
+        batch=batch,
+        data=data,
+        limit=limit,
+        overrides=(load_tolerances(tolerances),) if tolerances else (),
+        gates=gates,
+        out=out,
+        plots=plots,
+        timeout=timeout,
+        command=shlex.join(["cnnx", *sys.argv[1:]]),
+    )
+    if json_output:
+        report = bench(config)
+        import json
+
+        typer.echo(json.dumps(report_to_dict(report, report.plots), indent=2))
+    else:
+        with console.status("benchmarking: every artifact in every runtime"):
+            report = bench(config)
+        console.print(render_bench(report))
+    report.raise_for_status()

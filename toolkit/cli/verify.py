@@ -1,13 +1,160 @@
-"""(to be written)"""
+"""Check every artifact against the SavedModel on the same images; exit 9 on drift.
+
+For each artifact and runtime: top-1 agreement, max and mean absolute error, cosine
+similarity, and accuracy and its drop when labels are known. Default tolerances by
+precision: float32 max abs 1e-4 and 100% agreement; float16 and quantized TF.js 99.5%;
+dynamic 99%; int8 98% and at most one point of accuracy lost. Values are fractions
+(0.995) or percent/points (99.5%, 1pp); give VALUE for every artifact or
+PRECISION=VALUE / ID=VALUE for some. The whole table is printed before the exit.
+"""
 
 from __future__ import annotations
 
-from toolkit.cli.common import handles_errors
-from toolkit.errors import UsageError
+import enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from toolkit.cli.common import console, handles_errors
 
 NAME = "verify"
 
 
+class Device(enum.StrEnum):
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(p.strip() for p in (text or "").split(",") if p.strip())
+
+
 @handles_errors
-def command() -> None:
-    raise UsageError("'cnnx verify' is not available yet")
+def command(
+    artifacts_dir: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Artifacts folder with manifest.json [default: ./artifacts]", show_default=False
+        ),
+    ] = None,
+    runtimes: Annotated[
+        str,
+        typer.Option(
+            "--runtimes", "-r", help="Runtimes to verify in: tf, litert, tfjs-node, browser."
+        ),
+    ] = "tf,litert,tfjs-node",
+    artifacts: Annotated[
+        str | None,
+        typer.Option(
+            "--artifacts",
+            "-a",
+            help="Artifact ids, comma-separated [default: all]",
+            show_default=False,
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Folder of class subfolders to verify on [default: the manifest's test split]",
+            show_default=False,
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help="Use only the first N images.", show_default=False),
+    ] = None,
+    min_agreement: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--min-agreement", help="Top-1 agreement floor: 0.99, 99%, int8=0.97 (repeatable)."
+        ),
+    ] = None,
+    max_abs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--max-abs", help="Max absolute output error: 1e-4, float16=1e-2 (repeatable)."
+        ),
+    ] = None,
+    max_accuracy_drop: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--max-accuracy-drop", help="Accuracy lost: 0.01, 1pp, int8=2pp (repeatable)."
+        ),
+    ] = None,
+    tolerances: Annotated[
+        Path | None,
+        typer.Option(
+            "--tolerances",
+            help="TOML or JSON file of tolerances by precision or artifact id.",
+            show_default=False,
+        ),
+    ] = None,
+    min_reference_accuracy: Annotated[
+        str | None,
+        typer.Option(
+            "--min-reference-accuracy",
+            help="Floor of the SavedModel's own accuracy [default: clearly above chance].",
+            show_default=False,
+        ),
+    ] = None,
+    backends: Annotated[
+        str | None,
+        typer.Option(
+            "--backends",
+            help="TF.js backends: wasm, cpu, webgl [default: each runtime's].",
+            show_default=False,
+        ),
+    ] = None,
+    device: Annotated[
+        Device, typer.Option("--device", help="Device of the TensorFlow runtime.")
+    ] = Device.cpu,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the results as JSON on stdout.")
+    ] = False,
+) -> None:
+    from toolkit import locate
+    from toolkit.manifest import load_manifest
+    from toolkit.report import render_verify
+    from toolkit.runtimes import parse_runtimes
+    from toolkit.verify import (
+        VerifyConfig,
+        load_tolerances,
+        parse_flag_values,
+        parse_fraction,
+        verify,
+    )
+
+    folder = locate.artifacts_dir(artifacts_dir)
+    manifest = load_manifest(folder)
+    ids = tuple(manifest.artifacts)
+    layers = [load_tolerances(tolerances)] if tolerances else []
+    for key, values in (
+        ("min_agreement", min_agreement),
+        ("max_abs", max_abs),
+        ("max_accuracy_drop", max_accuracy_drop),
+    ):
+        if values:
+            layers.append(parse_flag_values(key, values, ids))
+    config = VerifyConfig(
+        artifacts_dir=folder,
+        artifacts=_names(artifacts),
+        runtimes=parse_runtimes(runtimes),
+        data=data,
+        limit=limit,
+        device=device.value,
+        backends=_names(backends),
+        overrides=tuple(layers),
+        min_reference_accuracy=None
+        if min_reference_accuracy is None
+        else parse_fraction(min_reference_accuracy, "--min-reference-accuracy", "min_agreement"),
+    )
+    report = verify(config, manifest)
+    if json_output:
+        import json
+
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        console.print(render_verify(report))
+    report.raise_for_failures()

@@ -69,8 +69,11 @@ class RuntimeInfo:
 
     @property
     def label(self) -> str:
-        """Short name of this runtime configuration for tables: 'litert/xnnpack x2'."""
-        text = f"{self.runtime}/{self.backend}"
+        """Short name of this runtime configuration for tables: 'litert x2', 'tfjs-node/wasm'."""
+        spec = RUNTIMES.get(self.runtime)
+        # A backend is worth naming only where the runtime has several (TF.js).
+        several = spec is not None and spec.variant_option == "backend"
+        text = f"{self.runtime}/{self.backend}" if several else self.runtime
         if self.device != "cpu":
             text += f"@{self.device}"
         if self.threads is not None:

@@ -8,6 +8,8 @@ zero point, read from the interpreter (not from the manifest, which could be sta
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +18,7 @@ import numpy as np
 
 from toolkit.errors import ArtifactError, RuntimeUnavailable, UsageError
 from toolkit.manifest import ArtifactEntry, Manifest
+from toolkit.quiet import stderr_to_devnull
 from toolkit.runtimes import LoadedModel, RuntimeInfo, check_batch
 
 
@@ -123,10 +126,12 @@ def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> LiteRTMode
             "ai-edge-litert is not installed", "pip install ai-edge-litert (make setup)"
         ) from None
     try:
-        interpreter = Interpreter(
-            model_path=str(path), num_threads=int(threads) if threads is not None else None
-        )
-        interpreter.allocate_tensors()
+        # LiteRT's C++ side logs its delegate choice to fd 2; keep stderr for errors.
+        with contextlib.nullcontext() if os.environ.get("CNNX_DEBUG") else stderr_to_devnull():
+            interpreter = Interpreter(
+                model_path=str(path), num_threads=int(threads) if threads is not None else None
+            )
+            interpreter.allocate_tensors()
     except (RuntimeError, ValueError) as error:
         summary = " ".join(str(error).split())[:200]
         raise ArtifactError(f"LiteRT cannot load {path}: {summary}") from None

@@ -322,10 +322,10 @@ def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> TfjsNodeMo
     info = RuntimeInfo(
         runtime="tfjs-node",
         backend=str(response.get("backend", backend)),
-        threads=1,  # wasm threads are off in Node; the cpu backend is single-threaded JS
         init_ms=float(response.get("init_ms", spawn_ms)),
         details={
             "tfjs": response.get("tfjs_version"),
+            "threads": 1,  # wasm threads are off in Node; the cpu backend is plain JS
             "node_pid": runner.pid,
             "start_ms": spawn_ms,  # process start + load, seen from Python
         },
