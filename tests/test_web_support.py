@@ -10,6 +10,7 @@ This module holds no tests; the fixtures live in the test modules that use it.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,9 @@ def build_tiny_artifacts(root: Path, samples: int = 12) -> Path:
     from toolkit.quiet import silence_tensorflow
 
     silence_tensorflow()
+    # TF Decision Forests (pulled in by the converter) prints a banner at import and,
+    # with pytest capturing stdout, tries to render it with IPython.
+    os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
     import keras
     import tensorflow as tf
     from tensorflowjs.converters import convert_tf_saved_model

@@ -1,0 +1,163 @@
+"""`package_web`: a self-contained static folder that runs from a plain static host.
+
+The bundle is served by Python's own http.server (no COOP/COEP, no cnnx code) and the
+page must still load its model from relative URLs and classify the samples. The build
+is atomic and never merges into an existing folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_web_support import PageLog, launch_chromium, tiny_artifacts_dir
+
+from toolkit.errors import ArtifactError, PathError
+from toolkit.manifest import load_manifest, sha256_file
+from toolkit.packaging import web as web_packaging
+from toolkit.packaging.web import package_web
+from toolkit.serve import VENDOR_SOURCES
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_artifacts_dir(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def bundle(source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return package_web(source, tmp_path_factory.mktemp("bundles") / "web")
+
+
+def test_bundle_holds_the_page_tfjs_and_samples_only(bundle: Path, source: Path) -> None:
+    for name in ("index.html", "app.js", "style.css", "README.md", "_headers", "bundle.json"):
+        assert (bundle / name).is_file(), name
+    vendor = sorted(p.name for p in (bundle / "vendor").iterdir())
+    assert vendor == sorted(VENDOR_SOURCES)
+    manifest = load_manifest(bundle / "artifacts")
+    assert sorted(manifest.artifacts) == ["tfjs_float32"]  # no SavedModel, no TFLite
+    for entry in manifest.artifacts.values():
+        manifest.check_files(entry)  # copied byte for byte
+    assert not (bundle / "artifacts" / "saved_model").exists()
+    assert not (bundle / "artifacts" / "tflite").exists()
+    source_samples = sorted(p.name for p in (source / "samples").iterdir())
+    assert sorted(p.name for p in (bundle / "artifacts" / "samples").iterdir()) == source_samples
+    assert "Cross-Origin-Embedder-Policy: require-corp" in (bundle / "_headers").read_text()
+    # Only relative URLs: the page works under any path prefix.
+    html = (bundle / "index.html").read_text()
+    assert 'src="/' not in html and 'href="/' not in html and "http" not in html
+
+
+def test_bundle_json_records_every_file(bundle: Path, source: Path) -> None:
+    record = json.loads((bundle / "bundle.json").read_text())
+    assert (record["schema"], record["target"]) == ("cnnx.bundle/1", "web")
+    assert record["source_manifest"]["sha256"] == sha256_file(source / "manifest.json")
+    listed = {f["path"]: f["sha256"] for f in record["files"]}
+    on_disk = {
+        p.relative_to(bundle).as_posix()
+        for p in bundle.rglob("*")
+        if p.is_file() and p.name != "bundle.json"
+    }
+    assert set(listed) == on_disk
+    assert all(sha256_file(bundle / path) == digest for path, digest in listed.items())
+
+
+def test_an_existing_bundle_is_never_merged(bundle: Path, source: Path) -> None:
+    before = sorted(p.name for p in bundle.iterdir())
+    with pytest.raises(PathError, match="already exists"):
+        package_web(source, bundle)
+    assert sorted(p.name for p in bundle.iterdir()) == before
+
+
+def test_force_replaces_it_whole(source: Path, tmp_path: Path) -> None:
+    out = tmp_path / "web"
+    out.mkdir()
+    (out / "stale.txt").write_text("from an older bundle")
+    package_web(source, out, force=True)
+    assert not (out / "stale.txt").exists() and (out / "index.html").is_file()
+
+
+def test_an_interrupted_build_leaves_nothing(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copies = 0
+    real_copy = web_packaging._copy
+
+    def failing_copy(a: Path, b: Path) -> None:
+        nonlocal copies
+        copies += 1
+        if copies == 6:
+            raise KeyboardInterrupt
+        real_copy(a, b)
+
+    monkeypatch.setattr(web_packaging, "_copy", failing_copy)
+    with pytest.raises(KeyboardInterrupt):
+        package_web(source, tmp_path / "web")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_changed_after_export_is_refused(source: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "artifacts"
+    shutil.copytree(source, copy)
+    shard = next((copy / "tfjs" / "float32").glob("*.bin"))
+    shard.write_bytes(shard.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(ArtifactError, match="sha256"):
+        package_web(copy, tmp_path / "web")
+    assert not (tmp_path / "web").exists()
+
+
+def test_a_folder_without_tfjs_is_refused(source: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "artifacts"
+    shutil.copytree(source, copy)
+    manifest = load_manifest(copy)
+    del manifest.artifacts["tfjs_float32"]
+    manifest.save()
+    with pytest.raises(ArtifactError, match=r"has no TF\.js artifact") as error:
+        package_web(copy, tmp_path / "web")
+    assert "cnnx export --to tfjs" in error.value.one_line()
+
+
+@pytest.fixture
+def static_host(bundle: Path) -> Iterator[str]:
+    """The bundle on Python's plain static server: no cnnx code, no special headers."""
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(bundle))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.browser
+def test_the_bundle_runs_from_a_plain_static_host(static_host: str, source: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            page = browser.new_page()
+            log = PageLog(page)
+            page.goto(static_host)
+            info = page.evaluate("window.cnnx.ready")
+            assert info["backend"] == "wasm" and info["crossOriginIsolated"] is False
+            records = json.loads((source / "samples" / "samples.json").read_text())["samples"]
+            for i, record in enumerate(records):
+                result = page.evaluate("(i) => window.cnnx.classifySample(i)", i)
+                assert result["truth"] == record["label"]
+                assert result["top"][0]["probability"] > 0.5
+            assert log.errors == []
+        finally:
+            browser.close()
