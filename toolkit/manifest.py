@@ -5,11 +5,14 @@ Schema `cnnx.manifest/1` (docs/manifest.md documents every field):
     {
       "schema": "cnnx.manifest/1",
       "created": ISO-8601 UTC, "command": "cnnx export ...",
-      "source": {"path": str, "format": "run|keras|h5|savedmodel", "sha256": str|null},
+      "source": {"path": str, "format": "run|keras|h5|savedmodel", "sha256": str|null,
+                 "fingerprint": sha256 of the weights},
       "input": InputSpec.to_dict(),
       "labels": [class names, index order],
       "eval_data": DataSpec dict or null (how to rebuild the labelled test images),
       "versions": {"cnnx", "tensorflow", "tensorflowjs", "ai_edge_litert", ...},
+      "samples": [{"file", "path", "label", "label_name", "split", "split_index",
+                   "sha256", "size"}, ...] (test images as PNG under samples/),
       "artifacts": {ID: ArtifactEntry, ...}
     }
 
