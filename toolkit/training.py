@@ -127,7 +127,11 @@ def _strategy(name: str) -> Any:
     import tensorflow as tf
 
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        # Without GPUs MirroredStrategy takes one CPU; use every logical CPU device instead
+        # (several exist when configured with tf.config.set_logical_device_configuration).
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=devices)
     if name == "multiworker":
         # Reads the cluster from TF_CONFIG; without one it is a single worker.
         return tf.distribute.MultiWorkerMirroredStrategy()
@@ -217,11 +221,12 @@ def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResul
     import keras
     import tensorflow as tf
 
+    # Collective ops (multiworker) must be set up before TensorFlow runs anything else.
+    strategy = _strategy(config.strategy)
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
 
-    strategy = _strategy(config.strategy)
     with strategy.scope():
         if config.resume is not None:
             model = _resume_model(config.resume, dataset)

@@ -1,13 +1,61 @@
-"""(to be written)"""
+"""Run the whole pipeline on the embedded shapes dataset into one folder (./cnnx-demo).
+
+Each step prints as it starts: generate data, train the seed CNN, save the SavedModel
+pivot, and the later stages as they are added. Everything lands in the work folder:
+runs/, artifacts/, bundles/ and demo.json.
+"""
 
 from __future__ import annotations
 
-from toolkit.cli.common import handles_errors
-from toolkit.errors import UsageError
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from toolkit.cli.common import console, handles_errors
 
 NAME = "demo"
 
 
 @handles_errors
-def command() -> None:
-    raise UsageError("'cnnx demo' is not available yet")
+def command(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Work folder for runs/, artifacts/, bundles/.")
+    ] = Path("cnnx-demo"),
+    epochs: Annotated[
+        int | None,
+        typer.Option("--epochs", "-e", min=1, help="Training epochs [8].", show_default=False),
+    ] = None,
+    size: Annotated[
+        int | None,
+        typer.Option("--size", min=50, help="Images to draw [10000].", show_default=False),
+    ] = None,
+    width: Annotated[
+        float, typer.Option("--width", min=0.01, max=16, help="Scale the CNN's filters.")
+    ] = 1.0,
+) -> None:
+    """Run the whole pipeline on the embedded dataset into ./cnnx-demo."""
+    from dataclasses import replace
+
+    from toolkit.cli.train import _ProgressView
+    from toolkit.data import DataSpec
+    from toolkit.demo import DemoConfig, Step, run_demo
+
+    config = DemoConfig(work_dir=out, width=width)
+    if epochs is not None:
+        config = replace(config, epochs=epochs)
+    if size is not None:
+        config = replace(config, data=DataSpec(size=size))
+
+    def on_step(step: Step, index: int, total: int) -> None:
+        console.rule(f"[bold]{index}/{total} {step.title}", align="left")
+
+    with _ProgressView(config.epochs) as view:
+        results = run_demo(config, on_step=on_step, on_train=view.update)
+    console.rule("[bold]done", align="left")
+    for result in results:
+        details = ", ".join(
+            f"{k}={v}" for k, v in result.summary.items() if not isinstance(v, list | dict)
+        )
+        console.print(f"{result.name:<8} {result.seconds:6.1f} s  {details}", soft_wrap=True)
+    console.print(f"everything is in {out}/ (demo.json lists each step)", soft_wrap=True)
