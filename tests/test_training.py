@@ -68,3 +68,61 @@ def test_resolve_source_of_a_run_reuses_its_pivot(tiny_run: Path, tmp_path: Path
     assert source.labels[:3] == ["circle", "ring", "square"]
     assert source.eval_data is not None and source.eval_data["kind"] == "shapes"
     assert source.origin["format"] == "run" and len(source.origin["sha256"]) == 64
+
+
+STRATEGY_SCRIPT = """
+import json, os, sys
+from pathlib import Path
+from toolkit.quiet import silence_tensorflow
+silence_tensorflow()
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from toolkit.data import DataSpec
+from toolkit.training import TrainConfig, train
+strategy, out = sys.argv[1], Path(sys.argv[2])
+result = train(TrainConfig(data=DataSpec(size=300), epochs=1, width=0.25, batch_size=32,
+                           strategy=strategy, out=out))
+print(json.dumps({"accuracy": result.test_accuracy}))
+"""
+
+
+@pytest.mark.parametrize("strategy", ["mirrored", "multiworker"])
+def test_distributed_training_on_two_logical_cpus(strategy: str, tmp_path: Path) -> None:
+    """In a subprocess: logical devices are process-wide and must not leak into other tests."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    if strategy == "multiworker":
+        env["TF_CONFIG"] = json.dumps(
+            {"cluster": {"worker": ["localhost:0"]}, "task": {"type": "worker", "index": 0}}
+        )
+    done = subprocess.run(
+        [sys.executable, "-c", STRATEGY_SCRIPT, strategy, str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["config"]["strategy"] == strategy
+    assert len([d for d in record["devices"] if "CPU" in d]) == 2
+    if strategy == "mirrored":
+        assert record["replicas"] == 2  # one replica per logical CPU
+    assert (tmp_path / "run" / "saved_model" / "saved_model.pb").is_file()
+
+
+def test_train_rejects_an_existing_out_and_bad_config(tiny_run: Path, tmp_path: Path) -> None:
+    from toolkit.errors import PathError, UsageError
+    from toolkit.training import TrainConfig, train
+
+    with pytest.raises(PathError, match="already exists"):
+        train(TrainConfig(data=DataSpec(size=100), out=tiny_run))
+    with pytest.raises(UsageError):
+        TrainConfig(epochs=0)
+    with pytest.raises(UsageError):
+        TrainConfig(strategy="tpu")
