@@ -391,8 +391,9 @@ def predict_tflite(content: bytes, images: np.ndarray) -> np.ndarray:
     """Run a batch-1 .tflite over float32 images; quantize in and dequantize out."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=content)
-    interpreter.allocate_tensors()
+    with silenced():  # LiteRT announces its XNNPACK delegate on stderr
+        interpreter = Interpreter(model_content=content)
+        interpreter.allocate_tensors()
     (inp,) = interpreter.get_input_details()
     (out,) = interpreter.get_output_details()
     in_scale, in_zero = inp["quantization"]
