@@ -201,12 +201,20 @@ def fmt_num(value: float | None, digits: int = 2) -> str:
 # --- terminal tables ------------------------------------------------------------------
 
 
-def _table(title: str, columns: list[str], left: int) -> Table:
-    """A compact table: the first `left` columns left-aligned, numbers right-aligned."""
+def _table(title: str, columns: list[str], left: int, rows: Any = ()) -> Table:
+    """A compact table: the first `left` columns left-aligned, numbers right-aligned.
+    Artifact ids and runtime labels are never cut short; numbers give way first."""
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    widths = [
+        max([len(r.artifact) for r in rows], default=0),
+        max([len(r.label) for r in rows], default=0),
+    ]
     for i, name in enumerate(columns):
         table.add_column(
-            name, justify="left" if i < left else "right", no_wrap=True, min_width=len(name)
+            name,
+            justify="left" if i < left or name == "result" else "right",
+            no_wrap=True,
+            min_width=max(len(name), widths[i] if i < len(widths) else 0),
         )
     return table
 
@@ -246,11 +254,13 @@ def render_bench(report: BenchReport) -> Group:
         f"{report.config.runs} runs",
         ["artifact", "runtime", "size", "load", "first", "p50", "p90", "img/s", "memory"],
         left=2,
+        rows=report.rows,
     )
     parity = _table(
         f"accuracy and parity with the SavedModel on {report.evalset_source}",
         ["artifact", "runtime", "top-1", "top-5", "agree", "max abs", "drop", "result"],
         left=2,
+        rows=report.rows,
     )
     for row in report.rows:
         lat = row.latency
@@ -299,6 +309,7 @@ def render_verify(report: VerifyReport) -> Group:
             "result",
         ],
         left=2,
+        rows=report.rows,
     )
     for row in report.rows:
         m = row.metrics

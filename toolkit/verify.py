@@ -130,16 +130,6 @@ class ToleranceOverrides:
     by_precision: dict[str, dict[str, Any]] = field(default_factory=dict)
     by_artifact: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def then(self, later: ToleranceOverrides) -> ToleranceOverrides:
-        def join(a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]]) -> dict[str, Any]:
-            return {k: {**a.get(k, {}), **b.get(k, {})} for k in {*a, *b}}
-
-        return ToleranceOverrides(
-            every={**self.every, **later.every},
-            by_precision=join(self.by_precision, later.by_precision),
-            by_artifact=join(self.by_artifact, later.by_artifact),
-        )
-
 
 def tolerance_for(entry: ArtifactEntry, *layers: ToleranceOverrides) -> Tolerance:
     """The tolerance of one artifact: defaults, manifest entry, then each override layer."""
