@@ -1,0 +1,200 @@
+"""cnnx bench: the harness (unit, with a fake model and a fake clock) and real runs on
+the session's artifacts with report files, gates and a crashing runtime."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from toolkit.bench import (
+    BenchConfig,
+    BenchRow,
+    Gates,
+    LatencyStats,
+    baseline_breaches,
+    check_gates,
+    latency_samples,
+)
+from toolkit.cli import app
+from toolkit.errors import UsageError
+from toolkit.runtimes import LoadedModel, RuntimeInfo
+from toolkit.verify import Metrics
+
+runner = CliRunner()
+TINY_TOLERANCES = "min_agreement = 0.85\nmax_accuracy_drop = 0.05\n[float32]\nmin_agreement = 1.0\n"
+
+
+class FakeModel(LoadedModel):
+    def __init__(self) -> None:
+        self.info = RuntimeInfo(runtime="litert", backend="xnnpack")
+        self.calls = 0
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return np.zeros((len(batch), 2), np.float32)
+
+    def close(self) -> None:
+        pass
+
+
+def test_latency_uses_the_swappable_timer() -> None:
+    ticks = iter(range(0, 10_000_000_000, 250_000))  # each reading 0.25 ms later
+    model = FakeModel()
+    samples = latency_samples(
+        model, np.zeros((1, 2, 2, 3), np.float32), runs=20, warmup=3, timer=lambda: next(ticks)
+    )
+    assert model.calls == 23 and samples == [250_000] * 20
+    stats = LatencyStats.from_ns([1_000_000] * 9 + [11_000_000], "fake")
+    assert stats.p50 == pytest.approx(1.0) and stats.p99 > 10 and stats.mean == pytest.approx(2.0)
+
+
+def _row(artifact: str = "tflite_int8", **changes: Any) -> BenchRow:
+    row = BenchRow(
+        artifact=artifact, runtime="litert", label="litert x1", precision="int8", format="tflite",
+        size=300 * 1024, status="ok",
+        latency=LatencyStats(100, 2.0, 3.0, 4.0, 2.1, 0.1, 1.9, "fake"),
+        metrics=Metrics(150, 0.99, 0.1, 0.01, 0.99, accuracy=0.8, top5=0.95, accuracy_drop=0.02),
+    )  # fmt: skip
+    return replace(row, **changes)
+
+
+def test_gates_name_each_breach() -> None:
+    rows = (
+        _row(),
+        _row("savedmodel", size=10**9),
+        _row("tfjs_uint8", status="failed", latency=None),
+    )
+    breaches = check_gates(rows, Gates(max_size_kb=200, max_latency_ms=1.5, max_accuracy_drop=0.01))
+    kinds = sorted((b.kind, b.artifact) for b in breaches)
+    # The reference's size is not gated; a failed row has no latency to gate.
+    assert kinds == [
+        ("accuracy_drop", "savedmodel"), ("accuracy_drop", "tflite_int8"),
+        ("latency", "savedmodel"), ("latency", "tflite_int8"),
+        ("size", "tfjs_uint8"), ("size", "tflite_int8"),
+    ]  # fmt: skip
+    assert not check_gates(rows, Gates(max_size_kb=400, max_latency_ms=5, max_accuracy_drop=0.03))
+    with pytest.raises(UsageError, match="--max-latency-ms must be >= 0"):
+        Gates(max_latency_ms=-1)
+
+
+def test_baseline_flags_slower_and_less_accurate_rows() -> None:
+    metrics = {"accuracy": 0.9, "agreement": 0.99}
+    old = {"tflite_int8|litert x1": {"status": "ok", "latency": {"p50": 1.0}, "metrics": metrics}}
+    breaches = baseline_breaches((_row(),), old, max_regression=50)
+    assert [(b.metric, round(b.limit, 2)) for b in breaches] == [("p50_ms", 1.0), ("accuracy", 0.9)]
+    assert "100% slower" in breaches[0].message
+    assert [b.metric for b in baseline_breaches((_row(),), old, max_regression=150)] == ["accuracy"]
+
+
+def test_config_rejects_nonsense() -> None:
+    with pytest.raises(UsageError, match="--runs must be at least 1"):
+        BenchConfig(Path("."), runs=0)
+    with pytest.raises(UsageError, match="--threads"):
+        BenchConfig(Path("."), threads=(0,))
+
+
+# --- real runs ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def copy(artifacts: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "artifacts"
+    shutil.copytree(artifacts, target, ignore=shutil.ignore_patterns("report"))
+    (tmp_path / "tiny.toml").write_text(TINY_TOLERANCES)
+    return target
+
+
+def _bench(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["bench", *args])
+    return result.exit_code, result.output
+
+
+QUICK = ("--runs", "5", "--warmup", "1", "--batch", "4")
+
+
+@pytest.mark.slow
+@pytest.mark.node
+def test_bench_writes_the_report_and_gates_exit_10(copy: Path) -> None:
+    tol = str(copy.parent / "tiny.toml")
+    code, output = _bench(str(copy), "-r", "tf,litert,tfjs-node", "--threads", "1,2",
+                          "--artifacts", "savedmodel,tflite_float32,tflite_int8,tfjs_float32",
+                          "--tolerances", tol, *QUICK)  # fmt: skip
+    assert code == 0, output
+    report = json.loads((copy / "report" / "report.json").read_text())
+    assert report["schema"] == "cnnx.report/1" and report["status"]["ok"] is True
+    labels = {(r["artifact"], r["label"]) for r in report["rows"]}
+    expected = {
+        ("tflite_int8", "litert x1"), ("tflite_int8", "litert x2"), ("savedmodel", "tf"),
+        ("tfjs_float32", "tfjs-node/wasm"), ("tfjs_float32", "tfjs-node/cpu"),
+    }  # fmt: skip
+    assert expected <= labels
+    for row in report["rows"]:
+        assert row["status"] == "ok", row
+        assert row["latency"]["runs"] == 5 and 0 < row["latency"]["p50"] <= row["latency"]["p99"]
+        assert row["load_ms"] > 0 and row["first_ms"] > 0 and row["throughput"] > 0
+        assert row["memory"]["source"] and row["metrics"]["top5"] >= row["metrics"]["accuracy"]
+    node = next(r for r in report["rows"] if r["label"] == "tfjs-node/wasm")
+    # Node times itself: the latency excludes the pipe, which is reported separately.
+    assert node["latency_outer"]["p50"] >= node["latency"]["p50"] and node["ipc_ms"] is not None
+    assert "node" in node["memory"]["source"]
+    assert {"latency.png", "size_accuracy.png", "per_class.png"} <= set(report["plots"])
+    for name in report["plots"]:
+        assert (copy / "report" / name).read_bytes()[:4] == b"\x89PNG"
+    markdown = (copy / "report" / "report.md").read_text()
+    assert "| tflite_int8 | litert x2 |" in markdown and "## Gates" in markdown
+
+    baseline = copy.parent / "baseline.json"
+    report["rows"] = [
+        dict(r, latency=dict(r["latency"], p50=r["latency"]["p50"] / 100)) for r in report["rows"]
+    ]
+    baseline.write_text(json.dumps(report))
+    code, output = _bench(str(copy), "-r", "litert", "--artifacts", "tflite_float32",
+                          "--threads", "1", "--max-size-kb", "1", "--baseline", str(baseline),
+                          *QUICK)  # fmt: skip
+    assert code == 10, output
+    assert (
+        "tflite_float32 is" in output
+        and "--max-size-kb 1" in output
+        and "slower than the baseline" in output
+    )
+    after = json.loads((copy / "report" / "report.json").read_text())
+    assert after["gates"]["breaches"] and after["status"]["ok"] is False  # written before the exit
+
+
+@pytest.mark.slow
+@pytest.mark.node
+def test_a_crashing_runtime_fails_its_rows_and_the_rest_goes_on(
+    copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "node"
+    fake.write_text("#!/bin/sh\necho 'Segmentation fault' >&2\nkill -SEGV $$\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("CNNX_NODE", str(fake))
+    code, output = _bench(str(copy), "-r", "litert,tfjs-node", "--threads", "1", "--json",
+                          "--artifacts", "tflite_float32,tfjs_float32", *QUICK)  # fmt: skip
+    assert code == 8
+    report = json.loads(output[: output.rindex("}") + 1])
+    status = {r["label"]: r["status"] for r in report["rows"]}
+    assert status == {"litert x1": "ok", "tfjs-node/wasm": "failed", "tfjs-node/cpu": "failed"}
+    reason = next(r["reason"] for r in report["rows"] if r["label"] == "tfjs-node/wasm")
+    assert "exited during load" in reason and "Segmentation fault" in reason
+
+
+@pytest.mark.slow
+def test_gpu_without_gpu_is_a_skipped_row(copy: Path) -> None:
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("a GPU is present: the no-GPU path cannot be shown here")
+    code, output = _bench(str(copy), "-r", "tf", "--device", "gpu", "--json", "--no-plots", *QUICK)
+    assert code == 0, output
+    row = json.loads(output)["rows"][0]
+    assert row["status"] == "skipped" and "no GPU" in row["reason"]
