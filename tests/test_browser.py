@@ -103,6 +103,13 @@ def test_page_top1_matches_litert_and_tensorflow_on_every_sample(
     # Same pixels in, same preprocessing: the float32 graph agrees closely, not by luck.
     assert np.abs(page_probs_array - tf_probs).max() < 1e-4
 
+    # The screenshot shows a correctly classified sample and a finished benchmark.
+    labels = manifest.labels
+    right = [i for i, r in enumerate(records) if labels[page_top1[i]] == r.get("label_name")]
+    page.evaluate("(i) => window.cnnx.classifySample(i)", right[0] if right else 0)
+    page.fill("#bench-runs", "100")
+    page.click("#bench-run")
+    page.wait_for_selector("#bench-out dl")
     shot = tmp_path / "web_demo.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000 and Image.open(shot).size[0] == 1200
