@@ -51,7 +51,18 @@ def fault_point(step: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def machine_error(path: Path, error: OSError) -> Exception:
+    """The typed error for an OSError met while writing `path` (disk full -> exit 11)."""
+    return _machine_error(path, error)
+
+
 def _machine_error(path: Path, error: OSError) -> Exception:
+    if isinstance(error, shutil.Error):
+        # copytree gathers its failures as text: (src, dst, "[Errno 28] No space ...").
+        text = str(error.args[0] if error.args else error)
+        if f"[Errno {errno.ENOSPC}]" in text or f"[Errno {errno.EDQUOT}]" in text:
+            return ResourceError(f"no space left on device while writing {path}", "free disk space")
+        return PathError(f"cannot write {path}: {text[:200]}")
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         return ResourceError(f"no space left on device while writing {path}", "free disk space")
     if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -92,9 +103,33 @@ def staged_dir(final: Path, *, replace: bool = True) -> Iterator[Path]:
     except OSError as error:
         shutil.rmtree(tmp, ignore_errors=True)
         raise _machine_error(final, error) from None
+    except Exception as error:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if disk_full(error) and not isinstance(error, ResourceError):
+            # TensorFlow's C++ writers raise their own types, not OSError, on ENOSPC.
+            raise ResourceError(
+                f"no space left on device while writing {final}", "free disk space"
+            ) from None
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+_DISK_FULL = (
+    "No space left on device",
+    "Disk quota exceeded",
+    f"[Errno {errno.ENOSPC}]",
+    f"[Errno {errno.EDQUOT}]",
+)
+
+
+def disk_full(error: BaseException) -> bool:
+    """True when an error of any library says the disk (or quota) is full."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(error)
+    return any(sign in text for sign in _DISK_FULL)
 
 
 def replace_dir(new: Path, final: Path) -> None:
