@@ -249,9 +249,6 @@ def _int8(
         details["debug_tables"] = [p.name for p in tables]
 
     ops, nodes = split_fallback(options.float_fallback)
-    if options.float_fallback_auto:
-        worst = [row for row in stats if row["op_name"] not in BOUNDARY_OPS]
-        nodes += [row["tensor_name"] for row in worst[: options.float_fallback_auto]]
     known_nodes = {row["tensor_name"] for row in stats}
     unknown = [n for n in nodes if n not in known_nodes]
     if unknown:
@@ -259,23 +256,52 @@ def _int8(
             f"--float-fallback names unknown layers {unknown}",
             "use op types such as CONV_2D or tensor names from the --debug-quant table",
         )
-    if not (ops or nodes):  # only the table was asked for: the plain int8 model
+    if not (ops or nodes or options.float_fallback_auto):  # only the table was asked for
         converter = _int8_converter(pivot, calibration)
         converter.inference_input_type = io_type
         converter.inference_output_type = io_type
         content = _convert(converter, "int8")
         _refuse_float_islands(inspect_tflite(content), allowed=set())
         return content, details, tables
-    node_ops = {row["tensor_name"]: row["op_name"] for row in stats}
-    allowed = set(ops) | {node_ops[n] for n in nodes}
-    with silenced():
-        debugger.options = tf.lite.experimental.QuantizationDebugOptions(
-            denylisted_ops=ops or None, denylisted_nodes=nodes or None
+
+    def quantize(nodes: list[str]) -> tuple[bytes, TfliteReport]:
+        with silenced():
+            debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+                denylisted_ops=ops or None, denylisted_nodes=nodes or None
+            )
+            model = bytes(debugger.get_nondebug_quantized_model())
+        model = _with_io(model, io_type)
+        return model, inspect_tflite(model)
+
+    def io_kept(report: TfliteReport) -> bool:
+        # A float first or last layer leaves no quantized tensor to give the I/O dtype to.
+        return report.inputs[0]["dtype"] == options.io and report.outputs[0]["dtype"] == options.io
+
+    if options.float_fallback_auto:
+        # Worst layers first, skipping any whose float version would cost the I/O dtype
+        # (the device bundles need uint8 in and out).
+        ranked = [row["tensor_name"] for row in stats if row["op_name"] not in BOUNDARY_OPS]
+        skipped: list[str] = []
+        for name in ranked:
+            if len(nodes) >= options.float_fallback_auto:
+                break
+            content, report = quantize([*nodes, name])
+            if io_kept(report):
+                nodes.append(name)
+            else:
+                skipped.append(name)
+        if skipped:
+            details["float_fallback_skipped"] = skipped
+    content, report = quantize(nodes)
+    if not io_kept(report):
+        raise ExportError(
+            f"--float-fallback keeps the first or last layer in float, so the int8 model "
+            f"cannot take and give {options.io} (it has {report.inputs[0]['dtype']} in, "
+            f"{report.outputs[0]['dtype']} out)",
+            "add --io float32, or keep other layers in float",
         )
-        content = bytes(debugger.get_nondebug_quantized_model())
-    content = _with_io(content, io_type)
-    report = inspect_tflite(content)
-    _refuse_float_islands(report, allowed=allowed)
+    node_ops = {row["tensor_name"]: row["op_name"] for row in stats}
+    _refuse_float_islands(report, allowed=set(ops) | {node_ops[n] for n in nodes})
     details["float_fallback"] = {"ops": ops, "nodes": nodes, "float_ops": report.float_ops}
     details["fallback_recovery"] = _recovery(pivot, options, content, io_type)
     return content, details, tables

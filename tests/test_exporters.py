@@ -110,14 +110,27 @@ def test_debug_quant_table_and_auto_fallback(conv_model: Path, tmp_path: Path) -
     assert {"CONV_2D", "FULLY_CONNECTED"} <= {row["op_name"] for row in rows}
     ranks = [float(row["rmse_over_scale"]) for row in rows]
     assert ranks == sorted(ranks, reverse=True)  # worst first
-    worst = rows[0]["tensor_name"]
-    assert result.details["float_fallback"]["nodes"] == [worst]
+    # The worst layer whose float version keeps uint8 in and out (the first or last one
+    # in float would leave no quantized tensor at the model's edge).
+    skipped = result.details.get("float_fallback_skipped", [])
+    worst = next(row for row in rows if row["tensor_name"] not in skipped)
+    assert result.details["float_fallback"]["nodes"] == [worst["tensor_name"]]
     report = inspect_tflite(tmp_path / result.path)
-    assert report.float_ops == [rows[0]["op_name"]]
+    assert report.float_ops == [worst["op_name"]]
+    assert report.inputs[0]["dtype"] == "uint8" and report.outputs[0]["dtype"] == "uint8"
     recovery = result.details["fallback_recovery"]
     assert recovery["on"] == "test sample" and recovery["images"] == 50
     assert set(recovery["plain_int8"]) == {"agreement", "accuracy"}
     assert "tflite/model_int8.quant_debug.csv" in result.extra_paths
+
+
+def test_fallback_of_the_first_layer_cannot_keep_uint8_io(conv_model: Path, tmp_path: Path) -> None:
+    options = ExportOptions(calibration=_images(20), float_fallback=("CONV_2D",))
+    with pytest.raises(ExportError, match="cannot take and give uint8"):
+        export_tflite_int8(conv_model, tmp_path, options)
+    floats = ExportOptions(calibration=_images(20), float_fallback=("CONV_2D",), io="float32")
+    result = export_tflite_int8(conv_model, tmp_path, floats)
+    assert inspect_tflite(tmp_path / result.path).float_ops == ["CONV_2D"]
 
 
 def test_unknown_fallback_layer_is_a_usage_error(conv_model: Path, tmp_path: Path) -> None:
