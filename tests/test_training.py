@@ -126,3 +126,16 @@ def test_train_rejects_an_existing_out_and_bad_config(tiny_run: Path, tmp_path: 
         TrainConfig(epochs=0)
     with pytest.raises(UsageError):
         TrainConfig(strategy="tpu")
+
+
+def test_demo_runs_its_steps_into_the_work_folder(tmp_path: Path) -> None:
+    from toolkit.demo import STEPS, DemoConfig, run_demo
+
+    seen: list[str] = []
+    config = DemoConfig(work_dir=tmp_path / "demo", data=DataSpec(size=200), epochs=1, width=0.25)
+    results = run_demo(config, on_step=lambda step, i, n: seen.append(step.name))
+    assert seen == [s.name for s in STEPS] == [r.name for r in results]
+    record = json.loads((tmp_path / "demo" / "demo.json").read_text())
+    assert [s["name"] for s in record["steps"]] == seen
+    run = Path(results[1].summary["run"])
+    assert run.parent == tmp_path / "demo" / "runs" and (run / "run.json").is_file()
