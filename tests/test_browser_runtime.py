@@ -8,6 +8,7 @@ time limit (and the next load must work); a missing Chromium must say how to ins
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,3 +131,37 @@ def test_missing_chromium_says_how_to_install_it(
         load("browser", manifest, manifest.artifact("tfjs_float32"))
     assert error.value.exit_code == 8
     assert "apt-get install chromium" in error.value.one_line()
+
+
+def test_cnnx_bench_runs_the_browser_runtime(artifacts: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from toolkit.cli import app
+
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            str(artifacts),
+            "--runtimes",
+            "browser",
+            "--artifacts",
+            "tfjs_float32",
+            "--backends",
+            "wasm,cpu",
+            "--runs",
+            "20",
+            "--warmup",
+            "2",
+            "--limit",
+            "8",
+            "--no-plots",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output + result.stderr
+    report = json.loads((out / "report.json").read_text())
+    text = json.dumps(report)
+    assert "browser" in text and "wasm" in text and "cpu" in text
