@@ -164,7 +164,7 @@ def test_classify_refuses_bad_paths_and_changed_models(bundle: Path, tmp_path: P
 @pytest.mark.emulation
 def test_bundle_gives_the_same_answers_on_an_emulated_pi4(bundle: Path) -> None:
     """classify.py under qemu-aarch64 (Cortex-A72) with the bundle's pinned aarch64 wheels:
-    int8 outputs bit-exact with x86 LiteRT, float32 within 1e-5, the same accuracy."""
+    int8 outputs within one step of x86 LiteRT, float32 within 1e-5, the same accuracy."""
     from toolkit.emulation import find_emulator
 
     emulator = find_emulator()  # in CI a missing cache is a failure: make emulation
@@ -184,7 +184,12 @@ def test_bundle_gives_the_same_answers_on_an_emulated_pi4(bundle: Path) -> None:
         pi_scores = np.array([r["scores"] for r in pi["results"]])
         host_scores = np.array([r["scores"] for r in host["results"]])
         if variant == "int8":
-            assert [r["raw"] for r in pi["results"]] == [r["raw"] for r in host["results"]]
+            # Identical here; in general at most one step apart, because x86 and aarch64
+            # LiteRT round int8 requantization differently (test_package_exported.py).
+            pi_raw = np.array([r["raw"] for r in pi["results"]])
+            host_raw = np.array([r["raw"] for r in host["results"]])
+            assert np.abs(pi_raw - host_raw).max() <= 1
+            assert (pi_raw == host_raw).mean() >= 0.98
         else:
             np.testing.assert_allclose(pi_scores, host_scores, rtol=0, atol=1e-5)
         assert [r["top"][0]["index"] for r in pi["results"]] == [

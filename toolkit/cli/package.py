@@ -1,10 +1,10 @@
 """Package an artifacts folder for a device or the web: a folder and a zip.
 
-rpi: int8 (uint8 input) and float32 models, classify.py (LiteRT, numpy, Pillow only),
-pinned requirements, setup.sh, README and test images with ground truth. android:
-float32 and int8 models with TFLite metadata (normalization, labels) that MediaPipe and
-Android Studio read, plus Gradle and Kotlin snippets. web: the static TF.js page.
-Bundles read only manifest.json and refuse files whose sha256 changed.
+rpi: int8 (uint8 input) + float32 models, classify.py, requirements, setup.sh, test images.
+
+android: float32 + int8 models with TFLite metadata (normalization, labels), Kotlin snippets.
+
+web: the static TF.js page. Bundles read only manifest.json and check every sha256.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ def command(
     target: Annotated[Target, typer.Option("--target", "-t", help="Which bundle to build.")],
     artifacts_dir: Annotated[
         Path | None,
-        typer.Argument(help="Artifacts folder with manifest.json [default: ./artifacts]."),
+        typer.Argument(help="Artifacts folder with manifest.json (default: ./artifacts)."),
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Bundle folder [default: ./bundles/TARGET]."),
+        typer.Option("--out", "-o", help="Bundle folder (default: ./bundles/TARGET)."),
     ] = None,
     make_zip: Annotated[
         bool, typer.Option("--zip/--no-zip", help="Also write OUT.zip beside the folder.")
@@ -50,11 +50,11 @@ def command(
 
     source = locate_artifacts(artifacts_dir)
     folder = package(target.value, source, out, force=force, make_zip=make_zip)
-    console.print(f"[bold]{target.value}[/] bundle: {folder}", highlight=False)
+    console.print(f"[bold]{target.value}[/] bundle: {folder}", highlight=False, soft_wrap=True)
     zip_path = folder.with_suffix(".zip")
     if make_zip and zip_path.is_file():
         size = zip_path.stat().st_size
-        console.print(f"zip: {zip_path} ({size / 1024:.1f} KiB)", highlight=False)
+        console.print(f"zip: {zip_path} ({size / 1024:.1f} KiB)", highlight=False, soft_wrap=True)
     readme = folder / "README.md"
     if readme.is_file():
-        console.print(f"next: read {readme}", highlight=False)
+        console.print(f"next: read {readme}", highlight=False, soft_wrap=True)

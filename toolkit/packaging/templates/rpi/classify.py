@@ -38,21 +38,21 @@ class BundleError(Exception):
         self.code = code
 
 
-def load_interpreter_class():
+def load_interpreter_module():
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert import interpreter
     except ImportError:
         try:  # older Raspberry Pi OS images ship the former name
-            from tflite_runtime.interpreter import Interpreter
+            from tflite_runtime import interpreter
         except ImportError:
             raise BundleError("ai-edge-litert is not installed: run ./setup.sh", 4) from None
-    return Interpreter
+    return interpreter
 
 
 class Classifier:
     """One model, its labels and its preprocessing, as described by the bundle files."""
 
-    def __init__(self, variant: str, threads: int) -> None:
+    def __init__(self, variant: str, threads: int, reference: bool = False) -> None:
         bundle = json.loads((HERE / "bundle.json").read_text(encoding="utf-8"))
         models = bundle["models"]
         if variant not in models:
@@ -67,9 +67,18 @@ class Classifier:
         self.variant = variant
         self.spec = json.loads((HERE / "input_spec.json").read_text(encoding="utf-8"))
         self.labels = (HERE / "labels.txt").read_text(encoding="utf-8").splitlines()
-        interpreter_class = load_interpreter_class()
+        litert = load_interpreter_module()
+        options = {}
+        if reference:
+            # LiteRT's own kernels without the XNNPACK delegate: their integer arithmetic
+            # is the same on every CPU, so int8 outputs match x86 bit for bit. XNNPACK
+            # (the default, faster) may round a rare int8 value one step apart.
+            resolver = litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            options["experimental_op_resolver_type"] = resolver
         with native_stderr_silenced():  # LiteRT's C++ INFO line about XNNPACK
-            self.interpreter = interpreter_class(model_content=content, num_threads=threads)
+            self.interpreter = litert.Interpreter(
+                model_content=content, num_threads=threads, **options
+            )
             self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
@@ -285,16 +294,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--camera", action="store_true", help="classify camera frames")
     parser.add_argument("--frames", type=int, default=0, help="camera frames (0: until Ctrl-C)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument(
+        "--reference-kernels",
+        action="store_true",
+        help="LiteRT's built-in kernels, no XNNPACK: slower, int8 bit-exact across CPUs",
+    )
     args = parser.parse_args(argv)
     if args.top_k < 1 or args.threads < 1 or args.bench < 0 or args.frames < 0:
         parser.error("--top-k and --threads must be >= 1; --bench and --frames >= 0")
     try:
         paths = [] if args.camera else image_paths(args.paths or [str(HERE / "test_images")])
-        classifier = Classifier(args.model, args.threads)
+        classifier = Classifier(args.model, args.threads, args.reference_kernels)
         k = min(args.top_k, len(classifier.labels))
         report: dict = {
             "model": args.model,
             "threads": args.threads,
+            "kernels": "reference" if args.reference_kernels else "default",
             "machine": platform.machine(),
             "python": platform.python_version(),
         }
