@@ -201,12 +201,9 @@ def _print(manifest: Manifest, request: ExportRequest, seconds: float) -> None:
     table.add_column("size", justify="right", no_wrap=True)
     table.add_column("input")
     table.add_column("output")
-    table.add_column("path", overflow="fold")
     for artifact_id in made:
         entry = manifest.artifact(artifact_id)
-        table.add_row(
-            artifact_id, _size(entry.size), _io(entry.inputs), _io(entry.outputs), entry.path
-        )
+        table.add_row(artifact_id, _size(entry.size), _io(entry.inputs), _io(entry.outputs))
     console.print(table)
     for artifact_id in made:
         details = manifest.artifact(artifact_id).details
@@ -243,5 +240,5 @@ def _io(tensors: list[dict[str, Any]]) -> str:
     text = f"{tensor['dtype']} {shape}"
     quantization = tensor.get("quantization")
     if isinstance(quantization, dict):
-        text += f" s={quantization['scale']:.3g} z={quantization['zero_point']}"
+        text += f" (scale {quantization['scale']:.3g}, zero {quantization['zero_point']})"
     return text
