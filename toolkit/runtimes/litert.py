@@ -68,6 +68,8 @@ class LiteRTModel(LoadedModel):
         signature = self._input.get("shape_signature")
         self._dynamic = signature is not None and len(signature) > 0 and int(signature[0]) == -1
         self._batch = 1
+        self._input_index = self._input["index"]
+        self._output_index = self._output["index"]
 
     @property
     def interpreter(self) -> Any:
@@ -90,9 +92,9 @@ class LiteRTModel(LoadedModel):
             interpreter.resize_tensor_input(self._input["index"], list(x.shape), strict=False)
             interpreter.allocate_tensors()
             self._batch = len(x)
-        interpreter.set_tensor(self._input["index"], x)
+        interpreter.set_tensor(self._input_index, x)
         interpreter.invoke()
-        return np.array(interpreter.get_tensor(self._output["index"]))  # copy: buffer is reused
+        return interpreter.get_tensor(self._output_index)  # a copy: the buffer is reused
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         if self._interpreter is None:
@@ -100,7 +102,7 @@ class LiteRTModel(LoadedModel):
         array = self._prepare(check_batch(batch, self._entry, self._manifest))
         if not len(array):
             return np.zeros((0, len(self._manifest.labels)), dtype=np.float32)
-        if self._dynamic:
+        if self._dynamic or len(array) == 1:
             out = self._run(array)
         else:
             # Static batch 1: one invoke per row.

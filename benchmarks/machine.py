@@ -1,0 +1,32 @@
+"""What a benchmark ran on: CPU model, cores, RAM, OS, Python and library versions, date.
+
+Every benchmark script records this next to its figures:
+
+    from benchmarks.machine import machine_info      # from the repository root
+    record = {"machine": machine_info(), ...}
+
+`python benchmarks/machine.py` prints it as JSON. The fields come from
+toolkit.report.machine_info (the same record `cnnx bench` writes into report.json), plus
+the load average at the time, because a busy machine makes every latency pessimistic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from toolkit.report import machine_info as _toolkit_machine_info
+
+
+def machine_info() -> dict[str, Any]:
+    info = _toolkit_machine_info()
+    try:
+        info["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        info["load_average"] = None
+    return info
+
+
+if __name__ == "__main__":
+    print(json.dumps(machine_info(), indent=2))
