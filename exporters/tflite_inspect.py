@@ -70,7 +70,12 @@ def inspect_tflite(model: Path | bytes) -> TfliteReport:
             content = Path(model).read_bytes()
         except OSError as error:
             raise ArtifactError(f"cannot read {model}: {error.strerror}") from None
-    ops, constants, tensor_types = _read_flatbuffer(content)
+    try:
+        ops, constants, tensor_types = _read_flatbuffer(content)
+    except ArtifactError as error:
+        if isinstance(model, bytes):
+            raise
+        raise ArtifactError(f"{model}: {error.message}", "is it truncated? re-export it") from None
     flex = sorted({op for op in ops if op.startswith("Flex")})
     custom = sorted({op for op in ops if op.startswith("custom:")})
     weight_dtypes = Counter(tensor_types[i] for i in constants)
