@@ -221,6 +221,7 @@ def _describe_artifacts(path: Path, unsafe: bool) -> Info:
 def _describe_tflite(path: Path, unsafe: bool) -> Info:
     """Tensors, ops, dtypes, quantization and Flex ops, read by exporters.tflite_inspect."""
     from exporters.tflite_inspect import inspect_tflite
+    from toolkit.gpu_readiness import gpu_summary
 
     report = inspect_tflite(path)
     details: dict[str, Any] = {
@@ -231,6 +232,7 @@ def _describe_tflite(path: Path, unsafe: bool) -> Info:
         "float ops": report.float_ops,
         "flex ops (need TF select ops)": report.flex_ops,
         "custom ops": report.custom_ops,
+        "GPU delegate": gpu_summary(path),
     }
     if not report.loads:
         details["LiteRT alone cannot load it"] = report.load_error

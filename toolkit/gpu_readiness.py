@@ -1,0 +1,142 @@
+"""Can a .tflite run entirely on a mobile GPU delegate? A static check, no GPU needed.
+
+A model runs "fully on the GPU" only if the delegate takes every op: otherwise the
+graph is split and tensors go back and forth between GPU and CPU, which is often slower
+than the CPU alone. The TFLite GPU delegate (and LiteRT's GPU accelerator) refuse:
+
+- dynamic shapes: a -1 anywhere (a dynamic batch turns Flatten into
+  SHAPE/STRIDED_SLICE/PACK on int32 shape tensors, which stay on the CPU);
+- ops outside its set (GPU_OPS below, from the delegate's documented op list);
+- integer or boolean activations (it computes in float16/float32; int8/uint8 models are
+  accepted and run dequantized, so quantized tensors are fine).
+
+Why static: LiteRT's GPU accelerator (WebGPU over Vulkan) was tried here on Mesa's
+software Vulkan driver (lavapipe, Debian bookworm); Dawn finds no usable adapter on it
+("Vulkan shaderUniform*ArrayDynamicIndexing required"), so nothing could run. This
+check reads the model with LiteRT's interpreter instead (docs/bundles.md).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolkit.errors import ArtifactError
+
+# The TFLite GPU delegate's supported builtin ops (float and dequantized int8 models).
+GPU_OPS = frozenset(
+    {
+        "ABS", "ADD", "AVERAGE_POOL_2D", "BATCH_MATMUL", "CAST", "CONCATENATION",
+        "CONV_2D", "COS", "CUMSUM", "DENSIFY", "DEPTH_TO_SPACE", "DEPTHWISE_CONV_2D",
+        "DEQUANTIZE", "DIV", "ELU", "EQUAL", "EXP", "FLOOR", "FLOOR_DIV", "FLOOR_MOD",
+        "FULLY_CONNECTED", "GATHER", "GREATER", "GREATER_EQUAL", "HARD_SWISH",
+        "LEAKY_RELU", "LESS", "LESS_EQUAL", "LOG", "LOGICAL_AND", "LOGISTIC", "LSTM",
+        "MAXIMUM", "MAX_POOL_2D", "MEAN", "MINIMUM", "MIRROR_PAD", "MUL", "NEG",
+        "NOT_EQUAL", "ONE_HOT", "PACK", "PAD", "PADV2", "PRELU", "QUANTIZE", "REDUCE_MAX",
+        "REDUCE_MIN", "REDUCE_PROD", "RELU", "RELU6", "RELU_N1_TO_1", "RESHAPE",
+        "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "RSQRT", "SELECT_V2", "SIN", "SLICE",
+        "SOFTMAX", "SPACE_TO_DEPTH", "SPLIT", "SPLIT_V", "SQRT", "SQUARE",
+        "SQUARED_DIFFERENCE", "STRIDED_SLICE", "SUB", "SUM", "TANH", "TILE", "TRANSPOSE",
+        "TRANSPOSE_CONV",
+    }
+)  # fmt: skip
+
+# Activation dtypes the delegate computes with (quantized ones are dequantized).
+GPU_DTYPES = frozenset({"float32", "float16", "int8", "uint8"})
+
+
+@dataclass(frozen=True)
+class GpuReadiness:
+    path: str
+    ready: bool
+    problems: list[str]
+    op_counts: dict[str, int]
+    method: str = "static: ops, dtypes and shapes against the TFLite GPU delegate's op list"
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for `cnnx info` and reports."""
+        if self.ready:
+            return (
+                f"ready ({sum(self.op_counts.values())} ops, all GPU-delegate ops, static shapes)"
+            )
+        return "not ready: " + "; ".join(self.problems)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "ready": self.ready,
+            "problems": self.problems,
+            "op_counts": self.op_counts,
+            "method": self.method,
+            "notes": self.notes,
+        }
+
+
+def check_gpu_readiness(model: Path | bytes) -> GpuReadiness:
+    """Whether `model` (a .tflite file or its bytes) can run fully on the GPU delegate."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    name = "<bytes>" if isinstance(model, bytes) else str(model)
+    try:
+        content = model if isinstance(model, bytes) else Path(model).read_bytes()
+        # Without XNNPACK, so the op list is the model's own, not one DELEGATE node.
+        interpreter = Interpreter(
+            model_content=content,
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
+    except OSError as error:
+        raise ArtifactError(f"cannot read {name}: {error.strerror or error}") from None
+    except (ValueError, RuntimeError) as error:
+        summary = " ".join(str(error).split())[:200]
+        return GpuReadiness(name, False, [f"LiteRT cannot load it: {summary}"], {})
+    ops: list[dict[str, Any]] = list(interpreter._get_ops_details())
+    tensors = {int(t["index"]): t for t in interpreter.get_tensor_details()}
+    produced = {int(i) for op in ops for i in op["outputs"]}
+    graph_inputs = {int(d["index"]) for d in interpreter.get_input_details()}
+    activations = produced | graph_inputs  # the rest are constants (weights, shapes)
+
+    problems: list[str] = []
+    counts = Counter(str(op["op_name"]) for op in ops)
+    unsupported = sorted(op for op in counts if op not in GPU_OPS)
+    if unsupported:
+        problems.append(
+            "ops the GPU delegate lacks: "
+            + ", ".join(f"{op} x{counts[op]}" if counts[op] > 1 else op for op in unsupported)
+        )
+    dynamic = sorted(
+        str(tensors[i]["name"]) or f"#{i}" for i in activations if _is_dynamic(tensors[i])
+    )
+    if dynamic:
+        problems.append(
+            f"dynamic shapes in {len(dynamic)} tensor(s) (e.g. {dynamic[0]!r}); "
+            "export with a static batch of 1"
+        )
+    wrong = Counter(
+        f"{op['op_name']} on {_dtype(tensors[int(i)])}"
+        for op in ops
+        for i in [*op["inputs"], *op["outputs"]]
+        if int(i) in activations and _dtype(tensors[int(i)]) not in GPU_DTYPES
+    )
+    if wrong:
+        problems.append("non-float activations: " + ", ".join(sorted(wrong)))
+    return GpuReadiness(name, not problems, problems, dict(sorted(counts.items())))
+
+
+def _is_dynamic(tensor: dict[str, Any]) -> bool:
+    signature = tensor.get("shape_signature")
+    shape = signature if signature is not None and len(signature) else tensor["shape"]
+    return any(int(d) < 0 for d in shape)
+
+
+def _dtype(tensor: dict[str, Any]) -> str:
+    return np.dtype(tensor["dtype"]).name
+
+
+def gpu_summary(path: Path) -> str:
+    """The one line `cnnx info` shows for a .tflite."""
+    return check_gpu_readiness(path).summary()
