@@ -90,10 +90,20 @@ def test_int8_is_integer_small_and_agrees(manifest: Manifest, test_split: tuple)
     # test_exporters.py): at width 0.25 the flatbuffer's fixed overhead dominates.
     assert entry.size < 0.5 * manifest.artifact("tflite_float32").size
     probabilities = predict_tflite(content, x)
-    agreement = np.mean(probabilities.argmax(1) == reference.argmax(1))
-    drop = np.mean(reference.argmax(1) == y) - np.mean(probabilities.argmax(1) == y)
-    assert agreement >= 0.98, agreement
+    expected = reference.argmax(1)
+    drop = np.mean(expected == y) - np.mean(probabilities.argmax(1) == y)
     assert drop <= 0.01, drop
+    # The uint8 softmax output has a resolution of 1/256: where the tiny run (about 45%
+    # accurate, low margins) has two classes closer than that, the output ties and argmax
+    # takes the lower index. Every such image must still have the reference class among
+    # the tied maxima; images with one clear int8 winner must agree 98% of the time.
+    top = probabilities.max(1, keepdims=True)
+    tied = (probabilities == top).sum(1) > 1
+    assert np.all(probabilities[np.arange(len(x)), expected][tied] == top[tied, 0])
+    clear = ~tied
+    agreement = np.mean(probabilities.argmax(1)[clear] == expected[clear])
+    assert agreement >= 0.98, agreement
+    assert np.mean(probabilities.argmax(1) == expected) >= 0.9  # ties included
     calibration = entry.details["calibration"]
     assert calibration["split"] == "train" and calibration["count"] == 300
     assert sum(calibration["class_counts"].values()) == 300
