@@ -554,6 +554,7 @@ class ParityRow:
     tolerance: Tolerance | None = None
     runtime_info: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    error_code: int = 0  # exit code of the error behind a failed row (7: the artifact itself)
 
     @property
     def failed_checks(self) -> list[Check]:
@@ -612,6 +613,12 @@ class VerifyReport:
             raise VerificationFailed(
                 f"{len(names)} artifact(s) drifted past tolerance: {self.failure_summary()}",
                 "see docs/verify.md to read the metrics or loosen a tolerance",
+            )
+        if self.errors and all(r.error_code == ArtifactError.exit_code for r in self.errors):
+            # A missing file or a hash mismatch is the artifact's fault, not the runtime's.
+            raise ArtifactError(
+                f"{len(self.errors)} artifact(s) damaged: {self.failure_summary()}",
+                "re-export them with cnnx export",
             )
         if self.errors:
             raise RuntimeUnavailable(
@@ -758,6 +765,7 @@ def run_parity(
             reason=error.one_line(),
             tolerance=tolerance,
             seconds=time.perf_counter() - start,
+            error_code=error.exit_code,
         )
     finally:
         if model is not None:
