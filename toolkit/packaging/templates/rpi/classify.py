@@ -159,6 +159,15 @@ def centre_crop(image: Image.Image, aspect: float) -> Image.Image:
     return image.crop((0, top, width, top + new_height))
 
 
+def default_images() -> str:
+    """The bundled test images, named relative to the current folder when inside it."""
+    folder = HERE / "test_images"
+    try:
+        return str(folder.relative_to(Path.cwd()))
+    except ValueError:
+        return str(folder)
+
+
 def image_paths(paths: list[str]) -> list[Path]:
     found: list[Path] = []
     for text in paths:
@@ -303,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.top_k < 1 or args.threads < 1 or args.bench < 0 or args.frames < 0:
         parser.error("--top-k and --threads must be >= 1; --bench and --frames >= 0")
     try:
-        paths = [] if args.camera else image_paths(args.paths or [str(HERE / "test_images")])
+        paths = [] if args.camera else image_paths(args.paths or [default_images()])
         classifier = Classifier(args.model, args.threads, args.reference_kernels)
         k = min(args.top_k, len(classifier.labels))
         report: dict = {
