@@ -199,3 +199,49 @@ def test_bundle_gives_the_same_answers_on_an_emulated_pi4(bundle: Path) -> None:
         assert accuracy == host["summary"]["accuracy"]
         assert accuracy == record["models"][variant]["accuracy_test_images"]
         assert pi["bench"]["runs"] == 5 and pi["bench"]["p50_ms"] > 0
+
+
+def test_camera_frames_are_cropped_and_classified_like_files(
+    bundle: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--camera with a stand-in picamera2 (no camera here): frames arrive B,G,R as
+    libcamera's RGB888 stores them, wider than the model; classify.py centre-crops them
+    and must give what it gives for the same picture read from a file."""
+    import importlib.util
+    import types
+
+    spec = importlib.util.spec_from_file_location("rpi_classify_camera", bundle / "classify.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    images = sorted((bundle / "test_images").glob("*.png"))[:3]
+    frames = []
+    for path in images:
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        wide = np.zeros((16, 24, 3), np.uint8)  # 3:2, the model's 16x16 in the middle
+        wide[:, 4:20] = rgb
+        frames.append(wide[..., ::-1].copy())
+
+    class FakeCamera:
+        def create_preview_configuration(self, main: dict[str, Any]) -> dict[str, Any]:
+            return main
+
+        def configure(self, config: dict[str, Any]) -> None:
+            assert config["format"] == "RGB888"
+
+        def start(self) -> None:
+            self.queue = list(frames)
+
+        def capture_array(self) -> np.ndarray:
+            return self.queue.pop(0)
+
+        def stop(self) -> None:
+            pass
+
+    monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=FakeCamera))
+    assert module.main(["--camera", "--frames", str(len(frames)), "--json", "--top-k", "3"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    expected = module.classify_files(module.Classifier("int8", 1), images, 3)["results"]
+    assert [line["frame"] for line in lines] == list(range(len(frames)))
+    assert [line["top"] for line in lines] == [r["top"] for r in expected]
