@@ -285,3 +285,23 @@ def test_killed_export_leaves_previous_artifacts_intact(
     assert _hashes_hold(folder).keys() == before.keys()
     assert not list(tmp_path.glob(".artifacts.*"))
     assert json.loads((folder / "manifest.json").read_text())["schema"] == "cnnx.manifest/1"
+
+
+def test_same_weights_from_the_runs_keras_file_join_the_folder(
+    artifacts: Path, tiny_run: Path, tmp_path: Path
+) -> None:
+    """The run's .keras holds the same weights: it may add formats, with the same labels."""
+    folder = tmp_path / "artifacts"
+    shutil.copytree(artifacts, folder)
+    keras_file = str(tiny_run / "model.keras")
+    base = ["export", "--model", keras_file, "--to", "tflite", "--quantize", "none"]
+    code, _, err = _cnnx(*base, "--out", str(folder))
+    assert code == 3  # default labels class_0.. differ from the run's names
+    assert "same weights with other labels" in _one_error_line(err)
+    code, _, err = _cnnx(*base, "--out", str(folder), "--labels", str(tiny_run / "labels.txt"))
+    assert code == 0, err
+    manifest = load_manifest(folder)
+    assert manifest.source["format"] == "keras"
+    assert manifest.eval_data == load_manifest(artifacts).eval_data  # kept from the run
+    assert set(manifest.artifacts) == set(load_manifest(artifacts).artifacts)
+    _hashes_hold(folder)

@@ -28,7 +28,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -179,17 +179,31 @@ def export(request: ExportRequest) -> Manifest:
             unsafe=request.unsafe,
         )
         fingerprint = model_fingerprint(source.saved_model_dir)
-        if previous is not None and previous.source.get("fingerprint") != fingerprint:
-            if not request.force:
+        if previous is not None:
+            difference = _differs(previous, source, fingerprint)
+            if difference:
+                # _previous returned None already when --force was given.
                 raise PathError(
-                    f"{out} holds artifacts of another model "
+                    f"{out} holds artifacts of {difference} "
                     f"({previous.source.get('path') or 'unknown source'})",
                     "pass --force to replace them, or choose another --out",
                 )
-            previous = None
-        if previous is not None and previous.input.to_dict() != source.input_spec.to_dict():
-            previous = None  # same weights, other preprocessing: nothing can be reused
+            if source.eval_data is None and previous.eval_data is not None:
+                # Same weights, labels and preprocessing from a file that names no data
+                # (the run's .keras): the test set on record still applies.
+                source = replace(source, eval_data=previous.eval_data)
         return _build(out, request, source, fingerprint, wanted, previous)
+
+
+def _differs(previous: Manifest, source: Source, fingerprint: str) -> str:
+    """What makes the folder's artifacts those of another model ('' when none)."""
+    if previous.source.get("fingerprint") != fingerprint:
+        return "another model"
+    if previous.labels != list(source.labels):
+        return f"the same weights with other labels ({', '.join(previous.labels[:3])}, ...)"
+    if previous.input != source.input_spec:  # notes (where it came from) do not count
+        return "the same weights with other preprocessing"
+    return ""
 
 
 def _build(
@@ -342,18 +356,29 @@ def _scratch(parent: Path) -> Iterator[Path]:
 
 
 def model_fingerprint(saved_model_dir: Path) -> str:
-    """sha256 over the SavedModel's weights and signature shapes: same model, same value.
+    """sha256 over the model's weight values and I/O shapes: same model, same value.
 
-    The graph file is left out on purpose: re-saving the same weights can reorder it.
+    Values, not files: the same weights saved by a run or converted from its .keras
+    file give different checkpoint bytes but the same fingerprint. Variables are
+    hashed one by one and sorted, so their order in the graph does not matter.
     """
     from exporters.savedmodel import load_pivot
 
     pivot = load_pivot(saved_model_dir)
     digest = hashlib.sha256()
     digest.update(json.dumps([list(pivot.input_shape), pivot.num_classes]).encode())
-    variables = Path(saved_model_dir) / "variables"
-    for path in sorted(variables.glob("variables.data-*")):
-        digest.update(sha256_file(path).encode())
+    variables = list(getattr(pivot.loaded, "variables", None) or [])
+    if variables:
+        parts = []
+        for variable in variables:
+            value = np.asarray(variable.numpy())
+            head = f"{value.dtype.str}{value.shape}".encode()
+            parts.append(hashlib.sha256(head + value.tobytes()).hexdigest())
+        for part in sorted(parts):
+            digest.update(part.encode())
+    else:  # an object that does not list its variables: hash the weight files
+        for path in sorted((Path(saved_model_dir) / "variables").glob("variables.data-*")):
+            digest.update(sha256_file(path).encode())
     return digest.hexdigest()
 
 
@@ -389,7 +414,8 @@ def calibration_images(
     if dataset is None:
         raise DataError(
             "full int8 needs calibration images, and this model's source names no dataset",
-            "pass --calibration-data DIR with a few hundred of its training images",
+            "pass --calibration-data DIR with a few hundred of its training images, "
+            "or export --quantize none, float16 or dynamic",
         )
     indices = balanced_indices(dataset.y_train, count, seed)
     raw = dataset.x_train[indices]
