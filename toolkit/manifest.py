@@ -6,7 +6,7 @@ Schema `cnnx.manifest/1` (docs/manifest.md documents every field):
       "schema": "cnnx.manifest/1",
       "created": ISO-8601 UTC, "command": "cnnx export ...",
       "source": {"path": str, "format": "run|keras|h5|savedmodel", "sha256": str|null,
-                 "fingerprint": sha256 of the weights},
+                 "fingerprint": sha256 of the weight values},
       "input": InputSpec.to_dict(),
       "labels": [class names, index order],
       "eval_data": DataSpec dict or null (how to rebuild the labelled test images),
