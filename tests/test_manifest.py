@@ -122,6 +122,8 @@ def test_selection_of_artifacts() -> None:
         {"to": "savedmodel", "quantize": "int8"},
         {"to": "tfjs", "debug_quant": True},
         {"to": "tflite", "quantize": "float16", "float_fallback": ("CONV_2D",)},
+        {"to": "tfjs", "calibration_data": Path("calib")},
+        {"to": "tflite", "quantize": "dynamic", "io": "int8"},
         {"calibration_samples": 0},
         {"float_fallback": ("auto", "CONV_2D")},
         {"float_fallback": ("auto:0",)},

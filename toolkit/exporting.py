@@ -111,9 +111,16 @@ class ExportRequest:
         if self.samples < 0:
             raise UsageError(f"--samples must not be negative, got {self.samples}")
         wants_int8 = "tflite_int8" in select_artifacts(self.to, self.quantize, self.tfjs_quantize)
-        if (self.float_fallback or self.debug_quant) and not wants_int8:
+        int8_only = {
+            "--float-fallback": bool(self.float_fallback),
+            "--debug-quant": self.debug_quant,
+            "--calibration-data": self.calibration_data is not None,
+            "--io": self.io != "uint8",
+        }
+        given = [flag for flag, used in int8_only.items() if used]
+        if given and not wants_int8:
             raise UsageError(
-                "--float-fallback and --debug-quant apply to full int8 only",
+                f"{', '.join(given)} apply to full int8 only",
                 "add --to tflite --quantize int8",
             )
         fallback_auto(self.float_fallback)  # validates auto:N
