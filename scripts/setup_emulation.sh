@@ -190,4 +190,4 @@ for part in qemu sysroot site env.json; do
     mv "$WORK/out/$part" "$CACHE/$part"
 done
 stamp_text >"$CACHE/.stamp"
-echo "emulation: ready in $CACHE ($((SECONDS - start)) s, $(du -sh --exclude=apt "$CACHE" | cut -f1))"
+echo "emulation: ready in $CACHE ($((SECONDS - start)) s, $(du -sh --exclude=apt --exclude='.build.*' "$CACHE" | cut -f1))"
