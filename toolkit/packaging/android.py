@@ -177,7 +177,7 @@ def package_android(
         raise ArtifactError(
             f"{int8_path} takes {int8_input or 'unknown'} input; MediaPipe and the Task "
             "Library take uint8 or float32 images, not int8",
-            "re-export with uint8 I/O: cnnx export --to tflite --quantize int8",
+            "re-export with uint8 I/O: cnnx export --to tflite --quantize int8 --io uint8",
         )
     android_python(env_dir)  # fail before any work if the metadata writer is absent
     samples = read_samples(manifest)

@@ -59,7 +59,7 @@ def package_rpi(
         raise ArtifactError(
             f"{int8_path} takes {_input_dtype(int8_entry)} input; the Pi bundle wants the "
             "integer-input int8 model",
-            "re-export it: cnnx export --to tflite --quantize int8",
+            "re-export it: cnnx export --to tflite --quantize int8 --io uint8",
         )
     samples = read_samples(manifest)
     out_dir = Path(out_dir)
