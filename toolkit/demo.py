@@ -39,6 +39,7 @@ class DemoContext:
     config: DemoConfig
     on_train: Callable[[TrainEvent], None] | None = None
     run_dir: Path | None = None
+    bench_report: Any = None  # toolkit.bench.BenchReport, once the bench step ran
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -104,11 +105,55 @@ def _saved(ctx: DemoContext) -> dict[str, Any]:
     return {"saved_model": str(ctx.run_dir / "saved_model"), "size": info.size}
 
 
-# The pipeline, in order. Later stages are one line each.
+def _export(ctx: DemoContext) -> dict[str, Any]:
+    from toolkit.exporting import ExportRequest, export
+
+    # force: the demo folder is the demo's own; a rerun replaces the last model's artifacts.
+    manifest = export(ExportRequest(model=ctx.run_dir, to="all", out=ctx.artifacts_dir, force=True))
+    return {"artifacts": sorted(manifest.artifacts), "folder": str(ctx.artifacts_dir)}
+
+
+# The demo measures every runtime, but fewer repetitions and one browser backend (wasm,
+# the page's default) than a full `cnnx bench`, to keep the whole demo near 3 minutes.
+def _bench(ctx: DemoContext) -> dict[str, Any]:
+    from toolkit.bench import BenchConfig, bench
+
+    config = BenchConfig(
+        artifacts_dir=ctx.artifacts_dir, runs=50, warmup=5, backends=("wasm",), command="cnnx demo"
+    )
+    report = bench(config)
+    ctx.bench_report = report
+    statuses = [row.status for row in report.rows]
+    return {
+        "report": str(report.written_to),
+        "rows": len(statuses),
+        "ok": statuses.count("ok"),
+        "images": report.images,
+    }
+
+
+def _bundles(ctx: DemoContext) -> dict[str, Any]:
+    from toolkit.errors import RuntimeUnavailable
+    from toolkit.packaging import TARGETS, package
+
+    made: dict[str, str] = {}
+    for target in TARGETS:
+        try:
+            folder = package(target, ctx.artifacts_dir, ctx.bundles_dir / target, force=True)
+            made[target] = str(folder)
+        except RuntimeUnavailable as error:  # e.g. no metadata-writer env: say so, go on
+            made[target] = f"skipped: {error.one_line()}"
+    return {"bundles": made}
+
+
+# The pipeline, in order. Each stage is one line.
 STEPS: list[Step] = [
     Step("data", "Generate the shapes dataset", _data),
     Step("train", "Train the seed CNN", _train),
     Step("save", "Check the saved model (the SavedModel pivot)", _saved),
+    Step("export", "Export every format (TFLite x4, TF.js x4)", _export),
+    Step("bench", "Verify and bench every artifact on every runtime", _bench),
+    Step("package", "Build the web, Raspberry Pi and Android bundles", _bundles),
 ]
 
 
@@ -118,7 +163,7 @@ def run_demo(
     on_step: Callable[[Step, int, int], None] | None = None,
     on_train: Callable[[TrainEvent], None] | None = None,
     steps: list[Step] | None = None,
-) -> list[StepResult]:
+) -> tuple[list[StepResult], DemoContext]:
     """Run every step in order into config.work_dir; demo.json records what each did."""
     work = Path(config.work_dir)
     if work.exists() and not work.is_dir():
@@ -143,4 +188,4 @@ def run_demo(
                 ]
             },
         )
-    return results
+    return results, ctx

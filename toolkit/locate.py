@@ -17,7 +17,9 @@ def last_run(base: Path | None = None) -> Path:
     runs = (base or Path.cwd()) / RUNS_DIR
     candidates = sorted(runs.glob(f"*/{RUN_FILE}"), key=lambda p: p.stat().st_mtime)
     if not candidates:
-        raise PathError(f"no trained run under {runs}", "train one with cnnx train, or pass --model")
+        raise PathError(
+            f"no trained run under {runs}", "train one with cnnx train, or pass --model"
+        )
     return candidates[-1].parent
 
 

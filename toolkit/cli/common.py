@@ -18,7 +18,9 @@ from rich.console import Console
 
 from toolkit.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CnnxError
 
-console = Console()
+# Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; report tables
+# are wider than that and unreadable when cut.
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])

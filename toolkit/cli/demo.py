@@ -1,8 +1,10 @@
 """Run the whole pipeline on the embedded shapes dataset into one folder (./cnnx-demo).
 
 Each step prints as it starts: generate data, train the seed CNN, save the SavedModel
-pivot, and the later stages as they are added. Everything lands in the work folder:
-runs/, artifacts/, bundles/ and demo.json.
+pivot, export every format, verify and bench every artifact on TensorFlow, LiteRT,
+TF.js in Node and in headless Chromium, and build the web, Raspberry Pi and Android
+bundles. Everything lands in the work folder: runs/, artifacts/ (with report/),
+bundles/ and demo.json. Exits 9 if an artifact drifted, 8 if a runtime failed.
 """
 
 from __future__ import annotations
@@ -47,11 +49,30 @@ def command(
     if size is not None:
         config = replace(config, data=DataSpec(size=size))
 
-    def on_step(step: Step, index: int, total: int) -> None:
-        console.rule(f"[bold]{index}/{total} {step.title}", align="left")
+    view = _ProgressView(config.epochs)
+    training = False
 
-    with _ProgressView(config.epochs) as view:
-        results = run_demo(config, on_step=on_step, on_train=view.update)
+    def on_step(step: Step, index: int, total: int) -> None:
+        # The progress bars live only through the training step, so the other steps'
+        # output is not held back behind them.
+        nonlocal training
+        if training:
+            view.__exit__()
+            training = False
+        console.rule(f"[bold]{index}/{total} {step.title}", align="left")
+        if step.name == "train":
+            view.__enter__()
+            training = True
+
+    try:
+        results, ctx = run_demo(config, on_step=on_step, on_train=view.update)
+    finally:
+        if training:
+            view.__exit__()
+    if ctx.bench_report is not None:
+        from toolkit.report import render_bench
+
+        console.print(render_bench(ctx.bench_report))
     console.rule("[bold]done", align="left")
     for result in results:
         details = ", ".join(
@@ -59,3 +80,13 @@ def command(
         )
         console.print(f"{result.name:<8} {result.seconds:6.1f} s  {details}", soft_wrap=True)
     console.print(f"everything is in {out}/ (demo.json lists each step)", soft_wrap=True)
+    if ctx.bench_report is not None:
+        console.print(f"report: {ctx.bench_report.written_to}", soft_wrap=True)
+    for target, where in ctx.outputs.get("package", {}).get("bundles", {}).items():
+        console.print(f"bundle {target:<8} {where}", soft_wrap=True)
+    console.print(
+        f"web demo: run `cnnx serve {out}/artifacts`, then open http://127.0.0.1:8000/",
+        soft_wrap=True,
+    )
+    if ctx.bench_report is not None:
+        ctx.bench_report.raise_for_status()  # drift or a failed runtime: non-zero exit
