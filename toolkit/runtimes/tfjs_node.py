@@ -313,7 +313,9 @@ def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> TfjsNodeMo
     try:
         response, _ = runner.call(
             {"cmd": "load", "model": str(path), "backend": backend},
-            timeout=max(timeout, LOAD_TIMEOUT),
+            # An explicit timeout (bench --timeout) bounds loading too: a hung Node must
+            # not hold the bench for LOAD_TIMEOUT when the user asked for less.
+            timeout=timeout if options.get("timeout") else max(timeout, LOAD_TIMEOUT),
         )
     except BaseException:
         runner.kill()
