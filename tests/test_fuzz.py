@@ -8,17 +8,21 @@ an internal error (exit 1) instead of a one-line message.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
-from toolkit.errors import ArtifactError, PathError, UsageError
+from toolkit.data.images import load_image
+from toolkit.errors import ArtifactError, DataError, PathError, UsageError
 from toolkit.inputspec import InputSpec
 from toolkit.manifest import SCHEMA, load_manifest
 
@@ -218,3 +222,82 @@ def test_input_spec_with_mutated_fields_is_valid_or_a_usage_error(
 def test_input_spec_from_any_json_is_valid_or_a_usage_error(value: Any) -> None:
     with contextlib.suppress(UsageError):
         InputSpec.from_dict(value)
+
+
+# --- the image loader -------------------------------------------------------------------
+
+MODES = ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "F", "YCbCr"]
+FORMATS = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "BMP": ".bmp", "WEBP": ".webp"}
+
+
+@st.composite
+def saved_images(draw: st.DrawFn) -> tuple[bytes, str]:
+    """A real image file (bytes and suffix) of a random mode, size and format."""
+    mode = draw(st.sampled_from(MODES))
+    width, height = draw(st.integers(1, 40)), draw(st.integers(1, 40))
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    base = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), "RGB")
+    if mode in ("I;16", "I"):
+        dtype = np.uint16 if mode == "I;16" else np.int32
+        image = Image.fromarray(rng.integers(0, 65536, (height, width)).astype(dtype))
+    elif mode == "F":
+        image = Image.fromarray(rng.random((height, width)).astype(np.float32))
+    else:
+        image = base.convert(mode)
+    fmt = draw(st.sampled_from(sorted(FORMATS)))
+    buffer = io.BytesIO()
+    try:
+        image.save(buffer, format=fmt)
+    except (OSError, ValueError, KeyError):
+        # This format cannot hold this mode; PNG holds them all.
+        buffer = io.BytesIO()
+        image.convert("RGBA" if mode in ("LA", "P") else "RGB").save(buffer, format="PNG")
+        fmt = "PNG"
+    return buffer.getvalue(), FORMATS[fmt]
+
+
+def _load(data: bytes, suffix: str, channels: int) -> np.ndarray | None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"img{suffix}"
+        path.write_bytes(data)
+        try:
+            return load_image(path, size=(8, 8), channels=channels)
+        except DataError as error:
+            assert str(path) in error.message  # the message names the file
+            return None
+
+
+@FUZZ
+@given(saved_images(), st.sampled_from([1, 3]))
+def test_image_loader_turns_any_mode_and_format_into_uint8_of_the_right_shape(
+    image: tuple[bytes, str], channels: int
+) -> None:
+    pixels = _load(*image, channels)
+    assert pixels is not None, "a valid image was refused"
+    assert pixels.shape == (8, 8, channels) and pixels.dtype == np.uint8
+
+
+@FUZZ
+@given(st.binary(max_size=400), st.sampled_from(list(FORMATS.values())), st.sampled_from([1, 3]))
+def test_image_loader_on_random_bytes_returns_pixels_or_a_data_error(
+    data: bytes, suffix: str, channels: int
+) -> None:
+    pixels = _load(data, suffix, channels)
+    assert pixels is None or (pixels.shape == (8, 8, channels) and pixels.dtype == np.uint8)
+
+
+@FUZZ
+@given(saved_images(), st.data())
+def test_image_loader_on_damaged_images_returns_pixels_or_a_data_error(
+    image: tuple[bytes, str], data: st.DataObject
+) -> None:
+    raw, suffix = image
+    cut = data.draw(st.integers(0, len(raw)))
+    flips = data.draw(st.lists(st.integers(0, max(0, len(raw) - 1)), max_size=4))
+    damaged = bytearray(raw[:cut])
+    for index in flips:
+        if index < len(damaged):
+            damaged[index] ^= 0xA5
+    pixels = _load(bytes(damaged), suffix, 3)
+    assert pixels is None or (pixels.shape == (8, 8, 3) and pixels.dtype == np.uint8)

@@ -1,0 +1,362 @@
+"""Faults: writers killed at any point, a full disk, runtimes that crash or hang.
+
+Kills use the real CLI in a subprocess: either at a named step (CNNX_FAULT_AFTER, the
+hook in toolkit/atomic.py, which SIGKILLs the process there) or with a SIGKILL after a
+delay. After every kill the artifacts folder must be exactly the old one or exactly
+the new one, its manifest valid and every file matching its hash; the next run must
+succeed and sweep what the killed one left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.corpus import files, images
+from tests.corpus.models import build_models
+from tests.corpus.runs import tiny_run
+from toolkit.manifest import load_manifest
+
+CLI = [sys.executable, "-m", "toolkit"]
+
+pytestmark = pytest.mark.slow
+
+
+def cnnx(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.getbasetemp() / "corpus-models"
+    build_models(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def calibration(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return images.class_folder(tmp_path_factory.mktemp("calibration"), classes=3, per_class=10)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_run(tmp_path_factory.getbasetemp() / "corpus-run")
+
+
+@pytest.fixture(scope="module")
+def base_artifacts(tmp_path_factory: pytest.TempPathFactory, run: Path) -> Path:
+    """Every TFLite precision of the tiny run, exported once by the real CLI."""
+    out = tmp_path_factory.mktemp("fault-base") / "artifacts"
+    done = cnnx(
+        "export",
+        "--model",
+        str(run),
+        "--to",
+        "tflite",
+        "--calibration-samples",
+        "50",
+        "--samples",
+        "6",
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def assert_consistent(folder: Path) -> set[str]:
+    """The manifest loads, every file it names matches its hash, nothing else is there."""
+    manifest = load_manifest(folder)
+    named = {"manifest.json"}
+    for entry in manifest.artifacts.values():
+        manifest.check_files(entry)
+        named.update(record["path"] for record in entry.files)
+    on_disk = {p for p, kind in files.snapshot(folder).items() if kind not in ("dir", "link")}
+    stray = {p for p in on_disk - named if not p.startswith("samples/")}
+    assert not stray, f"files no manifest entry names: {sorted(stray)[:10]}"
+    return set(manifest.artifacts)
+
+
+def leftovers(parent: Path, name: str) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith(f".{name}."))
+
+
+# --- export killed at named steps ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("step", ["written:manifest.json", "staged:artifacts", "swapped:artifacts"])
+def test_export_killed_at_a_step_keeps_a_whole_folder_and_the_next_run_succeeds(
+    step: str, base_artifacts: Path, run: Path, tmp_path: Path
+) -> None:
+    out = files.copy_tree(base_artifacts, tmp_path / "artifacts")
+    before = files.snapshot(out)
+    old_float16 = load_manifest(out).artifacts["tflite_float16"].files
+    args = (
+        "export",
+        "--model",
+        str(run),
+        "--to",
+        "tflite",
+        "--quantize",
+        "float16",
+        "--samples",
+        "0",
+        "--out",
+        str(out),
+    )
+    killed = cnnx(*args, env={"CNNX_FAULT_AFTER": step})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+
+    ids = assert_consistent(out)
+    assert {"tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8"} <= ids
+    if step == "swapped:artifacts":
+        # The new folder is in place; only the removal of the old copy was cut short.
+        assert load_manifest(out).artifacts["tflite_float16"].files is not None
+        assert leftovers(tmp_path, "artifacts"), "the old copy should still be beside it"
+    else:
+        assert files.snapshot(out) == before, "the previous artifacts changed"
+        assert load_manifest(out).artifacts["tflite_float16"].files == old_float16
+
+    again = cnnx(*args)
+    assert again.returncode == 0, again.stderr
+    assert_consistent(out)
+    assert leftovers(tmp_path, "artifacts") == [], "a killed export's temp folder survived"
+
+
+def test_export_sigkilled_at_any_moment_leaves_old_or_new_never_half(
+    base_artifacts: Path, run: Path, tmp_path: Path
+) -> None:
+    out = files.copy_tree(base_artifacts, tmp_path / "artifacts")
+    args = [
+        *CLI,
+        "export",
+        "--model",
+        str(run),
+        "--to",
+        "tflite",
+        "--quantize",
+        "dynamic",
+        "--samples",
+        "0",
+        "--out",
+        str(out),
+    ]
+    for delay in (0.5, 2.0, 4.0, 7.0):
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        assert_consistent(out)
+    done = cnnx(*args[3:])
+    assert done.returncode == 0, done.stderr
+    assert_consistent(out)
+    assert leftovers(tmp_path, "artifacts") == []
+
+
+# --- package killed -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("step", ["staged:rpi", "written:rpi.zip"])
+def test_package_killed_keeps_the_previous_bundle(
+    step: str, base_artifacts: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "bundles" / "rpi"
+    first = cnnx("package", "--target", "rpi", str(base_artifacts), "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    before = files.snapshot(out.parent)
+    killed = cnnx(
+        "package",
+        "--target",
+        "rpi",
+        str(base_artifacts),
+        "--out",
+        str(out),
+        "--force",
+        env={"CNNX_FAULT_AFTER": step},
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    after = files.snapshot(out.parent)
+    visible = {k: v for k, v in after.items() if not k.startswith(".")}
+    if step == "staged:rpi":
+        assert visible == before, "the previous bundle changed"
+    else:
+        # The new folder is complete and in place; the old zip is still whole.
+        assert visible.keys() == before.keys()
+        assert visible["rpi.zip"] == before["rpi.zip"]
+    again = cnnx("package", "--target", "rpi", str(base_artifacts), "--out", str(out), "--force")
+    assert again.returncode == 0, again.stderr
+    assert not [k for k in files.snapshot(out.parent) if k.startswith(".")], "leftovers"
+
+
+# --- a full disk -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def small_disk(where: Path, size: str) -> Iterator[Path]:
+    where.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.mark.parametrize("size", ["8k", "40k", "96k"])
+def test_full_disk_during_export_is_exit_11_and_leaves_nothing(
+    size: str, models: Path, tmp_path: Path
+) -> None:
+    # Three sizes: the disk fills in a copy, in TensorFlow's SavedModel writer, or later.
+    with small_disk(tmp_path / "disk", size) as disk:
+        done = cnnx(
+            "export",
+            "--model",
+            str(models / "good.keras"),
+            "--to",
+            "tflite",
+            "--quantize",
+            "none",
+            "--samples",
+            "0",
+            "--out",
+            str(disk / "artifacts"),
+        )
+        assert done.returncode == 11, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "no space left on device" in lines[0], done.stderr
+        assert "Traceback" not in done.stderr
+        assert list(disk.iterdir()) == [], "a failed export left files on the full disk"
+
+
+def test_full_disk_during_re_export_keeps_the_previous_artifacts(
+    base_artifacts: Path, run: Path, tmp_path: Path
+) -> None:
+    used = sum(p.stat().st_size for p in base_artifacts.rglob("*") if p.is_file())
+    # Room for the old artifacts, not for a second copy of the SavedModel beside them.
+    with small_disk(tmp_path / "disk", f"{used // 1024 + 48}k") as disk:
+        out = files.copy_tree(base_artifacts, disk / "artifacts")
+        before = files.snapshot(out)
+        done = cnnx(
+            "export",
+            "--model",
+            str(run),
+            "--to",
+            "tflite",
+            "--quantize",
+            "float16",
+            "--samples",
+            "0",
+            "--out",
+            str(out),
+        )
+        assert done.returncode == 11, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert files.snapshot(out) == before
+        assert sorted(p.name for p in disk.iterdir()) == ["artifacts"]
+
+
+# --- runtimes that crash or hang ---------------------------------------------------------
+
+
+def _fake_node(folder: Path, body: str) -> Path:
+    script = folder / "node"
+    script.write_text("#!/bin/sh\n" + body + "\n")
+    script.chmod(0o755)
+    return script
+
+
+@pytest.fixture(scope="module")
+def tfjs_artifacts(tmp_path_factory: pytest.TempPathFactory, models: Path) -> Path:
+    out = tmp_path_factory.mktemp("fault-tfjs") / "artifacts"
+    done = cnnx(
+        "export",
+        "--model",
+        str(models / "good.keras"),
+        "--to",
+        "all",
+        "--quantize",
+        "none",
+        "--samples",
+        "0",
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.mark.parametrize(
+    "behaviour, body",
+    [
+        ("crashes", "echo 'Segmentation fault' >&2; kill -SEGV $$"),
+        ("hangs", "exec sleep 600"),
+        ("talks nonsense", "echo '{not json'; exec sleep 600"),
+    ],
+)
+def test_a_node_runtime_that_fails_is_its_rows_failure_and_the_bench_goes_on(
+    behaviour: str, body: str, tfjs_artifacts: Path, calibration: Path, tmp_path: Path
+) -> None:
+    node = _fake_node(tmp_path, body)
+    start = time.perf_counter()
+    done = cnnx(
+        "bench",
+        str(tfjs_artifacts),
+        "--runtimes",
+        "litert,tfjs-node",
+        "--artifacts",
+        "tflite_float32,tfjs_float32",
+        "--runs",
+        "3",
+        "--warmup",
+        "1",
+        "--limit",
+        "8",
+        "--no-plots",
+        "--timeout",
+        "5",
+        "--backends",
+        "wasm",
+        "--out",
+        str(tmp_path / "report"),
+        "--data",
+        str(calibration),
+        env={"CNNX_NODE": str(node)},
+    )
+    elapsed = time.perf_counter() - start
+    assert "Traceback" not in done.stderr
+    assert done.returncode != 0, "a failed runtime row must fail the bench"
+    assert elapsed < 90, f"the bench waited {elapsed:.0f}s on a {behaviour} node"
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    rows = report["rows"]
+    by_runtime: dict[str, list[dict[str, object]]] = {}
+    for row in rows:
+        by_runtime.setdefault(str(row["runtime"]), []).append(row)
+    assert all(row["status"] == "ok" for row in by_runtime["litert"]), by_runtime["litert"]
+    node_rows = by_runtime["tfjs-node"]
+    assert node_rows and all(row["status"] == "failed" for row in node_rows), node_rows
+    assert all(row.get("reason") for row in node_rows)
