@@ -82,5 +82,5 @@ def cmyk_jpeg(path: Path, size: int = 16, seed: int = 4) -> Path:
 def sixteen_bit_png(path: Path, size: int = 16, seed: int = 5) -> Path:
     pixels = np.random.default_rng(seed).integers(0, 65536, (size, size), dtype=np.uint16)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels, mode="I;16").save(path)
+    Image.fromarray(pixels).save(path)  # uint16 -> mode I;16
     return path

@@ -1,0 +1,278 @@
+"""Untrusted files: embedded code never runs without --unsafe, the server stays on its
+folder and this machine, bundle zips cannot escape, images cannot exhaust memory.
+
+The unsafe models (tests/corpus/models.py) each create a marker file when their code
+runs, so "was the code executed" is a fact on disk, not a guess.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from tests.corpus import images
+from tests.corpus.artifacts import fake_tfjs_artifacts
+from tests.corpus.models import build_models, marker
+from toolkit.data.images import load_image
+from toolkit.errors import DataError
+
+CLI = [sys.executable, "-m", "toolkit"]
+
+
+def cnnx(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.getbasetemp() / "corpus-models"
+    build_models(folder)
+    return folder
+
+
+# --- embedded code -----------------------------------------------------------------------
+
+UNSAFE = [
+    "lambda.keras",
+    "lambda.h5",
+    "lambda_keras2.h5",
+    "lambda_savedmodel",
+    "writefile_savedmodel",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", UNSAFE)
+def test_a_model_holding_code_is_refused_without_running_it(
+    name: str, models: Path, tmp_path: Path
+) -> None:
+    marker(models).unlink(missing_ok=True)
+    for args in (
+        (
+            "export",
+            "--model",
+            str(models / name),
+            "--to",
+            "savedmodel",
+            "--out",
+            str(tmp_path / "out"),
+        ),
+        ("info", str(models / name)),
+    ):
+        done = cnnx(*args, cwd=tmp_path)
+        assert done.returncode == 4, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "--unsafe" in lines[0], done.stderr
+        assert not marker(models).exists(), f"{name}'s code ran during cnnx {args[0]}"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["lambda.keras", "lambda_keras2.h5", "lambda_savedmodel"])
+def test_with_unsafe_the_same_model_loads(name: str, models: Path, tmp_path: Path) -> None:
+    marker(models).unlink(missing_ok=True)
+    done = cnnx(
+        "export",
+        "--model",
+        str(models / name),
+        "--to",
+        "savedmodel",
+        "--unsafe",
+        "--samples",
+        "0",
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "manifest.json").is_file()
+    if name.endswith("savedmodel"):
+        # Loaded through its traced graph: the Keras Lambda's Python is not needed.
+        return
+    # The Lambda ran: proof that the refusal above was what kept it from running.
+    assert marker(models).exists()
+    marker(models).unlink()
+
+
+# --- the web server ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int, Path]]:
+    folder = fake_tfjs_artifacts(tmp_path_factory.mktemp("serve") / "artifacts")
+    outside = folder.parent / "outside.txt"
+    outside.write_text("not to be served\n")
+    (folder / "tfjs" / "float32" / "escape.json").symlink_to(outside)
+    process = subprocess.Popen(
+        [*CLI, "serve", str(folder), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    url = ""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not url:
+        line = process.stdout.readline()
+        if not line:
+            break
+        found = re.search(r"http://([\d.]+):(\d+)", line)
+        url = found.group(0) if found else ""
+    try:
+        assert found, f"no URL printed; stderr: {process.stderr.read() if process.stderr else ''}"
+        yield found.group(1), int(found.group(2)), folder
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _get(host: str, port: int, target: str) -> tuple[int, bytes]:
+    """Send the request target exactly as written (no client-side normalising)."""
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, response.read()
+
+
+def test_serve_binds_loopback_by_default(server: tuple[str, int, Path]) -> None:
+    host, port, _ = server
+    assert host == "127.0.0.1"
+    status, body = _get(host, port, "/artifacts/manifest.json")
+    assert status == 200 and b"cnnx.manifest/1" in body
+    # Not reachable on the machine's other addresses.
+    others = {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)}
+    for address in sorted(others - {"127.0.0.1"}):
+        with pytest.raises(OSError), socket.create_connection((address, port), timeout=3):
+            pass
+
+
+TRAVERSALS = [
+    "/../outside.txt",
+    "/artifacts/../outside.txt",
+    "/artifacts/../../outside.txt",
+    "/artifacts/%2e%2e/outside.txt",
+    "/artifacts/%2E%2E/%2E%2E/outside.txt",
+    "/artifacts/..%2foutside.txt",
+    "/artifacts/..%2Foutside.txt",
+    "/artifacts/%252e%252e/outside.txt",
+    "/artifacts/..%5coutside.txt",
+    "/artifacts/..\\outside.txt",
+    "//etc/passwd",
+    "/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+    "/artifacts/tfjs/float32/../../../outside.txt",
+    "/artifacts/tfjs/float32/%2e%2e/%2e%2e/secret.txt",
+    "/artifacts/secret.txt",
+    "/artifacts/tfjs/float32/escape.json",
+    "/artifacts/tfjs/float32/model.json%00.png",
+    "/vendor/../../../../etc/passwd",
+    "/vendor/%2e%2e%2f%2e%2e%2fpackage.json",
+    "/etc/passwd",
+    "/artifacts/%c0%ae%c0%ae/outside.txt",
+]
+
+
+@pytest.mark.parametrize("target", TRAVERSALS)
+def test_serve_refuses_paths_outside_the_page_and_the_artifacts(
+    target: str, server: tuple[str, int, Path]
+) -> None:
+    host, port, _ = server
+    status, body = _get(host, port, target)
+    assert 400 <= status < 500, f"{target} answered {status}"
+    assert b"not to be served" not in body
+    assert b"root:" not in body
+
+
+# --- bundle zips ----------------------------------------------------------------------------
+
+
+def _check_zip(path: Path) -> None:
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        assert names, "empty zip"
+        top = {PurePosixPath(n).parts[0] for n in names}
+        assert top == {path.stem}, f"members outside one top folder: {sorted(top)}"
+        for info in archive.infolist():
+            name = info.filename
+            assert not name.startswith("/") and "\\" not in name and ":" not in name, name
+            assert ".." not in PurePosixPath(name).parts, name
+            mode = info.external_attr >> 16
+            assert (mode & 0o170000) in (0, 0o100000, 0o040000), f"{name} is not a regular file"
+
+
+@pytest.mark.slow
+def test_web_bundle_zip_cannot_escape_and_symlinks_are_refused(tmp_path: Path) -> None:
+    artifacts = fake_tfjs_artifacts(tmp_path / "artifacts")
+    done = cnnx("package", "--target", "web", str(artifacts), "--out", str(tmp_path / "web"))
+    assert done.returncode == 0, done.stderr
+    _check_zip(tmp_path / "web.zip")
+    # A symlink planted in the artifacts must not smuggle a file from outside into a bundle.
+    (tmp_path / "outside.txt").write_text("not to be served\n")
+    (artifacts / "tfjs" / "float32" / "extra.bin").symlink_to(tmp_path / "outside.txt")
+    again = cnnx("package", "--target", "web", str(artifacts), "--out", str(tmp_path / "web2"))
+    if again.returncode == 0:
+        _check_zip(tmp_path / "web2.zip")
+        with zipfile.ZipFile(tmp_path / "web2.zip") as archive:
+            for name in archive.namelist():
+                assert b"not to be served" not in archive.read(name), name
+    else:
+        assert again.returncode in (3, 7), again.stderr
+        assert len(again.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "web2").exists() and not (tmp_path / "web2.zip").exists()
+
+
+def test_zip_writer_refuses_member_names_that_escape(tmp_path: Path) -> None:
+    from toolkit.errors import PathError
+    from toolkit.packaging.zipping import write_zip
+
+    source = tmp_path / "a.txt"
+    source.write_text("x")
+    for bad in ("../evil.txt", "/etc/evil", "a/../../evil", "C:evil", "a\\..\\evil", ""):
+        with pytest.raises(PathError):
+            write_zip([(source, bad)], tmp_path / "out.zip", top="bundle")
+        assert not (tmp_path / "out.zip").exists()
+
+
+# --- images ---------------------------------------------------------------------------------
+
+
+def test_a_decompression_bomb_is_refused_before_decoding(tmp_path: Path) -> None:
+    bomb = images.decompression_bomb(tmp_path / "bomb.png")
+    assert bomb.stat().st_size < 1_000_000  # small on disk, 400 megapixels once decoded
+    start = time.perf_counter()
+    with pytest.raises(DataError) as caught:
+        load_image(bomb, size=(16, 16))
+    assert time.perf_counter() - start < 2, "the pixels were decoded before the check"
+    assert str(bomb) in caught.value.message
+
+
+def test_a_bomb_below_pillows_own_limit_still_hits_ours(tmp_path: Path) -> None:
+    # 8000 x 8000 = 64 MP: Pillow only warns (its error is at 179 MP); the loader refuses.
+    bomb = images.decompression_bomb(tmp_path / "big.png", side=8000)
+    with pytest.raises(DataError) as caught:
+        load_image(bomb, size=(16, 16))
+    assert str(bomb) in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "make, channels",
+    [(images.cmyk_jpeg, 3), (images.sixteen_bit_png, 3), (images.sixteen_bit_png, 1)],
+)
+def test_cmyk_and_16_bit_images_become_8_bit_arrays(
+    make: Callable[[Path], Path], channels: int, tmp_path: Path
+) -> None:
+    path = make(tmp_path / ("img.jpg" if make is images.cmyk_jpeg else "img.png"))
+    pixels = load_image(path, size=(8, 8), channels=channels)
+    assert pixels.shape == (8, 8, channels) and pixels.dtype.name == "uint8"
+    assert pixels.max() > 0  # scaled, not clipped to black or white
+    assert pixels.min() < 255
