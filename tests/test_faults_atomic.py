@@ -1,0 +1,163 @@
+"""toolkit/atomic.py: folder replacement with no gap, leftovers swept, errors typed."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from toolkit import atomic
+from toolkit.errors import PathError, ResourceError
+
+
+def _fill(folder: Path, version: int) -> None:
+    for i in range(5):
+        (folder / f"f{i}.txt").write_text(f"{version}\n")
+
+
+def test_replacing_a_folder_never_leaves_it_missing_or_mixed(tmp_path: Path) -> None:
+    final = tmp_path / "artifacts"
+    with atomic.staged_dir(final) as tmp:
+        _fill(tmp, 0)
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        # A reader that opens the folder once sees one version throughout; by path,
+        # it could straddle two swaps, which no rename scheme can prevent.
+        while not stop.is_set():
+            try:
+                fd = os.open(final, os.O_RDONLY | os.O_DIRECTORY)
+            except FileNotFoundError:
+                seen.append("missing")
+                continue
+            try:
+                names = sorted(os.listdir(fd))
+                texts = set()
+                for name in names:
+                    handle = os.open(name, os.O_RDONLY, dir_fd=fd)
+                    texts.add(os.read(handle, 100))
+                    os.close(handle)
+            finally:
+                os.close(fd)
+            if names != [f"f{i}.txt" for i in range(5)] or len(texts) != 1:
+                seen.append(f"mixed {names} {texts}")
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for version in range(1, 150):
+            with atomic.staged_dir(final) as tmp:
+                _fill(tmp, version)
+    finally:
+        stop.set()
+        thread.join()
+    assert atomic._RENAMEAT2 is not None, "renameat2 should be available on this Linux"
+    assert seen == [], seen[:5]
+    assert (final / "f0.txt").read_text() == "149\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifacts"]
+
+
+def test_the_two_rename_fallback_still_replaces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(atomic, "_RENAMEAT2", None)
+    final = tmp_path / "out"
+    for version in (1, 2):
+        with atomic.staged_dir(final) as tmp:
+            _fill(tmp, version)
+    assert (final / "f3.txt").read_text() == "2\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_an_exchange_the_filesystem_refuses_falls_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_: object) -> int:
+        import ctypes
+
+        ctypes.set_errno(errno.EINVAL)
+        return -1
+
+    monkeypatch.setattr(atomic, "_RENAMEAT2", refuse)
+    final = tmp_path / "out"
+    for version in (1, 2):
+        with atomic.staged_dir(final) as tmp:
+            _fill(tmp, version)
+    assert (final / "f0.txt").read_text() == "2\n"
+
+
+def test_a_failure_inside_leaves_the_old_folder_and_no_temp(tmp_path: Path) -> None:
+    final = tmp_path / "out"
+    with atomic.staged_dir(final) as tmp:
+        _fill(tmp, 1)
+    with pytest.raises(RuntimeError), atomic.staged_dir(final) as tmp:
+        _fill(tmp, 2)
+        raise RuntimeError("converter failed")
+    assert (final / "f0.txt").read_text() == "1\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_leftovers_of_dead_writers_are_swept_and_live_ones_kept(tmp_path: Path) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(dead.stdout)
+    (tmp_path / f".out.tmp-{dead_pid}-abc").mkdir()
+    (tmp_path / f".out.old-{dead_pid}-def").mkdir()
+    (tmp_path / f".manifest.json.tmp-{dead_pid}-x").write_text("half")
+    live = tmp_path / f".out.tmp-{os.getppid()}-zzz"
+    live.mkdir()
+    with atomic.staged_dir(tmp_path / "out") as tmp:
+        _fill(tmp, 1)
+    atomic.write_text_atomic(tmp_path / "manifest.json", "{}")
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(["out", "manifest.json", live.name])
+
+
+def test_fault_point_kills_only_at_the_named_step(tmp_path: Path) -> None:
+    code = (
+        "import sys; from pathlib import Path; from toolkit import atomic;"
+        f"atomic.write_text_atomic(Path({str(tmp_path)!r}) / 'a.json', 'new')"
+    )
+    (tmp_path / "a.json").write_text("old")
+    env = {**os.environ, "CNNX_FAULT_AFTER": "written:a.*"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, check=False)
+    assert done.returncode == -9
+    assert (tmp_path / "a.json").read_text() == "old"
+    env["CNNX_FAULT_AFTER"] = "written:b.json"
+    done = subprocess.run([sys.executable, "-c", code], env=env, check=False)
+    assert done.returncode == 0
+    assert (tmp_path / "a.json").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+
+def test_disk_full_is_a_resource_error_whoever_reports_it(tmp_path: Path) -> None:
+    nospace = OSError(errno.ENOSPC, "No space left on device")
+    assert isinstance(atomic.machine_error(tmp_path, nospace), ResourceError)
+    gathered = shutil.Error([("a", "b", "[Errno 28] No space left on device: 'a'")])
+    assert isinstance(atomic.machine_error(tmp_path, gathered), ResourceError)
+    assert isinstance(atomic.machine_error(tmp_path, OSError(errno.EACCES, "denied")), PathError)
+
+    class ResourceExhaustedError(Exception):  # what TensorFlow's writers raise
+        pass
+
+    final = tmp_path / "out"
+    with pytest.raises(ResourceError), atomic.staged_dir(final):
+        raise ResourceExhaustedError("saved_model.pb; No space left on device")
+    assert not final.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_out_that_is_a_file_is_a_path_error(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(PathError), atomic.staged_dir(tmp_path / "afile" / "out"):
+        pass
