@@ -164,7 +164,10 @@ def fallback_auto(names: tuple[str, ...]) -> int:
 def export(request: ExportRequest) -> Manifest:
     """Export the requested artifacts into request.out and return the new manifest."""
     from toolkit.quiet import silence_tensorflow
+    from toolkit.sources import detect_format
 
+    if request.model is not None:
+        detect_format(request.model)  # a bad path fails in milliseconds, before TensorFlow loads
     silence_tensorflow()
     from exporters.quiet import silenced
 
