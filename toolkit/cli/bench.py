@@ -13,7 +13,6 @@ written; drift past tolerance exits 9; a failed runtime row exits 8.
 
 from __future__ import annotations
 
-import enum
 import shlex
 import sys
 from pathlib import Path
@@ -22,22 +21,22 @@ from typing import Annotated
 import typer
 
 from toolkit.cli.common import console, handles_errors
+from toolkit.cli.options import (
+    ArtifactIds,
+    ArtifactsDir,
+    Backends,
+    Device,
+    DeviceOption,
+    Limit,
+    split_names,
+)
 
 NAME = "bench"
 
 
-class Device(enum.StrEnum):
-    cpu = "cpu"
-    gpu = "gpu"
-
-
-def _names(text: str | None) -> tuple[str, ...]:
-    return tuple(p.strip() for p in (text or "").split(",") if p.strip())
-
-
 def _counts(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(p) for p in _names(text))
+        return tuple(int(p) for p in split_names(text))
     except ValueError:
         raise typer.BadParameter(
             f"--threads takes counts separated by commas, got {text!r}"
@@ -46,39 +45,17 @@ def _counts(text: str) -> tuple[int, ...]:
 
 @handles_errors
 def command(
-    artifacts_dir: Annotated[
-        Path | None,
-        typer.Argument(
-            help="Artifacts folder with manifest.json [default: ./artifacts]", show_default=False
-        ),
-    ] = None,
+    artifacts_dir: ArtifactsDir = None,
     runtimes: Annotated[
         str, typer.Option("--runtimes", "-r", help="Runtimes: tf, litert, tfjs-node, browser.")
     ] = "tf,litert,tfjs-node,browser",
-    device: Annotated[
-        Device, typer.Option("--device", help="Device of the TensorFlow runtime.")
-    ] = Device.cpu,
+    device: DeviceOption = Device.cpu,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print report.json on stdout.")
     ] = False,
-    artifacts: Annotated[
-        str | None,
-        typer.Option(
-            "--artifacts",
-            "-a",
-            help="Artifact ids, comma-separated [default: all]",
-            show_default=False,
-        ),
-    ] = None,
+    artifacts: ArtifactIds = None,
     threads: Annotated[str, typer.Option("--threads", help="LiteRT thread counts.")] = "1,2",
-    backends: Annotated[
-        str | None,
-        typer.Option(
-            "--backends",
-            help="TF.js backends: wasm, cpu, webgl [default: each runtime's].",
-            show_default=False,
-        ),
-    ] = None,
+    backends: Backends = None,
     runs: Annotated[int, typer.Option("--runs", min=1, help="Timed batch-1 runs.")] = 100,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs first.")] = 10,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Batch size for throughput.")] = 32,
@@ -90,10 +67,7 @@ def command(
             show_default=False,
         ),
     ] = None,
-    limit: Annotated[
-        int | None,
-        typer.Option("--limit", min=1, help="Use only the first N images.", show_default=False),
-    ] = None,
+    limit: Limit = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -165,11 +139,11 @@ def command(
     )
     config = BenchConfig(
         artifacts_dir=folder,
-        artifacts=_names(artifacts),
+        artifacts=split_names(artifacts),
         runtimes=parse_runtimes(runtimes),
         device=device.value,
         threads=_counts(threads),
-        backends=_names(backends),
+        backends=split_names(backends),
         runs=runs,
         warmup=warmup,
         batch=batch,

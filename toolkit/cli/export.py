@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from toolkit.cli.common import console, err_console, handles_errors
+from toolkit.cli.options import split_names
 
 if TYPE_CHECKING:
     from toolkit.exporting import ExportRequest
@@ -165,7 +166,7 @@ def command(
             mean=_floats(mean, "--mean"),
             std=_floats(std, "--std"),
         )
-    fallback = tuple(n.strip() for n in (float_fallback or "").split(",") if n.strip())
+    fallback = split_names(float_fallback)
     request = ExportRequest(
         model=model,
         to=to.value,

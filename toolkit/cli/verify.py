@@ -10,49 +10,35 @@ PRECISION=VALUE / ID=VALUE for some. The whole table is printed before the exit.
 
 from __future__ import annotations
 
-import enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from toolkit.cli.common import console, handles_errors
+from toolkit.cli.options import (
+    ArtifactIds,
+    ArtifactsDir,
+    Backends,
+    Device,
+    DeviceOption,
+    Limit,
+    split_names,
+)
 
 NAME = "verify"
 
 
-class Device(enum.StrEnum):
-    cpu = "cpu"
-    gpu = "gpu"
-
-
-def _names(text: str | None) -> tuple[str, ...]:
-    return tuple(p.strip() for p in (text or "").split(",") if p.strip())
-
-
 @handles_errors
 def command(
-    artifacts_dir: Annotated[
-        Path | None,
-        typer.Argument(
-            help="Artifacts folder with manifest.json [default: ./artifacts]", show_default=False
-        ),
-    ] = None,
+    artifacts_dir: ArtifactsDir = None,
     runtimes: Annotated[
         str,
         typer.Option(
             "--runtimes", "-r", help="Runtimes to verify in: tf, litert, tfjs-node, browser."
         ),
     ] = "tf,litert,tfjs-node",
-    artifacts: Annotated[
-        str | None,
-        typer.Option(
-            "--artifacts",
-            "-a",
-            help="Artifact ids, comma-separated [default: all]",
-            show_default=False,
-        ),
-    ] = None,
+    artifacts: ArtifactIds = None,
     data: Annotated[
         Path | None,
         typer.Option(
@@ -61,10 +47,7 @@ def command(
             show_default=False,
         ),
     ] = None,
-    limit: Annotated[
-        int | None,
-        typer.Option("--limit", min=1, help="Use only the first N images.", show_default=False),
-    ] = None,
+    limit: Limit = None,
     min_agreement: Annotated[
         list[str] | None,
         typer.Option(
@@ -99,17 +82,8 @@ def command(
             show_default=False,
         ),
     ] = None,
-    backends: Annotated[
-        str | None,
-        typer.Option(
-            "--backends",
-            help="TF.js backends: wasm, cpu, webgl [default: each runtime's].",
-            show_default=False,
-        ),
-    ] = None,
-    device: Annotated[
-        Device, typer.Option("--device", help="Device of the TensorFlow runtime.")
-    ] = Device.cpu,
+    backends: Backends = None,
+    device: DeviceOption = Device.cpu,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the results as JSON on stdout.")
     ] = False,
@@ -139,12 +113,12 @@ def command(
             layers.append(parse_flag_values(key, values, ids))
     config = VerifyConfig(
         artifacts_dir=folder,
-        artifacts=_names(artifacts),
+        artifacts=split_names(artifacts),
         runtimes=parse_runtimes(runtimes),
         data=data,
         limit=limit,
         device=device.value,
-        backends=_names(backends),
+        backends=split_names(backends),
         overrides=tuple(layers),
         min_reference_accuracy=None
         if min_reference_accuracy is None
