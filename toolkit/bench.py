@@ -48,11 +48,12 @@ from toolkit.verify import (
     check,
     compare,
     load_eval_set,
-    recorded_accuracy,
-    reference_checks,
+    reference_extra,
     reference_outputs,
+    runtime_options,
     selected_entries,
     tolerance_for,
+    variant_label,
     variants,
 )
 
@@ -355,7 +356,7 @@ def measure(
     base: dict[str, Any] = {
         "artifact": entry.id,
         "runtime": runtime,
-        "label": _variant_label(runtime, options),
+        "label": variant_label(runtime, options),
         "precision": entry.precision,
         "format": entry.format,
         "size": entry.size,
@@ -434,17 +435,6 @@ def _throughput(model: LoadedModel, evalset: EvalSet, config: BenchConfig) -> tu
 
 def _timer_name(timer: Timer) -> str:
     return getattr(timer, "__qualname__", "timer")
-
-
-def _variant_label(runtime: str, options: dict[str, Any]) -> str:
-    text = runtime
-    if options.get("backend"):
-        text += f"/{options['backend']}"
-    if options.get("device", "cpu") != "cpu":
-        text += f"@{options['device']}"
-    if options.get("threads"):
-        text += f" x{options['threads']}"
-    return text
 
 
 # --- gates ----------------------------------------------------------------------------
@@ -608,27 +598,14 @@ def run_bench(config: BenchConfig, manifest: Manifest | None = None) -> BenchRep
     evalset = load_eval_set(manifest, config.data, config.limit)
     reference, ref_model = reference_outputs(manifest, evalset)
     ref_model.close()
-    common: dict[str, Any] = {"device": config.device}
-    if config.timeout:
-        common["timeout"] = config.timeout
+    common = runtime_options(config.device, config.timeout)
     rows: list[BenchRow] = []
     for entry in entries:
         names = runtimes_for(entry, config.runtimes)
         for runtime in names:
             extra = None
             if entry.id == REFERENCE_ID and runtime == REFERENCE_RUNTIME:
-                labels, classes = evalset.labels, evalset.class_names
-                recorded, floor = recorded_accuracy(manifest), config.min_reference_accuracy
-
-                def extra(
-                    out: np.ndarray,
-                    labels: Any = labels,
-                    classes: Any = classes,
-                    recorded: Any = recorded,
-                    floor: Any = floor,
-                ) -> list[Check]:
-                    return reference_checks(out, labels, classes, recorded, floor)
-
+                extra = reference_extra(manifest, evalset, config.min_reference_accuracy)
             for variant in variants(runtime, config.backends, config.threads):
                 rows.append(
                     measure(

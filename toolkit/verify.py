@@ -680,6 +680,36 @@ def variants(
     return [{}]
 
 
+def variant_label(runtime: str, options: dict[str, Any]) -> str:
+    """A row's label before the runtime loads (and when it cannot): 'tfjs-node/wasm x2'."""
+    text = runtime
+    if options.get("backend"):
+        text += f"/{options['backend']}"
+    if options.get("device", "cpu") != "cpu":
+        text += f"@{options['device']}"
+    if options.get("threads"):
+        text += f" x{options['threads']}"
+    return text
+
+
+def runtime_options(device: str, timeout: float | None) -> dict[str, Any]:
+    """The options every runtime of a run gets; a timeout only when one was asked for."""
+    return {"device": device, **({"timeout": timeout} if timeout else {})}
+
+
+def reference_extra(
+    manifest: Manifest, evalset: EvalSet, min_accuracy: float | None
+) -> Callable[[np.ndarray], list[Check]]:
+    """The extra checks of the SavedModel's own row: its accuracy is sane (see reference_checks)."""
+
+    def extra(outputs: np.ndarray) -> list[Check]:
+        return reference_checks(
+            outputs, evalset.labels, evalset.class_names, recorded_accuracy(manifest), min_accuracy
+        )
+
+    return extra
+
+
 def recorded_accuracy(manifest: Manifest) -> float | None:
     """The test accuracy training recorded, when the manifest carries it."""
     for holder in (manifest.source.get("metrics"), manifest.source):
@@ -730,7 +760,7 @@ def run_parity(
         "precision": entry.precision,
         "format": entry.format,
     }
-    label = _variant_label(runtime, options)
+    label = variant_label(runtime, options)
     model: LoadedModel | None = None
     try:
         model = load(runtime, manifest, entry, **options)
@@ -772,17 +802,6 @@ def run_parity(
             model.close()
 
 
-def _variant_label(runtime: str, options: dict[str, Any]) -> str:
-    text = runtime
-    if options.get("backend"):
-        text += f"/{options['backend']}"
-    if options.get("device", "cpu") != "cpu":
-        text += f"@{options['device']}"
-    if options.get("threads"):
-        text += f" x{options['threads']}"
-    return text
-
-
 def verify(config: VerifyConfig, manifest: Manifest | None = None) -> VerifyReport:
     """Every selected artifact in every selected runtime against the SavedModel."""
     from toolkit.manifest import load_manifest
@@ -792,14 +811,14 @@ def verify(config: VerifyConfig, manifest: Manifest | None = None) -> VerifyRepo
     evalset = load_eval_set(manifest, config.data, config.limit)
     reference, ref_model = reference_outputs(manifest, evalset)
     ref_model.close()
-    common = {"device": config.device, **({"timeout": config.timeout} if config.timeout else {})}
+    common = runtime_options(config.device, config.timeout)
     rows: list[ParityRow] = []
     for entry in entries:
         tolerance = tolerance_for(entry, *config.overrides)
         for runtime in runtimes_for(entry, config.runtimes):
             extra = None
             if entry.id == REFERENCE_ID and runtime == REFERENCE_RUNTIME:
-                extra = _reference_extra(manifest, evalset, config.min_reference_accuracy)
+                extra = reference_extra(manifest, evalset, config.min_reference_accuracy)
             for variant in variants(runtime, config.backends, (config.threads,)):
                 rows.append(
                     run_parity(
@@ -820,14 +839,3 @@ def verify(config: VerifyConfig, manifest: Manifest | None = None) -> VerifyRepo
         class_names=evalset.class_names,
         labelled=evalset.labels is not None,
     )
-
-
-def _reference_extra(
-    manifest: Manifest, evalset: EvalSet, min_accuracy: float | None
-) -> Callable[[np.ndarray], list[Check]]:
-    def extra(outputs: np.ndarray) -> list[Check]:
-        return reference_checks(
-            outputs, evalset.labels, evalset.class_names, recorded_accuracy(manifest), min_accuracy
-        )
-
-    return extra
