@@ -1,7 +1,9 @@
-"""Check this machine: Python, TensorFlow, the TF.js converter, LiteRT, Node and the npm
-packages, Chromium, the emulation cache, the android environment and a GPU. Says, per
-check, ok or missing and the command that fixes it. Exits 0 when the core (TensorFlow,
-the converter, LiteRT) works, 8 otherwise."""
+"""Check this machine and say the command that fixes each missing part.
+
+Checks Python, TensorFlow, the TF.js converter, LiteRT, Node and the npm packages,
+Chromium, the emulation cache, the android environment and a GPU. Exits 0 when the
+core (TensorFlow, the converter, LiteRT) works, 8 otherwise.
+"""
 
 from __future__ import annotations
 
