@@ -33,9 +33,15 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from toolkit.errors import ArtifactError, CnnxError, RuntimeUnavailable, UsageError
+from toolkit.errors import ArtifactError, CnnxError, RuntimeUnavailable
 from toolkit.manifest import ArtifactEntry, Manifest
 from toolkit.runtimes import LoadedModel, MemoryReading, RuntimeInfo, check_batch
+from toolkit.runtimes.tfjs_shared import (
+    backend_option,
+    executable_from_env,
+    predict_in_chunks,
+    timing_limit,
+)
 
 BACKENDS = ("wasm", "webgl", "cpu")
 LOAD_TIMEOUT = 120.0  # seconds: start Chromium, fetch the model, compile wasm or shaders
@@ -61,12 +67,8 @@ T = TypeVar("T")
 
 def chromium_binary() -> str:
     """The Chromium executable: $CNNX_CHROMIUM, else Debian's, else the PATH."""
-    given = os.environ.get("CNNX_CHROMIUM")
+    given = executable_from_env("CNNX_CHROMIUM", "point it at chromium")
     if given:
-        if not (os.path.isfile(given) and os.access(given, os.X_OK)):
-            raise RuntimeUnavailable(
-                f"CNNX_CHROMIUM={given} is not an executable file", "point it at chromium"
-            )
         return given
     for candidate in CHROMIUM_CANDIDATES:
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
@@ -354,9 +356,8 @@ class BrowserModel(LoadedModel):
     def predict(self, batch: np.ndarray) -> np.ndarray:
         array = check_batch(batch, self._entry, self._manifest)
         classes = len(self._manifest.labels)
-        parts = []
-        for start in range(0, len(array), CHUNK):
-            part = array[start : start + CHUNK]
+
+        def predict_part(part: np.ndarray) -> np.ndarray:
             answer = self.evaluate(
                 "predict",
                 "([data, rows]) => window.cnnx.predictInput(data, rows)",
@@ -368,23 +369,20 @@ class BrowserModel(LoadedModel):
                     f"{self.what}: the page returned {values.size} values for {len(part)} rows "
                     f"of {classes} classes"
                 )
-            parts.append(values.astype(np.float32).reshape(len(part), classes))
-        if not parts:
-            return np.zeros((0, classes), dtype=np.float32)
-        return np.concatenate(parts)
+            return values.astype(np.float32).reshape(len(part), classes)
+
+        return predict_in_chunks(array, CHUNK, classes, predict_part)
 
     def self_timed(self, batch: np.ndarray, runs: int) -> list[int] | None:
         """Latency per run by performance.now() in the page (fine-grained: COOP/COEP)."""
         array = check_batch(batch, self._entry, self._manifest)
-        started = time.monotonic()
-        self.predict(array)  # one measured call scales the time limit to the work asked
-        one = time.monotonic() - started
+        limit = timing_limit(self._timeout, int(runs), lambda: self.predict(array))
         result = self.evaluate(
             "the timing run",
             "([data, rows, runs]) => window.cnnx.bench(runs, "
             "{input: data, batch: rows, warmup: 0, times: true})",
             [self._encode(array), len(array), int(runs)],
-            timeout=self._timeout + one * int(runs) * 3,
+            timeout=limit,
         )
         return [round(float(ms) * 1e6) for ms in result["times"]]
 
@@ -414,11 +412,7 @@ class BrowserModel(LoadedModel):
 
 def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> BrowserModel:
     """Open `entry` in headless Chromium; options: backend (wasm|webgl|cpu), timeout (s)."""
-    backend = str(options.get("backend") or "wasm")
-    if backend not in BACKENDS:
-        raise UsageError(
-            f"the browser runtime has no backend {backend!r}", f"choose from {', '.join(BACKENDS)}"
-        )
+    backend = backend_option(options, BACKENDS, "the browser runtime")
     if entry.format != "tfjs":
         raise ArtifactError(f"the browser runtime runs TF.js artifacts, not {entry.format!r}")
     timeout = float(options.get("timeout") or CALL_TIMEOUT)

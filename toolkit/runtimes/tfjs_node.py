@@ -25,9 +25,15 @@ from typing import IO, Any
 
 import numpy as np
 
-from toolkit.errors import ArtifactError, RuntimeUnavailable, UsageError
+from toolkit.errors import ArtifactError, RuntimeUnavailable
 from toolkit.manifest import ArtifactEntry, Manifest
 from toolkit.runtimes import LoadedModel, MemoryReading, RuntimeInfo, check_batch
+from toolkit.runtimes.tfjs_shared import (
+    backend_option,
+    executable_from_env,
+    predict_in_chunks,
+    timing_limit,
+)
 
 RUNNER = Path(__file__).resolve().parent / "js" / "node_runner.mjs"
 PREFIX = b"CNNX1 "
@@ -40,12 +46,8 @@ STDERR_TAIL = 400  # characters of the runner's stderr quoted in an error
 
 def node_binary() -> str:
     """The node executable: $CNNX_NODE, else `node` on the PATH."""
-    given = os.environ.get("CNNX_NODE")
+    given = executable_from_env("CNNX_NODE", "point it at a node binary")
     if given:
-        if not (os.path.isfile(given) and os.access(given, os.X_OK)):
-            raise RuntimeUnavailable(
-                f"CNNX_NODE={given} is not an executable file", "point it at a node binary"
-            )
         return given
     found = shutil.which("node")
     if found is None:
@@ -263,9 +265,8 @@ class TfjsNodeModel(LoadedModel):
     def predict(self, batch: np.ndarray) -> np.ndarray:
         array = check_batch(batch, self._entry, self._manifest)
         classes = len(self._manifest.labels)
-        parts = []
-        for start in range(0, len(array), CHUNK):
-            part = array[start : start + CHUNK]
+
+        def predict_part(part: np.ndarray) -> np.ndarray:
             response, body = self._request("predict", part, self._timeout)
             values = np.frombuffer(body, dtype="<f4").astype(np.float32)
             shape = [int(d) for d in response.get("shape", [])]
@@ -274,19 +275,16 @@ class TfjsNodeModel(LoadedModel):
                     f"{self._runner.what}: node runner returned shape {shape} for "
                     f"{len(part)} rows of {classes} classes"
                 )
-            parts.append(values.reshape(len(part), classes))
-        if not parts:
-            return np.zeros((0, classes), dtype=np.float32)
-        return np.concatenate(parts)
+            return values.reshape(len(part), classes)
+
+        return predict_in_chunks(array, CHUNK, classes, predict_part)
 
     def self_timed(self, batch: np.ndarray, runs: int) -> list[int] | None:
         """Latency per run by performance.now() inside Node: inference without the pipe."""
         array = check_batch(batch, self._entry, self._manifest)
-        started = time.monotonic()
-        # Scale the limit with the work asked for, from one measured call.
-        self._request("predict", array, self._timeout)
-        one = time.monotonic() - started
-        limit = self._timeout + one * runs * 3
+        limit = timing_limit(
+            self._timeout, runs, lambda: self._request("predict", array, self._timeout)
+        )
         response, _ = self._request("time", array, limit, runs=int(runs))
         return [round(float(ms) * 1e6) for ms in response["samples_ms"]]
 
@@ -300,11 +298,7 @@ class TfjsNodeModel(LoadedModel):
 
 def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> TfjsNodeModel:
     """Start a node runner and load `entry`; options: backend (wasm|cpu), timeout (s)."""
-    backend = str(options.get("backend") or "wasm")
-    if backend not in BACKENDS:
-        raise UsageError(
-            f"tfjs-node has no backend {backend!r}", f"choose from {', '.join(BACKENDS)}"
-        )
+    backend = backend_option(options, BACKENDS, "tfjs-node")
     timeout = float(options.get("timeout") or CALL_TIMEOUT)
     path = model_json(manifest, entry, check=bool(options.get("check", True)))
     env = dict(os.environ, CNNX_NODE_MODULES=str(node_modules()))

@@ -1,0 +1,65 @@
+"""What the two TF.js adapters (tfjs_node.py and browser.py) do alike.
+
+Both run the graph in an outside process found through an environment variable, take a
+`backend` option, send batches in chunks and time runs on the other side's clock under
+a time limit scaled from one measured call. The process, protocol and messages of each
+stay in its own module.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from toolkit.errors import RuntimeUnavailable, UsageError
+
+
+def executable_from_env(variable: str, fix: str) -> str | None:
+    """The executable named by $VARIABLE, or None when it is unset or empty.
+
+    A variable that names anything but an executable file is an error (with `fix`), not
+    a reason to fall back: the user asked for that binary.
+    """
+    given = os.environ.get(variable)
+    if not given:
+        return None
+    if not (os.path.isfile(given) and os.access(given, os.X_OK)):
+        raise RuntimeUnavailable(f"{variable}={given} is not an executable file", fix)
+    return given
+
+
+def backend_option(options: dict[str, Any], backends: tuple[str, ...], runtime: str) -> str:
+    """The `backend` load option (wasm when not given), one of `backends`."""
+    backend = str(options.get("backend") or "wasm")
+    if backend not in backends:
+        raise UsageError(
+            f"{runtime} has no backend {backend!r}", f"choose from {', '.join(backends)}"
+        )
+    return backend
+
+
+def predict_in_chunks(
+    array: np.ndarray, chunk: int, classes: int, predict: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """`predict` over `chunk` rows at a time, joined: float32 [N, classes].
+
+    Chunking bounds each message and the other process's memory; `predict` checks and
+    reshapes what one chunk returned.
+    """
+    parts = [predict(array[start : start + chunk]) for start in range(0, len(array), chunk)]
+    if not parts:
+        return np.zeros((0, classes), dtype=np.float32)
+    return np.concatenate(parts)
+
+
+def timing_limit(timeout: float, runs: int, one_call: Callable[[], object]) -> float:
+    """The time limit for `runs` timed runs: `timeout` plus three times `runs` calls as
+    long as one measured `one_call()` (which also warms the shape up)."""
+    started = time.monotonic()
+    one_call()
+    one = time.monotonic() - started
+    return timeout + one * runs * 3
