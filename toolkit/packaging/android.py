@@ -30,10 +30,10 @@ from toolkit.packaging.bundle import (
     bundle_record,
     copy_samples,
     copy_template,
+    input_dtype,
     read_samples,
-    require_model,
+    require_edge_models,
     spec_normalization,
-    static_input_shape,
     write_labels,
     writing_bundle,
 )
@@ -166,13 +166,9 @@ def package_android(
 ) -> Path:
     """Write the Android bundle to out_dir (and out_dir.zip); return out_dir."""
     manifest = load_manifest(Path(artifacts_dir))
-    models = {
-        name: require_model(manifest, artifact, "Android") for name, artifact in MODELS.items()
-    }
-    for entry, path in models.values():
-        static_input_shape(entry, path)
+    models = require_edge_models(manifest, MODELS, "Android")
     int8_entry, int8_path = models["int8"]
-    int8_input = str(int8_entry.inputs[0].get("dtype", "")) if int8_entry.inputs else ""
+    int8_input = input_dtype(int8_entry)
     if int8_input != "uint8":
         raise ArtifactError(
             f"{int8_path} takes {int8_input or 'unknown'} input; MediaPipe and the Task "

@@ -64,6 +64,22 @@ def require_model(manifest: Manifest, artifact_id: str, bundle: str) -> tuple[Ar
     return entry, manifest.artifact_path(entry, check=True)
 
 
+def require_edge_models(
+    manifest: Manifest, models: dict[str, str], bundle: str
+) -> dict[str, tuple[ArtifactEntry, Path]]:
+    """Each model of `models` (bundle name -> artifact id) as `require_model` gives it,
+    checked in that order, and then each checked for a static [1, H, W, C] input."""
+    found = {name: require_model(manifest, artifact, bundle) for name, artifact in models.items()}
+    for entry, path in found.values():
+        static_input_shape(entry, path)
+    return found
+
+
+def input_dtype(entry: ArtifactEntry) -> str:
+    """The dtype of the model's first input as the manifest records it ('' if unknown)."""
+    return str(entry.inputs[0].get("dtype", "")) if entry.inputs else ""
+
+
 def static_input_shape(entry: ArtifactEntry, path: Path) -> list[int]:
     """The model's input shape, which must be [1, H, W, C] for an edge bundle."""
     shape = _first_shape(entry.inputs)

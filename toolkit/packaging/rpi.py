@@ -28,9 +28,9 @@ from toolkit.packaging.bundle import (
     bundle_record,
     copy_samples,
     copy_template,
+    input_dtype,
     read_samples,
-    require_model,
-    static_input_shape,
+    require_edge_models,
     write_labels,
     writing_bundle,
 )
@@ -49,15 +49,11 @@ def package_rpi(
 ) -> Path:
     """Write the Raspberry Pi bundle to out_dir (and out_dir.zip); return out_dir."""
     manifest = load_manifest(Path(artifacts_dir))
-    models = {
-        name: require_model(manifest, artifact, "Raspberry Pi") for name, artifact in MODELS.items()
-    }
-    for entry, path in models.values():
-        static_input_shape(entry, path)
+    models = require_edge_models(manifest, MODELS, "Raspberry Pi")
     int8_entry, int8_path = models["int8"]
-    if _input_dtype(int8_entry) not in ("uint8", "int8"):
+    if input_dtype(int8_entry) not in ("uint8", "int8"):
         raise ArtifactError(
-            f"{int8_path} takes {_input_dtype(int8_entry)} input; the Pi bundle wants the "
+            f"{int8_path} takes {input_dtype(int8_entry)} input; the Pi bundle wants the "
             "integer-input int8 model",
             "re-export it: cnnx export --to tflite --quantize int8 --io uint8",
         )
@@ -109,10 +105,6 @@ def package_rpi(
         )
         bundle_record(folder, TARGET, manifest, {"models": model_records})
     return out_dir
-
-
-def _input_dtype(entry: Any) -> str:
-    return str(entry.inputs[0].get("dtype", "")) if entry.inputs else ""
 
 
 def self_test(folder: Path) -> dict[str, float]:
