@@ -20,8 +20,6 @@ With --skip-demo, an existing work folder (default ./cnnx-demo) is reused.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import subprocess
 import sys
 import time
@@ -35,7 +33,7 @@ from toolkit.quiet import silence_tensorflow  # noqa: E402
 
 silence_tensorflow()
 
-from benchmarks.machine import machine_info  # noqa: E402
+from benchmarks.machine import machine_info, write_result  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench.json"
 CNNX = ROOT / ".venv" / "bin" / "cnnx"
@@ -209,10 +207,7 @@ def main() -> int:
     for row in acc["rows"]:
         print(f"  {row['artifact']:<16} {row['runtime']:<8} top-1 {row['accuracy'] * 100:.2f}% "
               f"agreement {row['agreement'] * 100:.2f}%")  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, args.out)
+    write_result(args.out, record)
     print(f"written: {args.out}")
     return 0
 

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -32,36 +30,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.machine import machine_info, write_result  # noqa: E402
+
 RESULT = ROOT / "benchmarks" / "results" / "browser.json"
 GOAL_RATIO = 8.0
-
-
-def machine() -> dict[str, Any]:
-    """What ran the benchmark (benchmarks/machine.py when present, else a minimal record)."""
-    try:
-        from benchmarks.machine import machine_info  # type: ignore[import-not-found]
-
-        return dict(machine_info())
-    except ImportError:
-        pass
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import psutil
-
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "load_average_at_start": [round(x, 2) for x in psutil.getloadavg()],
-        "os": platform.platform(),
-        "python": platform.python_version(),
-    }
 
 
 def seed_artifacts(workdir: Path) -> Path:
@@ -141,7 +114,7 @@ def main() -> int:
     from toolkit.manifest import load_manifest
     from toolkit.runtimes import browser
 
-    info = machine()
+    info = machine_info()
     with tempfile.TemporaryDirectory(prefix="cnnx-browser-bench-") as tmp:
         folder = args.artifacts or seed_artifacts(Path(tmp))
         manifest = load_manifest(folder)
@@ -178,8 +151,7 @@ def main() -> int:
         "goal": f"browser/wasm p50 <= {GOAL_RATIO:g}x LiteRT float32 p50 (1 thread)",
         "goal_met": ratio is not None and ratio <= GOAL_RATIO,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
 
     print(f"{'runtime':<16}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'init ms':>10}")
     for row in rows:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import shutil
 import subprocess
 import sys
@@ -29,9 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from train_bench import machine  # noqa: E402  (same machine record as the train benchmark)
+from benchmarks.machine import machine_info, write_result  # noqa: E402
 
 RESULT = ROOT / "benchmarks" / "results" / "export.json"
 TARGET_EXPORT_SECONDS = 20.0
@@ -113,7 +111,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="run folder (default: last under ./runs)")
     parser.add_argument("--repeat", type=int, default=3, help="exports to time (median counts)")
     args = parser.parse_args()
-    info = machine()
+    info = machine_info()  # before the work: the load average at the start
     scratch = Path(tempfile.mkdtemp(prefix="cnnx-export-bench-"))
     try:
         run = find_run(args.model, scratch)
@@ -158,12 +156,11 @@ def main() -> None:
         "meets_targets": meets,
         "note": "export time is after TensorFlow, the TF.js converter and LiteRT are imported",
     }
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(RESULT, result)
     print(
         f"cnnx export --to all: {median:.1f} s median of {times} (target <= "
         f"{TARGET_EXPORT_SECONDS:.0f} s) after {import_seconds:.1f} s of imports, on "
-        f"{info['cores']} cores ({info['cpu']}), load at start {info['load_average_at_start']}"
+        f"{info['cores']} cores ({info['cpu']}), load at start {info['load_average']}"
     )
     print(
         f"int8: agreement {quality['agreement']:.2%}, accuracy {quality['savedmodel_accuracy']:.2%}"

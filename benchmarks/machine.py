@@ -1,9 +1,11 @@
 """What a benchmark ran on: CPU model, cores, RAM, OS, Python and library versions, date.
 
-Every benchmark script records this next to its figures:
+Every benchmark script records this next to its figures, and writes the record with
+`write_result`:
 
-    from benchmarks.machine import machine_info      # from the repository root
+    from benchmarks.machine import machine_info, write_result   # from the repository root
     record = {"machine": machine_info(), ...}
+    write_result(ROOT / "benchmarks" / "results" / "NAME.json", record)
 
 `python benchmarks/machine.py` prints it as JSON. The fields come from
 toolkit.report.machine_info (the same record `cnnx bench` writes into report.json), plus
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from toolkit.report import machine_info as _toolkit_machine_info
@@ -26,6 +29,14 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         info["load_average"] = None
     return info
+
+
+def write_result(path: Path, record: dict[str, Any]) -> None:
+    """Write a benchmark's record as indented JSON: the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

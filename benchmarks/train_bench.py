@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -24,36 +22,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.machine import machine_info, write_result  # noqa: E402
+
 RESULT = ROOT / "benchmarks" / "results" / "train.json"
 TARGET_ACCURACY = 0.90
 TARGET_SECONDS = 120.0
-
-
-def machine() -> dict[str, object]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = None
-    try:
-        import psutil
-
-        ram = round(psutil.virtual_memory().total / 2**30, 1)
-        load = [round(x, 2) for x in psutil.getloadavg()]
-    except (ImportError, OSError):
-        load = None
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "ram_gb": ram,
-        "load_average_at_start": load,
-        "os": platform.platform(),
-        "python": platform.python_version(),
-    }
 
 
 def run_once(workdir: Path) -> dict[str, object]:
@@ -80,7 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1, help="runs to make (the worst counts)")
     args = parser.parse_args()
-    info = machine()
+    info = machine_info()  # before the runs: the load average at the start
     runs = []
     for _ in range(args.repeat):
         workdir = Path(tempfile.mkdtemp(prefix="cnnx-train-bench-"))
@@ -103,12 +78,11 @@ def main() -> None:
         "meets_targets": worst_acc >= TARGET_ACCURACY and worst_time <= TARGET_SECONDS,
         "note": "wall time of the whole command: TF start-up, data, training, saving",
     }
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(RESULT, result)
     print(
         f"cnnx train defaults: test accuracy {worst_acc:.4f} (target >= {TARGET_ACCURACY}), "
         f"wall time {worst_time:.1f} s (target <= {TARGET_SECONDS:.0f} s) on "
-        f"{info['cores']} cores ({info['cpu']}); load at start {info['load_average_at_start']}"
+        f"{info['cores']} cores ({info['cpu']}); load at start {info['load_average']}"
     )
     print(f"written to {RESULT.relative_to(ROOT)}")
     if not result["meets_targets"]:
