@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from toolkit import __version__
-from toolkit.atomic import staged_dir, write_json_atomic, write_text_atomic
+from toolkit.atomic import staged_dir, write_bytes_atomic, write_json_atomic, write_text_atomic
 from toolkit.errors import ArtifactError, DataError, PathError
 from toolkit.inputspec import InputSpec
 from toolkit.manifest import ArtifactEntry, Manifest, now_iso, sha256_file
-from toolkit.packaging.zipping import zip_folder
+from toolkit.packaging.zipping import bundle_members, zip_bytes
 
 BUNDLE_SCHEMA = "cnnx.bundle/1"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -226,10 +226,15 @@ def writing_bundle(out: Path, *, force: bool, make_zip: bool) -> Iterator[Path]:
                 )
     if out.exists() and not out.is_dir():
         raise PathError(f"{out} exists and is not a folder", "choose another --out")
+    archive = b""
     with staged_dir(out, replace=True) as tmp:
         tmp.chmod(0o755)  # a bundle is for copying around, not private like a temp folder
         yield tmp
+        if make_zip:
+            # Built from the finished staged folder, under the bundle's own name, before the
+            # swap: a kill can then only fall in the one short write below, not in the
+            # compression, and the zip holds exactly what `out` holds.
+            archive = zip_bytes(bundle_members(tmp), top=out.name)
     if make_zip:
-        # From the folder now in place, so the zip holds exactly what `out` holds.
-        zip_folder(out, zip_path)
+        write_bytes_atomic(zip_path, archive)
         zip_path.chmod(0o644)

@@ -60,6 +60,12 @@ def write_zip(members: Iterable[tuple[Path, str]], target: Path, *, top: str = "
 
     With `top`, every member is stored under that folder name.
     """
+    write_bytes_atomic(Path(target), zip_bytes(members, top=top))
+    return Path(target)
+
+
+def zip_bytes(members: Iterable[tuple[Path, str]], *, top: str = "") -> bytes:
+    """The zip of (file, member name) pairs, in memory, each name checked first."""
     checked: list[tuple[Path, str]] = []
     prefix = f"{safe_member_name(top)}/" if top else ""
     for source, name in members:
@@ -68,7 +74,7 @@ def write_zip(members: Iterable[tuple[Path, str]], target: Path, *, top: str = "
         checked.append((Path(source), safe_member_name(prefix + safe_member_name(name))))
     names = [name for _, name in checked]
     if len(set(names)) != len(names):
-        raise PathError(f"refusing to zip {target}: a member name appears twice")
+        raise PathError("refusing to zip: a member name appears twice")
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -78,8 +84,7 @@ def write_zip(members: Iterable[tuple[Path, str]], target: Path, *, top: str = "
             info.external_attr = ((0o755 if executable else 0o644) | stat.S_IFREG) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, source.read_bytes())
-    write_bytes_atomic(Path(target), buffer.getvalue())
-    return Path(target)
+    return buffer.getvalue()
 
 
 def zip_folder(folder: Path, target: Path) -> Path:
