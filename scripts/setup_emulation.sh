@@ -115,48 +115,15 @@ test -x "$PY" || { echo "emulation: $PY missing after unpacking" >&2; exit 1; }
 
 # LiteRT reads /proc/cpuinfo to pick its kernels and crashes on the host's x86 text.
 mkdir -p "$WORK/out/sysroot/proc"
-cat >"$WORK/out/sysroot/proc/cpuinfo" <<'CPUINFO'
-processor	: 0
-BogoMIPS	: 108.00
-Features	: fp asimd evtstrm crc32 cpuid
-CPU implementer	: 0x41
-CPU architecture: 8
-CPU variant	: 0x0
-CPU part	: 0xd08
-CPU revision	: 3
-
-processor	: 1
-BogoMIPS	: 108.00
-Features	: fp asimd evtstrm crc32 cpuid
-CPU implementer	: 0x41
-CPU architecture: 8
-CPU variant	: 0x0
-CPU part	: 0xd08
-CPU revision	: 3
-
-processor	: 2
-BogoMIPS	: 108.00
-Features	: fp asimd evtstrm crc32 cpuid
-CPU implementer	: 0x41
-CPU architecture: 8
-CPU variant	: 0x0
-CPU part	: 0xd08
-CPU revision	: 3
-
-processor	: 3
-BogoMIPS	: 108.00
-Features	: fp asimd evtstrm crc32 cpuid
-CPU implementer	: 0x41
-CPU architecture: 8
-CPU variant	: 0x0
-CPU part	: 0xd08
-CPU revision	: 3
-
-Hardware	: BCM2835
-Revision	: c03111
-Serial		: 100000000badc0de
-Model		: Raspberry Pi 4 Model B Rev 1.1
-CPUINFO
+{
+    for core in 0 1 2 3; do  # four Cortex-A72 cores, as a Pi 4 reports them
+        printf 'processor\t: %s\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n' "$core"
+        printf 'CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\n'
+        printf 'CPU revision\t: 3\n\n'
+    done
+    printf 'Hardware\t: BCM2835\nRevision\t: c03111\nSerial\t\t: 100000000badc0de\n'
+    printf 'Model\t\t: Raspberry Pi 4 Model B Rev 1.1\n'
+} >"$WORK/out/sysroot/proc/cpuinfo"
 
 echo "emulation: aarch64 wheels from the Pi bundle's requirements.txt"
 # Debian bookworm (and Raspberry Pi OS) has glibc 2.36: any of these wheel tags runs there.
