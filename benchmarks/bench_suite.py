@@ -80,9 +80,9 @@ def harness_overhead(artifacts: Path, runs: int) -> dict[str, Any]:
     import numpy as np
 
     from toolkit.bench import LatencyStats, latency_samples
+    from toolkit.evalset import load_eval_set
     from toolkit.manifest import load_manifest
     from toolkit.runtimes import load
-    from toolkit.verify import load_eval_set
 
     manifest = load_manifest(artifacts)
     x1 = np.ascontiguousarray(load_eval_set(manifest, limit=1).images)
@@ -115,10 +115,10 @@ def headline(work: Path, artifacts: Path, runs: int) -> dict[str, Any]:
     import numpy as np
 
     from toolkit.bench import LatencyStats, latency_samples
+    from toolkit.evalset import load_eval_set
     from toolkit.locate import last_run
     from toolkit.manifest import load_manifest
     from toolkit.runtimes import load
-    from toolkit.verify import load_eval_set
 
     manifest = load_manifest(artifacts)
     x1 = np.ascontiguousarray(load_eval_set(manifest, limit=1).images)
@@ -146,9 +146,11 @@ def headline(work: Path, artifacts: Path, runs: int) -> dict[str, Any]:
 def accuracy_10k(artifacts: Path) -> dict[str, Any]:
     """Every artifact on TF or LiteRT over 10,000 fresh test images, timed."""
     from toolkit.data import DataSpec, load_dataset
+    from toolkit.evalset import EvalSet
     from toolkit.manifest import load_manifest
     from toolkit.runtimes import runtimes_for
-    from toolkit.verify import EvalSet, reference_outputs, run_parity, tolerance_for
+    from toolkit.tolerances import tolerance_for
+    from toolkit.verify import reference_outputs, run_parity
 
     manifest = load_manifest(artifacts)
     start = time.perf_counter()

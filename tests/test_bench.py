@@ -25,8 +25,8 @@ from toolkit.bench import (
 )
 from toolkit.cli import app
 from toolkit.errors import UsageError
+from toolkit.parity import Metrics
 from toolkit.runtimes import LoadedModel, RuntimeInfo
-from toolkit.verify import Metrics
 
 runner = CliRunner()
 TINY_TOLERANCES = "min_agreement = 0.85\nmax_accuracy_drop = 0.05\n[float32]\nmin_agreement = 1.0\n"

@@ -12,8 +12,8 @@ from toolkit.bench import BenchConfig, BenchReport, BenchRow, Breach, LatencySta
 from toolkit.errors import PathError
 from toolkit.inputspec import InputSpec
 from toolkit.manifest import Manifest
+from toolkit.parity import Check, Metrics
 from toolkit.report import SCHEMA, machine_info, render_bench, report_markdown, write_report
-from toolkit.verify import Check, Metrics
 
 
 def _report(tmp_path: Path) -> BenchReport:

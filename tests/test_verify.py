@@ -17,16 +17,13 @@ from typer.testing import CliRunner
 from toolkit.cli import app
 from toolkit.errors import UsageError
 from toolkit.manifest import ArtifactEntry, describe_files, load_manifest
-from toolkit.verify import (
+from toolkit.parity import Metrics, check, compare, reference_checks
+from toolkit.tolerances import (
     DEFAULT_TOLERANCES,
-    Metrics,
     Tolerance,
-    check,
-    compare,
     load_tolerances,
     parse_flag_values,
     parse_fraction,
-    reference_checks,
     tolerance_for,
 )
 

@@ -36,23 +36,17 @@ from toolkit.errors import (
     UsageError,
     VerificationFailed,
 )
+from toolkit.evalset import EvalSet, load_eval_set
 from toolkit.manifest import ArtifactEntry, Manifest, load_manifest
+from toolkit.parity import Check, Metrics, check, compare
 from toolkit.runtimes import RUNTIMES, LoadedModel, RuntimeSkipped, load, runtimes_for
+from toolkit.tolerances import REFERENCE_ID, ToleranceOverrides, tolerance_for
 from toolkit.verify import (
-    REFERENCE_ID,
     REFERENCE_RUNTIME,
-    Check,
-    EvalSet,
-    Metrics,
-    ToleranceOverrides,
-    check,
-    compare,
-    load_eval_set,
     reference_extra,
     reference_outputs,
     runtime_options,
     selected_entries,
-    tolerance_for,
     variant_label,
     variants,
 )

@@ -124,7 +124,7 @@ def command(
     from toolkit.manifest import load_manifest
     from toolkit.report import render_bench, report_to_dict
     from toolkit.runtimes import parse_runtimes
-    from toolkit.verify import load_tolerances, parse_fraction
+    from toolkit.tolerances import load_tolerances, parse_fraction
 
     folder = locate.artifacts_dir(artifacts_dir)
     load_manifest(folder)  # a bad manifest fails before anything else

@@ -92,13 +92,8 @@ def command(
     from toolkit.manifest import load_manifest
     from toolkit.report import render_verify
     from toolkit.runtimes import parse_runtimes
-    from toolkit.verify import (
-        VerifyConfig,
-        load_tolerances,
-        parse_flag_values,
-        parse_fraction,
-        verify,
-    )
+    from toolkit.tolerances import load_tolerances, parse_flag_values, parse_fraction
+    from toolkit.verify import VerifyConfig, verify
 
     folder = locate.artifacts_dir(artifacts_dir)
     manifest = load_manifest(folder)

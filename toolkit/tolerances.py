@@ -1,0 +1,173 @@
+"""Tolerances: the parity limits of each artifact and where they come from.
+
+Limits are fractions (0.995 is 99.5%, a drop of 0.01 is one percentage point), resolved
+per artifact, later wins: the defaults by precision below, the manifest entry's
+`tolerance`, a tolerances file (by precision, then by artifact id), the command-line
+flags (for all, then `PRECISION=VALUE` or `ID=VALUE`). docs/verify.md has the details.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from toolkit.errors import PathError, UsageError
+from toolkit.manifest import ArtifactEntry
+
+REFERENCE_ID = "savedmodel"  # the reference artifact; flags may name it like any artifact id
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Limits for one artifact; None leaves a metric unchecked."""
+
+    min_agreement: float | None = None  # top-1 agreement with the reference, 0..1
+    max_abs: float | None = None  # largest |artifact - reference| over all outputs
+    max_mean_abs: float | None = None
+    min_cosine: float | None = None  # mean over rows
+    max_accuracy_drop: float | None = None  # reference accuracy - artifact accuracy, 0..1
+
+    def merged(self, overrides: Mapping[str, Any], where: str) -> Tolerance:
+        known = {f.name for f in fields(self)}
+        values: dict[str, float | None] = {}
+        for key, value in overrides.items():
+            if key not in known:
+                raise UsageError(
+                    f"unknown tolerance {key!r} in {where}", f"known: {', '.join(sorted(known))}"
+                )
+            values[key] = None if value is None else parse_fraction(value, f"{key} in {where}", key)
+        return replace(self, **values)
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# DESIGN.md: float32 to 1e-4 and 100% agreement; float16 and quantized TF.js weights
+# 99.5%; dynamic range 99%; full int8 98% and at most one point of accuracy lost.
+DEFAULT_TOLERANCES: dict[str, Tolerance] = {
+    "float32": Tolerance(min_agreement=1.0, max_abs=1e-4),
+    "float16": Tolerance(min_agreement=0.995),
+    "uint16": Tolerance(min_agreement=0.995),
+    "uint8": Tolerance(min_agreement=0.995),
+    "dynamic": Tolerance(min_agreement=0.99),
+    "int8": Tolerance(min_agreement=0.98, max_accuracy_drop=0.01),
+}
+FALLBACK_TOLERANCE = Tolerance(min_agreement=0.98)
+
+
+def parse_fraction(value: Any, where: str, key: str = "") -> float:
+    """A number, or text like '0.995', '99.5%' or '1pp' (percent and points become fractions)."""
+    if isinstance(value, bool):
+        raise UsageError(f"{where} must be a number, got {value!r}")
+    if isinstance(value, int | float):
+        number = float(value)
+    else:
+        text = str(value).strip().lower()
+        scale = 1.0
+        for suffix in ("pp", "%"):
+            if text.endswith(suffix):
+                text, scale = text[: -len(suffix)].strip(), 0.01
+        try:
+            number = float(text) * scale
+        except ValueError:
+            raise UsageError(
+                f"{where} must be a number, got {value!r}", "e.g. 0.995, 99.5% or 1pp"
+            ) from None
+    if not math.isfinite(number) or number < 0:
+        raise UsageError(f"{where} must be a finite number >= 0, got {value!r}")
+    if key in ("min_agreement", "min_cosine", "max_accuracy_drop") and number > 1:
+        raise UsageError(
+            f"{where} is a fraction of 1, got {value!r}", f"write {number / 100:g} or {number:g}%"
+        )
+    return number
+
+
+@dataclass(frozen=True)
+class ToleranceOverrides:
+    """User overrides: for every artifact, by precision, by artifact id (later wins)."""
+
+    every: dict[str, Any] = field(default_factory=dict)
+    by_precision: dict[str, dict[str, Any]] = field(default_factory=dict)
+    by_artifact: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def tolerance_for(entry: ArtifactEntry, *layers: ToleranceOverrides) -> Tolerance:
+    """The tolerance of one artifact: defaults, manifest entry, then each override layer."""
+    tolerance = DEFAULT_TOLERANCES.get(entry.precision, FALLBACK_TOLERANCE)
+    if entry.format == "savedmodel":
+        tolerance = Tolerance(min_agreement=1.0, max_abs=1e-5)  # the reference against itself
+    tolerance = tolerance.merged(entry.tolerance, f"the manifest entry {entry.id!r}")
+    for layer in layers:
+        tolerance = tolerance.merged(layer.every, "the overrides")
+        tolerance = tolerance.merged(layer.by_precision.get(entry.precision, {}), entry.precision)
+        tolerance = tolerance.merged(layer.by_artifact.get(entry.id, {}), entry.id)
+    return tolerance
+
+
+def parse_flag_values(
+    key: str, values: Iterable[str], known_ids: Iterable[str] = ()
+) -> ToleranceOverrides:
+    """`--min-agreement 0.99 --min-agreement int8=0.97 --min-agreement tflite_int8=96%`."""
+    ids = set(known_ids)
+    every: dict[str, Any] = {}
+    by_precision: dict[str, dict[str, Any]] = {}
+    by_artifact: dict[str, dict[str, Any]] = {}
+    flag = "--" + key.replace("_", "-")
+    for raw in values:
+        name, sep, value = str(raw).partition("=")
+        if not sep:
+            every[key] = parse_fraction(name, flag, key)
+            continue
+        name = name.strip()
+        number = parse_fraction(value, f"{flag} {name}", key)
+        if name in DEFAULT_TOLERANCES:
+            by_precision.setdefault(name, {})[key] = number
+        elif name in ids or "_" in name or name == REFERENCE_ID:
+            by_artifact.setdefault(name, {})[key] = number
+        else:
+            raise UsageError(
+                f"{flag} {raw!r}: {name!r} is neither a precision nor an artifact id",
+                f"precisions: {', '.join(DEFAULT_TOLERANCES)}",
+            )
+    return ToleranceOverrides(every, by_precision, by_artifact)
+
+
+def load_tolerances(path: Path) -> ToleranceOverrides:
+    """A TOML or JSON file: top-level keys are tolerance names (for all), precisions or
+    artifact ids, the latter two mapping to tables of tolerance names."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PathError(f"tolerances file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read tolerances file {path}: {error}") from None
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
+        raise UsageError(f"tolerances file {path} is not valid {kind}: {error}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"tolerances file {path} must hold a table, got {type(data).__name__}")
+    known = {f.name for f in fields(Tolerance)}
+    overrides = ToleranceOverrides()
+    for key, value in data.items():
+        where = f"{path} [{key}]"
+        if key in known:
+            overrides.every[key] = parse_fraction(value, where, key)
+        elif isinstance(value, dict):
+            table = Tolerance().merged(value, where).to_dict()  # validates names and values
+            table = {k: v for k, v in table.items() if k in value}
+            target = overrides.by_precision if key in DEFAULT_TOLERANCES else overrides.by_artifact
+            target[key] = table
+        else:
+            raise UsageError(
+                f"tolerances file {path}: {key!r} is neither a tolerance name nor a table",
+                f"tolerance names: {', '.join(sorted(known))}",
+            )
+    return overrides
