@@ -226,17 +226,16 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write a file through a temporary sibling and one rename."""
+@contextlib.contextmanager
+def _replacing_file(path: Path) -> Iterator[str]:
+    """Yield a temporary sibling's name; once written, one rename makes it `path`."""
     path = Path(path)
     ensure_writable_dir(path.parent)
     sweep_stale(path)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield tmp_name
         fault_point(f"written:{path.name}")
         os.replace(tmp_name, path)
     except OSError as error:
@@ -249,6 +248,14 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write a file through a temporary sibling and one rename."""
+    with _replacing_file(path) as tmp_name, open(tmp_name, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
@@ -259,20 +266,5 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 def copy_file_atomic(source: Path, target: Path) -> None:
     """Copy one file so that `target` is either the old file or the whole new one."""
-    target = Path(target)
-    ensure_writable_dir(target.parent)
-    sweep_stale(target)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent)
-    os.close(fd)
-    try:
+    with _replacing_file(target) as tmp_name:
         shutil.copyfile(source, tmp_name)
-        fault_point(f"written:{target.name}")
-        os.replace(tmp_name, target)
-    except OSError as error:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise _machine_error(target, error) from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
