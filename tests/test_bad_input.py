@@ -34,7 +34,6 @@ from tests.corpus.artifacts import fake_tfjs_artifacts
 from tests.corpus.models import build_models
 
 CLI = [sys.executable, "-m", "toolkit"]
-ROOT = Path(__file__).resolve().parents[1]
 WORKERS = 3
 
 
@@ -575,14 +574,6 @@ CASES: list[Case] = [
 # --- running --------------------------------------------------------------------------
 
 
-def landed(command: str) -> bool:
-    """False while a command is still the skeleton's placeholder."""
-    if not command:
-        return True
-    source = (ROOT / "toolkit" / "cli" / f"{command}.py").read_text()
-    return "is not available yet" not in source
-
-
 @dataclass
 class Outcome:
     code: int | None
@@ -669,16 +660,15 @@ def artifacts_master(tmp_path_factory: pytest.TempPathFactory, corpus_models: Pa
 def outcomes(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Outcome]]:
-    """Run every selected, runnable case concurrently; results by case id."""
+    """Run every selected case concurrently; results by case id."""
     selected = [
         item.callspec.params["item"]
         for item in request.session.items
         if getattr(item, "originalname", "") == "test_bad_input" and hasattr(item, "callspec")
     ]
-    runnable = [c for c in selected if landed(c.command)]
-    models = request.getfixturevalue("corpus_models") if any(c.needs for c in runnable) else None
+    models = request.getfixturevalue("corpus_models") if any(c.needs for c in selected) else None
     master = None
-    if any("artifacts" in c.needs for c in runnable) and landed("export"):
+    if any("artifacts" in c.needs for c in selected):
         master = request.getfixturevalue("artifacts_master")
     models = models or tmp_path_factory.mktemp("no-models")
 
@@ -687,13 +677,11 @@ def outcomes(
         return item.id, _run_case(item, Workspace(root, models, master))
 
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        yield dict(pool.map(one, runnable))
+        yield dict(pool.map(one, selected))
 
 
 @pytest.mark.parametrize("item", CASES, ids=[c.id for c in CASES])
 def test_bad_input(item: Case, outcomes: dict[str, Outcome]) -> None:
-    if item.id not in outcomes:
-        pytest.skip(f"cnnx {item.command} is still a placeholder")
     result = outcomes[item.id]
     print(f"{item.id}: {result.seconds:.1f}s")
     where = f"exit {result.code}; stderr:\n{result.stderr}\nstdout:\n{result.stdout[-2000:]}"
