@@ -238,11 +238,9 @@ def run_parity(
     reference: np.ndarray,
     tolerance: Tolerance,
     extra_checks: Callable[[np.ndarray], list[Check]] | None = None,
-    keep: Callable[[LoadedModel], None] | None = None,
 ) -> ParityRow:
     """Load, predict on the eval set, compare. Never raises for a runtime's failure:
-    it becomes an error (or skipped) row. `keep` receives the loaded model instead of
-    it being closed (bench goes on to time it)."""
+    it becomes an error (or skipped) row."""
     start = time.perf_counter()
     base: dict[str, Any] = {
         "artifact": entry.id,
@@ -260,9 +258,6 @@ def run_parity(
         checks = check(metrics, tolerance) + (extra_checks(outputs) if extra_checks else [])
         status = "ok" if all(c.passed for c in checks) else "drift"
         info = model.info.to_dict()
-        if keep is not None:
-            keep(model)
-            model = None
         return ParityRow(
             **base,
             label=label,
