@@ -9,14 +9,13 @@ and gpu tests, which import `tiny_artifacts` from here.
 from __future__ import annotations
 
 import functools
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
+from tests.corpus.artifacts import write_samples
 from toolkit.inputspec import InputSpec
 from toolkit.manifest import ArtifactEntry, Manifest, describe_files, load_manifest
 
@@ -121,15 +120,8 @@ def _build(root: Path) -> Path:
     for name, content in contents.items():
         (root / "tflite" / f"model_{name}.tflite").write_bytes(content)
 
-    samples = root / "samples"
-    samples.mkdir(exist_ok=True)
     x, y = images(SAMPLES, seed=3)
-    records = []
-    for i, (image, label) in enumerate(zip(x, y, strict=True)):
-        name = f"{i:03d}_{LABELS[label]}.png"
-        Image.fromarray(image, "RGB").save(samples / name)
-        records.append({"file": name, "label": LABELS[label], "index": int(label)})
-    (samples / "samples.json").write_text(json.dumps({"samples": records}, indent=2))
+    write_samples(root / "samples", x, y, LABELS)
 
     artifacts = {}
     for artifact_id, precision in (("tflite_float32", "float32"), ("tflite_int8", "int8")):

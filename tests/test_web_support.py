@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.corpus.artifacts import write_samples
 from toolkit.inputspec import InputSpec
 from toolkit.manifest import ArtifactEntry, Manifest, describe_files
 
@@ -67,15 +68,8 @@ def build_tiny_artifacts(root: Path, samples: int = 12) -> Path:
     (root / "tflite").mkdir(exist_ok=True)
     (root / "tflite" / "model_float32.tflite").write_bytes(converter.convert())
 
-    sample_dir = root / "samples"
-    sample_dir.mkdir(exist_ok=True)
     px, py = _images(samples, seed=99)
-    records = []
-    for i, (image, label) in enumerate(zip(px, py, strict=True)):
-        name = f"{i:03d}_{LABELS[label]}.png"
-        Image.fromarray(image, "RGB").save(sample_dir / name)
-        records.append({"file": name, "label": LABELS[label], "index": int(label)})
-    (sample_dir / "samples.json").write_text(json.dumps({"samples": records}, indent=2))
+    write_samples(root / "samples", px, py, LABELS)
 
     tensor = [{"name": "image", "shape": [-1, SIZE, SIZE, 3], "dtype": "float32"}]
     probs = [{"name": "probabilities", "shape": [-1, len(LABELS)], "dtype": "float32"}]

@@ -8,7 +8,9 @@ model uses a real export instead.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from toolkit.inputspec import InputSpec
 from toolkit.manifest import SCHEMA, describe_files
@@ -49,3 +51,16 @@ def fake_tfjs_artifacts(folder: Path, labels: tuple[str, ...] = ("a", "b", "c"))
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return folder
+
+
+def write_samples(folder: Path, images: Any, labels: Any, names: Sequence[str]) -> None:
+    """samples/ as an export writes it: one PNG per image and samples.json with labels."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        name = f"{i:03d}_{names[label]}.png"
+        Image.fromarray(image, "RGB").save(folder / name)
+        records.append({"file": name, "label": names[label], "index": int(label)})
+    (folder / "samples.json").write_text(json.dumps({"samples": records}, indent=2))
