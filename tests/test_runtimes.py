@@ -252,6 +252,27 @@ def test_tfjs_node_crash_is_runtime_unavailable(
     )
 
 
+def test_tfjs_node_exit_before_the_request_reads_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A runner gone before the request is written fails on the write (a broken pipe), not
+    the read; under load either can come first, so both must give the same line."""
+    from toolkit.runtimes.tfjs_node import NodeRunner
+
+    monkeypatch.setenv("CNNX_NODE", _fake_node(tmp_path, "echo 'boom: out of memory' >&2; exit 3"))
+    runner = NodeRunner("tiny on tfjs-node/wasm", dict(os.environ))
+    assert runner._process is not None
+    runner._process.wait(timeout=30)  # the write below now meets a closed pipe
+    _raises_line(
+        RuntimeUnavailable,
+        r"exited during load \(exit code 3\).*boom: out of memory",
+        runner.call,
+        {"cmd": "load"},
+        b"x" * (1 << 20),
+        timeout=10,
+    )
+
+
 @pytest.mark.node
 def test_tfjs_node_hang_hits_the_time_limit(
     tiny: Manifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -161,7 +161,9 @@ class NodeRunner:
                 try:
                     written = os.write(fd, view)
                 except BrokenPipeError:
-                    self._fail(f"exited while receiving {cmd}")
+                    # The same exit as an EOF on stdout: whether the write or the read
+                    # notices first depends on scheduling, so both say the same.
+                    self._fail(f"exited during {cmd}")
                 except BlockingIOError:
                     continue
                 view = view[written:]
@@ -212,7 +214,7 @@ class NodeRunner:
         if self._process is not None and not timed_out:
             # The pipe closes a moment before the exit status is there to read.
             with contextlib.suppress(subprocess.TimeoutExpired):
-                code = self._process.wait(timeout=2)
+                code = self._process.wait(timeout=10)
         tail = self.stderr_tail()
         self.kill()
         detail = f" (exit code {code})" if code is not None else ""
