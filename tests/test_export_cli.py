@@ -106,7 +106,7 @@ def test_reexport_one_format_keeps_the_others(
 def test_another_model_is_refused_without_force(artifacts: Path, tmp_path: Path) -> None:
     import keras
 
-    from toolkit.sources import save_pivot
+    from toolkit.sources.pivot import save_pivot
 
     folder = tmp_path / "artifacts"
     shutil.copytree(artifacts, folder)

@@ -22,6 +22,11 @@ class CnnxError(Exception):
         return " ".join(text.split())  # never more than one line
 
 
+def first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:200]
+
+
 class UsageError(CnnxError):
     """Contradictory or out-of-range options (the same code as Typer's usage errors)."""
 

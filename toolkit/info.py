@@ -99,7 +99,7 @@ def _tensor(name: str, shape: Any, dtype: Any) -> dict[str, Any]:
 
 
 def _describe_keras(path: Path, unsafe: bool) -> Info:
-    from toolkit.sources import load_keras_model
+    from toolkit.sources.keras_files import load_keras_model
 
     kind = "keras" if path.suffix.lower() == ".keras" else "h5"
     model = load_keras_model(path, kind, unsafe=unsafe)
@@ -130,9 +130,10 @@ def _describe_savedmodel(path: Path, unsafe: bool) -> Info:
     from toolkit.quiet import silence_tensorflow
 
     silence_tensorflow()
-    from toolkit.sources import SIGNATURE, _check_savedmodel_safety
+    from toolkit.sources.pivot import SIGNATURE
+    from toolkit.sources.safety import check_savedmodel_safety
 
-    _check_savedmodel_safety(path, unsafe)
+    check_savedmodel_safety(path, unsafe)
     import tensorflow as tf
 
     try:

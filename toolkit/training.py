@@ -160,7 +160,8 @@ def _resume_model(path: Path, dataset: Dataset) -> Any:
         source = source / "model.keras"
     if not source.is_file() or source.suffix != ".keras":
         raise PathError(f"--resume {path}: no run folder or .keras file there")
-    from toolkit.sources import check_classifier, load_keras_model
+    from toolkit.sources.keras_files import load_keras_model
+    from toolkit.sources.pivot import check_classifier
 
     model = load_keras_model(source, "keras")
     shape, classes = check_classifier(model, source)
@@ -316,7 +317,7 @@ def _write_run(
     record: dict[str, Any],
     labels: list[str],
 ) -> None:
-    from toolkit.sources import PIVOT_DIR, save_pivot
+    from toolkit.sources.pivot import PIVOT_DIR, save_pivot
 
     with staged_dir(run_dir, replace=False) as tmp:
         model.save(tmp / "model.keras")

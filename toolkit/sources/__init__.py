@@ -1,0 +1,216 @@
+"""Every model source becomes the SavedModel pivot with the fixed serving signature.
+
+Sources: a cnnx run folder, a Keras 3 `.keras` archive, an `.h5` file (Keras 3, or
+Keras 2 through tf_keras), a SavedModel folder (Keras 2 or plain TF, used through its
+serving signature). The pivot's signature is always `serving_default`, input `image`
+float32 [None, H, W, C], output `probabilities` float32 [None, K].
+
+User code is never executed without `unsafe=True`: Lambda layers are looked for in the
+stored configuration *before* anything is deserialized.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolkit.atomic import staged_dir
+from toolkit.errors import CnnxError, ModelError, PathError, UsageError
+from toolkit.inputspec import InputSpec
+from toolkit.locate import RUN_FILE, last_run
+from toolkit.manifest import sha256_file
+from toolkit.sources.keras_files import load_keras_model
+from toolkit.sources.labels import default_labels, read_labels
+from toolkit.sources.pivot import (
+    INPUT_KEY,
+    OUTPUT_KEY,
+    PIVOT_DIR,
+    SIGNATURE,
+    check_classifier,
+    pivot_from_savedmodel,
+    save_pivot,
+)
+
+FORMATS = ("run", "keras", "h5", "savedmodel")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How raw 0..255 pixels become the model's input: x*scale+offset or (x-mean)/std."""
+
+    scale: float = 1.0
+    offset: float = 0.0
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    def input_spec(self, shape: tuple[int, int, int], **notes: Any) -> InputSpec:
+        h, w, c = shape
+        mean, std = self.mean, self.std
+        # One value given for an RGB model means the same for every channel.
+        if mean is not None and len(mean) == 1:
+            mean = mean * c
+        if std is not None and len(std) == 1:
+            std = std * c
+        for name, values in (("--mean", mean), ("--std", std)):
+            if values is not None and len(values) != c:
+                raise UsageError(f"{name} has {len(values)} values but the model has {c} channels")
+        return InputSpec(
+            height=h,
+            width=w,
+            channels=c,
+            color="GRAY" if c == 1 else "RGB",
+            scale=self.scale,
+            offset=self.offset,
+            mean=mean,
+            std=std,
+            notes=dict(notes),
+        )
+
+
+@dataclass(frozen=True)
+class Source:
+    """A model ready for export: the pivot, its preprocessing and labels, where it came from."""
+
+    saved_model_dir: Path
+    input_spec: InputSpec
+    labels: list[str]
+    eval_data: dict[str, Any] | None  # DataSpec dict whose test split evaluates the model
+    origin: dict[str, Any] = field(default_factory=dict)  # path, format, sha256
+
+
+def detect_format(path: Path) -> str:
+    """run | keras | h5 | savedmodel, from what is on disk (not trusting names alone)."""
+    path = Path(path)
+    if not path.exists():
+        raise PathError(f"model path {path} does not exist", "check the path or train one first")
+    if path.is_dir():
+        if (path / RUN_FILE).is_file():
+            return "run"
+        if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+            return "savedmodel"
+        raise ModelError(
+            f"{path} is a folder but neither a SavedModel (no saved_model.pb) nor a cnnx run "
+            f"(no {RUN_FILE})",
+            "name a run folder, a .keras/.h5 file or a SavedModel folder",
+        )
+    suffix = path.suffix.lower()
+    if suffix == ".keras":
+        return "keras"
+    if suffix in (".h5", ".hdf5"):
+        return "h5"
+    raise ModelError(
+        f"{path} has an unsupported model format ({suffix or 'no extension'})",
+        "give a run folder, a .keras or .h5 file, or a SavedModel folder",
+    )
+
+
+def resolve_source(
+    model: Path | None,
+    *,
+    out_dir: Path,
+    preprocessing: Preprocessing | None = None,
+    labels_file: Path | None = None,
+    unsafe: bool = False,
+) -> Source:
+    """Turn `model` (default: the last run under ./runs) into the pivot SavedModel.
+
+    A run folder's own saved_model/ is returned as is; any other source is written to
+    out_dir/saved_model (atomically) and that folder is returned.
+    """
+    path = Path(model) if model is not None else last_run()
+    kind = detect_format(path)
+    if kind == "run":
+        if preprocessing is not None and preprocessing != Preprocessing():
+            raise UsageError(
+                f"{path} is a cnnx run: its preprocessing is on record in {RUN_FILE}",
+                "drop --scale/--offset/--mean/--std",
+            )
+        return _run_source(path, labels_file)
+    prep = preprocessing or Preprocessing()
+    target = Path(out_dir) / PIVOT_DIR
+    if kind == "savedmodel":
+        shape, classes = pivot_from_savedmodel(path, target, unsafe=unsafe)
+    else:
+        keras_model = load_keras_model(path, kind, unsafe=unsafe)
+        shape, classes = check_classifier(keras_model, path)
+        with staged_dir(target) as tmp:
+            save_pivot(keras_model, tmp)
+    labels = read_labels(labels_file, classes) if labels_file else default_labels(classes)
+    return Source(
+        saved_model_dir=target,
+        input_spec=prep.input_spec(shape, source_format=kind),
+        labels=labels,
+        eval_data=None,
+        origin=_origin(path, kind),
+    )
+
+
+# --- runs -----------------------------------------------------------------------------
+
+
+def read_run(run_dir: Path) -> dict[str, Any]:
+    """run.json of a run folder, or a one-line error saying what is wrong with it."""
+    path = Path(run_dir) / RUN_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PathError(f"{run_dir} is not a cnnx run (no {RUN_FILE})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(data, dict) or "input" not in data:
+        raise ModelError(f"{path} is not a cnnx run record (no 'input' entry)")
+    return data
+
+
+def _run_source(run_dir: Path, labels_file: Path | None) -> Source:
+    record = read_run(run_dir)
+    pivot = run_dir / PIVOT_DIR
+    if not (pivot / "saved_model.pb").is_file():
+        raise ModelError(f"run {run_dir} has no {PIVOT_DIR}/saved_model.pb", "train it again")
+    try:
+        spec = InputSpec.from_dict(record["input"])
+    except CnnxError as error:
+        raise ModelError(f"{run_dir / RUN_FILE}: {error.message}") from None
+    labels = [str(x) for x in record.get("labels") or []]
+    if labels_file is not None:
+        labels = read_labels(labels_file, len(labels) or None)
+    elif not labels and (run_dir / "labels.txt").is_file():
+        labels = read_labels(run_dir / "labels.txt", None)
+    keras_file = run_dir / "model.keras"
+    return Source(
+        saved_model_dir=pivot,
+        input_spec=spec,
+        labels=labels,
+        eval_data=record.get("data"),
+        origin={
+            "path": str(run_dir.resolve()),
+            "format": "run",
+            "sha256": sha256_file(keras_file) if keras_file.is_file() else None,
+        },
+    )
+
+
+def _origin(path: Path, kind: str) -> dict[str, Any]:
+    return {
+        "path": str(Path(path).resolve()),
+        "format": kind,
+        "sha256": sha256_file(path) if Path(path).is_file() else None,
+    }
+
+
+__all__ = [
+    "FORMATS",
+    "INPUT_KEY",
+    "OUTPUT_KEY",
+    "PIVOT_DIR",
+    "SIGNATURE",
+    "Preprocessing",
+    "Source",
+    "default_labels",
+    "detect_format",
+    "read_labels",
+    "read_run",
+    "resolve_source",
+]
