@@ -1,39 +1,103 @@
-"""The one table of artifacts: id, format, precision, file, runtime, tolerance, exporter.
+"""The one table of artifacts: everything cnnx knows about each export, in one row.
 
-Adding a format is one module with its export functions and rows here. Tolerances are
-the defaults verify applies (overridable there): float32 must match to 1e-4 with 100%
-top-1 agreement; float16 and quantized TF.js weights 99.5%; dynamic range 99%; full int8
-98% agreement and at most 1.0 point of accuracy lost.
+A row names the artifact (id, format, precision, the file or folder a runtime loads),
+the `cnnx export` choices that make it (`--to` its format or all, the `--quantize`
+values, the TF.js weight format of `--tfjs-quantize`, and whether it is made when no
+`--quantize` is given), its one default tolerance and its exporter. The formats table
+says which runtimes run each format. The order of the rows is the display order of
+every table, report and plot.
+
+Everything else derives from here: the CLI's choices (toolkit/cli/export.py), the
+selection of an export (`select`), the default tolerances (toolkit/tolerances.py), the
+runtimes verify and bench run an artifact in (toolkit/runtimes), the order of verify,
+bench, plots and `cnnx info`. Adding a format is one exporter module plus one row here;
+tests/test_registry.py walks the table.
+
+The module is plain data: it imports no exporter (rows name theirs as "module:function",
+imported when called), so `cnnx --help` reads the choices without loading numpy or
+TensorFlow.
+
+Default tolerances (fractions; `cnnx verify` can override each): float32 must match to
+1e-4 with 100% top-1 agreement; float16 and quantized TF.js weights 99.5%; dynamic range
+99%; full int8 98% and at most 1.0 point of accuracy lost. The reference (the SavedModel
+in TensorFlow) is compared with its own CPU run: on the CPU the difference is 0; on a GPU
+(float32, TF32 off: toolkit/runtimes/tf.py) other kernels sum in another order, which
+moves probabilities by about 1e-6 and can flip a near tie, so it gets the float32 limit
+and one image in a thousand.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from exporters import savedmodel, tfjs, tflite
-from exporters.base import ExportOptions, ExportResult
 from toolkit.errors import UsageError
 
-Exporter = Callable[[Path, Path, ExportOptions], ExportResult]
+if TYPE_CHECKING:
+    from exporters.base import ExportOptions, ExportResult
 
-FLOAT32_TOLERANCE: dict[str, float] = {"max_abs": 1e-4, "min_agreement": 1.0}
-FLOAT16_TOLERANCE: dict[str, float] = {"min_agreement": 0.995}
-DYNAMIC_TOLERANCE: dict[str, float] = {"min_agreement": 0.99}
-INT8_TOLERANCE: dict[str, float] = {"min_agreement": 0.98, "max_accuracy_drop": 0.01}
+Exporter = Callable[[Path, Path, "ExportOptions"], "ExportResult"]
+
+FLOAT32_TOLERANCE: Mapping[str, float] = {"max_abs": 1e-4, "min_agreement": 1.0}
+FLOAT16_TOLERANCE: Mapping[str, float] = {"min_agreement": 0.995}
+DYNAMIC_TOLERANCE: Mapping[str, float] = {"min_agreement": 0.99}
+INT8_TOLERANCE: Mapping[str, float] = {"min_agreement": 0.98, "max_accuracy_drop": 0.01}
+REFERENCE_TOLERANCE: Mapping[str, float] = {"max_abs": 1e-4, "min_agreement": 0.999}
+# An artifact id this table does not know (a manifest from a newer cnnx).
+FALLBACK_TOLERANCE: Mapping[str, float] = {"min_agreement": 0.98}
+
+ALL = "all"  # the --to choice that makes every format
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    name: str  # also the --to choice that makes its artifacts
+    engine: str  # the manifest's "runtime" field: what executes it (tf | litert | tfjs)
+    runtimes: tuple[str, ...]  # cnnx runtime adapters (toolkit.runtimes.RUNTIMES) running it
+
+
+FORMATS: dict[str, FormatSpec] = {
+    spec.name: spec
+    for spec in (
+        FormatSpec("savedmodel", "tf", ("tf",)),
+        FormatSpec("tflite", "litert", ("litert",)),
+        FormatSpec("tfjs", "tfjs", ("tfjs-node", "browser")),
+    )
+}
 
 
 @dataclass(frozen=True)
 class ArtifactSpec:
     id: str
-    format: str  # savedmodel | tflite | tfjs
+    format: str  # a key of FORMATS
     precision: str  # float32 | float16 | dynamic | int8 | uint8 | uint16
     path: str  # relative to the artifacts folder: the file or folder a runtime loads
-    runtime: str  # tf | litert | tfjs
-    tolerance: dict[str, float]
-    export: Exporter
+    exporter: str  # "module:function", a function (saved_model_dir, out_dir, options)
+    tolerance: Mapping[str, float]  # Tolerance field names -> limits (toolkit/tolerances.py)
+    quantize: tuple[str, ...] = ()  # the --quantize values that make it
+    by_default: bool = True  # made by --to FORMAT (or all) with no --quantize
+    tfjs_quantize: str | None = None  # the --tfjs-quantize value that makes it
+    calibrated: bool = False  # needs calibration images (full integer quantization)
+    reference: bool = False  # the SavedModel every other artifact is compared with
+
+    @property
+    def runtime(self) -> str:
+        """What the manifest records as the artifact's runtime (tf | litert | tfjs)."""
+        return FORMATS[self.format].engine
+
+    @property
+    def runtimes(self) -> tuple[str, ...]:
+        return FORMATS[self.format].runtimes
+
+    @property
+    def quantized(self) -> bool:
+        return self.precision != "float32"
+
+    def export(self, saved_model_dir: Path, out_dir: Path, options: ExportOptions) -> ExportResult:
+        return exporter(self)(saved_model_dir, out_dir, options)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -42,6 +106,7 @@ class ArtifactSpec:
             "precision": self.precision,
             "path": self.path,
             "runtime": self.runtime,
+            "runtimes": list(self.runtimes),
             "tolerance": dict(self.tolerance),
         }
 
@@ -51,87 +116,111 @@ ARTIFACTS: tuple[ArtifactSpec, ...] = (
         "savedmodel",
         "savedmodel",
         "float32",
-        savedmodel.ARTIFACT_PATH,
-        "tf",
-        {"max_abs": 0.0, "min_agreement": 1.0},  # the reference itself
-        savedmodel.export_savedmodel,
+        "saved_model",
+        "exporters.savedmodel:export_savedmodel",
+        REFERENCE_TOLERANCE,
+        reference=True,
     ),
     ArtifactSpec(
         "tflite_float32",
         "tflite",
         "float32",
-        tflite.artifact_path("float32"),
-        "litert",
+        "tflite/model_float32.tflite",
+        "exporters.tflite:export_tflite_float32",
         FLOAT32_TOLERANCE,
-        tflite.export_tflite_float32,
+        quantize=("none",),
     ),
     ArtifactSpec(
         "tflite_float16",
         "tflite",
         "float16",
-        tflite.artifact_path("float16"),
-        "litert",
+        "tflite/model_float16.tflite",
+        "exporters.tflite:export_tflite_float16",
         FLOAT16_TOLERANCE,
-        tflite.export_tflite_float16,
+        quantize=("float16",),
     ),
     ArtifactSpec(
         "tflite_dynamic",
         "tflite",
         "dynamic",
-        tflite.artifact_path("dynamic"),
-        "litert",
+        "tflite/model_dynamic.tflite",
+        "exporters.tflite:export_tflite_dynamic",
         DYNAMIC_TOLERANCE,
-        tflite.export_tflite_dynamic,
+        quantize=("dynamic",),
     ),
     ArtifactSpec(
         "tflite_int8",
         "tflite",
         "int8",
-        tflite.artifact_path("int8"),
-        "litert",
+        "tflite/model_int8.tflite",
+        "exporters.tflite:export_tflite_int8",
         INT8_TOLERANCE,
-        tflite.export_tflite_int8,
+        quantize=("int8",),
+        calibrated=True,
     ),
+    # TF.js quantizes weights only: each --quantize picks the nearest weight format.
     ArtifactSpec(
         "tfjs_float32",
         "tfjs",
         "float32",
-        tfjs.artifact_folder("float32"),
-        "tfjs",
+        "tfjs/float32",
+        "exporters.tfjs:export_tfjs_float32",
         FLOAT32_TOLERANCE,
-        tfjs.export_tfjs_float32,
+        quantize=("none",),
+        tfjs_quantize="float32",
     ),
     ArtifactSpec(
         "tfjs_uint8",
         "tfjs",
         "uint8",
-        tfjs.artifact_folder("uint8"),
-        "tfjs",
+        "tfjs/uint8",
+        "exporters.tfjs:export_tfjs_uint8",
         FLOAT16_TOLERANCE,
-        tfjs.export_tfjs_uint8,
+        quantize=("dynamic", "int8"),
+        tfjs_quantize="uint8",
     ),
     ArtifactSpec(
         "tfjs_uint16",
         "tfjs",
         "uint16",
-        tfjs.artifact_folder("uint16"),
-        "tfjs",
+        "tfjs/uint16",
+        "exporters.tfjs:export_tfjs_uint16",
         FLOAT16_TOLERANCE,
-        tfjs.export_tfjs_uint16,
+        tfjs_quantize="uint16",
     ),
     ArtifactSpec(
         "tfjs_float16",
         "tfjs",
         "float16",
-        tfjs.artifact_folder("float16"),
-        "tfjs",
+        "tfjs/float16",
+        "exporters.tfjs:export_tfjs_float16",
         FLOAT16_TOLERANCE,
-        tfjs.export_tfjs_float16,
+        quantize=("float16",),
+        tfjs_quantize="float16",
     ),
 )
 
+# --- derived: nothing below names a format or a precision ------------------------------
+
 BY_ID: dict[str, ArtifactSpec] = {spec.id: spec for spec in ARTIFACTS}
 IDS: tuple[str, ...] = tuple(BY_ID)
+REFERENCE: ArtifactSpec = next(spec for spec in ARTIFACTS if spec.reference)
+REFERENCE_ID: str = REFERENCE.id
+
+
+def _ordered(values: Iterable[str | None]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v for v in values if v is not None))
+
+
+PRECISIONS: tuple[str, ...] = _ordered(spec.precision for spec in ARTIFACTS)
+# --to: the formats that are shipped, the reference alone, then all of them.
+TARGETS: tuple[str, ...] = (
+    *(name for name in FORMATS if name != REFERENCE.format),
+    REFERENCE.format,
+    ALL,
+)
+QUANTIZE: tuple[str, ...] = _ordered(q for spec in ARTIFACTS for q in spec.quantize)
+TFJS_QUANTIZE: tuple[str, ...] = _ordered(spec.tfjs_quantize for spec in ARTIFACTS)
 
 
 def get(artifact_id: str) -> ArtifactSpec:
@@ -141,4 +230,50 @@ def get(artifact_id: str) -> ArtifactSpec:
 
 
 def default_tolerance(artifact_id: str) -> dict[str, float]:
-    return dict(get(artifact_id).tolerance)
+    spec = BY_ID.get(artifact_id)
+    return dict(spec.tolerance if spec is not None else FALLBACK_TOLERANCE)
+
+
+def exporter(spec: ArtifactSpec) -> Exporter:
+    module, _, function = spec.exporter.partition(":")
+    found: Exporter = getattr(importlib.import_module(module), function)
+    return found
+
+
+def select(to: str, quantize: str | None, tfjs_quantize: str | None) -> list[str]:
+    """The artifact ids `cnnx export --to TO [--quantize Q] [--tfjs-quantize W]` makes, in
+    display order. The reference is always made; --tfjs-quantize decides the TF.js
+    choice over --quantize."""
+    ids = [REFERENCE_ID]
+    for spec in ARTIFACTS:
+        if spec.reference or to not in (spec.format, ALL):
+            continue
+        if spec.tfjs_quantize is not None and tfjs_quantize is not None:
+            chosen = spec.tfjs_quantize == tfjs_quantize
+        elif quantize is None:
+            chosen = spec.by_default
+        else:
+            chosen = quantize in spec.quantize
+        if chosen:
+            ids.append(spec.id)
+    return ids
+
+
+def display_rank(artifact_id: str) -> tuple[int, str]:
+    """Sort key: table order, then ids this table does not know, alphabetically."""
+    return (IDS.index(artifact_id) if artifact_id in BY_ID else len(IDS), artifact_id)
+
+
+def format_rank(name: str) -> int:
+    """A format's place in FORMATS (plots colour by it); unknown formats come last."""
+    names = list(FORMATS)
+    return names.index(name) if name in names else len(names)
+
+
+def runtimes_for(artifact_id: str, format_name: str) -> tuple[str, ...]:
+    """The runtime adapters that run an artifact: its row's, else its format's."""
+    spec = BY_ID.get(artifact_id)
+    if spec is not None:
+        return spec.runtimes
+    found = FORMATS.get(format_name)
+    return found.runtimes if found is not None else ()

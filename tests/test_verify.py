@@ -19,8 +19,8 @@ from toolkit.errors import UsageError
 from toolkit.manifest import ArtifactEntry, describe_files, load_manifest
 from toolkit.parity import Metrics, check, compare, reference_checks
 from toolkit.tolerances import (
-    DEFAULT_TOLERANCES,
     Tolerance,
+    default_tolerance,
     load_tolerances,
     parse_flag_values,
     parse_fraction,
@@ -72,7 +72,7 @@ def _entry(
 
 def test_tolerance_layers_later_wins(tmp_path: Path) -> None:
     int8 = _entry("tflite_int8", "int8")
-    assert tolerance_for(int8) == DEFAULT_TOLERANCES["int8"]
+    assert tolerance_for(int8) == default_tolerance("tflite_int8")
     assert tolerance_for(_entry("tflite_int8", "int8", {"min_agreement": 0.9})).min_agreement == 0.9
     toml = tmp_path / "tol.toml"
     toml.write_text(
@@ -123,7 +123,7 @@ def test_compare_measures_what_it_says() -> None:
 def test_checks_pass_at_the_limit_and_fail_past_it() -> None:
     m = Metrics(images=100, agreement=0.98, max_abs=1e-4, mean_abs=1e-5, cosine=0.999, accuracy=0.5,
                 top5=0.9, accuracy_drop=0.01)  # fmt: skip
-    assert all(c.passed for c in check(m, DEFAULT_TOLERANCES["int8"]))
+    assert all(c.passed for c in check(m, default_tolerance("tflite_int8")))
     failed = [c for c in check(m, Tolerance(min_agreement=0.99, max_abs=1e-5)) if not c.passed]
     assert [c.metric for c in failed] == ["agreement", "max_abs"]
     assert "agreement 98.00% (limit >= 99.00%)" in failed[0].describe()

@@ -6,15 +6,8 @@ in from the current folder, the new ones are written, the manifest last, and the
 is swapped into place in one step. A killed export leaves the previous folder and its
 manifest exactly as they were; the next export sweeps the leftovers.
 
-What `--to` / `--quantize` select (savedmodel, the reference, is always included):
-
-    --to savedmodel              savedmodel
-    --to tflite                  every TFLite precision (float32, float16, dynamic, int8)
-    --to tflite --quantize Q     tflite_Q  (none -> float32)
-    --to tfjs                    every TF.js weight format (float32, uint8, uint16, float16)
-    --to tfjs --quantize Q       none -> float32, float16 -> float16, dynamic|int8 -> uint8
-    --to all [--quantize Q]      both of the above
-    --tfjs-quantize W            overrides the TF.js choice: float32|uint8|uint16|float16
+What `--to` / `--quantize` / `--tfjs-quantize` select is read from the artifact table
+(exporters/registry.py, `select`); the SavedModel, the reference, is always included.
 """
 
 from __future__ import annotations
@@ -34,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from exporters import registry
 from toolkit.atomic import ensure_writable_dir, staged_dir
 from toolkit.errors import DataError, PathError, UsageError
 from toolkit.inputspec import InputSpec
@@ -52,11 +46,9 @@ if TYPE_CHECKING:
     from toolkit.data import Dataset
     from toolkit.sources import Preprocessing, Source
 
-TARGETS = ("tflite", "tfjs", "savedmodel", "all")
-QUANTIZE = ("none", "float16", "dynamic", "int8")
-TFJS_QUANTIZE = ("float32", "uint8", "uint16", "float16")
-# TF.js has weight quantization only: the closest weight format to each --quantize.
-TFJS_FOR_QUANTIZE = {"none": "float32", "float16": "float16", "dynamic": "uint8", "int8": "uint8"}
+TARGETS = registry.TARGETS
+QUANTIZE = registry.QUANTIZE
+TFJS_QUANTIZE = registry.TFJS_QUANTIZE
 
 DEFAULT_CALIBRATION_SAMPLES = 300
 MIN_CALIBRATION_SAMPLES = 100  # fewer draws a warning: int8 ranges get noisy
@@ -110,11 +102,12 @@ class ExportRequest:
             )
         if self.samples < 0:
             raise UsageError(f"--samples must not be negative, got {self.samples}")
-        wants_int8 = "tflite_int8" in select_artifacts(self.to, self.quantize, self.tfjs_quantize)
+        wanted = select_artifacts(self.to, self.quantize, self.tfjs_quantize)
+        wants_int8 = "tflite_int8" in wanted
         int8_only = {
             "--float-fallback": bool(self.float_fallback),
             "--debug-quant": self.debug_quant,
-            "--calibration-data": self.calibration_data is not None,
+            "--calibration-data": self.calibration_data is not None and not _calibrated(wanted),
             "--io": self.io != "uint8",
         }
         given = [flag for flag, used in int8_only.items() if used]
@@ -127,21 +120,13 @@ class ExportRequest:
 
 
 def select_artifacts(to: str, quantize: str | None, tfjs_quantize: str | None) -> list[str]:
-    """Artifact ids an export request makes, in registry order (see the module docstring)."""
-    ids = ["savedmodel"]
-    if to in ("tflite", "all"):
-        if quantize is None:
-            ids += ["tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8"]
-        else:
-            ids.append("tflite_" + ("float32" if quantize == "none" else quantize))
-    if to in ("tfjs", "all"):
-        if tfjs_quantize is not None:
-            ids.append(f"tfjs_{tfjs_quantize}")
-        elif quantize is None:
-            ids += ["tfjs_float32", "tfjs_uint8", "tfjs_uint16", "tfjs_float16"]
-        else:
-            ids.append(f"tfjs_{TFJS_FOR_QUANTIZE[quantize]}")
-    return ids
+    """Artifact ids an export request makes, in display order (exporters.registry.select)."""
+    return registry.select(to, quantize, tfjs_quantize)
+
+
+def _calibrated(ids: list[str]) -> bool:
+    """Does one of these artifacts need calibration images (full integer quantization)?"""
+    return any(registry.get(artifact_id).calibrated for artifact_id in ids)
 
 
 def fallback_auto(names: tuple[str, ...]) -> int:
@@ -224,14 +209,13 @@ def _build(
     wanted: list[str],
     previous: Manifest | None,
 ) -> Manifest:
-    from exporters import registry
     from exporters.base import ExportOptions
 
     dataset = None
     options = ExportOptions(io=request.io)
     calibration_record: dict[str, Any] = {}
     calibration_warnings: list[str] = []
-    if "tflite_int8" in wanted:
+    if _calibrated(wanted):
         dataset = _dataset(source)
         images, calibration_record = calibration_images(
             source, dataset, request.calibration_samples, request.calibration_data, request.seed
@@ -266,7 +250,7 @@ def _build(
             result = spec.export(source.saved_model_dir, tmp, options)
             details = dict(result.details)
             warnings = list(result.warnings)
-            if artifact_id == "tflite_int8":
+            if spec.calibrated:
                 details["calibration"] = calibration_record
                 warnings += calibration_warnings
             if warnings:

@@ -192,6 +192,7 @@ def _describe_run(path: Path, unsafe: bool) -> Info:
 
 
 def _describe_artifacts(path: Path, unsafe: bool) -> Info:
+    from exporters.registry import display_rank
     from toolkit.manifest import load_manifest
 
     manifest = load_manifest(path)
@@ -203,7 +204,7 @@ def _describe_artifacts(path: Path, unsafe: bool) -> Info:
             "path": entry.path,
             "size": entry.size,
         }
-        for key, entry in sorted(manifest.artifacts.items())
+        for key, entry in sorted(manifest.artifacts.items(), key=lambda kv: display_rank(kv[0]))
     }
     first = next(iter(manifest.artifacts.values()), None)
     return Info(

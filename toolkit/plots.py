@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from exporters.registry import BY_ID, REFERENCE_ID, format_rank
+
 if TYPE_CHECKING:
     from toolkit.bench import BenchReport
 
@@ -100,7 +102,7 @@ def _per_class(report: BenchReport, path: Path) -> bool:
         (
             r
             for r in report.rows
-            if r.format == "savedmodel" and r.metrics and r.metrics.per_class_accuracy
+            if r.artifact == REFERENCE_ID and r.metrics and r.metrics.per_class_accuracy
         ),
         None,
     )
@@ -113,7 +115,9 @@ def _per_class(report: BenchReport, path: Path) -> bool:
     ref = np.array([np.nan if v is None else v for v in reference.metrics.per_class_accuracy])
     series: dict[str, np.ndarray] = {}
     for row in report.rows:
-        if row.precision == "float32" or row.status != "ok" or row.artifact in series:
+        if not quantized(row.artifact, row.precision) or row.status != "ok":
+            continue
+        if row.artifact in series:
             continue
         if row.metrics is None or row.metrics.per_class_accuracy is None:
             continue
@@ -139,5 +143,14 @@ def _per_class(report: BenchReport, path: Path) -> bool:
     return True
 
 
+PALETTE = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")
+
+
 def _color(fmt: str) -> str:
-    return {"savedmodel": "#4c72b0", "tflite": "#dd8452", "tfjs": "#55a868"}.get(fmt, "#8172b3")
+    """One colour per format, in the artifact table's order of formats."""
+    return PALETTE[format_rank(fmt) % len(PALETTE)]
+
+
+def quantized(artifact_id: str, precision: str) -> bool:
+    spec = BY_ID.get(artifact_id)
+    return spec.quantized if spec is not None else precision != "float32"

@@ -1,9 +1,10 @@
 """Tolerances: the parity limits of each artifact and where they come from.
 
 Limits are fractions (0.995 is 99.5%, a drop of 0.01 is one percentage point), resolved
-per artifact, later wins: the defaults by precision below, the manifest entry's
-`tolerance`, a tolerances file (by precision, then by artifact id), the command-line
-flags (for all, then `PRECISION=VALUE` or `ID=VALUE`). docs/verify.md has the details.
+per artifact, later wins: the artifact's default (its row in exporters/registry.py, the
+one place defaults are defined), the manifest entry's `tolerance`, a tolerances file (by
+precision, then by artifact id), the command-line flags (for all, then `PRECISION=VALUE`
+or `ID=VALUE`). docs/verify.md has the details.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from exporters import registry
 from toolkit.errors import PathError, UsageError
 from toolkit.manifest import ArtifactEntry
 
-REFERENCE_ID = "savedmodel"  # the reference artifact; flags may name it like any artifact id
+REFERENCE_ID = registry.REFERENCE_ID  # flags may name the reference like any artifact id
+PRECISIONS = registry.PRECISIONS  # names a flag or a file may key limits by
 
 
 @dataclass(frozen=True)
@@ -47,17 +50,11 @@ class Tolerance:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-# DESIGN.md: float32 to 1e-4 and 100% agreement; float16 and quantized TF.js weights
-# 99.5%; dynamic range 99%; full int8 98% and at most one point of accuracy lost.
-DEFAULT_TOLERANCES: dict[str, Tolerance] = {
-    "float32": Tolerance(min_agreement=1.0, max_abs=1e-4),
-    "float16": Tolerance(min_agreement=0.995),
-    "uint16": Tolerance(min_agreement=0.995),
-    "uint8": Tolerance(min_agreement=0.995),
-    "dynamic": Tolerance(min_agreement=0.99),
-    "int8": Tolerance(min_agreement=0.98, max_accuracy_drop=0.01),
-}
-FALLBACK_TOLERANCE = Tolerance(min_agreement=0.98)
+def default_tolerance(artifact_id: str) -> Tolerance:
+    """The registry's default for an artifact id (a fallback for ids it does not know)."""
+    return Tolerance().merged(
+        registry.default_tolerance(artifact_id), f"the default of {artifact_id}"
+    )
 
 
 def parse_fraction(value: Any, where: str, key: str = "") -> float:
@@ -98,10 +95,9 @@ class ToleranceOverrides:
 
 def tolerance_for(entry: ArtifactEntry, *layers: ToleranceOverrides) -> Tolerance:
     """The tolerance of one artifact: defaults, manifest entry, then each override layer."""
-    tolerance = DEFAULT_TOLERANCES.get(entry.precision, FALLBACK_TOLERANCE)
-    if entry.format == "savedmodel":
-        tolerance = Tolerance(min_agreement=1.0, max_abs=1e-5)  # the reference against itself
-    tolerance = tolerance.merged(entry.tolerance, f"the manifest entry {entry.id!r}")
+    tolerance = default_tolerance(entry.id).merged(
+        entry.tolerance, f"the manifest entry {entry.id!r}"
+    )
     for layer in layers:
         tolerance = tolerance.merged(layer.every, "the overrides")
         tolerance = tolerance.merged(layer.by_precision.get(entry.precision, {}), entry.precision)
@@ -125,14 +121,14 @@ def parse_flag_values(
             continue
         name = name.strip()
         number = parse_fraction(value, f"{flag} {name}", key)
-        if name in DEFAULT_TOLERANCES:
+        if name in PRECISIONS:
             by_precision.setdefault(name, {})[key] = number
         elif name in ids or "_" in name or name == REFERENCE_ID:
             by_artifact.setdefault(name, {})[key] = number
         else:
             raise UsageError(
                 f"{flag} {raw!r}: {name!r} is neither a precision nor an artifact id",
-                f"precisions: {', '.join(DEFAULT_TOLERANCES)}",
+                f"precisions: {', '.join(PRECISIONS)}",
             )
     return ToleranceOverrides(every, by_precision, by_artifact)
 
@@ -163,7 +159,7 @@ def load_tolerances(path: Path) -> ToleranceOverrides:
         elif isinstance(value, dict):
             table = Tolerance().merged(value, where).to_dict()  # validates names and values
             table = {k: v for k, v in table.items() if k in value}
-            target = overrides.by_precision if key in DEFAULT_TOLERANCES else overrides.by_artifact
+            target = overrides.by_precision if key in PRECISIONS else overrides.by_artifact
             target[key] = table
         else:
             raise UsageError(

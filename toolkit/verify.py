@@ -143,14 +143,12 @@ class VerifyConfig:
 
 
 def selected_entries(manifest: Manifest, ids: tuple[str, ...]) -> list[ArtifactEntry]:
+    """The named entries, or every entry of the manifest in the artifact table's order."""
+    from exporters.registry import display_rank
+
     if not ids:
-        return [manifest.artifacts[k] for k in sorted(manifest.artifacts, key=_artifact_order)]
+        return [manifest.artifacts[k] for k in sorted(manifest.artifacts, key=display_rank)]
     return [manifest.artifact(i) for i in ids]
-
-
-def _artifact_order(artifact_id: str) -> tuple[int, str]:
-    rank = {"savedmodel": 0, "tflite": 1, "tfjs": 2}
-    return (rank.get(artifact_id.split("_")[0], 3), artifact_id)
 
 
 def variants(

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from exporters import registry
 from toolkit.cli.common import console, err_console, handles_errors
 from toolkit.cli.options import split_names
 
@@ -35,25 +36,13 @@ if TYPE_CHECKING:
 NAME = "export"
 
 
-class Target(enum.StrEnum):
-    tflite = "tflite"
-    tfjs = "tfjs"
-    savedmodel = "savedmodel"
-    all = "all"
-
-
-class Quantize(enum.StrEnum):
-    none = "none"
-    float16 = "float16"
-    dynamic = "dynamic"
-    int8 = "int8"
-
-
-class TfjsQuantize(enum.StrEnum):
-    float32 = "float32"
-    uint8 = "uint8"
-    uint16 = "uint16"
-    float16 = "float16"
+# The choices come from the artifact table (exporters/registry.py): a new row with a new
+# --quantize value is a new choice here without an edit.
+Target = enum.StrEnum("Target", [(v, v) for v in registry.TARGETS])  # type: ignore[misc]
+Quantize = enum.StrEnum("Quantize", [(v, v) for v in registry.QUANTIZE])  # type: ignore[misc]
+TfjsQuantize = enum.StrEnum(  # type: ignore[misc]
+    "TfjsQuantize", [(v, v) for v in registry.TFJS_QUANTIZE]
+)
 
 
 class IoType(enum.StrEnum):
@@ -84,7 +73,7 @@ def command(
             show_default=False,
         ),
     ] = None,
-    to: Annotated[Target, typer.Option("--to", help="Format(s) to export.")] = Target.all,
+    to: Annotated[Target, typer.Option("--to", help="Format(s) to export.")] = Target(registry.ALL),
     quantize: Annotated[
         Quantize | None,
         typer.Option(

@@ -47,6 +47,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from exporters import registry
 from toolkit.errors import ArtifactError, RuntimeUnavailable, UsageError
 from toolkit.manifest import ArtifactEntry, Manifest
 
@@ -137,9 +138,11 @@ class _AdapterModule(Protocol):
 
 @dataclass(frozen=True)
 class RuntimeSpec:
+    """How to load one runtime. Which artifacts it runs is the artifact table's say
+    (exporters/registry.py, FORMATS[...].runtimes), not this entry's."""
+
     name: str
     module: str  # imported on first use
-    formats: tuple[str, ...]  # artifact formats (manifest entry "format") it runs
     description: str
     # The option bench sweeps for this runtime ("threads" for LiteRT, "backend" for
     # TF.js) and the values it sweeps by default.
@@ -147,8 +150,13 @@ class RuntimeSpec:
     default_variants: tuple[Any, ...] = ()
     supported_variants: tuple[Any, ...] = ()
 
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """The artifact formats it runs, read from the artifact table."""
+        return tuple(f.name for f in registry.FORMATS.values() if self.name in f.runtimes)
+
     def runs(self, entry: ArtifactEntry) -> bool:
-        return entry.format in self.formats
+        return self.name in registry.runtimes_for(entry.id, entry.format)
 
 
 RUNTIMES: dict[str, RuntimeSpec] = {
@@ -157,13 +165,11 @@ RUNTIMES: dict[str, RuntimeSpec] = {
         RuntimeSpec(
             "tf",
             "toolkit.runtimes.tf",
-            ("savedmodel",),
             "TensorFlow on the SavedModel (CPU, or GPU with --device gpu)",
         ),
         RuntimeSpec(
             "litert",
             "toolkit.runtimes.litert",
-            ("tflite",),
             "LiteRT (ai-edge-litert) interpreter with XNNPACK",
             variant_option="threads",
             default_variants=(1, 2),
@@ -171,7 +177,6 @@ RUNTIMES: dict[str, RuntimeSpec] = {
         RuntimeSpec(
             "tfjs-node",
             "toolkit.runtimes.tfjs_node",
-            ("tfjs",),
             "TF.js (@tensorflow/tfjs) in Node, wasm and cpu backends",
             variant_option="backend",
             default_variants=("wasm", "cpu"),
@@ -180,7 +185,6 @@ RUNTIMES: dict[str, RuntimeSpec] = {
         RuntimeSpec(
             "browser",
             "toolkit.runtimes.browser",
-            ("tfjs",),
             "TF.js in headless Chromium, wasm, webgl and cpu backends",
             variant_option="backend",
             default_variants=("wasm", "webgl", "cpu"),

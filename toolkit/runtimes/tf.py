@@ -75,6 +75,10 @@ def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> TFModel:
             "no GPU visible to TensorFlow on this machine",
             "install the CUDA build (pip install 'cnnx[gpu]') on a machine with an NVIDIA GPU",
         )
+    if device == "gpu":
+        # TF32 (on by default from Ampere on) rounds matmul inputs to 10 bits: that is
+        # another model numerically. The reference stays float32 on every device.
+        tf.config.experimental.enable_tensor_float_32_execution(False)
     try:
         with tf.device("/GPU:0" if device == "gpu" else "/CPU:0"):
             loaded = tf.saved_model.load(str(path))
@@ -101,6 +105,10 @@ def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> TFModel:
         backend="tensorflow",
         device=device,
         init_ms=(time.perf_counter() - start) * 1e3,
-        details={"tensorflow": tf.__version__, "gpus": gpu_names() if device == "gpu" else []},
+        details={
+            "tensorflow": tf.__version__,
+            "gpus": gpu_names() if device == "gpu" else [],
+            "tf32": tf.config.experimental.tensor_float_32_execution_enabled(),
+        },
     )
     return TFModel(manifest, entry, function, inputs[0], output_key, device, info, loaded)
