@@ -16,7 +16,7 @@ from typing import Any
 from exporters.base import INPUT_NAME, OUTPUT_NAME, SIGNATURE, ExportOptions, ExportResult
 from exporters.quiet import silenced
 from exporters.savedmodel import load_pivot
-from toolkit.errors import ExportError
+from toolkit.errors import ExportError, shorten
 
 QUANTIZATIONS = ("float32", "uint8", "uint16", "float16")
 
@@ -83,7 +83,8 @@ def _export(saved_model_dir: Path, out_dir: Path, quantization: str) -> ExportRe
         else:
             problem = None
     if problem is not None:
-        first = " ".join(str(problem).split())[:300] or said.text.strip()[-300:]
+        tail = said.text.strip().splitlines()[-1:]  # the converter's last log line
+        first = shorten(str(problem) or " ".join(tail), 300)
         raise ExportError(f"TF.js {quantization} conversion failed: {first}")
     inputs, outputs = _signature(folder / "model.json", pivot.input_shape, pivot.num_classes)
     relative = artifact_folder(quantization)

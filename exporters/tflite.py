@@ -27,7 +27,7 @@ from exporters.quiet import silenced
 from exporters.savedmodel import Pivot, load_pivot
 from exporters.tflite_inspect import BOUNDARY_OPS, TfliteReport, inspect_tflite
 from toolkit.atomic import write_bytes_atomic, write_text_atomic
-from toolkit.errors import DataError, ExportError, UsageError
+from toolkit.errors import DataError, ExportError, UsageError, shorten
 
 PRECISIONS = ("float32", "float16", "dynamic", "int8")
 DEFAULT_AUTO_FALLBACK = 3  # layers kept in float by `--float-fallback auto`
@@ -133,7 +133,7 @@ def _convert(converter: Any, what: str) -> bytes:
 def _first_error(error: Exception, log: str) -> str:
     lines = [line.strip() for line in f"{error}\n{log}".splitlines() if "error" in line.lower()]
     text = lines[0] if lines else str(error).strip().splitlines()[0] if str(error) else ""
-    return " ".join(text.split())[:300] or type(error).__name__
+    return shorten(text, 300) or type(error).__name__
 
 
 def _convert_float(pivot: Pivot, precision: str) -> bytes:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from exporters.base import tensor_info
-from toolkit.errors import ArtifactError
+from toolkit.errors import ArtifactError, shorten
 
 # Ops that only move data across the quantized/float boundary.
 BOUNDARY_OPS = frozenset({"QUANTIZE", "DEQUANTIZE"})
@@ -98,7 +98,7 @@ def inspect_tflite(model: Path | bytes) -> TfliteReport:
                 float_ops.append(name)
     except (ValueError, RuntimeError) as error:
         # LiteRT refuses models with Flex ops or unknown custom ops; say so, keep the rest.
-        loads, load_error = False, " ".join(str(error).split())[:300]
+        loads, load_error = False, shorten(str(error), 300)
     return TfliteReport(
         size=len(content),
         inputs=inputs,

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from toolkit.errors import PathError, ResourceError
+from toolkit.errors import PathError, ResourceError, shorten
 
 FAULT_ENV = "CNNX_FAULT_AFTER"
 
@@ -62,7 +62,7 @@ def _machine_error(path: Path, error: OSError) -> Exception:
         text = str(error.args[0] if error.args else error)
         if f"[Errno {errno.ENOSPC}]" in text or f"[Errno {errno.EDQUOT}]" in text:
             return ResourceError(f"no space left on device while writing {path}", "free disk space")
-        return PathError(f"cannot write {path}: {text[:200]}")
+        return PathError(f"cannot write {path}: {shorten(text)}")
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         return ResourceError(f"no space left on device while writing {path}", "free disk space")
     if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):

@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from toolkit.errors import shorten
+
 OK = "ok"
 MISSING = "missing"
 BROKEN = "broken"
@@ -116,7 +118,7 @@ def _python_probe(code: str, timeout: float) -> _Probe:
 
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1][:240] if lines else ""
+    return shorten(lines[-1], 240) if lines else ""
 
 
 def check_python() -> Check:

@@ -22,9 +22,32 @@ class CnnxError(Exception):
         return " ".join(text.split())  # never more than one line
 
 
-def first_line(error: BaseException) -> str:
+# How long a quoted reason (another library's message) may be inside one of our lines.
+REASON_LENGTH = 200
+
+
+def shorten(text: str, limit: int = REASON_LENGTH) -> str:
+    """`text` on one line, cut at a word boundary to at most about `limit` characters.
+
+    Other libraries' messages are quoted inside ours; a long one is shortened, never cut
+    mid-word, and says it was shortened with a trailing "...". A single word longer than
+    the limit (a path) is kept whole.
+    """
+    words = " ".join(str(text).split())
+    if len(words) <= limit:
+        return words
+    cut = words.rfind(" ", 0, max(1, limit - 3) + 1)
+    if cut <= 0:
+        cut = words.find(" ")
+        if cut < 0:
+            return words
+    return words[:cut].rstrip(" ,;:-(") + " ..."
+
+
+def first_line(error: BaseException, limit: int = REASON_LENGTH) -> str:
+    """The first line of an exception's message (or its type), shortened at a word."""
     text = str(error).strip().splitlines()
-    return (text[0] if text else type(error).__name__)[:200]
+    return shorten(text[0] if text else type(error).__name__, limit)
 
 
 class UsageError(CnnxError):

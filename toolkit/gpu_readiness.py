@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.errors import ArtifactError
+from toolkit.errors import ArtifactError, shorten
 
 # The TFLite GPU delegate's supported builtin ops (float and dequantized int8 models).
 GPU_OPS = frozenset(
@@ -92,7 +92,7 @@ def check_gpu_readiness(model: Path | bytes) -> GpuReadiness:
     except OSError as error:
         raise ArtifactError(f"cannot read {name}: {error.strerror or error}") from None
     except (ValueError, RuntimeError) as error:
-        summary = " ".join(str(error).split())[:200]
+        summary = shorten(str(error))
         return GpuReadiness(name, False, [f"LiteRT cannot load it: {summary}"], {})
     ops: list[dict[str, Any]] = list(interpreter._get_ops_details())
     tensors = {int(t["index"]): t for t in interpreter.get_tensor_details()}

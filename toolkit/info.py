@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolkit.errors import ArtifactError, ModelError, PathError
+from toolkit.errors import ArtifactError, ModelError, PathError, shorten
 from toolkit.locate import RUN_FILE
 
 
@@ -139,7 +139,7 @@ def _describe_savedmodel(path: Path, unsafe: bool) -> Info:
     try:
         loaded = tf.saved_model.load(str(path))
     except Exception as error:  # TF raises many types for a damaged SavedModel
-        text = " ".join(str(error).split())[:200]
+        text = shorten(str(error))
         raise ModelError(f"cannot load SavedModel {path}: {text}") from None
     signatures = dict(loaded.signatures)
     if not signatures:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from toolkit.data import Dataset, DataSpec, split_indices
-from toolkit.errors import DataError, PathError
+from toolkit.errors import DataError, PathError, shorten
 
 ARCHIVE = "cifar-10-python.tar.gz"
 FOLDER = "cifar-10-batches-py"
@@ -198,7 +198,7 @@ def _download() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
         (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
     except Exception as error:  # network, disk and archive failures all land here
-        reason = " ".join(str(error).split())[:160]
+        reason = shorten(str(error), 160)
         raise DataError(
             f"CIFAR-10 is not cached and could not be downloaded: {reason}",
             f"download {ARCHIVE} and pass --data-path",

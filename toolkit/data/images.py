@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from toolkit.errors import DataError
+from toolkit.errors import DataError, shorten
 
 # 40 MP: any photo a phone takes, far below what would exhaust memory.
 MAX_PIXELS = 40_000_000
@@ -92,5 +92,4 @@ def _to_8bit(image: Image.Image, channels: int) -> Image.Image:
 
 
 def _reason(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text[:160] or type(error).__name__
+    return shorten(str(error), 160) or type(error).__name__

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from toolkit.errors import ArtifactError, CnnxError, RuntimeUnavailable
+from toolkit.errors import ArtifactError, CnnxError, RuntimeUnavailable, shorten
 from toolkit.manifest import ArtifactEntry, Manifest
 from toolkit.runtimes import LoadedModel, MemoryReading, RuntimeInfo, check_batch
 from toolkit.runtimes.tfjs_shared import (
@@ -340,7 +340,7 @@ class BrowserModel(LoadedModel):
         except CnnxError:
             raise
         except Exception as error:
-            said = f"; console: {self.console_errors[-1][:200]}" if self.console_errors else ""
+            said = f"; console: {shorten(self.console_errors[-1])}" if self.console_errors else ""
             raise RuntimeUnavailable(
                 f"{self.what}: {what} failed in Chromium: {_summary(error)}{said}"
             ) from None

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.errors import ArtifactError, RuntimeUnavailable, UsageError
+from toolkit.errors import ArtifactError, RuntimeUnavailable, UsageError, shorten
 from toolkit.manifest import ArtifactEntry, Manifest
 from toolkit.quiet import stderr_to_devnull
 from toolkit.runtimes import LoadedModel, RuntimeInfo, check_batch
@@ -135,7 +135,7 @@ def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> LiteRTMode
             )
             interpreter.allocate_tensors()
     except (RuntimeError, ValueError) as error:
-        summary = " ".join(str(error).split())[:200]
+        summary = shorten(str(error))
         raise ArtifactError(f"LiteRT cannot load {path}: {summary}") from None
     inputs = interpreter.get_input_details()
     outputs = interpreter.get_output_details()

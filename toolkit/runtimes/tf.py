@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.errors import ArtifactError, RuntimeUnavailable
+from toolkit.errors import ArtifactError, RuntimeUnavailable, shorten
 from toolkit.manifest import ArtifactEntry, Manifest
 from toolkit.runtimes import LoadedModel, RuntimeInfo, RuntimeSkipped, check_batch
 
@@ -83,7 +83,7 @@ def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> TFModel:
         with tf.device("/GPU:0" if device == "gpu" else "/CPU:0"):
             loaded = tf.saved_model.load(str(path))
     except (OSError, ValueError, tf.errors.OpError) as error:
-        summary = " ".join(str(error).split())[:200]
+        summary = shorten(str(error))
         raise ArtifactError(f"cannot load SavedModel {path}: {summary}") from None
     signatures = getattr(loaded, "signatures", {})
     if "serving_default" not in signatures:

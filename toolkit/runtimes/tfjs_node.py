@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from toolkit.errors import ArtifactError, RuntimeUnavailable
+from toolkit.errors import ArtifactError, RuntimeUnavailable, shorten
 from toolkit.manifest import ArtifactEntry, Manifest
 from toolkit.runtimes import LoadedModel, MemoryReading, RuntimeInfo, check_batch
 from toolkit.runtimes.tfjs_shared import (
@@ -122,15 +122,16 @@ class NodeRunner:
         deadline = time.monotonic() + timeout
         self._write(data, deadline, header["cmd"], timeout)
         line = self._read_line(deadline, header["cmd"], timeout)
+        seen = shorten(line.decode(errors="replace"), 80)
         try:
             response = json.loads(line[len(PREFIX) :])
         except json.JSONDecodeError:
-            self._fail(f"answered {header['cmd']} with an unreadable header {line[:80]!r}")
+            self._fail(f"answered {header['cmd']} with an unreadable header {seen!r}")
         if not isinstance(response, dict):
-            self._fail(f"answered {header['cmd']} with {line[:80]!r}")
+            self._fail(f"answered {header['cmd']} with {seen!r}")
         body = self._read_exact(int(response.get("nbytes") or 0), deadline, header["cmd"], timeout)
         if not response.get("ok"):
-            message = " ".join(str(response.get("error", "unknown error")).split())[:300]
+            message = shorten(str(response.get("error", "unknown error")), 300)
             raise RuntimeUnavailable(
                 f"{self.what}: node runner failed in {header['cmd']}: {message}"
             )
