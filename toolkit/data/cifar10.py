@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.data import Dataset, DataSpec, split_indices
+from toolkit.data.dataset import Dataset, DataSpec, split_indices
 from toolkit.errors import DataError, PathError, shorten
 
 ARCHIVE = "cifar-10-python.tar.gz"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.data import Dataset, DataSpec, make_dataset
+from toolkit.data.dataset import Dataset, DataSpec, make_dataset
 from toolkit.data.images import IMAGE_SUFFIXES, is_grayscale, load_image
 from toolkit.errors import DataError, PathError
 

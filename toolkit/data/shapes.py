@@ -14,7 +14,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-from toolkit.data import Dataset, DataSpec, make_dataset
+from toolkit.data.dataset import Dataset, DataSpec, make_dataset
 
 CLASS_NAMES = [
     "circle",
