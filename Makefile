@@ -5,16 +5,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 CACHE := .cache
 
-.PHONY: setup venv npm browser emulation android-env demo test lint unit bench clean
+.PHONY: setup venv npm browser emulation demo test lint unit bench clean
 
-setup: venv npm browser emulation android-env
+setup: venv npm browser emulation
 
 # Python: the pinned set in requirements.lock (pyproject pins the direct dependencies).
 venv: $(BIN)/.installed
 $(BIN)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
+	$(BIN)/pip install -q -c requirements.lock -e '.[dev,android]'
 	touch $@
 
 # TF.js for the web page and the Node runtime, from the lock file.
@@ -30,10 +30,6 @@ browser:
 # aarch64 userspace + LiteRT under qemu, for the Raspberry Pi proof (cached in .cache/).
 emulation:
 	bash scripts/setup_emulation.sh $(CACHE)/emulation
-
-# The TFLite metadata writer and MediaPipe in their own venv (they clash with TensorFlow).
-android-env:
-	bash scripts/setup_android_env.sh $(CACHE)/android-env
 
 demo: setup
 	$(BIN)/cnnx demo

@@ -1,5 +1,5 @@
-"""The Android bundle: TFLite metadata written in the android environment, and read by
-MediaPipe Tasks' ImageClassifier (the task code Android runs) on the bundled models."""
+"""The Android bundle: TFLite metadata written with MediaPipe's metadata writers, and read
+by MediaPipe Tasks' ImageClassifier (the task code Android runs) on the bundled models."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from tests.test_package_support import LABELS, tiny_artifacts
-from toolkit.packaging.android import mediapipe_classify, package_android, read_metadata
+from toolkit.packaging.android import package_android
+from toolkit.packaging.android_metadata import classify, read_metadata
 
 pytestmark = [pytest.mark.slow, pytest.mark.android]
 
@@ -91,7 +92,7 @@ def test_mediapipe_image_classifier_matches_litert_with_labels_from_metadata(
     }
     for variant in ("float32", "int8"):
         model = bundle / "models" / f"model_{variant}.tflite"
-        results = mediapipe_classify(model, images, max_results=len(LABELS))
+        results = classify(model, images, max_results=len(LABELS))
         assert len(results) == len(images)
         scores = litert_scores(model, images)
         assert [r[0]["index"] for r in results] == [int(np.argmax(s)) for s in scores]

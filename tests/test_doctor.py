@@ -7,13 +7,14 @@ import os
 import subprocess
 import sys
 import time
+import venv
 from pathlib import Path
 
 from toolkit import doctor
 
 CLI = [sys.executable, "-m", "toolkit"]
 CORE = {"python", "tensorflow", "tfjs-converter", "litert"}
-ALL = CORE | {"node", "npm-packages", "chromium", "emulation", "android-env", "gpu"}
+ALL = CORE | {"node", "npm-packages", "chromium", "emulation", "mediapipe", "gpu"}
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -39,6 +40,7 @@ def test_doctor_json_on_this_machine_reports_every_check_and_a_working_core() ->
         assert by_name[name]["core"] is True
     assert "2.19" in by_name["tensorflow"]["detail"]
     assert "4.22" in by_name["tfjs-converter"]["detail"]
+    assert by_name["mediapipe"]["status"] == "ok", by_name["mediapipe"]
     for check in by_name.values():
         assert check["status"] in {"ok", "missing", "broken", "info"}
         if check["status"] in {"missing", "broken"}:
@@ -109,8 +111,10 @@ def test_missing_npm_packages_and_caches_say_which_make_target_fixes_them(tmp_pa
     assert npm.status == "missing" and npm.fix == "make npm"
     emulation = doctor.check_emulation(tmp_path)
     assert emulation.status == "missing" and emulation.fix == "make emulation"
-    android = doctor.check_android(5.0, tmp_path)
-    assert android.status == "missing" and android.fix == "make android-env"
+    # A Python without MediaPipe: the Android metadata writers are missing, not broken.
+    venv.create(tmp_path / "bare", with_pip=False)
+    mediapipe = doctor.check_mediapipe(30.0, str(tmp_path / "bare" / "bin" / "python"))
+    assert mediapipe.status == "missing" and "'.[android]'" in mediapipe.fix
     # A half-made emulation cache (the recorded qemu is gone) is broken, not ok.
     cache = tmp_path / ".cache" / "emulation"
     cache.mkdir(parents=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import zipfile
 from pathlib import Path
 
@@ -191,19 +192,16 @@ def test_missing_artifacts_folder_and_bad_target(tmp_path: Path) -> None:
     assert code == 3 and "manifest.json" in stderr
 
 
-def test_android_env_missing_says_how_to_make_it(
+def test_missing_mediapipe_says_how_to_install_it(
     tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from toolkit.errors import RuntimeUnavailable
-    from toolkit.packaging import android
 
-    monkeypatch.setattr(android, "_SOURCE_ROOT", tmp_path / "no-checkout")
-    monkeypatch.setenv("CNNX_ANDROID_ENV", str(tmp_path / "no-env"))
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # import mediapipe fails
     with pytest.raises(RuntimeUnavailable) as raised:
         package("android", tiny, tmp_path / "android")
-    assert "no android environment" in raised.value.one_line()
-    assert "make android-env" in raised.value.one_line()
+    assert "MediaPipe is not importable" in raised.value.one_line()
+    assert "pip install 'cnnx[android]'" in raised.value.one_line()
     assert not (tmp_path / "android").exists()
 
 

@@ -196,14 +196,14 @@ def test_mediapipe_agrees_with_litert_on_the_exported_models(bundles: Path) -> N
     from ai_edge_litert.interpreter import Interpreter
     from PIL import Image
 
-    from toolkit.packaging.android import mediapipe_classify
+    from toolkit.packaging.android_metadata import classify
 
     bundle = bundles / "android"
     spec = json.loads((bundle / "bundle.json").read_text())["models"]
     images = sorted((bundle / "test_images").glob("*.png"))
     for variant in ("float32", "int8"):
         model = bundle / "models" / f"model_{variant}.tflite"
-        results = mediapipe_classify(model, images, max_results=1)
+        results = classify(model, images, max_results=1)
         interpreter = Interpreter(model_path=str(model))
         interpreter.allocate_tensors()
         source = interpreter.get_input_details()[0]

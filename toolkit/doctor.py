@@ -6,7 +6,7 @@ reported as that check's failure instead of taking the doctor down with it. Chec
 in parallel; the slowest (the TF.js converter import) bounds the wall time.
 
 The core is TensorFlow, the TF.js converter and LiteRT: without them nothing exports.
-Everything else (Node, Chromium, the emulation cache, the android environment, a GPU)
+Everything else (Node, Chromium, the emulation cache, MediaPipe, a GPU)
 only turns off one runtime or one bundle proof.
 """
 
@@ -319,17 +319,25 @@ def _shallow_find(root: Path, pattern: str, depth: int) -> list[Path]:
     return found
 
 
-def check_android(timeout: float, root: Path = PROJECT_ROOT) -> Check:
-    env = root / ".cache" / "android-env"
-    python = env / "bin" / "python"
-    fix = "make android-env"
-    if not python.exists():
-        return Check("android-env", MISSING, f"no metadata-writer environment at {env}", fix)
-    probe = _run([str(python), "-c", "import tflite_support, mediapipe"], timeout)
-    if probe.code != 0:
-        why = "timed out" if probe.code is None else _last_line(probe.err)
-        return Check("android-env", BROKEN, f"{env}: {why}", fix, seconds=probe.seconds)
-    return Check("android-env", OK, str(env), seconds=probe.seconds)
+def check_mediapipe(timeout: float, python: str = sys.executable) -> Check:
+    """MediaPipe's metadata writers and Tasks, which the Android bundle needs."""
+    fix = "pip install -c requirements.lock -e '.[android]'"
+    probe = _run(
+        [
+            python,
+            "-c",
+            "import mediapipe; from toolkit.packaging.android_metadata import require_writers; "
+            "require_writers(); print(mediapipe.__version__)",
+        ],
+        timeout,
+        {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    if probe.code == 0:
+        return Check("mediapipe", OK, f"mediapipe {_last_line(probe.out)}", seconds=probe.seconds)
+    if probe.code is None:
+        return Check("mediapipe", BROKEN, "import timed out", fix, seconds=probe.seconds)
+    status = MISSING if "No module named 'mediapipe'" in probe.err else BROKEN
+    return Check("mediapipe", status, _last_line(probe.err), fix, seconds=probe.seconds)
 
 
 def check_gpu(timeout: float) -> Check:
@@ -357,7 +365,7 @@ def run_checks(timeout: float = 60.0, root: Path = PROJECT_ROOT) -> DoctorReport
         lambda: check_npm(root),
         lambda: check_chromium(short),
         lambda: check_emulation(root),
-        lambda: check_android(short, root),
+        lambda: check_mediapipe(timeout),
         lambda: check_gpu(short),
     ]
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:

@@ -1,7 +1,7 @@
 """Check this machine and say the command that fixes each missing part.
 
 Checks Python, TensorFlow, the TF.js converter, LiteRT, Node and the npm packages,
-Chromium, the emulation cache, the android environment and a GPU. Exits 0 when the
+Chromium, the emulation cache, MediaPipe and a GPU. Exits 0 when the
 core (TensorFlow, the converter, LiteRT) works, 8 otherwise.
 """
 

@@ -9,23 +9,20 @@ Library and Android Studio's ML binding read, so an app needs no preprocessing c
       labels.txt  README.md (Gradle dependencies, Kotlin for ImageClassifier and Interpreter)
       test_images/ (ground_truth.json)  bundle.json
 
-The metadata writer (tflite-support) cannot live in TensorFlow's venv; it runs in the
-android environment (`make android-env`) through android_worker.py, a subprocess
-speaking JSON, with a time limit.
+The metadata is written in process with MediaPipe's metadata writers
+(android_metadata.py; MediaPipe comes with the `android` extra).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from toolkit import __version__
-from toolkit.errors import ArtifactError, CnnxError, ExportError, RuntimeUnavailable
+from toolkit.errors import ArtifactError, ExportError
 from toolkit.inputspec import InputSpec
 from toolkit.manifest import ArtifactEntry, load_manifest, sha256_file
+from toolkit.packaging import android_metadata
 from toolkit.packaging.bundle import (
     bundle_record,
     copy_samples,
@@ -40,100 +37,6 @@ from toolkit.packaging.bundle import (
 
 TARGET = "android"
 MODELS = {"float32": "tflite_float32", "int8": "tflite_int8"}
-ENV_VAR = "CNNX_ANDROID_ENV"
-SETUP_HINT = "build it with: make android-env (or bash scripts/setup_android_env.sh DIR)"
-WORKER = Path(__file__).resolve().parent / "android_worker.py"
-WORKER_TIMEOUT = 180.0  # seconds; a cold MediaPipe import takes a few
-_SOURCE_ROOT = Path(__file__).resolve().parents[2]
-
-
-def android_python(env_dir: Path | None = None) -> Path:
-    """The android environment's python, or RuntimeUnavailable saying how to make it."""
-    places = (
-        [Path(env_dir)]
-        if env_dir is not None
-        else [
-            *([Path(os.environ[ENV_VAR])] if os.environ.get(ENV_VAR) else []),
-            Path.cwd() / ".cache" / "android-env",
-            _SOURCE_ROOT / ".cache" / "android-env",
-        ]
-    )
-    for place in places:
-        python = place / "bin" / "python"
-        if python.exists():
-            return python
-    raise RuntimeUnavailable(
-        "no android environment with the TFLite metadata writer (looked in "
-        + ", ".join(str(p) for p in places)
-        + ")",
-        SETUP_HINT,
-    )
-
-
-def run_worker(
-    request: dict[str, Any],
-    *,
-    timeout: float = WORKER_TIMEOUT,
-    error: type[CnnxError] = RuntimeUnavailable,
-    env_dir: Path | None = None,
-) -> dict[str, Any]:
-    """Send one request to android_worker.py in the android environment; its answer."""
-    python = android_python(env_dir)
-    action = request.get("action", "?")
-    try:
-        process = subprocess.run(
-            [str(python), str(WORKER)],
-            input=json.dumps(request),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            env={**os.environ, "PYTHONNOUSERSITE": "1", "GLOG_minloglevel": "2"},
-        )
-    except subprocess.TimeoutExpired:
-        raise RuntimeUnavailable(
-            f"the android environment did not finish {action!r} in {timeout:.0f} s"
-        ) from None
-    except OSError as failure:
-        raise RuntimeUnavailable(
-            f"cannot start {python}: {failure.strerror or failure}", SETUP_HINT
-        ) from None
-    # Native libraries may log to stdout too: the answer is the last JSON line.
-    lines = [line for line in process.stdout.splitlines() if line.startswith("{")]
-    try:
-        answer = json.loads(lines[-1]) if lines else None
-    except json.JSONDecodeError:
-        answer = None
-    if not isinstance(answer, dict):
-        last = (process.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeUnavailable(
-            f"the android environment's {action!r} crashed (exit {process.returncode}): {last}",
-            SETUP_HINT,
-        )
-    if "error" in answer:
-        raise error(f"{action} in the android environment failed: {answer['error']}")
-    return answer
-
-
-def read_metadata(model: Path, env_dir: Path | None = None) -> dict[str, Any]:
-    """The TFLite metadata of `model` (as JSON) and the files packed into it."""
-    return run_worker({"action": "read_metadata", "model": str(model)}, env_dir=env_dir)
-
-
-def mediapipe_classify(
-    model: Path, images: list[Path], max_results: int = 3, env_dir: Path | None = None
-) -> list[list[dict[str, Any]]]:
-    """MediaPipe Tasks' ImageClassifier (the task code Android runs) on image files."""
-    answer = run_worker(
-        {
-            "action": "classify",
-            "model": str(model),
-            "images": [str(p) for p in images],
-            "max_results": max_results,
-        },
-        env_dir=env_dir,
-    )
-    return list(answer["results"])
 
 
 def uint8_input_is_raw_pixels(entry: ArtifactEntry, spec: InputSpec) -> bool:
@@ -162,7 +65,6 @@ def package_android(
     *,
     force: bool = False,
     make_zip: bool = True,
-    env_dir: Path | None = None,
 ) -> Path:
     """Write the Android bundle to out_dir (and out_dir.zip); return out_dir."""
     manifest = load_manifest(Path(artifacts_dir))
@@ -175,7 +77,7 @@ def package_android(
             "Library take uint8 or float32 images, not int8",
             "re-export with uint8 I/O: cnnx export --to tflite --quantize int8 --io uint8",
         )
-    android_python(env_dir)  # fail before any work if the metadata writer is absent
+    android_metadata.require_writers()  # fail before any work if MediaPipe is absent
     samples = read_samples(manifest)
     spec = manifest.input
     mean, std = spec_normalization(spec)
@@ -188,31 +90,28 @@ def package_android(
         records: dict[str, Any] = {}
         for variant, (entry, path) in models.items():
             target = folder / "models" / path.name
-            answer = run_worker(
-                {
-                    "action": "write_metadata",
-                    "model": str(path),
-                    "out": str(target),
-                    "labels": str(folder / "labels.txt"),
-                    "mean": mean,
-                    "std": std,
-                    "color": spec.color,
-                    "name": f"{name} ({variant})",
-                    "version": version,
-                    "description": (
+            answer = android_metadata.write_classifier_metadata(
+                path,
+                target,
+                android_metadata.ClassifierMetadata(
+                    name=f"{name} ({variant})",
+                    version=version,
+                    description=(
                         f"Classifies a {spec.height}x{spec.width} {spec.color} image into "
                         f"{len(manifest.labels)} classes."
                     ),
-                    "author": "cnnx",
-                    "input_description": _input_description(spec, entry),
-                    "output_description": (
+                    author="cnnx",
+                    input_description=_input_description(spec, entry),
+                    output_description=(
                         f"Probabilities of the {len(manifest.labels)} classes in labels.txt."
                     ),
-                },
-                error=ExportError,
-                env_dir=env_dir,
+                    mean=tuple(mean),
+                    std=tuple(std),
+                    color=spec.color,
+                    labels=tuple(manifest.labels),
+                ),
             )
-            packed = answer.get("associated_text", {}).get("labels.txt")
+            packed = answer["associated_text"].get("labels.txt")
             if packed != manifest.labels:
                 raise ExportError(
                     f"the metadata written into {target.name} carries labels {packed!r}, "
@@ -227,7 +126,7 @@ def package_android(
                 "inputs": entry.inputs,
                 "outputs": entry.outputs,
                 "normalization": {"mean": mean, "std": std},
-                "associated_files": answer.get("associated_files", []),
+                "associated_files": answer["associated_files"],
             }
         records["int8"]["raw_pixels_in"] = uint8_input_is_raw_pixels(int8_entry, spec)
         copy_samples(samples, folder / "test_images")
