@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from exporters.quiet import silenced
-from toolkit.errors import ExportError, RuntimeUnavailable
+from toolkit.errors import ExportError, RuntimeUnavailable, shorten
 
 INSTALL_HINT = "install MediaPipe: pip install 'cnnx[android]'"
 _VERSION_HELPER = "mediapipe.tasks.cc.metadata.python._pywrap_metadata_version"
@@ -56,7 +56,7 @@ def write_classifier_metadata(model: Path, out: Path, info: ClassifierMetadata) 
     try:
         content = _populate(writers, bytearray(Path(model).read_bytes()), info)
     except Exception as error:  # MediaPipe raises ValueError, RuntimeError, ...
-        problem = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+        problem = shorten(f"{type(error).__name__}: {error}")
         raise ExportError(
             f"writing the TFLite metadata of {Path(model).name} failed: {problem}"
         ) from None
