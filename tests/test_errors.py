@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from toolkit.errors import CnnxError, first_line, shorten
+from toolkit.errors import CnnxError, describe_internal, first_line, shorten
 
 KERAS_MESSAGE = (
     "Could not deserialize class 'InputLayer' because its parent module "
@@ -44,3 +44,43 @@ def test_first_line_of_an_error() -> None:
 def test_one_line_is_never_cut() -> None:
     error = CnnxError("a " * 300, "do b")
     assert error.one_line().endswith("(do b)")
+
+
+# What TensorFlow put in its message when a distributed batch reached the wrong place.
+TENSOR_DUMP = (
+    "Attempt to convert a value (PerReplica:{\n  0: <tf.Tensor: shape=(32, 32, 32, 3), "
+    "dtype=float32, numpy=\narray([[[[132., 179., 173.],\n" + "[133., 193., 160.], " * 2000
+)
+
+
+def test_an_internal_error_never_quotes_a_tensor() -> None:
+    line = describe_internal(ValueError(TENSOR_DUMP))
+    assert line == "internal error: ValueError: Attempt to convert a value <values left out>"
+    long = describe_internal(RuntimeError("word " * 400))
+    assert len(long) < 260 and long.endswith("word ...") and "\n" not in long
+
+
+def test_the_cli_prints_one_short_line_and_the_whole_text_under_debug(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from toolkit.cli.common import handles_errors
+
+    @handles_errors
+    def broken() -> None:
+        raise ValueError(TENSOR_DUMP)
+
+    app = typer.Typer()
+    app.command()(broken)
+    monkeypatch.delenv("CNNX_DEBUG", raising=False)
+    quiet = CliRunner().invoke(app, [])
+    assert quiet.exit_code == 1
+    assert quiet.stderr == (
+        "cnnx: error: internal error: ValueError: Attempt to convert a value <values left "
+        "out> (rerun with CNNX_DEBUG=1 for the traceback)\n"
+    )
+    monkeypatch.setenv("CNNX_DEBUG", "1")
+    loud = CliRunner().invoke(app, [])
+    assert "[133., 193., 160.]" in loud.stderr and "Traceback" in loud.stderr

@@ -50,6 +50,21 @@ def first_line(error: BaseException, limit: int = REASON_LENGTH) -> str:
     return shorten(text[0] if text else type(error).__name__, limit)
 
 
+# Where TensorFlow and numpy start printing values into a message: a bug report needs
+# the type and the words, not a tensor's thousands of numbers.
+_VALUE_DUMPS = ("<tf.Tensor", "tf.Tensor(", "PerReplica:{", "Mirrored:{", "numpy=", "array(")
+
+
+def describe_internal(error: BaseException, limit: int = REASON_LENGTH) -> str:
+    """'internal error: Type: message' for an unexpected exception: one line, shortened at
+    a word, with any tensor or array values left out (CNNX_DEBUG=1 shows them)."""
+    text = str(error)
+    cuts = [text.find(mark) for mark in _VALUE_DUMPS if mark in text]
+    if cuts:
+        text = text[: min(cuts)].rstrip(" ({[:,=") + " <values left out>"
+    return f"internal error: {type(error).__name__}: {shorten(text, limit)}"
+
+
 class UsageError(CnnxError):
     """Contradictory or out-of-range options (the same code as Typer's usage errors)."""
 

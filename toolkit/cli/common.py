@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
-from toolkit.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CnnxError
+from toolkit.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CnnxError, describe_internal
 
 # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; report tables
 # are wider than that and unreadable when cut.
@@ -47,9 +47,8 @@ def handles_errors(command: F) -> F:
         except Exception as error:  # a bug: say so in one line, traceback on request
             if os.environ.get("CNNX_DEBUG"):
                 traceback.print_exc(file=sys.stderr)
-            summary = " ".join(f"{type(error).__name__}: {error}".split())[:300]
             raise fail(
-                f"internal error: {summary} (rerun with CNNX_DEBUG=1 for the traceback)",
+                f"{describe_internal(error)} (rerun with CNNX_DEBUG=1 for the traceback)",
                 EXIT_INTERNAL,
             ) from None
 
