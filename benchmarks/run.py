@@ -4,8 +4,9 @@
 
 Order: the bench suite runs `cnnx demo` into WORK (default ./cnnx-demo) and measures its
 artifacts; the export and browser benchmarks reuse that run and those artifacts; the
-train benchmark times a default `cnnx train` last. Each script prints its figures and
-writes benchmarks/results/*.json with the machine it ran on. Quote figures from one run:
+train benchmark times a default `cnnx train`, and the multiworker one one worker against
+two, last. Each script prints its figures and writes benchmarks/results/*.json with the
+machine it ran on. Quote figures from one run:
 the machine may be shared and noisy.
 """
 
@@ -29,6 +30,7 @@ def main() -> int:
         ["export_bench.py", "--model", "LAST_RUN"],
         ["browser_bench.py", str(work / "artifacts")],
         ["train_bench.py"],
+        ["multiworker_bench.py"],
     ]
     failed = []
     for script, *options in suites:

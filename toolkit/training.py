@@ -34,6 +34,7 @@ STRATEGIES = ("none", "mirrored", "multiworker")
 DEFAULT_EPOCHS = 8
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_LEARNING_RATE = 2e-3
+DEFAULT_WORKER_TIMEOUT = 300.0  # seconds: time to start a worker by hand on another machine
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ class TrainConfig:
     resume: Path | None = None  # a run folder or .keras file to continue from
     strategy: str = "none"
     deterministic: bool = False  # TF op determinism: reproducible bits, somewhat slower
+    # multiworker: how long to wait for every worker to join, and for the next step,
+    # before giving up (a dead or never-started worker otherwise hangs the others).
+    worker_timeout: float = DEFAULT_WORKER_TIMEOUT
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -62,6 +66,10 @@ class TrainConfig:
             raise UsageError(f"--learning-rate must be within (0, 10), got {self.learning_rate}")
         if self.strategy not in STRATEGIES:
             raise UsageError(f"unknown strategy {self.strategy!r}", f"use one of {STRATEGIES}")
+        if not 0 < self.worker_timeout <= 86400:
+            raise UsageError(
+                f"--worker-timeout must be within (0, 86400] seconds, got {self.worker_timeout}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -69,6 +77,16 @@ class TrainConfig:
         for key in ("out", "runs_dir", "resume"):
             data[key] = str(data[key]) if data[key] is not None else None
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """The inverse of to_dict (a multi-worker run sends its config to a subprocess)."""
+        values = dict(data)
+        values["data"] = DataSpec.from_dict(values["data"])
+        for key in ("out", "runs_dir", "resume"):
+            values[key] = Path(values[key]) if values.get(key) is not None else None
+        values["runs_dir"] = values["runs_dir"] or RUNS_DIR
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -97,6 +115,8 @@ class TrainResult:
     seconds: float
     params: int
     history: dict[str, list[float]]
+    workers: int = 1  # processes that trained it (multiworker: the TF_CONFIG cluster)
+    wrote_run: bool = True  # False on a worker that is not the chief: the chief wrote it
 
 
 def library_versions() -> dict[str, str]:
@@ -138,14 +158,21 @@ def _strategy(name: str) -> Any:
     return tf.distribute.get_strategy()
 
 
-def _pipeline(x: Any, y: Any, batch: int, *, shuffle_seed: int | None) -> Any:
-    """uint8 stays uint8 in memory; batches are cast to float32 on the fly."""
+def pipeline(
+    x: Any, y: Any, batch: int, *, shuffle_seed: int | None, drop_remainder: bool = False
+) -> Any:
+    """uint8 stays uint8 in memory; batches are cast to float32 on the fly.
+
+    Every worker of a cluster builds the same pipeline with the same shuffle seed, so
+    they agree on the order; tf.distribute then gives each its share of every batch.
+    """
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle_seed is not None:
         ds = ds.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch).map(lambda a, b: (tf.cast(a, tf.float32), b))
+    ds = ds.batch(batch, drop_remainder=drop_remainder)
+    ds = ds.map(lambda a, b: (tf.cast(a, tf.float32), b))
     options = tf.data.Options()
     # The data lives in memory; sharding by data avoids the "no files" auto-shard warning.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -200,7 +227,16 @@ class _Progress:
 
 
 def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResult:
-    """Train per `config` and write the run folder; returns where it is and the metrics."""
+    """Train per `config` and write the run folder; returns where it is and the metrics.
+
+    `multiworker` runs this worker of the TF_CONFIG cluster in a supervised subprocess
+    (toolkit/multiworker.py); the other strategies train in this process.
+    """
+    if config.strategy == "multiworker":
+        from toolkit.multiworker import train_multiworker
+
+        return train_multiworker(config, progress)
+
     from toolkit.quiet import silence_tensorflow
 
     silence_tensorflow()
@@ -209,43 +245,14 @@ def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResul
     if run_dir.exists():
         raise PathError(f"run folder {run_dir} already exists", "remove it or choose another --out")
 
-    dataset = load_dataset(config.data)
-    report(TrainEvent("data", logs={"train": len(dataset.y_train), "test": len(dataset.y_test)}))
-    if len(dataset.y_val) == 0 or len(dataset.y_test) == 0:
-        from toolkit.errors import DataError
-
-        raise DataError(
-            f"dataset {config.data.name!r} is too small for a validation and test split "
-            f"({len(dataset.y_train)} train, {len(dataset.y_val)} val, {len(dataset.y_test)} test)"
-        )
-
-    import keras
-    import tensorflow as tf
-
-    # Collective ops (multiworker) must be set up before TensorFlow runs anything else.
+    dataset = load_training_data(config, report)
     strategy = _strategy(config.strategy)
-    keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
+    model = compiled_model(config, dataset, strategy)
 
-    with strategy.scope():
-        if config.resume is not None:
-            model = _resume_model(config.resume, dataset)
-        else:
-            model = build_model(
-                config.arch, dataset.input_shape, dataset.num_classes, config.width, config.seed
-            )
-        model.compile(
-            optimizer=keras.optimizers.Adam(config.learning_rate),
-            loss=keras.losses.SparseCategoricalCrossentropy(),
-            metrics=["accuracy"],
-        )
-
-    train_ds = _pipeline(
-        dataset.x_train, dataset.y_train, config.batch_size, shuffle_seed=config.seed
-    )
-    val_ds = _pipeline(dataset.x_val, dataset.y_val, config.batch_size, shuffle_seed=None)
-    test_ds = _pipeline(dataset.x_test, dataset.y_test, config.batch_size, shuffle_seed=None)
+    batch = config.batch_size
+    train_ds = pipeline(dataset.x_train, dataset.y_train, batch, shuffle_seed=config.seed)
+    val_ds = pipeline(dataset.x_val, dataset.y_val, config.batch_size, shuffle_seed=None)
+    test_ds = pipeline(dataset.x_test, dataset.y_test, config.batch_size, shuffle_seed=None)
     steps = math.ceil(len(dataset.y_train) / config.batch_size)
 
     started = time.perf_counter()
@@ -259,8 +266,79 @@ def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResul
     seconds = time.perf_counter() - started
     test_loss, test_accuracy = (float(v) for v in model.evaluate(test_ds, verbose=0))
     report(TrainEvent("test", logs={"loss": test_loss, "accuracy": test_accuracy}))
-
     history = {key: [float(v) for v in values] for key, values in fit.history.items()}
+    distribution = {
+        "strategy": config.strategy,
+        "workers": 1,
+        "replicas": int(strategy.num_replicas_in_sync),
+    }
+    return finish_run(
+        config,
+        run_dir,
+        model,
+        dataset,
+        history,
+        (test_loss, test_accuracy, seconds),
+        distribution,
+        report,
+    )
+
+
+def load_training_data(config: TrainConfig, report: ProgressFn) -> Dataset:
+    """The dataset, reported, refused when it leaves no validation or test images."""
+    dataset = load_dataset(config.data)
+    report(TrainEvent("data", logs={"train": len(dataset.y_train), "test": len(dataset.y_test)}))
+    if len(dataset.y_val) == 0 or len(dataset.y_test) == 0:
+        from toolkit.errors import DataError
+
+        raise DataError(
+            f"dataset {config.data.name!r} is too small for a validation and test split "
+            f"({len(dataset.y_train)} train, {len(dataset.y_val)} val, {len(dataset.y_test)} test)"
+        )
+    return dataset
+
+
+def compiled_model(config: TrainConfig, dataset: Dataset, strategy: Any) -> Any:
+    """The seeded model (new or resumed), built and compiled in the strategy's scope.
+
+    Create the strategy first: collective ops (multiworker) must be set up before
+    TensorFlow runs anything else.
+    """
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    with strategy.scope():
+        if config.resume is not None:
+            model = _resume_model(config.resume, dataset)
+        else:
+            model = build_model(
+                config.arch, dataset.input_shape, dataset.num_classes, config.width, config.seed
+            )
+        model.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate),
+            loss=keras.losses.SparseCategoricalCrossentropy(),
+            metrics=["accuracy"],
+        )
+    return model
+
+
+def finish_run(
+    config: TrainConfig,
+    run_dir: Path,
+    model: Any,
+    dataset: Dataset,
+    history: dict[str, list[float]],
+    test: tuple[float, float, float],  # test loss, test accuracy, training seconds
+    distribution: dict[str, Any],
+    report: ProgressFn,
+) -> TrainResult:
+    """Write the run folder (model, pivot, history, curves, labels, run.json)."""
+    import tensorflow as tf
+
+    test_loss, test_accuracy, seconds = test
     metrics: dict[str, Any] = {
         "test_accuracy": test_accuracy,
         "test_loss": test_loss,
@@ -293,7 +371,8 @@ def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResul
         "metrics": metrics,
         "versions": library_versions(),
         "devices": [d.name for d in tf.config.list_logical_devices()],
-        "replicas": int(strategy.num_replicas_in_sync),
+        "replicas": int(distribution["replicas"]),
+        "distribution": distribution,
     }
     _write_run(run_dir, model, history, record, dataset.class_names)
     report(TrainEvent("saved", logs=metrics))
@@ -307,6 +386,7 @@ def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResul
         seconds=seconds,
         params=int(model.count_params()),
         history=history,
+        workers=int(distribution["workers"]),
     )
 
 

@@ -104,6 +104,15 @@ def command(
     deterministic: Annotated[
         bool, typer.Option("--deterministic", help="TF op determinism (slower, bit-exact).")
     ] = False,
+    worker_timeout: Annotated[
+        float,
+        typer.Option(
+            "--worker-timeout",
+            min=1,
+            max=86400,
+            help="multiworker: seconds to wait for every worker to join, and for each step.",
+        ),
+    ] = 300.0,
 ) -> None:
     """Train a CNN (default: the seed CNN on the embedded shapes set) into a run folder."""
     from dataclasses import replace
@@ -126,6 +135,7 @@ def command(
         resume=resume,
         strategy=strategy.value,
         deterministic=deterministic,
+        worker_timeout=worker_timeout,
     )
     if epochs is not None:
         config = replace(config, epochs=epochs)
@@ -176,6 +186,10 @@ class _ProgressView:
             console.print(
                 f"data: {event.logs['train']:,} training images, {event.logs['test']:,} test"
             )
+        elif event.kind == "cluster":
+            rank, workers = int(event.logs["rank"]), int(event.logs["workers"])
+            role = "the chief, writes the run" if rank == 0 else "saves nothing"
+            console.print(f"cluster: {workers} workers joined; this is worker {rank} ({role})")
         elif event.kind == "epoch_start":
             self.task = self.progress.add_task("", total=event.steps, epoch=label, metrics="")
         elif event.kind in ("batch", "epoch_end") and self.task is not None:
@@ -200,5 +214,8 @@ def _print(result: TrainResult) -> None:
     table.add_row("parameters", f"{result.params:,}")
     table.add_row("training time", f"{result.seconds:.1f} s")
     console.print(table)
+    if not result.wrote_run:
+        console.print(f"done: the chief of the {result.workers} workers wrote the run folder")
+        return
     console.print(f"run saved to {result.run_dir}", soft_wrap=True)
     console.print(f"next: cnnx export --model {result.run_dir}", soft_wrap=True)
