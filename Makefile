@@ -5,9 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 CACHE := .cache
 
-.PHONY: setup venv npm browser emulation demo test lint unit bench clean
+.PHONY: setup venv npm browser emulation ssh demo test lint unit bench clean
 
-setup: venv npm browser emulation
+setup: venv npm browser emulation ssh
 
 # Python: the pinned set in requirements.lock (pyproject pins the direct dependencies).
 venv: $(BIN)/.installed
@@ -26,6 +26,11 @@ web_demo/node_modules/.installed: web_demo/package.json web_demo/package-lock.js
 # Debian's Chromium for the browser runtime and tests (no browser download).
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Debian's OpenSSH: the client `cnnx bench --remote` runs; the server for the test that
+# benches an emulated Pi over SSH (started on its own port and config, never the system's).
+ssh:
+	@test -x /usr/sbin/sshd && command -v ssh >/dev/null && command -v scp >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-client openssh-server >/dev/null; }
 
 # aarch64 userspace + LiteRT under qemu, for the Raspberry Pi proof (cached in .cache/).
 emulation:

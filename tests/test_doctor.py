@@ -14,7 +14,7 @@ from toolkit import doctor
 
 CLI = [sys.executable, "-m", "toolkit"]
 CORE = {"python", "tensorflow", "tfjs-converter", "litert"}
-ALL = CORE | {"node", "npm-packages", "chromium", "emulation", "mediapipe", "gpu"}
+ALL = CORE | {"node", "npm-packages", "chromium", "emulation", "mediapipe", "ssh", "gpu"}
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -41,6 +41,8 @@ def test_doctor_json_on_this_machine_reports_every_check_and_a_working_core() ->
     assert "2.19" in by_name["tensorflow"]["detail"]
     assert "4.22" in by_name["tfjs-converter"]["detail"]
     assert by_name["mediapipe"]["status"] == "ok", by_name["mediapipe"]
+    assert by_name["ssh"]["status"] == "ok", by_name["ssh"]  # make ssh installs OpenSSH
+    assert by_name["ssh"]["detail"].startswith("OpenSSH_") and "sshd /" in by_name["ssh"]["detail"]
     for check in by_name.values():
         assert check["status"] in {"ok", "missing", "broken", "info"}
         if check["status"] in {"missing", "broken"}:
@@ -104,6 +106,21 @@ def test_a_hanging_binary_is_cut_off_by_the_time_limit(tmp_path: Path, monkeypat
     assert time.perf_counter() - start < 5
     assert check.status == "broken" and "timed out" in check.detail
     assert "apt-get install chromium" in check.fix
+
+
+def test_ssh_missing_or_broken_says_how_to_install_it(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CNNX_SCP", str(tmp_path / "no-scp"))
+    monkeypatch.setenv("CNNX_SSH", "")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no ssh on PATH either
+    missing = doctor.check_ssh(timeout=5.0)
+    assert missing.status == "missing" and missing.detail.startswith("no ssh on PATH")
+    assert missing.fix == "apt-get install openssh-client (make ssh)"
+    fake = tmp_path / "ssh"
+    fake.write_text("#!/bin/sh\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("CNNX_SSH", str(fake))
+    broken = doctor.check_ssh(timeout=5.0)
+    assert broken.status == "broken" and broken.detail == f"{fake} -V: exit 3"
 
 
 def test_missing_npm_packages_and_caches_say_which_make_target_fixes_them(tmp_path: Path) -> None:

@@ -340,6 +340,35 @@ def check_mediapipe(timeout: float, python: str = sys.executable) -> Check:
     return Check("mediapipe", status, _last_line(probe.err), fix, seconds=probe.seconds)
 
 
+SSHD_PATHS = ("/usr/sbin/sshd", "/usr/bin/sshd")
+
+
+def check_ssh(timeout: float) -> Check:
+    """The OpenSSH client that `cnnx bench --remote` runs (ssh and scp, or CNNX_SSH/_SCP)."""
+    fix = "apt-get install openssh-client (make ssh)"
+    clients = {
+        name: os.environ.get(f"CNNX_{name.upper()}") or shutil.which(name)
+        for name in ("ssh", "scp")
+    }
+    absent = [name for name, path in clients.items() if not path]
+    if absent:
+        return Check(
+            "ssh",
+            MISSING,
+            f"no {' or '.join(absent)} on PATH (cnnx bench --remote needs them)",
+            fix,
+        )
+    probe = _run([str(clients["ssh"]), "-V"], timeout)  # OpenSSH prints its version on stderr
+    version = _last_line(probe.err or probe.out)
+    if probe.code != 0 or not version:
+        why = "timed out" if probe.code is None else (version or f"exit {probe.code}")
+        return Check("ssh", BROKEN, f"{clients['ssh']} -V: {why}", fix, seconds=probe.seconds)
+    sshd = next((p for p in SSHD_PATHS if os.access(p, os.X_OK)), None)
+    server = f"sshd {sshd}" if sshd else "no sshd (only the remote tests need it: make ssh)"
+    detail = f"{version}; scp {clients['scp']}; {server}"
+    return Check("ssh", OK, detail, seconds=probe.seconds)
+
+
 def check_gpu(timeout: float) -> Check:
     smi = shutil.which("nvidia-smi")
     if smi is None and not Path("/dev/nvidia0").exists():
@@ -366,6 +395,7 @@ def run_checks(timeout: float = 60.0, root: Path = PROJECT_ROOT) -> DoctorReport
         lambda: check_chromium(short),
         lambda: check_emulation(root),
         lambda: check_mediapipe(timeout),
+        lambda: check_ssh(short),
         lambda: check_gpu(short),
     ]
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
