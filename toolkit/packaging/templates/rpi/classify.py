@@ -244,6 +244,7 @@ def bench(classifier: Classifier, pixels: np.ndarray, runs: int, warmup: int = 5
         "p99_ms": float(np.percentile(ms, 99)),
         "mean_ms": float(ms.mean()),
         "std_ms": float(ms.std()),
+        "min_ms": float(ms.min()),
     }
 
 
@@ -313,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--top-k and --threads must be >= 1; --bench and --frames >= 0")
     try:
         paths = [] if args.camera else image_paths(args.paths or [default_images()])
+        started = time.perf_counter()
         classifier = Classifier(args.model, args.threads, args.reference_kernels)
+        load_ms = (time.perf_counter() - started) * 1000.0
         k = min(args.top_k, len(classifier.labels))
         report: dict = {
             "model": args.model,
@@ -321,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             "kernels": "reference" if args.reference_kernels else "default",
             "machine": platform.machine(),
             "python": platform.python_version(),
+            "load_ms": load_ms,  # reading, checking and loading the model
         }
         if args.camera:
             frames = camera_frames(args.frames or sys.maxsize)
