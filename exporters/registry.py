@@ -63,7 +63,7 @@ FORMATS: dict[str, FormatSpec] = {
     spec.name: spec
     for spec in (
         FormatSpec("savedmodel", "tf", ("tf",)),
-        FormatSpec("tflite", "litert", ("litert",)),
+        FormatSpec("tflite", "litert", ("litert", "litertjs", "litertjs-node")),
         FormatSpec("tfjs", "tfjs", ("tfjs-node", "browser")),
     )
 }

@@ -144,10 +144,10 @@ def test_every_backend_runs_and_the_active_one_is_shown(chromium: Any, server: D
     page, log = open_page(chromium, server.url)
     reference = page.evaluate("window.cnnx.classifySample(0)")["probs"]
     base = page.evaluate("window.cnnx.memory().numTensors")
-    for backend in ("webgl", "cpu", "wasm"):
+    for backend in ("webgl", "cpu", "webgpu", "wasm"):
         info = page.evaluate("(b) => window.cnnx.setBackend(b)", backend)
         assert info["backend"] == backend and info["backendNote"] == ""
-        assert page.locator("#backend-status").inner_text().startswith(backend)
+        assert page.locator("#backend-status").inner_text().startswith(f"TF.js · {backend}")
         assert page.locator("#backend").input_value() == backend
         probs = page.evaluate("window.cnnx.classifySample(0)")["probs"]
         assert np.abs(np.asarray(probs) - np.asarray(reference)).max() < 1e-4
@@ -179,7 +179,8 @@ def test_a_backend_that_fails_is_detected_and_shown(chromium: Any, server: DemoS
     assert info["requestedBackend"] == "webgl"
     assert info["backend"] in ("wasm", "cpu")
     status = page.locator("#backend-status").inner_text()
-    assert status.startswith("webgl unavailable") and status.endswith(f"using {info['backend']}")
+    assert status.startswith("TF.js · webgl unavailable")
+    assert status.endswith(f"using {info['backend']}")
     assert page.evaluate("window.cnnx.classifySample(0)")["top"]  # and it still classifies
     # TF.js reports the failed initialisation as a warning, never an error.
     assert log.errors == []
@@ -236,11 +237,14 @@ def test_each_tfjs_artifact_can_be_chosen(
 ) -> None:
     manifest = load_manifest(artifacts)
     tfjs = sorted(k for k, e in manifest.artifacts.items() if e.format == "tfjs")
+    tflite = sorted(k for k, e in manifest.artifacts.items() if e.format == "tflite")
     page, log = open_page(chromium, server.url + f"?model={tfjs[-1]}&backend=cpu")
     info = page.evaluate("window.cnnx.info()")
-    assert (info["artifact"], info["backend"], info["artifacts"]) == (tfjs[-1], "cpu", tfjs)
-    options = page.locator("#artifact option").all_inner_texts()
-    assert options == tfjs
+    assert (info["artifact"], info["backend"]) == (tfjs[-1], "cpu")
+    assert info["artifacts"] == tfjs + tflite  # TF.js first, then LiteRT.js's .tflite files
+    groups = page.locator("#artifact optgroup")
+    assert groups.evaluate_all("gs => gs.map(g => g.label)") == ["TF.js", "LiteRT.js"]
+    assert groups.nth(0).locator("option").all_inner_texts() == tfjs
     page.select_option("#artifact", tfjs[0])
     summary = "document.querySelector('#model-summary').textContent"
     page.wait_for_function(f"{summary}.startsWith({tfjs[0]!r} + ' (')")

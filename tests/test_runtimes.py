@@ -127,8 +127,8 @@ def reference(tiny: Manifest) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_registry_names_and_formats(tiny: Manifest) -> None:
-    assert set(RUNTIMES) == {"tf", "litert", "tfjs-node", "browser"}
-    assert runtimes_for(tiny.artifact("tflite_int8")) == ["litert"]
+    assert set(RUNTIMES) == {"tf", "litert", "tfjs-node", "browser", "litertjs", "litertjs-node"}
+    assert runtimes_for(tiny.artifact("tflite_int8")) == ["litert", "litertjs", "litertjs-node"]
     assert runtimes_for(tiny.artifact("tfjs_float32")) == ["tfjs-node", "browser"]
     assert parse_runtimes("tf, litert,tf") == ("tf", "litert")
     with pytest.raises(UsageError, match="unknown runtime 'onnx'"):

@@ -24,8 +24,10 @@ from toolkit.serve import DemoServer, Refused, make_server, request_segments
 SECRET = "top secret, never served"
 
 
-def write_fake_artifacts(root: Path, *, tfjs: bool = True) -> Path:
+def write_fake_artifacts(root: Path, *, tfjs: bool = True, tflite: bool = True) -> Path:
     (root / "tfjs" / "float32").mkdir(parents=True)
+    (root / "tflite").mkdir()
+    (root / "tflite" / "model_float32.tflite").write_bytes(b"\0\0\0\0TFL3 fake")
     (root / "tfjs" / "float32" / "model.json").write_text('{"format": "graph-model"}')
     (root / "tfjs" / "float32" / "group1-shard1of1.bin").write_bytes(b"\0" * 64)
     (root / "saved_model").mkdir()
@@ -38,6 +40,8 @@ def write_fake_artifacts(root: Path, *, tfjs: bool = True) -> Path:
     }
     if tfjs:
         entries["tfjs_float32"] = ("tfjs", "tfjs", "tfjs/float32")
+    if tflite:
+        entries["tflite_float32"] = ("tflite", "litert", "tflite/model_float32.tflite")
     manifest = Manifest(
         root=root,
         input=InputSpec(height=8, width=8, channels=3),
@@ -90,7 +94,7 @@ def get(server: DemoServer, target: str, method: str = "GET") -> tuple[int, dict
         connection.close()
 
 
-def test_serves_the_page_vendor_files_and_tfjs_artifacts(server: DemoServer) -> None:
+def test_serves_the_page_vendor_files_and_web_artifacts(server: DemoServer) -> None:
     status, headers, body = get(server, "/")
     assert status == 200 and b'src="app.js"' in body
     assert headers["Content-Type"] == "text/html; charset=utf-8"
@@ -100,6 +104,16 @@ def test_serves_the_page_vendor_files_and_tfjs_artifacts(server: DemoServer) -> 
         "/vendor/tf.min.js": "text/javascript; charset=utf-8",
         "/vendor/tfjs-backend-wasm-simd.wasm": "application/wasm",
         "/vendor/tfjs-backend-wasm-threaded-simd.wasm": "application/wasm",
+        "/vendor/tf-backend-webgpu.min.js": "text/javascript; charset=utf-8",
+        "/engine_litertjs.js": "text/javascript; charset=utf-8",
+        "/tflite.js": "text/javascript; charset=utf-8",
+        "/vendor/litertjs/index.js": "text/javascript; charset=utf-8",
+        "/vendor/litertjs/wasm-utils.js": "text/javascript; charset=utf-8",
+        "/vendor/litertjs/litert_wasm_threaded_internal.js": "text/javascript; charset=utf-8",
+        "/vendor/litertjs/litert_wasm_internal.wasm": "application/wasm",
+        "/vendor/litertjs/litert_wasm_compat_internal.wasm": "application/wasm",
+        "/vendor/litertjs/litert_wasm_jspi_internal.wasm": "application/wasm",
+        "/artifacts/tflite/model_float32.tflite": "application/octet-stream",
         "/artifacts/manifest.json": "application/json",
         "/artifacts/tfjs/float32/model.json": "application/json",
         "/artifacts/tfjs/float32/group1-shard1of1.bin": "application/octet-stream",
@@ -141,6 +155,8 @@ def test_head_sends_headers_without_a_body(server: DemoServer) -> None:
         "//etc/passwd",
         "/artifacts//etc/passwd",
         "/vendor/../../secret.txt",
+        "/vendor/litertjs/../../secret.txt",
+        "/vendor/litertjs/%2e%2e/%2e%2e/secret.txt",
         "/./index.html/../../secret.txt",
         "/artifacts/samples/escape.txt",
         "/artifacts/samples/escape_dir/secret.txt",
@@ -164,6 +180,10 @@ def test_refuses_paths_outside_the_site(server: DemoServer, target: str) -> None
         "/artifacts/",
         "/vendor/tf.min.js.map",  # only the dist files the page loads
         "/vendor/package.json",
+        "/vendor/litertjs/package.json",  # only the dist and wasm files the page loads
+        "/vendor/litertjs/index.js.map",
+        "/vendor/litertjs",
+        "/vendor/litertjs/",
         "/node_modules/@tensorflow/tfjs/package.json",
         "/index.html/",
         "/README.md",
@@ -219,9 +239,17 @@ def test_bad_host_and_port_are_usage_errors(site: Path) -> None:
         make_server(site, host="no-such-host.invalid", port=0)
 
 
-def test_a_folder_without_tfjs_is_refused_before_serving(tmp_path: Path) -> None:
+def test_a_folder_with_tflite_alone_is_served_for_litertjs(tmp_path: Path) -> None:
     root = write_fake_artifacts(tmp_path / "artifacts", tfjs=False)
-    with pytest.raises(ArtifactError, match=r"no TF\.js artifact"):
+    with make_server(root, port=0) as running:
+        running.start()
+        assert get(running, "/artifacts/tflite/model_float32.tflite")[0] == 200
+        assert get(running, "/artifacts/tfjs/float32/model.json")[0] == 404  # not in the manifest
+
+
+def test_a_folder_without_web_artifacts_is_refused_before_serving(tmp_path: Path) -> None:
+    root = write_fake_artifacts(tmp_path / "artifacts", tfjs=False, tflite=False)
+    with pytest.raises(ArtifactError, match=r"no TF\.js or TFLite artifact"):
         make_server(root, port=0)
     result = CliRunner().invoke(app, ["serve", str(root), "--port", "0"])
     assert result.exit_code == 7

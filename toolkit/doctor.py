@@ -237,7 +237,12 @@ def check_node(timeout: float) -> Check:
     return Check("node", OK, f"{node} {probe.out}", seconds=probe.seconds)
 
 
-NPM_PACKAGES = ("@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm")
+NPM_PACKAGES = (
+    "@tensorflow/tfjs",
+    "@tensorflow/tfjs-backend-wasm",
+    "@tensorflow/tfjs-backend-webgpu",
+    "@litertjs/core",
+)
 
 
 def check_npm(root: Path = PROJECT_ROOT) -> Check:

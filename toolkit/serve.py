@@ -1,12 +1,14 @@
-"""The web demo server: the page, TF.js and one artifacts folder, on 127.0.0.1.
+"""The web demo server: the page, its engines and one artifacts folder, on 127.0.0.1.
 
 The site has the same layout as a `cnnx package --target web` bundle, so the page uses
 only relative URLs and runs unchanged from either:
 
     /                      index.html        (web_demo/)
-    /app.js, /style.css    the page          (web_demo/)
+    /app.js, /style.css    the page and its modules (web_demo/)
     /vendor/NAME           TF.js dist files and wasm binaries (web_demo/node_modules)
-    /artifacts/...         manifest.json, samples/ and the TF.js artifacts it names
+    /vendor/litertjs/NAME  LiteRT.js (@litertjs/core) and its wasm builds (same)
+    /artifacts/...         manifest.json, samples/ and the TF.js and TFLite artifacts
+                           it names (TF.js runs the first, LiteRT.js the second)
 
 Nothing else is served: every request is decoded once, refused if any segment is `.`,
 `..` or empty (so `/..%2f`, `%2e%2e` and `//etc/passwd` all fail), and the resolved
@@ -37,20 +39,53 @@ from toolkit.manifest import load_manifest
 
 log = logging.getLogger("cnnx.serve")
 
-PAGE_FILES = ("index.html", "app.js", "style.css")
+PAGE_FILES = (
+    "index.html",
+    "app.js",
+    "style.css",
+    "engines.js",
+    "engine_tfjs.js",
+    "engine_litertjs.js",
+    "tflite.js",
+    "webgpu.js",
+)
 SAMPLES_DIR = "samples"
 ARTIFACTS_PREFIX = "artifacts"
 VENDOR_PREFIX = "vendor"
 
-# The dist bundles the page loads, by the name it asks for (under /vendor/).
+# The page's engines, the artifact formats each runs and the npm files it loads, by the
+# name the page asks for (under /vendor/).
+ENGINE_FORMATS: dict[str, str] = {"tfjs": "tfjs", "litertjs": "tflite"}
+ENGINE_NAMES = {"tfjs": "TF.js", "litertjs": "LiteRT.js"}
 _TFJS_DIST = Path("node_modules/@tensorflow/tfjs/dist")
 _WASM_DIST = Path("node_modules/@tensorflow/tfjs-backend-wasm/dist")
+_WEBGPU_DIST = Path("node_modules/@tensorflow/tfjs-backend-webgpu/dist")
+_LITERTJS = Path("node_modules/@litertjs")
+# Every build but JSPI's is picked by the browser's features; JSPI's runs WebGPU.
+_LITERTJS_BUILDS = ("", "_compat", "_threaded", "_jspi")
+ENGINE_VENDOR: dict[str, dict[str, Path]] = {
+    "tfjs": {
+        "tf.min.js": _TFJS_DIST / "tf.min.js",
+        "tf-backend-wasm.min.js": _WASM_DIST / "tf-backend-wasm.min.js",
+        "tfjs-backend-wasm.wasm": _WASM_DIST / "tfjs-backend-wasm.wasm",
+        "tfjs-backend-wasm-simd.wasm": _WASM_DIST / "tfjs-backend-wasm-simd.wasm",
+        "tfjs-backend-wasm-threaded-simd.wasm": _WASM_DIST / "tfjs-backend-wasm-threaded-simd.wasm",
+        "tf-backend-webgpu.min.js": _WEBGPU_DIST / "tf-backend-webgpu.min.js",
+    },
+    "litertjs": {
+        "litertjs/index.js": _LITERTJS / "core/dist/index.js",
+        "litertjs/wasm-utils.js": _LITERTJS / "wasm-utils/dist/index.js",
+        **{
+            f"litertjs/litert_wasm{build}_internal{suffix}": _LITERTJS
+            / f"core/wasm/litert_wasm{build}_internal{suffix}"
+            for build in _LITERTJS_BUILDS
+            for suffix in (".js", ".wasm")
+        },
+    },
+}
+ENGINES = tuple(ENGINE_VENDOR)
 VENDOR_SOURCES: dict[str, Path] = {
-    "tf.min.js": _TFJS_DIST / "tf.min.js",
-    "tf-backend-wasm.min.js": _WASM_DIST / "tf-backend-wasm.min.js",
-    "tfjs-backend-wasm.wasm": _WASM_DIST / "tfjs-backend-wasm.wasm",
-    "tfjs-backend-wasm-simd.wasm": _WASM_DIST / "tfjs-backend-wasm-simd.wasm",
-    "tfjs-backend-wasm-threaded-simd.wasm": _WASM_DIST / "tfjs-backend-wasm-threaded-simd.wasm",
+    k: v for files in ENGINE_VENDOR.values() for k, v in files.items()
 }
 
 MIME_TYPES = {
@@ -93,28 +128,37 @@ def web_demo_dir() -> Path:
     return folder
 
 
-def vendor_files(page_dir: Path | None = None) -> dict[str, Path]:
-    """The TF.js files the page needs, by the name it asks for, checked to exist."""
+def vendor_files(
+    page_dir: Path | None = None, engines: tuple[str, ...] = ENGINES
+) -> dict[str, Path]:
+    """The engines' npm files the page needs, by the name it asks for, checked to exist."""
     root = page_dir or web_demo_dir()
-    files = {name: root / relative for name, relative in VENDOR_SOURCES.items()}
+    files = {
+        name: root / relative
+        for engine in engines
+        for name, relative in ENGINE_VENDOR[engine].items()
+    }
     missing = sorted(name for name, path in files.items() if not path.is_file())
     if missing:
+        names = " and ".join(ENGINE_NAMES[e] for e in engines)
         raise RuntimeUnavailable(
-            f"TF.js is not installed in {root / 'node_modules'} (missing {', '.join(missing)})",
+            f"{names} not installed in {root / 'node_modules'} (missing {', '.join(missing)})",
             "run make npm (npm ci in web_demo)",
         )
     return files
 
 
-def tfjs_artifact_paths(artifacts_dir: Path) -> list[str]:
-    """The manifest's TF.js artifact folders; an error if it has none."""
+def web_artifact_paths(artifacts_dir: Path, engines: tuple[str, ...] = ENGINES) -> list[str]:
+    """The paths of the manifest's artifacts that `engines` run; an error if none."""
     manifest = load_manifest(artifacts_dir)
-    paths = [e.path for e in manifest.artifacts.values() if e.format == "tfjs"]
+    formats = {ENGINE_FORMATS[e] for e in engines}
+    paths = [e.path for e in manifest.artifacts.values() if e.format in formats]
     if not paths:
+        kinds = " or ".join(sorted({"tfjs": "TF.js", "tflite": "TFLite"}[f] for f in formats))
         raise ArtifactError(
-            f"{manifest.path} has no TF.js artifact (it has: "
+            f"{manifest.path} has no {kinds} artifact (it has: "
             f"{', '.join(sorted(manifest.artifacts)) or 'none'})",
-            "export one with cnnx export --to tfjs",
+            "export one with cnnx export --to tfjs (or --to tflite)",
         )
     return paths
 
@@ -177,21 +221,22 @@ class Site:
         head, rest = segments[0], segments[1:]
         if not rest and head in PAGE_FILES:
             return _inside(self.page_dir, [head])
-        if head == VENDOR_PREFIX and len(rest) == 1 and rest[0] in self.vendor:
-            return self.vendor[rest[0]]
+        if head == VENDOR_PREFIX and "/".join(rest) in self.vendor:
+            return self.vendor["/".join(rest)]
         if head == ARTIFACTS_PREFIX and rest and self._artifact_allowed(rest):
             return _inside(self.artifacts_dir, rest)
         raise Refused(HTTPStatus.NOT_FOUND)
 
     def _artifact_allowed(self, rest: list[str]) -> bool:
-        # Only the manifest, the samples and the TF.js artifacts: not the SavedModel,
-        # the TFLite files or reports. Read per request: a re-export may change them.
+        # Only the manifest, the samples and the artifacts the page runs (TF.js and
+        # TFLite): not the SavedModel or reports. Read per request: a re-export may
+        # change them.
         if rest == [MANIFEST_FILE]:
             return True
         if rest[0] == SAMPLES_DIR and len(rest) > 1:
             return True
         try:
-            prefixes = tfjs_artifact_paths(self.artifacts_dir)
+            prefixes = web_artifact_paths(self.artifacts_dir)
         except (ArtifactError, PathError, UsageError):
             return False
         relative = "/".join(rest)
@@ -319,7 +364,7 @@ def make_server(artifacts_dir: Path, host: str = "127.0.0.1", port: int = 8000) 
     if not 0 <= port <= 65535:
         raise UsageError(f"--port must be between 0 and 65535, got {port}")
     artifacts_dir = Path(artifacts_dir)
-    tfjs_artifact_paths(artifacts_dir)  # fail now, not on the first request
+    web_artifact_paths(artifacts_dir)  # fail now, not on the first request
     page_dir = web_demo_dir()
     site = Site(page_dir=page_dir, vendor=vendor_files(page_dir), artifacts_dir=artifacts_dir)
     server_class: type[_Server] = _Server

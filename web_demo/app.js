@@ -1,12 +1,23 @@
-// cnnx web demo: classify images with an exported TF.js graph model.
+// cnnx web demo: classify images with an exported model, on TF.js or LiteRT.js.
 //
 // Everything the page needs to know comes from artifacts/manifest.json: the labels,
-// the input spec (size, colour, scale/offset or mean/std) and the TF.js artifacts.
+// the input spec (size, colour, scale/offset or mean/std) and the artifacts (TF.js
+// graph models for TF.js, .tflite files for LiteRT.js; engines.js).
 // The same file runs under `cnnx serve` and from a `cnnx package --target web` bundle,
 // so every URL is relative. window.cnnx exposes a small API for automation.
 
-const tf = globalThis.tf;
-const BACKENDS = ['wasm', 'webgl', 'cpu'];
+import {
+  ENGINES,
+  artifactsOf,
+  badge,
+  defaultArtifact,
+  defaultBackend,
+  engineOf,
+  enginesOf,
+  loadArtifact,
+  startEngine,
+} from './engines.js';
+
 const ARTIFACTS = 'artifacts/';
 const TOP_K = 5;
 const params = new URLSearchParams(location.search);
@@ -18,11 +29,9 @@ const state = {
   spec: null,
   labels: [],
   artifactId: null,
-  model: null,
+  engine: null, // the running engine (engines.js): name, backend, note, features
   requestedBackend: null,
   backend: null,
-  backendNote: '',
-  features: {},
   loadMs: null,
   firstMs: null,
   samples: [],
@@ -106,30 +115,10 @@ function drawPreview() {
 
 // ---------------------------------------------------------------- the model
 
-function pickOutput(out) {
-  if (out instanceof tf.Tensor) return out;
-  if (Array.isArray(out)) return out[0];
-  return out.probabilities ?? Object.values(out)[0];
-}
-
-// One prediction: tensor in, probabilities out, every tensor disposed.
+// One prediction on the running engine: float32 rows in, probabilities out.
 async function runModel(input, batch = 1) {
-  const { height, width, channels } = state.spec;
   const started = performance.now();
-  const y = tf.tidy(() => {
-    const x = tf.tensor4d(input, [batch, height, width, channels], 'float32');
-    // A model exported with a static batch of 1 takes one row per call.
-    if (batch > 1 && state.model.inputs[0]?.shape?.[0] === 1) {
-      return tf.concat(tf.split(x, batch).map((row) => pickOutput(state.model.predict(row))));
-    }
-    return pickOutput(state.model.predict(x));
-  });
-  let probs;
-  try {
-    probs = await y.data();
-  } finally {
-    y.dispose();
-  }
+  const probs = await state.engine.predict(input, batch);
   return { probs, ms: performance.now() - started };
 }
 
@@ -139,63 +128,31 @@ function topK(probs, k = TOP_K) {
     .slice(0, k);
 }
 
-function modelUrl(entry) {
-  const path = entry.path.replace(/\/+$/, '');
-  return ARTIFACTS + (path.endsWith('.json') ? path : `${path}/model.json`);
-}
-
-function disposeModel() {
-  if (state.model) {
-    state.model.dispose();
-    state.model = null;
-  }
+function zeros() {
+  const { height, width, channels } = state.spec;
+  return new Float32Array(height * width * channels);
 }
 
 async function loadModel() {
-  disposeModel();
-  const entry = state.manifest.artifacts[state.artifactId];
+  const { height, width, channels } = state.spec;
   const started = performance.now();
-  state.model = await tf.loadGraphModel(modelUrl(entry));
+  await loadArtifact(state.engine, state.manifest, ARTIFACTS, state.artifactId, [height, width, channels]);
   state.loadMs = performance.now() - started;
   // The first call compiles kernels / shaders: time it apart from the warm ones.
-  const { height, width, channels } = state.spec;
-  state.firstMs = (await runModel(new Float32Array(height * width * channels))).ms;
+  state.firstMs = (await runModel(zeros())).ms;
 }
 
-async function switchBackend(name) {
-  if (!BACKENDS.includes(name)) {
-    throw new Error(`unknown backend ${JSON.stringify(name)}; choose one of ${BACKENDS.join(', ')}`);
-  }
-  disposeModel();
+// Start `engine` on `backend` (a backend that cannot start leaves the engine on another
+// one, with a note that the badge shows) and load the current artifact into it.
+async function switchBackend(name, engine = engineOf(state.manifest, state.artifactId)) {
+  state.engine?.disposeModel();
+  state.engine = null;
   state.requestedBackend = name;
-  let reason = '';
-  try {
-    if (!(await tf.setBackend(name))) reason = 'it failed to initialise';
-  } catch (error) {
-    reason = error.message;
-  }
-  await tf.ready();
-  // A backend that fails to start leaves the previous one (or the best one) active
-  // without an error: believe only tf.getBackend().
-  state.backend = tf.getBackend();
-  state.backendNote = state.backend === name ? '' : `${name} unavailable${reason ? ` (${reason})` : ''}; using ${state.backend}`;
-  state.features = await backendFeatures();
+  state.engine = await startEngine(engine, name, { threads: params.get('threads'), build: params.get('build') });
+  state.backend = state.engine.backend;
   await loadModel();
   await renderBackend();
   return info();
-}
-
-async function backendFeatures() {
-  if (state.backend !== 'wasm') return {};
-  const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-  const threads = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
-  let threadCount = 1;
-  try {
-    threadCount = tf.wasm.getThreadsCount();
-  } catch {
-    threadCount = 1;
-  }
-  return { simd, threads, threadCount };
 }
 
 // Serialise calls so a benchmark, a webcam frame and a click never interleave.
@@ -214,14 +171,15 @@ function setError(message) {
 }
 
 async function renderBackend() {
-  const { features } = state;
-  const bits = [state.backend];
-  if (features.simd) bits.push('SIMD');
-  if (features.threads) bits.push(`${features.threadCount} thread${features.threadCount === 1 ? '' : 's'}`);
   const status = $('backend-status');
-  status.textContent = state.backendNote || bits.join(' · ');
-  status.classList.toggle('warn', Boolean(state.backendNote));
-  $('backend').value = state.backend;
+  status.textContent = badge(state.engine);
+  status.classList.toggle('warn', Boolean(state.engine.note));
+  const name = state.engine.name;
+  $('engine').value = name;
+  const backends = $('backend');
+  backends.replaceChildren(...ENGINES[name].backends.map((b) => new Option(b, b)));
+  backends.value = state.backend;
+  $('artifact').value = state.artifactId;
   const entry = state.manifest.artifacts[state.artifactId];
   $('model-summary').textContent =
     `${state.artifactId} (${entry.precision}, ${formatBytes(entry.size)}) · ` +
@@ -256,7 +214,7 @@ function renderResult(result, truth) {
     list.append(li);
   }
   $('results').replaceChildren(list);
-  $('latency').textContent = `${result.ms.toFixed(2)} ms (${state.backend})`;
+  $('latency').textContent = `${result.ms.toFixed(2)} ms (${ENGINES[state.engine.name].label} ${state.backend})`;
   const top1 = result.top[0]?.label;
   $('truth').textContent = truth === null ? '–' : `${truth} ${top1 === truth ? '✓' : '✗'}`;
 }
@@ -265,7 +223,7 @@ function renderResult(result, truth) {
 
 async function classifyInput(input, truth = null) {
   const { probs, ms } = await runModel(input);
-  const result = { top: topK(probs), probs: Array.from(probs), ms, backend: state.backend };
+  const result = { top: topK(probs), probs: Array.from(probs), ms, engine: state.engine.name, backend: state.backend };
   state.current = { input, truth };
   renderResult(result, truth);
   return result;
@@ -429,13 +387,13 @@ function stats(times) {
 function bench(runs = 100, { warmup = 10, input = null, batch = 1, times: keepTimes = false } = {}) {
   const n = Math.max(1, Math.floor(Number(runs)));
   return exclusive(async () => {
-    const { height, width, channels } = state.spec;
-    const x = input ? decodeFloats(input) : (state.current?.input ?? new Float32Array(height * width * channels));
+    const x = input ? decodeFloats(input) : (state.current?.input ?? zeros());
     const rows = input ? batch : 1;
     for (let i = 0; i < warmup; i++) await runModel(x, rows);
     const times = [];
     for (let i = 0; i < n; i++) times.push((await runModel(x, rows)).ms);
     return {
+      engine: state.engine.name,
       backend: state.backend,
       artifact: state.artifactId,
       batch: rows,
@@ -458,7 +416,7 @@ async function runBenchForm(event) {
       ['p50', `${r.p50.toFixed(3)} ms`],
       ['p90', `${r.p90.toFixed(3)} ms`],
       ['mean', `${r.mean.toFixed(3)} ± ${r.std.toFixed(3)} ms`],
-      ['runs', `${r.runs} on ${r.backend}`],
+      ['runs', `${r.runs} on ${ENGINES[r.engine].label} ${r.backend}`],
     ];
     const dl = document.createElement('dl');
     dl.className = 'facts bench';
@@ -515,41 +473,53 @@ function predictPixels(pixels) {
 }
 
 function info() {
+  const engine = state.engine;
   return {
     artifact: state.artifactId,
-    artifacts: tfjsArtifacts(),
+    artifacts: selectable(),
+    engine: engine?.name ?? null,
+    engines: enginesOf(state.manifest),
     requestedBackend: state.requestedBackend,
     backend: state.backend,
-    backendNote: state.backendNote,
-    features: state.features,
+    backendNote: engine?.note ?? '',
+    noAdapter: Boolean(engine?.noAdapter),
+    features: engine?.features ?? {},
     loadMs: state.loadMs,
     firstMs: state.firstMs,
     labels: state.labels,
     input: state.spec,
     samples: state.samples.length,
-    tfVersion: tf.version.tfjs,
+    tfVersion: engine?.name === 'tfjs' ? engine.version : null,
+    engineLog: engine?.log?.slice(-10) ?? [],
     crossOriginIsolated,
   };
 }
 
-function tfjsArtifacts() {
-  return Object.entries(state.manifest?.artifacts ?? {})
-    .filter(([, entry]) => entry.format === 'tfjs')
-    .map(([id]) => id)
-    .sort();
+// Every artifact the page can run, TF.js ones first.
+function selectable() {
+  return enginesOf(state.manifest).flatMap((engine) => artifactsOf(state.manifest, engine));
 }
 
+// Switch to artifact `id`; one of the other engine restarts on that engine's default.
 async function setArtifact(id) {
-  if (!tfjsArtifacts().includes(id)) {
-    throw new Error(`no TF.js artifact ${JSON.stringify(id)} (have ${tfjsArtifacts().join(', ')})`);
+  if (!selectable().includes(id)) {
+    throw new Error(`no artifact ${JSON.stringify(id)} this page can run (have ${selectable().join(', ')})`);
   }
   return exclusive(async () => {
+    const engine = engineOf(state.manifest, id);
     state.artifactId = id;
-    $('artifact').value = id;
+    if (engine !== state.engine.name) return switchBackend(defaultBackend(engine), engine);
     await loadModel();
     await renderBackend();
     return info();
   });
+}
+
+function setEngine(name) {
+  if (!enginesOf(state.manifest).includes(name)) {
+    throw new Error(`no ${JSON.stringify(name)} engine here (have ${enginesOf(state.manifest).join(', ')})`);
+  }
+  return setArtifact(defaultArtifact(state.manifest, name));
 }
 
 // ---------------------------------------------------------------- start-up
@@ -561,9 +531,18 @@ async function fetchJson(url) {
 }
 
 function wireUi() {
+  const engineSelect = $('engine');
   const artifactSelect = $('artifact');
-  for (const id of tfjsArtifacts()) artifactSelect.add(new Option(id, id));
+  for (const engine of enginesOf(state.manifest)) {
+    engineSelect.add(new Option(ENGINES[engine].label, engine));
+    const group = document.createElement('optgroup');
+    group.label = ENGINES[engine].label;
+    group.append(...artifactsOf(state.manifest, engine).map((id) => new Option(id, id)));
+    artifactSelect.append(group);
+  }
+  engineSelect.value = state.engine.name;
   artifactSelect.value = state.artifactId;
+  engineSelect.addEventListener('change', () => setEngine(engineSelect.value).catch((e) => setError(e.message)));
   artifactSelect.addEventListener('change', () => setArtifact(artifactSelect.value).catch((e) => setError(e.message)));
 
   const backendSelect = $('backend');
@@ -595,26 +574,48 @@ function wireUi() {
     webcam.addEventListener('click', toggleWebcam);
   }
   $('bench-form').addEventListener('submit', runBenchForm);
-  for (const id of ['artifact', 'backend', 'bench-run']) $(id).disabled = false;
+  for (const id of ['engine', 'artifact', 'backend', 'bench-run']) $(id).disabled = false;
   const { height, width, channels } = state.spec;
   $('input-shape').textContent = `${width}×${height}×${channels} ${state.spec.color}`;
 }
 
+// ?model=ID, ?engine=tfjs|litertjs and ?backend=NAME, checked against the manifest; a
+// value the page cannot honour is said in the error box, never swapped in silence.
+function fromUrl() {
+  const engines = enginesOf(state.manifest);
+  if (!engines.length) throw new Error('artifacts/manifest.json names no TF.js or TFLite artifact');
+  const problems = [];
+  let engine = params.get('engine');
+  if (engine && !engines.includes(engine)) {
+    problems.push(`no ${engine} engine here (have ${engines.join(', ')})`);
+    engine = null;
+  }
+  let artifact = params.get('model');
+  if (artifact && !selectable().includes(artifact)) {
+    problems.push(`no artifact ${artifact} this page can run`);
+    artifact = null;
+  }
+  if (artifact && engine && engineOf(state.manifest, artifact) !== engine) {
+    problems.push(`${artifact} runs on ${engineOf(state.manifest, artifact)}, not ${engine}`);
+  }
+  engine = artifact ? engineOf(state.manifest, artifact) : (engine ?? engines[0]);
+  artifact = artifact ?? defaultArtifact(state.manifest, engine);
+  let backend = params.get('backend');
+  if (backend && !ENGINES[engine].backends.includes(backend)) {
+    problems.push(`${ENGINES[engine].label} has no backend ${backend}`);
+    backend = null;
+  }
+  if (problems.length) setError(`${problems.join('; ')}: showing ${artifact}.`);
+  return { engine, artifact, backend: backend ?? defaultBackend(engine) };
+}
+
 async function start() {
-  if (!tf) throw new Error('TF.js did not load (vendor/tf.min.js)');
-  // The wasm binaries sit beside the script under vendor/; never a CDN.
-  tf.wasm.setWasmPaths(new URL('vendor/', location.href).href);
   state.manifest = await fetchJson(`${ARTIFACTS}manifest.json`);
   state.spec = specFrom(state.manifest);
   state.labels = state.manifest.labels;
-  const available = tfjsArtifacts();
-  if (!available.length) throw new Error('artifacts/manifest.json names no TF.js artifact');
-  const wanted = params.get('model');
-  if (wanted && !available.includes(wanted)) {
-    setError(`No TF.js artifact ${wanted}; showing ${available.includes('tfjs_float32') ? 'tfjs_float32' : available[0]}.`);
-  }
-  state.artifactId = available.includes(wanted) ? wanted : available.includes('tfjs_float32') ? 'tfjs_float32' : available[0];
-  await switchBackend(BACKENDS.includes(params.get('backend')) ? params.get('backend') : 'wasm');
+  const chosen = fromUrl();
+  state.artifactId = chosen.artifact;
+  await switchBackend(chosen.backend, chosen.engine);
   await loadSamples();
   wireUi();
   document.body.dataset.ready = 'true';
@@ -633,11 +634,18 @@ globalThis.cnnx = {
   info,
   setBackend: (name) => exclusive(() => switchBackend(name)),
   setArtifact,
+  setEngine,
   classifySample,
   predictPixels,
   predictInput,
   bench,
-  memory: () => ({ numTensors: tf.memory().numTensors, numBytes: tf.memory().numBytes }),
+  memory: () => state.engine.memory(),
+  // Where a LiteRT.js prediction's time goes (engine_litertjs.js profile()).
+  profile: (runs = 200) =>
+    exclusive(async () => {
+      if (!state.engine.profile) throw new Error(`profile() measures LiteRT.js, not ${state.engine.name}`);
+      return state.engine.profile(state.current?.input ?? zeros(), runs);
+    }),
   get samples() {
     return state.samples.map((s) => ({ ...s }));
   },

@@ -48,7 +48,8 @@ Backends = Annotated[
     str | None,
     typer.Option(
         "--backends",
-        help="TF.js backends: wasm, cpu, webgl [default: each runtime's].",
+        help="Backends: TF.js wasm, cpu, webgl, webgpu; LiteRT.js wasm, wasm-threaded, "
+        "webgpu [default: each runtime's].",
         show_default=False,
     ),
 ]

@@ -1,8 +1,9 @@
-"""Serve the web demo with an exported TF.js model on 127.0.0.1 (Ctrl+C stops it).
+"""Serve the web demo with the exported models on 127.0.0.1 (Ctrl+C stops it).
 
-The page reads the labels, the input spec and the TF.js artifacts from the folder's
-manifest.json, and TF.js from web_demo/node_modules (no CDN). Append ?model=ID and
-?backend=wasm|webgl|cpu to the URL to choose. Exit 11 when the port is taken.
+The page reads the labels, the input spec and the artifacts from the folder's
+manifest.json: the TF.js models run on TF.js, the .tflite files on LiteRT.js, both from
+web_demo/node_modules (no CDN). Append ?model=ID, ?engine=tfjs|litertjs and ?backend=NAME
+to the URL to choose. Exit 11 when the port is taken.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ def command(
     artifacts_dir: Annotated[
         Path | None,
         typer.Argument(
-            help="Artifacts folder with manifest.json and a TF.js export [default: ./artifacts]",
+            help="Artifacts folder with manifest.json and a TF.js or TFLite export "
+            "[default: ./artifacts]",
             show_default=False,
         ),
     ] = None,
@@ -37,13 +39,16 @@ def command(
     """Serve the web demo for ARTIFACTS_DIR until interrupted."""
     from toolkit.locate import artifacts_dir as locate_artifacts
     from toolkit.manifest import load_manifest
-    from toolkit.serve import make_server
+    from toolkit.serve import ENGINE_FORMATS, ENGINE_NAMES, make_server
 
     folder = locate_artifacts(artifacts_dir)
     server = make_server(folder, host=host, port=port)
     manifest = load_manifest(folder)
-    tfjs = sorted(k for k, e in manifest.artifacts.items() if e.format == "tfjs")
-    console.print(f"Serving {folder} ({', '.join(tfjs)}, {len(manifest.labels)} classes)")
+    for engine, fmt in ENGINE_FORMATS.items():
+        ids = sorted(k for k, e in manifest.artifacts.items() if e.format == fmt)
+        if ids:
+            console.print(f"{ENGINE_NAMES[engine]}: {', '.join(ids)}", highlight=False)
+    console.print(f"Serving {folder} ({len(manifest.labels)} classes)", highlight=False)
     console.print(f"Open {server.url}", highlight=False, soft_wrap=True)
     try:
         server.serve_forever()

@@ -60,8 +60,8 @@ class RuntimeSkipped(RuntimeUnavailable):
 
 @dataclass(frozen=True)
 class RuntimeInfo:
-    runtime: str  # registry name: "tf", "litert", "tfjs-node", "browser"
-    backend: str  # what executes the graph: "tensorflow", "xnnpack", "wasm", "cpu", "webgl"
+    runtime: str  # registry name: "tf", "litert", "tfjs-node", "browser", "litertjs", ...
+    backend: str  # what executes the graph: "tensorflow", "xnnpack", "wasm", "webgl", "webgpu"
     device: str = "cpu"
     threads: int | None = None  # None: the runtime's own choice
     init_ms: float = 0.0  # load + first compilation, measured inside the adapter
@@ -72,7 +72,7 @@ class RuntimeInfo:
     def label(self) -> str:
         """Short name of this runtime configuration for tables: 'litert x2', 'tfjs-node/wasm'."""
         spec = RUNTIMES.get(self.runtime)
-        # A backend is worth naming only where the runtime has several (TF.js).
+        # A backend is worth naming only where the runtime has several (TF.js, LiteRT.js).
         several = spec is not None and spec.variant_option == "backend"
         text = f"{self.runtime}/{self.backend}" if several else self.runtime
         if self.device != "cpu":
@@ -185,10 +185,26 @@ RUNTIMES: dict[str, RuntimeSpec] = {
         RuntimeSpec(
             "browser",
             "toolkit.runtimes.browser",
-            "TF.js in headless Chromium, wasm, webgl and cpu backends",
+            "TF.js in headless Chromium, wasm, webgl, cpu and webgpu backends",
             variant_option="backend",
-            default_variants=("wasm", "webgl", "cpu"),
-            supported_variants=("wasm", "webgl", "cpu"),
+            default_variants=("wasm", "webgl", "cpu", "webgpu"),
+            supported_variants=("wasm", "webgl", "cpu", "webgpu"),
+        ),
+        RuntimeSpec(
+            "litertjs",
+            "toolkit.runtimes.litertjs",
+            "LiteRT.js (@litertjs/core) in headless Chromium, wasm, threaded wasm and webgpu",
+            variant_option="backend",
+            default_variants=("wasm", "wasm-threaded", "webgpu"),
+            supported_variants=("wasm", "wasm-threaded", "webgpu"),
+        ),
+        RuntimeSpec(
+            "litertjs-node",
+            "toolkit.runtimes.litertjs_node",
+            "LiteRT.js's wasm builds in Node, single-threaded and threaded",
+            variant_option="backend",
+            default_variants=("wasm", "wasm-threaded"),
+            supported_variants=("wasm", "wasm-threaded"),
         ),
     )
 }

@@ -1,290 +1,55 @@
-"""TF.js in headless Chromium: the web demo page itself, driven by Playwright.
+"""Models in the web demo page in headless Chromium: the `browser` runtime (TF.js) here,
+and the `litertjs` runtime (litertjs.py) through the same code.
 
-`load` serves the artifacts folder with the demo server (toolkit/serve.py) on
-127.0.0.1:0, opens the page in Debian's Chromium (no `playwright install`) with
-`?model=ID&backend=NAME`, and talks to the page's `window.cnnx` API: the model, the
+`load_in_page` serves the artifacts folder with the demo server (toolkit/serve.py) on
+127.0.0.1:0, opens the page in the shared Chromium (chromium.py) with
+`?model=ID&backend=NAME`, and talks to the page's `window.cnnx` API: the engine, the
 preprocessing-free `predictInput` and the in-page timer are exactly what a visitor's
 browser runs. Batches travel as base64 float32 both ways.
 
-One Chromium and one server are shared by every model loaded in this process (a
-browser start costs about two seconds); each model gets its own page. Every call runs
-under a watchdog: a page that does not answer in time has its Chromium killed, so a
-hung or crashed browser becomes a RuntimeUnavailable (a failed row), never a hang.
-
-Chromium comes from `CNNX_CHROMIUM`, /usr/bin/chromium, /usr/bin/chromium-browser or
-the PATH.
+The page starts the backend asked for or says why not; a backend that did not start
+is a failed load here (or a skipped one where Chromium has no WebGPU adapter), never a
+row measured on another backend.
 """
 
 from __future__ import annotations
 
-import atexit
 import base64
 import contextlib
-import os
-import queue
-import shutil
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 
 from toolkit.errors import ArtifactError, CnnxError, RuntimeUnavailable, shorten
 from toolkit.manifest import ArtifactEntry, Manifest
-from toolkit.runtimes import LoadedModel, MemoryReading, RuntimeInfo, check_batch
+from toolkit.runtimes import LoadedModel, MemoryReading, RuntimeInfo, RuntimeSkipped, check_batch
+from toolkit.runtimes.chromium import (
+    CHROMIUM_FLAGS,
+    BrowserSession,
+    brief,
+    chromium_binary,
+    shared_session,
+    shutdown,
+)
 from toolkit.runtimes.tfjs_shared import (
     backend_option,
-    executable_from_env,
+    npm_version,
     predict_in_chunks,
     timing_limit,
 )
 
-BACKENDS = ("wasm", "webgl", "cpu")
+__all__ = ["BACKENDS", "CHROMIUM_FLAGS", "BrowserModel", "chromium_binary", "load", "shutdown"]
+
+BACKENDS = ("wasm", "webgl", "cpu", "webgpu")
 LOAD_TIMEOUT = 120.0  # seconds: start Chromium, fetch the model, compile wasm or shaders
 CALL_TIMEOUT = 60.0  # seconds per predict call (scaled up for long timing calls)
 CHUNK = 64  # rows per predict call: bounds the base64 message and the page's memory
-CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
-# Headless as root in a container: no sandbox, software GL (SwiftShader) for webgl,
-# and nothing that phones home while we measure.
-CHROMIUM_FLAGS = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--enable-unsafe-swiftshader",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
-CHROMIUM_FIX = "apt-get install chromium (make browser), or set CNNX_CHROMIUM"
+WEBGPU_FIX = "Chromium offers WebGPU here only with --enable-unsafe-webgpu (set by cnnx)"
 
 T = TypeVar("T")
-
-
-def chromium_binary() -> str:
-    """The Chromium executable: $CNNX_CHROMIUM, else Debian's, else the PATH."""
-    given = executable_from_env("CNNX_CHROMIUM", "point it at chromium")
-    if given:
-        return given
-    for candidate in CHROMIUM_CANDIDATES:
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    raise RuntimeUnavailable(
-        "Chromium is not installed (needed for the browser runtime)", CHROMIUM_FIX
-    )
-
-
-def _summary(error: BaseException, limit: int = 300) -> str:
-    return " ".join(str(error).split())[:limit]
-
-
-class _Timeout(Exception):
-    pass
-
-
-class _PlaywrightThread:
-    """A thread that owns Playwright: every browser call runs there, one at a time.
-
-    Playwright's sync API refuses to start in a thread that already runs an event loop
-    or another Playwright; a thread of our own keeps the adapter usable from anywhere
-    (tests that drive a browser themselves, an asyncio caller), and lets the caller wait
-    with a time limit while the call itself blocks over there.
-    """
-
-    def __init__(self) -> None:
-        self._jobs: queue.Queue[tuple[Callable[[], Any], Future[Any]] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._loop, name="cnnx-browser", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            action, future = job
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(action())
-            except BaseException as error:
-                future.set_exception(error)
-
-    def run(self, action: Callable[[], T], timeout: float) -> T:
-        future: Future[T] = Future()
-        self._jobs.put((action, future))
-        try:
-            return future.result(timeout)
-        except FutureTimeout:
-            raise _Timeout from None
-
-    def stop(self) -> None:
-        self._jobs.put(None)
-
-
-class BrowserSession:
-    """One Playwright driver, one Chromium and the demo servers it reads from."""
-
-    def __init__(self, timeout: float) -> None:
-        try:
-            import playwright.sync_api  # noqa: F401 - fail here, with the fix
-            import psutil
-        except ImportError as error:  # pragma: no cover - part of the pinned set
-            raise RuntimeUnavailable(
-                f"the browser runtime needs {error.name}", "reinstall with make setup"
-            ) from None
-        self.executable = chromium_binary()
-        self._psutil = psutil
-        self._servers: dict[Path, Any] = {}
-        self._users = 0
-        self.dead = False
-        self.killed_for = ""
-        self._pids: set[int] = set()
-        self._thread = _PlaywrightThread()
-        before = self._chromium_pids()
-        try:
-            self.browser, self._playwright, self.start_ms = self._thread.run(
-                lambda: self._launch(timeout), timeout + 10
-            )
-        except _Timeout:
-            self._pids = self._chromium_pids() - before
-            self.kill("Chromium did not start")
-            self._thread.stop()
-            raise RuntimeUnavailable(
-                f"Chromium ({self.executable}) did not start within {timeout:g} s", CHROMIUM_FIX
-            ) from None
-        except RuntimeUnavailable:
-            self._thread.stop()
-            raise
-        # The processes we started: the watchdog kills exactly these and nothing else.
-        self._pids = self._chromium_pids() - before
-        self.version = str(self.browser.version)
-
-    def _launch(self, timeout: float) -> tuple[Any, Any, float]:
-        from playwright.sync_api import sync_playwright
-
-        playwright = sync_playwright().start()
-        started = time.perf_counter()
-        try:
-            browser = playwright.chromium.launch(
-                executable_path=self.executable,
-                args=list(CHROMIUM_FLAGS),
-                timeout=timeout * 1e3,
-            )
-        except Exception as error:
-            playwright.stop()
-            raise RuntimeUnavailable(
-                f"Chromium ({self.executable}) did not start: {_summary(error)}", CHROMIUM_FIX
-            ) from None
-        return browser, playwright, (time.perf_counter() - started) * 1e3
-
-    def run(self, what: str, action: Callable[[], T], timeout: float) -> T:
-        """Run `action` in the Playwright thread; past `timeout`, kill Chromium."""
-        if self.dead:
-            raise RuntimeUnavailable(f"{what}: Chromium is gone ({self.killed_for or 'closed'})")
-        try:
-            return self._thread.run(action, timeout)
-        except _Timeout:
-            reason = f"{what}: no answer within {timeout:g} s"
-            self.kill(reason)
-            raise RuntimeUnavailable(
-                reason, "the page hung or crashed; Chromium was stopped"
-            ) from None
-
-    def _chromium_pids(self) -> set[int]:
-        try:
-            me = self._psutil.Process()
-            return {
-                child.pid
-                for child in me.children(recursive=True)
-                if "chrom" in (child.name() or "").lower()
-            }
-        except self._psutil.Error:
-            return set()
-
-    def server_for(self, root: Path) -> Any:
-        from toolkit.serve import make_server
-
-        key = root.resolve()
-        if key not in self._servers:
-            self._servers[key] = make_server(key, port=0).start()
-        return self._servers[key]
-
-    def acquire(self) -> None:
-        self._users += 1
-
-    def release(self) -> None:
-        # Kept open for the next load (bench loads artifact x backend in turn); a dead
-        # one is closed at once, a live one by shutdown() or at exit.
-        self._users -= 1
-        if self._users <= 0 and self.dead:
-            self.close()
-
-    def kill(self, reason: str) -> None:
-        """Kill the Chromium processes this session started (a hung or crashed page)."""
-        self.dead = True
-        self.killed_for = reason
-        for pid in self._pids:
-            with contextlib.suppress(self._psutil.Error):
-                self._psutil.Process(pid).kill()
-
-    def memory_bytes(self) -> int:
-        # USS, not RSS: Chromium's processes share most pages, and summing RSS would
-        # count the shared libraries once per process.
-        total = 0
-        for pid in self._pids | self._chromium_pids():
-            with contextlib.suppress(self._psutil.Error):
-                total += int(self._psutil.Process(pid).memory_full_info().uss)
-        return total
-
-    def close(self) -> None:
-        global _SESSION
-        if _SESSION is self:
-            _SESSION = None
-        for server in self._servers.values():
-            server.close()
-        self._servers.clear()
-
-        def stop() -> None:
-            with contextlib.suppress(Exception):
-                self.browser.close()
-            with contextlib.suppress(Exception):
-                self._playwright.stop()
-
-        try:
-            self._thread.run(stop, 15)
-        except _Timeout:
-            self.kill("it did not close")
-        self._thread.stop()
-        self.dead = True
-
-
-_SESSION: BrowserSession | None = None
-
-
-def _session(timeout: float) -> BrowserSession:
-    global _SESSION
-    if _SESSION is None or _SESSION.dead:
-        if _SESSION is not None:
-            _SESSION.close()
-        _SESSION = BrowserSession(timeout)
-    return _SESSION
-
-
-def shutdown() -> None:
-    """Close the shared Chromium and its servers (models still open stop working)."""
-    if _SESSION is not None:
-        _SESSION.close()
-
-
-atexit.register(shutdown)
 
 
 class BrowserModel(LoadedModel):
@@ -295,14 +60,14 @@ class BrowserModel(LoadedModel):
         session: BrowserSession,
         manifest: Manifest,
         entry: ArtifactEntry,
-        backend: str,
+        what: str,
         timeout: float,
     ) -> None:
         self._session = session
         self._manifest = manifest
         self._entry = entry
         self._timeout = timeout
-        self.what = f"{entry.id} on browser/{backend}"
+        self.what = what
         self.console_errors: list[str] = []
         session.acquire()
         self._closed = False
@@ -314,9 +79,7 @@ class BrowserModel(LoadedModel):
             session.release()
             if isinstance(error, CnnxError):
                 raise
-            raise RuntimeUnavailable(
-                f"{self.what}: cannot open a page: {_summary(error)}"
-            ) from None
+            raise RuntimeUnavailable(f"{self.what}: cannot open a page: {brief(error)}") from None
 
     def _open_page(self) -> tuple[Any, Any]:
         # Runs in the Playwright thread, like every other use of the page.
@@ -342,7 +105,7 @@ class BrowserModel(LoadedModel):
         except Exception as error:
             said = f"; console: {shorten(self.console_errors[-1])}" if self.console_errors else ""
             raise RuntimeUnavailable(
-                f"{self.what}: {what} failed in Chromium: {_summary(error)}{said}"
+                f"{self.what}: {what} failed in Chromium: {brief(error)}{said}"
             ) from None
 
     def evaluate(
@@ -410,49 +173,129 @@ class BrowserModel(LoadedModel):
         self._session.release()
 
 
-def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> BrowserModel:
-    """Open `entry` in headless Chromium; options: backend (wasm|webgl|cpu), timeout (s)."""
-    backend = backend_option(options, BACKENDS, "the browser runtime")
-    if entry.format != "tfjs":
-        raise ArtifactError(f"the browser runtime runs TF.js artifacts, not {entry.format!r}")
+@dataclass(frozen=True)
+class PageEngine:
+    """One engine of the page, as a runtime of the registry."""
+
+    runtime: str  # registry name: "browser" or "litertjs"
+    engine: str  # the page's name for it: "tfjs" or "litertjs"
+    label: str  # "TF.js", "LiteRT.js"
+    format: str  # the manifest format it runs
+    backends: tuple[str, ...]
+    fix: str  # what to try when a backend does not start
+
+
+TFJS = PageEngine(
+    "browser",
+    "tfjs",
+    "TF.js",
+    "tfjs",
+    BACKENDS,
+    "webgl needs SwiftShader (--enable-unsafe-swiftshader); try --backends wasm",
+)
+
+
+def _device(features: dict[str, Any]) -> str:
+    """Where a webgpu backend computes: 'gpu', or the software adapter's name."""
+    adapter = features.get("adapter") or {}
+    if not adapter.get("software"):
+        return "gpu"
+    return "swiftshader" if "swiftshader" in str(adapter.get("name")).lower() else "software"
+
+
+def _runtime_info(
+    engine: PageEngine, backend: str, info: dict[str, Any], session: BrowserSession, started: float
+) -> RuntimeInfo:
+    features = info.get("features") or {}
+    adapter = features.get("adapter") or {}
+    threaded = backend != "webgpu" and (engine.engine == "litertjs" or features.get("threads"))
+    version = info.get("tfVersion") if engine.engine == "tfjs" else _litertjs_version()
+    return RuntimeInfo(
+        runtime=engine.runtime,
+        backend=backend,
+        device=_device(features) if backend == "webgpu" else "cpu",
+        threads=int(features["threadCount"]) if threaded else None,
+        init_ms=float(info["loadMs"]) + float(info["firstMs"]),
+        # Only what applies to this engine and backend (no wasm build on TF.js...).
+        details={
+            key: value
+            for key, value in {
+                "engine": engine.label,
+                "engine_version": version,
+                "chromium": session.version,
+                "load_ms": float(info["loadMs"]),
+                "first_inference_ms": float(info["firstMs"]),
+                "page_start_ms": (time.perf_counter() - started) * 1e3,
+                "browser_start_ms": session.start_ms,
+                "cross_origin_isolated": bool(info.get("crossOriginIsolated")),
+                "wasm_simd": features.get("simd"),
+                "wasm_relaxed_simd": features.get("relaxedSimd"),
+                "wasm_build": features.get("build"),
+                "wasm_threads": features.get("threadCount") if threaded else None,
+                "webgpu_adapter": adapter.get("name"),
+                "webgpu_adapter_software": adapter.get("software"),
+                "fully_delegated": features.get("fullyDelegated"),
+            }.items()
+            if value is not None
+        },
+    )
+
+
+def _litertjs_version() -> str | None:
+    from toolkit.serve import web_demo_dir
+
+    return npm_version(web_demo_dir() / "node_modules", "@litertjs/core")
+
+
+def load_in_page(
+    engine: PageEngine, manifest: Manifest, entry: ArtifactEntry, options: dict[str, Any]
+) -> BrowserModel:
+    """Open `entry` in the demo page on `engine`; options: backend, timeout (s), and for
+    LiteRT.js threads and build."""
+    backend = backend_option(options, engine.backends, f"the {engine.runtime} runtime")
+    if entry.format != engine.format:
+        raise ArtifactError(
+            f"the {engine.runtime} runtime runs {engine.format} artifacts, not {entry.format!r}"
+        )
     timeout = float(options.get("timeout") or CALL_TIMEOUT)
     manifest.artifact_path(entry, check=bool(options.get("check", True)))
     started = time.perf_counter()
-    session = _session(max(timeout, LOAD_TIMEOUT))
+    session = shared_session(max(timeout, LOAD_TIMEOUT))
     server = session.server_for(manifest.root)
-    model = BrowserModel(session, manifest, entry, backend, timeout)
+    what = f"{entry.id} on {engine.runtime}/{backend}"
+    model = BrowserModel(session, manifest, entry, what, timeout)
     try:
         url = f"{server.url}?model={entry.id}&backend={backend}"
+        if engine.engine == "litertjs":
+            # threads: the threaded build's count; build=compat: the build without relaxed
+            # SIMD, on wasm (a diagnostic the browser benchmark uses).
+            if options.get("threads"):
+                url += f"&threads={int(options['threads'])}"
+            if options.get("build") == "compat":
+                url += "&build=compat"
         model.call("loading the page", lambda: model.page.goto(url), max(timeout, LOAD_TIMEOUT))
         info = model.evaluate("loading the model", "window.cnnx.ready", None, LOAD_TIMEOUT)
-        if info.get("artifact") != entry.id:
-            raise RuntimeUnavailable(f"{model.what}: the page loaded {info.get('artifact')!r}")
-        if info.get("backend") != backend:
-            # TF.js falls back to another backend without an error: that is a failure here.
+        if (info.get("artifact"), info.get("engine")) != (entry.id, engine.engine):
             raise RuntimeUnavailable(
-                f"{model.what}: TF.js could not start the {backend} backend in Chromium "
-                f"({info.get('backendNote') or 'it fell back to ' + str(info.get('backend'))})",
-                "webgl needs SwiftShader (--enable-unsafe-swiftshader); try --runtimes with wasm",
+                f"{model.what}: the page loaded {info.get('artifact')!r} on {info.get('engine')!r}"
+            )
+        if info.get("backend") != backend:
+            # The page fell back to another backend: never measure that as this one.
+            note = info.get("backendNote") or f"it fell back to {info.get('backend')}"
+            if info.get("noAdapter"):
+                raise RuntimeSkipped(f"{model.what}: {note}", WEBGPU_FIX)
+            raise RuntimeUnavailable(
+                f"{model.what}: {engine.label} could not start the {backend} backend in "
+                f"Chromium ({note})",
+                engine.fix,
             )
     except BaseException:
         model.close()
         raise
-    features = info.get("features") or {}
-    model.info = RuntimeInfo(
-        runtime="browser",
-        backend=backend,
-        threads=int(features["threadCount"]) if features.get("threads") else None,
-        init_ms=float(info["loadMs"]) + float(info["firstMs"]),
-        details={
-            "chromium": session.version,
-            "tfjs": info.get("tfVersion"),
-            "load_ms": float(info["loadMs"]),
-            "first_inference_ms": float(info["firstMs"]),
-            "page_start_ms": (time.perf_counter() - started) * 1e3,
-            "browser_start_ms": session.start_ms,
-            "cross_origin_isolated": bool(info.get("crossOriginIsolated")),
-            "wasm_simd": features.get("simd"),
-            "wasm_threads": features.get("threadCount") if features.get("threads") else None,
-        },
-    )
+    model.info = _runtime_info(engine, backend, info, session, started)
     return model
+
+
+def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> BrowserModel:
+    """Open a TF.js `entry` in headless Chromium; options: backend, timeout (s)."""
+    return load_in_page(TFJS, manifest, entry, options)

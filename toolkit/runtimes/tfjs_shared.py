@@ -1,6 +1,7 @@
-"""What the two TF.js adapters (tfjs_node.py and browser.py) do alike.
+"""What the adapters that run JavaScript engines (tfjs_node.py, browser.py, litertjs.py,
+litertjs_node.py) do alike.
 
-Both run the graph in an outside process found through an environment variable, take a
+All run the graph in an outside process found through an environment variable, take a
 `backend` option, send batches in chunks and time runs on the other side's clock under
 a time limit scaled from one measured call. The process, protocol and messages of each
 stay in its own module.
@@ -8,9 +9,12 @@ stay in its own module.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,3 +67,11 @@ def timing_limit(timeout: float, runs: int, one_call: Callable[[], object]) -> f
     one_call()
     one = time.monotonic() - started
     return timeout + one * runs * 3
+
+
+def npm_version(node_modules: Path, package: str) -> str | None:
+    """The installed version of an npm package, or None when it cannot be read."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        manifest = json.loads((node_modules / package / "package.json").read_text("utf-8"))
+        return str(manifest["version"])
+    return None
