@@ -58,15 +58,15 @@ def node_binary() -> str:
     return found
 
 
-def node_modules() -> Path:
-    """The node_modules folder holding @tensorflow/tfjs (CNNX_NODE_MODULES overrides)."""
+def node_modules(package: str = "@tensorflow/tfjs") -> Path:
+    """The node_modules folder holding `package` (CNNX_NODE_MODULES overrides)."""
     given = os.environ.get("CNNX_NODE_MODULES")
     folder = (
         Path(given) if given else Path(__file__).resolve().parents[2] / "web_demo" / "node_modules"
     )
-    if not (folder / "@tensorflow" / "tfjs" / "package.json").is_file():
+    if not (folder / package / "package.json").is_file():
         raise RuntimeUnavailable(
-            f"@tensorflow/tfjs is not installed in {folder}",
+            f"{package} is not installed in {folder}",
             "run make npm (npm ci in web_demo/), or set CNNX_NODE_MODULES",
         )
     return folder
@@ -83,15 +83,22 @@ def model_json(manifest: Manifest, entry: ArtifactEntry, *, check: bool) -> Path
 
 
 class NodeRunner:
-    """One node process speaking the runner protocol, with a time limit on every call."""
+    """One node process speaking the runner protocol (js/protocol.mjs), with a time limit
+    on every call: node_runner.mjs for TF.js, or another runner script."""
 
-    def __init__(self, what: str, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        what: str,
+        env: dict[str, str],
+        script: Path = RUNNER,
+        node_args: tuple[str, ...] = (),
+    ) -> None:
         self.what = what
         binary = node_binary()
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the runner
         try:
             self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
-                [binary, str(RUNNER)],
+                [binary, *node_args, str(script)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._stderr,
@@ -244,7 +251,9 @@ class NodeRunner:
         self.kill()
 
 
-class TfjsNodeModel(LoadedModel):
+class NodeModel(LoadedModel):
+    """A model in a Node runner: predict, self-timed runs and memory over the protocol."""
+
     def __init__(
         self,
         manifest: Manifest,
@@ -299,7 +308,7 @@ class TfjsNodeModel(LoadedModel):
         self._runner.close()
 
 
-def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> TfjsNodeModel:
+def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> NodeModel:
     """Start a node runner and load `entry`; options: backend (wasm|cpu), timeout (s)."""
     backend = backend_option(options, BACKENDS, "tfjs-node")
     timeout = float(options.get("timeout") or CALL_TIMEOUT)
@@ -329,4 +338,4 @@ def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> TfjsNodeMo
             "start_ms": spawn_ms,  # process start + load, seen from Python
         },
     )
-    return TfjsNodeModel(manifest, entry, runner, info, timeout)
+    return NodeModel(manifest, entry, runner, info, timeout)

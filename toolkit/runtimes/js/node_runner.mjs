@@ -1,16 +1,7 @@
 // TF.js graph models in Node, driven by toolkit/runtimes/tfjs_node.py.
 //
 // One long-lived process per loaded model, so a measured latency is inference, not
-// process start. Protocol on stdin/stdout, one request at a time:
-//
-//   request:  one JSON line {"cmd": ..., ...[, "nbytes": N]} then N raw bytes
-//   response: one line "CNNX1 " + JSON {"ok": true|false, ...[, "nbytes": M]} then M bytes
-//
-// Tensors travel as raw little-endian float32 bytes with their "shape" in the header.
-// Anything TF.js itself prints goes to stderr (console.log is redirected), and the
-// reader on the Python side ignores stdout lines without the "CNNX1 " prefix.
-//
-// Commands:
+// process start. The protocol (framing, errors) is protocol.mjs's. Commands:
 //   load    {model: path/to/model.json, backend: "wasm"|"cpu"}
 //           -> {backend, init_ms, tfjs_version, inputs, outputs}
 //   predict {shape} + float32 -> {shape, infer_ms} + float32 probabilities
@@ -23,32 +14,19 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
+import { floatsOf, peakRss, quietConsole, serve } from "./protocol.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 // Repo-relative default: toolkit/runtimes/js -> web_demo/node_modules.
 const NODE_MODULES =
   process.env.CNNX_NODE_MODULES || path.resolve(HERE, "..", "..", "..", "web_demo", "node_modules");
-const PREFIX = "CNNX1 ";
 
-// Keep stdout for the protocol only.
-console.log = console.error;
-console.info = console.error;
-console.warn = console.error;
+quietConsole();
 
 const requireFrom = createRequire(path.join(NODE_MODULES, "cnnx-resolve.js"));
 let tf = null;
 let model = null;
 let inputName = null;
-let peakRss = 0;
-
-function send(header, payload) {
-  const body = payload ? Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength) : null;
-  const head = { ...header };
-  if (body) head.nbytes = body.length;
-  process.stdout.write(PREFIX + JSON.stringify(head) + "\n");
-  if (body) process.stdout.write(body);
-  peakRss = Math.max(peakRss, process.memoryUsage().rss);
-}
 
 // A Node Buffer may be a view into a larger pooled ArrayBuffer: copy exactly its bytes.
 function toArrayBuffer(buffer) {
@@ -82,15 +60,7 @@ function fileHandler(modelJsonPath) {
 }
 
 function inputTensor(header, payload) {
-  const shape = header.shape;
-  const count = shape.reduce((a, b) => a * b, 1);
-  if (payload.length !== count * 4) {
-    throw new Error(`payload has ${payload.length} bytes, shape ${JSON.stringify(shape)} needs ${count * 4}`);
-  }
-  // Copy into a fresh, 4-byte-aligned buffer before viewing it as float32.
-  const values = new Float32Array(count);
-  new Uint8Array(values.buffer).set(payload);
-  return tf.tensor(values, shape, "float32");
+  return tf.tensor(floatsOf(header, payload), header.shape, "float32");
 }
 
 function firstTensor(out) {
@@ -162,10 +132,9 @@ async function time(header, payload) {
 
 function memory() {
   const usage = process.memoryUsage();
-  peakRss = Math.max(peakRss, usage.rss);
   return {
     rss: usage.rss,
-    peak_rss: peakRss,
+    peak_rss: peakRss(),
     heap_used: usage.heapUsed,
     external: usage.external,
     array_buffers: usage.arrayBuffers,
@@ -183,54 +152,9 @@ async function handle(header, payload) {
       return [await time(header, payload), null];
     case "memory":
       return [memory(), null];
-    case "close":
-      return [{}, null];
     default:
       throw new Error(`unknown command ${JSON.stringify(header.cmd)}`);
   }
 }
 
-// Requests are framed: a JSON line, then exactly header.nbytes bytes.
-let pending = Buffer.alloc(0);
-let busy = false;
-
-function nextRequest() {
-  const newline = pending.indexOf(10);
-  if (newline < 0) return null;
-  const header = JSON.parse(pending.subarray(0, newline).toString("utf8"));
-  const size = header.nbytes || 0;
-  if (pending.length < newline + 1 + size) return null;
-  const payload = Buffer.from(pending.subarray(newline + 1, newline + 1 + size));
-  pending = pending.subarray(newline + 1 + size);
-  return [header, payload];
-}
-
-async function drain() {
-  if (busy) return;
-  busy = true;
-  for (;;) {
-    let request;
-    try {
-      request = nextRequest();
-    } catch (error) {
-      send({ ok: false, error: `bad request: ${error.message}` });
-      process.exit(2);
-    }
-    if (!request) break;
-    const [header, payload] = request;
-    try {
-      const [result, data] = await handle(header, payload);
-      send({ ok: true, ...result }, data);
-    } catch (error) {
-      send({ ok: false, error: String((error && error.message) || error) });
-    }
-    if (header.cmd === "close") process.exit(0);
-  }
-  busy = false;
-}
-
-process.stdin.on("data", (chunk) => {
-  pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
-  drain();
-});
-process.stdin.on("end", () => process.exit(0));
+serve(handle);

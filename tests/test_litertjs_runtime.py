@@ -1,0 +1,246 @@
+"""The `litertjs` (headless Chromium) and `litertjs-node` runtimes against LiteRT and the
+SavedModel, on the session's real .tflite exports.
+
+Every backend must give LiteRT's answers on the same preprocessed batch: float32 within
+1e-4 of the SavedModel, int8 bit for bit equal to LiteRT's int8 (the quantization is
+read from the .tflite by web_demo/tflite.js, checked here against the interpreter's).
+Each row says its engine, backend, threads, build and isolation; a Chromium without a
+WebGPU adapter gives a skipped load with the reason, never a row on another backend.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from toolkit.errors import ArtifactError, UsageError
+from toolkit.manifest import Manifest, load_manifest
+from toolkit.runtimes import RUNTIMES, RuntimeSkipped, chromium, litertjs, litertjs_node, load
+from toolkit.runtimes import browser as browser_runtime
+
+WEB_DEMO = Path(__file__).resolve().parents[1] / "web_demo"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def close_chromium_after_module() -> Iterator[None]:
+    yield
+    browser_runtime.shutdown()
+
+
+@pytest.fixture(scope="module")
+def manifest(artifacts: Path) -> Manifest:
+    return load_manifest(artifacts)
+
+
+@pytest.fixture(scope="module")
+def batch(manifest: Manifest) -> np.ndarray:
+    folder = manifest.root / "samples"
+    files = sorted(folder.glob("*.png"))
+    pixels = np.stack([np.asarray(Image.open(f)) for f in files])
+    return manifest.input.apply(pixels.reshape(len(files), *manifest.input.shape))
+
+
+@pytest.fixture(scope="module")
+def expected(manifest: Manifest, batch: np.ndarray) -> dict[str, np.ndarray]:
+    out = {}
+    with load("tf", manifest, manifest.artifact("savedmodel")) as model:
+        out["savedmodel"] = model.predict(batch)
+    for artifact in ("tflite_float32", "tflite_int8"):
+        with load("litert", manifest, manifest.artifact(artifact)) as model:
+            out[artifact] = model.predict(batch)
+    return out
+
+
+def check_outputs(artifact: str, probs: np.ndarray, expected: dict[str, np.ndarray]) -> None:
+    assert probs.dtype == np.float32 and probs.shape == expected[artifact].shape
+    assert (probs.argmax(1) == expected[artifact].argmax(1)).all()
+    if artifact == "tflite_int8":
+        assert np.array_equal(probs, expected[artifact])
+    else:
+        assert np.abs(probs - expected["savedmodel"]).max() < 1e-4
+
+
+def test_the_registry_names_both_runtimes() -> None:
+    assert RUNTIMES["litertjs"].supported_variants == litertjs.BACKENDS
+    assert RUNTIMES["litertjs-node"].supported_variants == litertjs_node.BACKENDS
+    assert RUNTIMES["litertjs"].formats == RUNTIMES["litertjs-node"].formats == ("tflite",)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["wasm", "wasm-threaded", "webgpu"])
+@pytest.mark.parametrize("artifact", ["tflite_float32", "tflite_int8"])
+def test_each_backend_gives_litert_answers_in_chromium(
+    manifest: Manifest,
+    batch: np.ndarray,
+    expected: dict[str, np.ndarray],
+    artifact: str,
+    backend: str,
+) -> None:
+    try:
+        model = load("litertjs", manifest, manifest.artifact(artifact), backend=backend)
+    except RuntimeSkipped as skipped:  # no WebGPU adapter in this Chromium
+        pytest.skip(skipped.one_line())
+    with model:
+        check_outputs(artifact, model.predict(batch), expected)
+        info = model.info
+        details = info.details
+        assert (info.runtime, info.backend, details["engine"]) == ("litertjs", backend, "LiteRT.js")
+        assert details["cross_origin_isolated"] is True and details["engine_version"] == "2.5.3"
+        build = {
+            "wasm": "litert_wasm_internal",
+            "wasm-threaded": "litert_wasm_threaded_internal",
+            "webgpu": "litert_wasm_jspi_internal",
+        }[backend]
+        assert details["wasm_build"] == build
+        if backend == "webgpu":
+            assert details["webgpu_adapter"] and info.threads is None
+            assert info.device == ("swiftshader" if details["webgpu_adapter_software"] else "gpu")
+            assert info.label.startswith("litertjs/webgpu@")
+        else:
+            assert info.threads == (1 if backend == "wasm" else details["wasm_threads"]) >= 1
+            assert info.label == f"litertjs/{backend} x{info.threads}"
+        times = model.self_timed(batch[:1], 20)
+        assert times is not None and len(times) == 20 and all(t > 0 for t in times)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_float16_and_dynamic_run_and_bad_requests_are_refused(
+    manifest: Manifest, batch: np.ndarray, expected: dict[str, np.ndarray]
+) -> None:
+    for artifact, limit in (("tflite_float16", 5e-3), ("tflite_dynamic", 5e-2)):
+        with load("litertjs", manifest, manifest.artifact(artifact), backend="wasm") as model:
+            assert np.abs(model.predict(batch) - expected["savedmodel"]).max() < limit
+    with pytest.raises(UsageError, match="no backend 'webgl'"):
+        load("litertjs", manifest, manifest.artifact("tflite_float32"), backend="webgl")
+    with pytest.raises(ArtifactError, match=r"cannot run artifact 'tfjs_float32'"):
+        load("litertjs", manifest, manifest.artifact("tfjs_float32"))
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_no_webgpu_adapter_is_a_skipped_load(
+    manifest: Manifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without --enable-unsafe-webgpu, Chromium here offers no adapter at all.
+    browser_runtime.shutdown()
+    flags = tuple(f for f in chromium.CHROMIUM_FLAGS if f != "--enable-unsafe-webgpu")
+    monkeypatch.setattr(chromium, "CHROMIUM_FLAGS", flags)
+    for runtime, artifact in (("litertjs", "tflite_float32"), ("browser", "tfjs_float32")):
+        with pytest.raises(RuntimeSkipped, match="webgpu unavailable \\(no WebGPU adapter") as why:
+            load(runtime, manifest, manifest.artifact(artifact), backend="webgpu")
+        assert why.value.exit_code == 8 and "--enable-unsafe-webgpu" in why.value.one_line()
+    browser_runtime.shutdown()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_cnnx_bench_and_verify_name_engine_backend_threads_and_isolation(
+    artifacts: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from toolkit.cli import app
+
+    common = ["--runtimes", "litertjs", "--artifacts", "tflite_int8", "--limit", "8"]
+    result = CliRunner().invoke(
+        app,
+        [
+            *["bench", str(artifacts), *common, "--backends", "wasm,wasm-threaded"],
+            *["--runs", "20", "--warmup", "2", "--no-plots", "--out", str(tmp_path / "r")],
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "litertjs/wasm x1" in result.output and "litertjs/wasm-threaded x" in result.output
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    rows = {row["label"].split(" ")[0]: row for row in report["rows"]}
+    for backend in ("wasm", "wasm-threaded"):
+        row = rows[f"litertjs/{backend}"]
+        info = row["runtime_info"]
+        assert (row["status"], info["backend"], info["details"]["engine"]) == (
+            "ok",
+            backend,
+            "LiteRT.js",
+        )
+        assert info["threads"] >= 1 and info["details"]["cross_origin_isolated"] is True
+        assert row["latency"]["p50"] > 0 and row["metrics"]["agreement"] >= 0.98
+    verify = CliRunner().invoke(app, ["verify", str(artifacts), *common, "--backends", "wasm"])
+    assert verify.exit_code == 0, verify.output
+    assert "litertjs/wasm" in verify.output
+
+
+@pytest.mark.node
+@pytest.mark.parametrize("backend", ["wasm", "wasm-threaded"])
+def test_the_same_wasm_runs_in_node(
+    manifest: Manifest, batch: np.ndarray, expected: dict[str, np.ndarray], backend: str
+) -> None:
+    for artifact in ("tflite_float32", "tflite_int8"):
+        with load("litertjs-node", manifest, manifest.artifact(artifact), backend=backend) as model:
+            check_outputs(artifact, model.predict(batch), expected)
+            info = model.info
+            assert (info.runtime, info.backend) == ("litertjs-node", backend)
+            assert info.details["wasm_build"] == (
+                "litert_wasm_internal" if backend == "wasm" else "litert_wasm_threaded_internal"
+            )
+            assert info.threads == 1 if backend == "wasm" else info.threads >= 1
+            times = model.self_timed(batch[:1], 20)
+            assert times is not None and len(times) == 20
+            memory = model.memory()
+            assert memory is not None and memory.bytes > 10_000_000
+
+
+@pytest.mark.node
+def test_node_refuses_what_it_cannot_run(manifest: Manifest) -> None:
+    with pytest.raises(UsageError, match="no backend 'webgpu'"):
+        load("litertjs-node", manifest, manifest.artifact("tflite_float32"), backend="webgpu")
+    with pytest.raises(ArtifactError, match=r"cannot run artifact 'tfjs_float32'"):
+        load("litertjs-node", manifest, manifest.artifact("tfjs_float32"))
+
+
+@pytest.mark.node
+def test_the_page_reads_quantization_from_the_tflite_file(manifest: Manifest) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    script = (
+        "import {ioTensors} from './tflite.js'; import {readFileSync} from 'node:fs';"
+        "console.log(JSON.stringify(ioTensors(new Uint8Array(readFileSync(process.argv[1])))));"
+    )
+    for artifact in ("tflite_int8", "tflite_float32"):
+        path = manifest.artifact_path(manifest.artifact(artifact))
+        out = subprocess.run(
+            ["node", "--input-type=module", "-e", script, str(path)],
+            cwd=WEB_DEMO,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        io = json.loads(out.stdout)
+        interpreter = Interpreter(model_path=str(path))
+        for side, details in (
+            ("inputs", interpreter.get_input_details()),
+            ("outputs", interpreter.get_output_details()),
+        ):
+            (ours,) = io[side]
+            (theirs,) = details
+            assert ours["name"] == theirs["name"]
+            assert ours["dtype"] == np.dtype(theirs["dtype"]).name
+            assert ours["shape"] == [int(d) for d in theirs["shape"]]
+            scale, zero_point = theirs["quantization"]
+            assert np.float32(ours["scale"]) == np.float32(scale)
+            assert ours["zeroPoint"] == zero_point
+    bad = subprocess.run(
+        ["node", "--input-type=module", "-e", script, str(manifest.path)],
+        cwd=WEB_DEMO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode != 0 and "not a TFLite flatbuffer" in bad.stderr

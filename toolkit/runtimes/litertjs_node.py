@@ -1,0 +1,82 @@
+"""LiteRT.js's wasm builds in Node: the `litertjs-node` runtime.
+
+The page's LiteRT.js engine (web_demo/engine_litertjs.js) with the same
+`@litertjs/core` wasm builds, outside the browser: one long-lived
+`node js/litertjs_runner.mjs` process per model, the TF.js Node runner's protocol and
+time limits (tfjs_node.py's NodeRunner). What it takes to run there:
+
+- the glue of each build is plain CommonJS in a package marked "type": "module", so the
+  runner evaluates it as CommonJS (js/litertjs_glue.cjs), in the pthreads too;
+- Node 20's V8 has relaxed SIMD behind `--experimental-wasm-relaxed-simd`, which the
+  runner is started with: it runs the builds the browser runs (without it LiteRT.js
+  would fall back to its compat build, and the threaded build refuses to load);
+- the threaded build sizes its pthread pool from navigator.hardwareConcurrency, which
+  Node 20 lacks: the runner gives it the machine's parallelism.
+
+Backends: `wasm` (one thread) and `wasm-threaded`. No WebGPU in Node.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from toolkit.errors import ArtifactError
+from toolkit.manifest import ArtifactEntry, Manifest
+from toolkit.runtimes import RuntimeInfo
+from toolkit.runtimes.tfjs_node import (
+    CALL_TIMEOUT,
+    LOAD_TIMEOUT,
+    NodeModel,
+    NodeRunner,
+    node_modules,
+)
+from toolkit.runtimes.tfjs_shared import backend_option, npm_version
+
+RUNNER = Path(__file__).resolve().parent / "js" / "litertjs_runner.mjs"
+NODE_ARGS = ("--experimental-wasm-relaxed-simd",)
+BACKENDS = ("wasm", "wasm-threaded")
+PACKAGE = "@litertjs/core"
+
+
+def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> NodeModel:
+    """Start a runner and load a .tflite `entry`; options: backend, threads, timeout (s)."""
+    backend = backend_option(options, BACKENDS, "litertjs-node")
+    if entry.format != "tflite":
+        raise ArtifactError(f"litertjs-node runs tflite artifacts, not {entry.format!r}")
+    timeout = float(options.get("timeout") or CALL_TIMEOUT)
+    path = manifest.artifact_path(entry, check=bool(options.get("check", True)))
+    modules = node_modules(PACKAGE)
+    env = dict(os.environ, CNNX_NODE_MODULES=str(modules))
+    start = time.perf_counter()
+    runner = NodeRunner(f"{entry.id} on litertjs-node/{backend}", env, RUNNER, NODE_ARGS)
+    request: dict[str, Any] = {"cmd": "load", "model": str(path), "backend": backend}
+    if options.get("threads") and backend == "wasm-threaded":
+        request["threads"] = int(options["threads"])
+    try:
+        response, _ = runner.call(
+            request, timeout=timeout if options.get("timeout") else max(timeout, LOAD_TIMEOUT)
+        )
+    except BaseException:
+        runner.kill()
+        raise
+    features = response.get("features") or {}
+    info = RuntimeInfo(
+        runtime="litertjs-node",
+        backend=backend,
+        threads=int(features.get("threadCount") or 1),
+        init_ms=float(response.get("init_ms", (time.perf_counter() - start) * 1e3)),
+        max_batch=1,  # rows are looped: the .tflite has a static batch of 1
+        details={
+            "engine": "LiteRT.js",
+            "engine_version": npm_version(modules, PACKAGE),
+            "node_pid": runner.pid,
+            "wasm_build": features.get("build"),
+            "wasm_relaxed_simd": features.get("relaxedSimd"),
+            "fully_delegated": features.get("fullyDelegated"),
+            "start_ms": (time.perf_counter() - start) * 1e3,
+        },
+    )
+    return NodeModel(manifest, entry, runner, info, timeout)
