@@ -7,6 +7,7 @@ is atomic and never merges into an existing folder.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import shutil
@@ -19,11 +20,11 @@ from typing import Any
 import pytest
 from test_web_support import PageLog, launch_chromium, tiny_artifacts_dir
 
-from toolkit.errors import ArtifactError, PathError
+from toolkit.errors import ArtifactError, PathError, UsageError
 from toolkit.manifest import load_manifest, sha256_file
 from toolkit.packaging import web as web_packaging
 from toolkit.packaging.web import package_web
-from toolkit.serve import VENDOR_SOURCES
+from toolkit.serve import ENGINE_VENDOR
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def test_bundle_holds_the_page_tfjs_and_samples_only(bundle: Path, source: Path)
     for name in ("index.html", "app.js", "style.css", "README.md", "_headers", "bundle.json"):
         assert (bundle / name).is_file(), name
     vendor = sorted(p.name for p in (bundle / "vendor").iterdir())
-    assert vendor == sorted(VENDOR_SOURCES)
+    assert vendor == sorted(ENGINE_VENDOR["tfjs"])  # TF.js alone by default: no LiteRT.js
     manifest = load_manifest(bundle / "artifacts")
     assert sorted(manifest.artifacts) == ["tfjs_float32"]  # no SavedModel, no TFLite
     for entry in manifest.artifacts.values():
@@ -124,21 +125,29 @@ def test_a_folder_without_tfjs_is_refused(source: Path, tmp_path: Path) -> None:
     assert "cnnx export --to tfjs" in error.value.one_line()
 
 
-@pytest.fixture
-def static_host(bundle: Path) -> Iterator[str]:
-    """The bundle on Python's plain static server: no cnnx code, no special headers."""
+@contextlib.contextmanager
+def plain_static_host(folder: Path) -> Iterator[str]:
+    """`folder` on Python's plain static server: no cnnx code, no special headers."""
 
     class Quiet(SimpleHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    handler = functools.partial(Quiet, directory=str(bundle))
+    handler = functools.partial(Quiet, directory=str(folder))
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def static_host(bundle: Path) -> Iterator[str]:
+    with plain_static_host(bundle) as url:
+        yield url
 
 
 @pytest.mark.browser
@@ -161,3 +170,73 @@ def test_the_bundle_runs_from_a_plain_static_host(static_host: str, source: Path
             assert log.errors == []
         finally:
             browser.close()
+
+
+def test_the_engine_picks_what_ships(source: Path, tmp_path: Path) -> None:
+    lite = package_web(source, tmp_path / "lite", engine="litertjs")
+    vendor = sorted(p.relative_to(lite / "vendor").as_posix() for p in lite.rglob("vendor/**/*"))
+    assert [v for v in vendor if "." in v] == sorted(ENGINE_VENDOR["litertjs"])  # no TF.js
+    manifest = load_manifest(lite / "artifacts")
+    assert sorted(manifest.artifacts) == ["tflite_float32"]
+    manifest.check_files(manifest.artifact("tflite_float32"))
+    assert not (lite / "artifacts" / "tfjs").exists()
+    assert json.loads((lite / "bundle.json").read_text())["engines"] == ["litertjs"]
+    assert "with LiteRT.js (tflite_float32)" in (lite / "README.md").read_text()
+
+    both = package_web(source, tmp_path / "both", engine="both")
+    assert sorted(load_manifest(both / "artifacts").artifacts) == ["tfjs_float32", "tflite_float32"]
+    assert json.loads((both / "bundle.json").read_text())["engines"] == ["tfjs", "litertjs"]
+
+    with pytest.raises(UsageError, match="unknown web engine 'onnx'"):
+        package_web(source, tmp_path / "x", engine="onnx")
+    copy = tmp_path / "artifacts"
+    shutil.copytree(source, copy)
+    manifest = load_manifest(copy)
+    del manifest.artifacts["tflite_float32"]
+    manifest.save()
+    with pytest.raises(ArtifactError, match=r"no TFLite artifact for LiteRT\.js") as error:
+        package_web(copy, tmp_path / "y", engine="both")
+    assert "cnnx export --to tflite" in error.value.one_line()
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+@pytest.mark.browser
+def test_both_engines_run_from_a_plain_static_host(source: Path, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    bundle = package_web(source, tmp_path / "web", engine="both")
+    with plain_static_host(bundle) as url, sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            page = browser.new_page()
+            log = PageLog(page)
+            # No COOP/COEP here: the threaded build cannot start, and the page says so.
+            page.goto(url + "?model=tflite_float32&backend=wasm-threaded")
+            info = page.evaluate("window.cnnx.ready")
+            assert (info["engine"], info["backend"]) == ("litertjs", "wasm")
+            assert info["crossOriginIsolated"] is False
+            assert info["backendNote"].startswith(
+                "wasm-threaded unavailable (the page is not cross-origin isolated"
+            )
+            assert page.evaluate("window.cnnx.classifySample(0)")["top"][0]["probability"] > 0.5
+            info = page.evaluate("window.cnnx.setEngine('tfjs')")
+            assert (info["artifact"], info["backend"]) == ("tfjs_float32", "wasm")
+            info = page.evaluate("window.cnnx.setEngine('litertjs')")  # its default here
+            assert (info["backend"], info["backendNote"]) == ("wasm", "")
+            badge = page.locator("#backend-status").inner_text()
+            assert badge == "LiteRT.js · wasm · relaxed SIMD · 1 thread · not isolated"
+            assert log.errors == []
+        finally:
+            browser.close()
+
+
+def test_engine_is_for_the_web_bundle_only(source: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from toolkit.cli import app
+
+    args = ["package", "--target", "rpi", str(source), "--out", str(tmp_path / "rpi")]
+    result = CliRunner().invoke(app, [*args, "--engine", "litertjs"])
+    assert result.exit_code == 2
+    assert "--engine applies to --target web, not rpi" in result.stderr
+    assert not (tmp_path / "rpi").exists()

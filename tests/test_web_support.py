@@ -64,7 +64,15 @@ def build_tiny_artifacts(root: Path, samples: int = 12) -> Path:
     saved = root / "saved_model"
     model.export(str(saved), verbose=False)
     convert_tf_saved_model(str(saved), str(root / "tfjs" / "float32"))
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    # A static batch of 1, as cnnx export writes edge models (LiteRT.js needs it too).
+    loaded = tf.saved_model.load(str(saved))
+    serve = loaded.signatures["serving_default"]
+    batch_of_one = tf.function(
+        lambda image: serve(image=image), input_signature=[tf.TensorSpec([1, SIZE, SIZE, 3])]
+    )
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [batch_of_one.get_concrete_function()], loaded
+    )
     (root / "tflite").mkdir(exist_ok=True)
     (root / "tflite" / "model_float32.tflite").write_bytes(converter.convert())
 

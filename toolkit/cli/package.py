@@ -4,7 +4,8 @@ rpi: int8 (uint8 input) + float32 models, classify.py, requirements, setup.sh, t
 
 android: float32 + int8 models with TFLite metadata (normalization, labels), Kotlin snippets.
 
-web: the static TF.js page. Bundles read only manifest.json and check every sha256.
+web: the static page on TF.js, LiteRT.js or both (--engine). Bundles read only
+manifest.json and check every sha256.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ class Target(StrEnum):
     web = "web"
 
 
+class Engine(StrEnum):
+    tfjs = "tfjs"
+    litertjs = "litertjs"
+    both = "both"
+
+
 @handles_errors
 def command(
     target: Annotated[Target, typer.Option("--target", "-t", help="Which bundle to build.")],
@@ -43,13 +50,28 @@ def command(
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing bundle (never merged).")
     ] = False,
+    engine: Annotated[
+        Engine | None,
+        typer.Option(
+            "--engine",
+            help="web only: the page's engine and artifacts: tfjs (TF.js models, the "
+            "default), litertjs (the .tflite files on LiteRT.js) or both.",
+        ),
+    ] = None,
 ) -> None:
     """Package an artifacts folder for android, rpi (Raspberry Pi) or web."""
     from toolkit.locate import artifacts_dir as locate_artifacts
     from toolkit.packaging import package
 
     source = locate_artifacts(artifacts_dir)
-    folder = package(target.value, source, out, force=force, make_zip=make_zip)
+    folder = package(
+        target.value,
+        source,
+        out,
+        force=force,
+        make_zip=make_zip,
+        engine=engine.value if engine else None,
+    )
     console.print(f"[bold]{target.value}[/] bundle: {folder}", highlight=False, soft_wrap=True)
     zip_path = folder.with_suffix(".zip")
     if make_zip and zip_path.is_file():

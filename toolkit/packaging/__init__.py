@@ -21,13 +21,17 @@ def package(
     *,
     force: bool = False,
     make_zip: bool = True,
+    engine: str | None = None,
 ) -> Path:
     """Build the `target` bundle from artifacts_dir into out (default ./bundles/TARGET).
 
     Returns the bundle folder; with make_zip a zip of it sits beside it (TARGET.zip).
+    `engine` (web only): tfjs (the default), litertjs or both.
     """
     if target not in TARGETS:
         raise UsageError(f"unknown bundle target {target!r}", f"choose one of {', '.join(TARGETS)}")
+    if engine is not None and target != "web":
+        raise UsageError(f"--engine applies to --target web, not {target}")
     artifacts_dir = Path(artifacts_dir)
     out = Path(out) if out is not None else Path.cwd() / "bundles" / target
     if target == "rpi":
@@ -38,10 +42,12 @@ def package(
         from toolkit.packaging.android import package_android
 
         return package_android(artifacts_dir, out, force=force, make_zip=make_zip)
-    return _package_web(artifacts_dir, out, force=force, make_zip=make_zip)
+    return _package_web(artifacts_dir, out, force=force, make_zip=make_zip, engine=engine or "tfjs")
 
 
-def _package_web(artifacts_dir: Path, out: Path, *, force: bool, make_zip: bool) -> Path:
+def _package_web(
+    artifacts_dir: Path, out: Path, *, force: bool, make_zip: bool, engine: str
+) -> Path:
     """The web bundle is toolkit/packaging/web.py's `package_web(artifacts_dir, out_dir)`."""
     try:
         web = importlib.import_module("toolkit.packaging.web")
@@ -58,7 +64,7 @@ def _package_web(artifacts_dir: Path, out: Path, *, force: bool, make_zip: bool)
             f"{zip_path} already exists; bundles are never merged into",
             "remove it, choose another --out, or pass --force to replace it",
         )
-    result = Path(web.package_web(artifacts_dir, out, force=force))
+    result = Path(web.package_web(artifacts_dir, out, force=force, engine=engine))
     if make_zip:
         from toolkit.packaging.zipping import zip_folder
 

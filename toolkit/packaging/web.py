@@ -1,11 +1,15 @@
-"""The web bundle: the demo page, its TF.js models and samples as one static folder.
+"""The web bundle: the demo page, its engines, models and samples as one static folder.
 
-    OUT/index.html, app.js, style.css      the page (relative URLs only)
-    OUT/vendor/                            tf.min.js, tf-backend-wasm.min.js, *.wasm
-    OUT/artifacts/manifest.json            a manifest of the TF.js artifacts only
-    OUT/artifacts/tfjs/...                 model.json + weight shards, hash-checked
+    OUT/index.html, app.js, ...            the page (relative URLs only)
+    OUT/vendor/                            TF.js: tf.min.js, backends, *.wasm
+    OUT/vendor/litertjs/                   LiteRT.js: index.js and its wasm builds
+    OUT/artifacts/manifest.json            a manifest of the engines' artifacts only
+    OUT/artifacts/tfjs/..., tflite/...     the models (TF.js, .tflite), hash-checked
     OUT/artifacts/samples/                 the labelled test images, if recorded
     OUT/bundle.json, README.md, _headers   what it is, how to host it
+
+`engine` picks what ships: `tfjs` (the TF.js artifacts, about 3 MB of engine),
+`litertjs` (the .tflite artifacts, about 38 MB: LiteRT.js's four wasm builds) or `both`.
 
 It has the layout `cnnx serve` serves, so the page runs from any static host (or
 `cnnx serve OUT/artifacts`). Built in a staged folder and renamed into place: an
@@ -22,10 +26,12 @@ from typing import Any
 
 from toolkit import __version__
 from toolkit.atomic import staged_dir, write_json_atomic, write_text_atomic
-from toolkit.errors import ArtifactError, DataError
+from toolkit.errors import ArtifactError, DataError, UsageError
 from toolkit.manifest import Manifest, describe_files, load_manifest, now_iso, sha256_file
 from toolkit.serve import (
     ARTIFACTS_PREFIX,
+    ENGINE_FORMATS,
+    ENGINE_NAMES,
     PAGE_FILES,
     SAMPLES_DIR,
     SECURITY_HEADERS,
@@ -35,10 +41,13 @@ from toolkit.serve import (
 )
 
 BUNDLE_SCHEMA = "cnnx.bundle/1"
+WEB_ENGINES = {"tfjs": ("tfjs",), "litertjs": ("litertjs",), "both": ("tfjs", "litertjs")}
+EXPORT_FOR = {"tfjs": "cnnx export --to tfjs", "litertjs": "cnnx export --to tflite"}
+BACKENDS_FOR = {"tfjs": "wasm|webgl|cpu|webgpu", "litertjs": "wasm|wasm-threaded|webgpu"}
 
 README = """# cnnx web bundle
 
-A static page that classifies images in the browser with TF.js ({artifacts}).
+A static page that classifies images in the browser with {engines} ({artifacts}).
 Everything it loads is in this folder (no CDN); every URL is relative.
 
 Host it with any static file server, for example:
@@ -48,30 +57,34 @@ Host it with any static file server, for example:
 then open http://127.0.0.1:8000/. Opening index.html from disk (file://) does not
 work: browsers refuse fetch() of local files.
 
-The wasm backend uses threads only when the page is cross-origin isolated; the
+The wasm backends use threads only when the page is cross-origin isolated; the
 `_headers` file sets the two headers that need (Cross-Origin-Opener-Policy and
 Cross-Origin-Embedder-Policy) on hosts that read it (Netlify, Cloudflare Pages).
 Elsewhere the page still works, single-threaded and with coarser timers.
 
-URL parameters: `?model=ID` ({artifacts}) and `?backend=wasm|webgl|cpu`.
-`bundle.json` records the source manifest and the sha256 of every file.
+URL parameters: `?model=ID` ({artifacts}), `?engine={engine_ids}` and `?backend=`
+{backends}. `bundle.json` records the source manifest and the sha256 of every file.
 """
 
 
-def _tfjs_manifest(manifest: Manifest, root: Path) -> Manifest:
-    """The source manifest reduced to its TF.js artifacts, rooted at the bundle."""
-    tfjs = {k: e for k, e in manifest.artifacts.items() if e.format == "tfjs"}
-    if not tfjs:
-        raise ArtifactError(
-            f"{manifest.path} has no TF.js artifact (it has: "
-            f"{', '.join(sorted(manifest.artifacts)) or 'none'})",
-            f"make one with: cnnx export --to tfjs --out {manifest.root}",
-        )
+def _web_manifest(manifest: Manifest, root: Path, engines: tuple[str, ...]) -> Manifest:
+    """The source manifest reduced to the engines' artifacts, rooted at the bundle."""
+    kept = {}
+    for engine in engines:
+        found = {k: e for k, e in manifest.artifacts.items() if e.format == ENGINE_FORMATS[engine]}
+        if not found:
+            kind = "TF.js" if engine == "tfjs" else "TFLite"
+            raise ArtifactError(
+                f"{manifest.path} has no {kind} artifact for {ENGINE_NAMES[engine]} (it has: "
+                f"{', '.join(sorted(manifest.artifacts)) or 'none'})",
+                f"make one with: {EXPORT_FOR[engine]} --out {manifest.root}",
+            )
+        kept.update(found)
     return Manifest(
         root=root,
         input=manifest.input,
         labels=list(manifest.labels),
-        artifacts=tfjs,
+        artifacts=kept,
         source=dict(manifest.source),
         eval_data=manifest.eval_data,
         versions=dict(manifest.versions),
@@ -109,18 +122,24 @@ def _copy(source: Path, target: Path) -> None:
     shutil.copyfile(source, target)
 
 
-def package_web(artifacts_dir: Path, out_dir: Path, *, force: bool = False) -> Path:
-    """Write the web bundle for ARTIFACTS_DIR's TF.js artifacts to OUT_DIR; return OUT_DIR.
+def package_web(
+    artifacts_dir: Path, out_dir: Path, *, force: bool = False, engine: str = "tfjs"
+) -> Path:
+    """Write the web bundle of ARTIFACTS_DIR for `engine` (tfjs, litertjs or both) to
+    OUT_DIR; return OUT_DIR.
 
     Raises PathError if OUT_DIR exists (unless force, which replaces it whole),
-    ArtifactError if there is no TF.js artifact or a file does not match its sha256,
-    RuntimeUnavailable if TF.js is not installed in web_demo/node_modules.
+    ArtifactError if an engine has no artifact or a file does not match its sha256,
+    RuntimeUnavailable if the engine is not installed in web_demo/node_modules.
     """
+    if engine not in WEB_ENGINES:
+        raise UsageError(f"unknown web engine {engine!r}", f"choose {', '.join(WEB_ENGINES)}")
+    engines = WEB_ENGINES[engine]
     manifest = load_manifest(Path(artifacts_dir))
     out_dir = Path(out_dir)
     page_dir = web_demo_dir()
-    vendor = vendor_files(page_dir)
-    subset = _tfjs_manifest(manifest, out_dir / ARTIFACTS_PREFIX)
+    vendor = vendor_files(page_dir, engines)
+    subset = _web_manifest(manifest, out_dir / ARTIFACTS_PREFIX, engines)
     for entry in subset.artifacts.values():
         manifest.check_files(entry)  # never ship a model that changed after export
     samples = _sample_files(manifest)
@@ -138,8 +157,13 @@ def package_web(artifacts_dir: Path, out_dir: Path, *, force: bool = False) -> P
             _copy(manifest.root / relative, artifacts / relative)
         dataclasses.replace(subset, root=artifacts).save()
 
-        ids = ", ".join(sorted(subset.artifacts))
-        write_text_atomic(tmp / "README.md", README.format(artifacts=ids))
+        readme = README.format(
+            engines=" and ".join(ENGINE_NAMES[e] for e in engines),
+            artifacts=", ".join(sorted(subset.artifacts)),
+            engine_ids="|".join(engines),
+            backends=" or ".join(f"`{BACKENDS_FOR[e]}` ({ENGINE_NAMES[e]})" for e in engines),
+        )
+        write_text_atomic(tmp / "README.md", readme)
         headers = "".join(f"  {k}: {v}\n" for k, v in SECURITY_HEADERS.items())
         write_text_atomic(tmp / "_headers", f"/*\n{headers}")
         record: dict[str, Any] = {
@@ -151,6 +175,7 @@ def package_web(artifacts_dir: Path, out_dir: Path, *, force: bool = False) -> P
                 "path": str(manifest.path.resolve()),
                 "sha256": sha256_file(manifest.path),
             },
+            "engines": list(engines),
             "artifacts": sorted(subset.artifacts),
             "samples": max(0, len(samples) - 1),
             "files": describe_files(tmp, "."),
