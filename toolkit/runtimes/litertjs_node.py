@@ -8,8 +8,9 @@ time limits (tfjs_node.py's NodeRunner). What it takes to run there:
 - the glue of each build is plain CommonJS in a package marked "type": "module", so the
   runner evaluates it as CommonJS (js/litertjs_glue.cjs), in the pthreads too;
 - Node 20's V8 has relaxed SIMD behind `--experimental-wasm-relaxed-simd`, which the
-  runner is started with: it runs the builds the browser runs (without it LiteRT.js
-  would fall back to its compat build, and the threaded build refuses to load);
+  runner is started with where node takes it: it runs the builds the browser runs
+  (without it LiteRT.js would fall back to its compat build, and the threaded build
+  refuses to load; a node whose V8 ships relaxed SIMD may no longer know the flag);
 - the threaded build sizes its pthread pool from navigator.hardwareConcurrency, which
   Node 20 lacks: the runner gives it the machine's parallelism.
 
@@ -18,7 +19,9 @@ Backends: `wasm` (one thread) and `wasm-threaded`. No WebGPU in Node.
 
 from __future__ import annotations
 
+import functools
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -31,14 +34,27 @@ from toolkit.runtimes.tfjs_node import (
     LOAD_TIMEOUT,
     NodeModel,
     NodeRunner,
+    node_binary,
     node_modules,
 )
 from toolkit.runtimes.tfjs_shared import backend_option, npm_version
 
 RUNNER = Path(__file__).resolve().parent / "js" / "litertjs_runner.mjs"
-NODE_ARGS = ("--experimental-wasm-relaxed-simd",)
+RELAXED_SIMD_FLAG = "--experimental-wasm-relaxed-simd"
 BACKENDS = ("wasm", "wasm-threaded")
 PACKAGE = "@litertjs/core"
+
+
+@functools.cache
+def node_args(binary: str) -> tuple[str, ...]:
+    """The relaxed-SIMD flag where this node accepts it (an unknown flag stops node)."""
+    try:
+        probe = subprocess.run(
+            [binary, RELAXED_SIMD_FLAG, "-e", "0"], capture_output=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    return (RELAXED_SIMD_FLAG,) if probe.returncode == 0 else ()
 
 
 def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> NodeModel:
@@ -51,7 +67,8 @@ def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> NodeModel:
     modules = node_modules(PACKAGE)
     env = dict(os.environ, CNNX_NODE_MODULES=str(modules))
     start = time.perf_counter()
-    runner = NodeRunner(f"{entry.id} on litertjs-node/{backend}", env, RUNNER, NODE_ARGS)
+    what = f"{entry.id} on litertjs-node/{backend}"
+    runner = NodeRunner(what, env, RUNNER, node_args(node_binary()))
     request: dict[str, Any] = {"cmd": "load", "model": str(path), "backend": backend}
     if options.get("threads") and backend == "wasm-threaded":
         request["threads"] = int(options["threads"])
