@@ -217,12 +217,35 @@ def limits(rows: list[dict]) -> dict[str, Any]:
             "native_litert_x1_p50_ms": p50(runtime="litert", artifact=artifact, threads=1),
         }
     profile = next((r["profile"] for r in rows if "profile" in r), None)
-    if profile:
-        out["page_profile_tflite_float32_ms"] = {k: round(v, 4) for k, v in profile.items()}
-        out["page_overhead_over_native_ms"] = (
-            round(profile["total_ms"] - native, 4) if native is not None else None
-        )
+    if profile and native:
+        out["page_profile_tflite_float32_ms"] = {
+            k: (round(v, 4) if v is not None else None) for k, v in profile.items()
+        }
+        out["page_overhead_over_native_ms"] = round(profile["total_ms"] - native, 4)
+        # The C++ run alone against native invoke: what the wasm kernels cost by themselves.
+        if profile.get("compiled_run_ms"):
+            out["wasm_compute_over_native"] = round(profile["compiled_run_ms"] / native, 2)
+    # Wasm SIMD is 128 bits wide (relaxed SIMD adds fused multiply-add and the like);
+    # native XNNPACK picks the widest vectors the CPU has.
+    out["native_cpu_simd"] = cpu_simd()
+    out["wasm_simd_bits"] = 128
     return out
+
+
+def cpu_simd() -> str:
+    """The widest x86 vector extension this CPU reports (or the machine's name)."""
+    try:
+        flags = next(
+            line.split(":", 1)[1].split()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith(("flags", "Features"))
+        )
+    except (OSError, StopIteration):
+        return "unknown"
+    for flag, name in (("avx512f", "AVX-512 (512 bits)"), ("avx2", "AVX2 (256 bits)")):
+        if flag in flags:
+            return name
+    return "asimd (128 bits)" if "asimd" in flags else "SSE (128 bits)"
 
 
 def main() -> int:
