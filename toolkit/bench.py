@@ -39,6 +39,7 @@ from toolkit.errors import (
 from toolkit.evalset import EvalSet, load_eval_set
 from toolkit.manifest import ArtifactEntry, Manifest, load_manifest
 from toolkit.parity import Check, Metrics, check, compare
+from toolkit.remote.ssh import SshTarget
 from toolkit.runtimes import LoadedModel, RuntimeSkipped, load, runtimes_for
 from toolkit.tolerances import REFERENCE_ID, ToleranceOverrides, tolerance_for
 from toolkit.verify import (
@@ -111,6 +112,8 @@ class BenchConfig:
     out: Path | None = None  # default ARTIFACTS_DIR/report
     plots: bool = True
     timeout: float | None = None
+    remotes: tuple[SshTarget, ...] = ()  # devices benched over SSH (toolkit/remote/)
+    ssh_config: Path | None = None  # another ssh config file for them
     timer: Timer = time.perf_counter_ns
     command: str = ""
 
@@ -140,6 +143,7 @@ class BenchConfig:
             "batch": self.batch,
             "data": str(self.data) if self.data else None,
             "limit": self.limit,
+            "remotes": [target.url for target in self.remotes],
             "timer": getattr(self.timer, "__qualname__", str(self.timer)),
             "gates": self.gates.to_dict(),
         }
@@ -589,6 +593,11 @@ def run_bench(config: BenchConfig, manifest: Manifest | None = None) -> BenchRep
     entries = selected_entries(manifest, config.artifacts)
     if config.gates.baseline is not None:
         read_baseline(config.gates.baseline)  # a bad baseline fails before minutes of work
+    if config.remotes:
+        from toolkit.remote.rows import clients, remote_models
+
+        clients(config)  # a missing --ssh-config file or nothing to run there fails here too
+        remote_models(manifest, config.artifacts)
     evalset = load_eval_set(manifest, config.data, config.limit)
     reference, ref_model = reference_outputs(manifest, evalset)
     ref_model.close()
@@ -613,6 +622,10 @@ def run_bench(config: BenchConfig, manifest: Manifest | None = None) -> BenchRep
                         extra,
                     )
                 )
+    if config.remotes:
+        from toolkit.remote.rows import remote_rows
+
+        rows += remote_rows(manifest, evalset, reference, config)
     frozen = tuple(rows)
     return BenchReport(
         rows=frozen,

@@ -139,7 +139,7 @@ EXIT_CODES: dict[int, str] = {
     5: "data unusable: corrupt image, empty folder, single class, wrong size",
     6: "export failed (op without a kernel, converter error)",
     7: "manifest or artifact malformed, missing, or hash mismatch",
-    8: "runtime unavailable, crashed or timed out (node, chromium, qemu, GPU)",
+    8: "runtime unavailable, crashed or timed out (node, chromium, qemu, GPU, an SSH device)",
     9: "verification failed: an artifact drifted past its tolerance",
     10: "a bench gate was breached (size, latency, accuracy drop, baseline)",
     11: "machine resource: disk full, port in use",

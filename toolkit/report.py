@@ -350,6 +350,7 @@ def report_markdown(data: dict[str, Any]) -> str:
         f"- machine: {machine.get('cpu')}, {machine.get('cores')} cores, {machine.get('os')}, "
         f"Python {machine.get('python')}, TensorFlow {machine.get('tensorflow')}, "
         f"LiteRT {machine.get('ai_edge_litert')}, Node {machine.get('node')}",
+        *_device_lines(data["rows"]),
         f"- latency: batch 1, {config.get('warmup')} warm-up then {config.get('runs')} runs; "
         f"throughput at batch {config.get('batch')}",
         f"- status: {'ok' if data['status']['ok'] else 'NOT OK'}",
@@ -442,6 +443,21 @@ PARITY_HEADER = [
     "artifact", "runtime", "top-1", "top-5", "agreement", "max abs", "mean abs", "cosine",
     "acc. drop", "result",
 ]  # fmt: skip
+
+
+def _device_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per device reached with --remote (rows `litert@HOST`) that answered."""
+    seen: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        details = (row.get("runtime_info") or {}).get("details") or {}
+        if "@" in row["runtime"] and details.get("machine") and row["runtime"] not in seen:
+            seen[row["runtime"]] = details
+    return [
+        f"- device {runtime.partition('@')[2]}: {d.get('cpu')}, {d.get('cores')} cores, "
+        f"{d.get('machine')}, {d.get('os')}, Python {d.get('python')}, LiteRT {d.get('litert')}, "
+        f"numpy {d.get('numpy')}"
+        for runtime, d in seen.items()
+    ]
 
 
 def _md_row(cells: list[str]) -> str:

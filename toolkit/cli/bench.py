@@ -4,6 +4,8 @@ Per artifact and runtime: size, load time, first inference, batch-1 latency afte
 warm-up (p50/p90/p99/mean/std), throughput at a larger batch, memory where it can be
 read, top-1/top-5 accuracy and parity with the SavedModel. LiteRT runs at each --threads
 count, TF.js at each backend. A runtime that fails gives a failed row; the others go on.
+Each --remote device runs the Raspberry Pi bundle over SSH: rows `litert@HOST`
+(docs/remote.md).
 
 Writes report.json (schema cnnx.report/1), report.md and PNG plots into
 ARTIFACTS_DIR/report (or --out). Gates (--max-size-kb, --max-latency-ms,
@@ -114,7 +116,26 @@ def command(
         typer.Option(
             "--timeout",
             min=1,
-            help="Seconds one call to Node or the browser may take.",
+            help="Seconds one call to Node, the browser or a --remote device may take.",
+            show_default=False,
+        ),
+    ] = None,
+    remote: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--remote",
+            metavar="URL",
+            help="Also bench the Pi bundle on a device over SSH (repeatable): "
+            "ssh://user@host:port/dir?python=PATH, all but host optional.",
+            show_default=False,
+        ),
+    ] = None,
+    ssh_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--ssh-config",
+            metavar="FILE",
+            help="ssh config file for --remote \\[default: yours, or CNNX_SSH_CONFIG]",
             show_default=False,
         ),
     ] = None,
@@ -122,6 +143,7 @@ def command(
     from toolkit import locate
     from toolkit.bench import BenchConfig, Gates, bench
     from toolkit.manifest import load_manifest
+    from toolkit.remote.ssh import parse_remote
     from toolkit.report import render_bench, report_to_dict
     from toolkit.runtimes import parse_runtimes
     from toolkit.tolerances import load_tolerances, parse_fraction
@@ -154,6 +176,8 @@ def command(
         out=out,
         plots=plots,
         timeout=timeout,
+        remotes=tuple(parse_remote(url) for url in remote or ()),
+        ssh_config=ssh_config,
         command=shlex.join(["cnnx", *sys.argv[1:]]),
     )
     if json_output:

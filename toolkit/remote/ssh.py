@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from toolkit.errors import RuntimeUnavailable, UsageError, shorten
+from toolkit.errors import PathError, RuntimeUnavailable, UsageError, shorten
 
 DEFAULT_DIR = "cnnx-bench"  # under the login's home
 DEFAULT_PYTHON = "python3"
@@ -138,7 +138,10 @@ class SshClient:
             Path(os.environ[CONFIG_VAR]) if os.environ.get(CONFIG_VAR) else None
         )
         if given is not None and not Path(given).is_file():
-            raise UsageError(f"ssh config file {given} does not exist")
+            raise PathError(
+                f"ssh config file {given} does not exist",
+                f"name an existing file with --ssh-config or {CONFIG_VAR}",
+            )
         return cls(target, given)
 
     def _options(self) -> list[str]:
