@@ -139,7 +139,8 @@ def _build(root: Path) -> Path:
         )
     Manifest(
         root=root,
-        input=InputSpec(height=SIZE, width=SIZE, channels=3),
+        # Centre crop: camera frames of another shape are cropped, not squeezed (test_rpi).
+        input=InputSpec(height=SIZE, width=SIZE, channels=3, crop="centre"),
         labels=list(LABELS),
         artifacts=artifacts,
         command="tests/test_package_support.py",

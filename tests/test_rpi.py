@@ -207,8 +207,9 @@ def test_camera_frames_are_cropped_and_classified_like_files(
     bundle: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--camera with a stand-in picamera2 (no camera here): frames arrive B,G,R as
-    libcamera's RGB888 stores them, wider than the model; classify.py centre-crops them
-    and must give what it gives for the same picture read from a file."""
+    libcamera's RGB888 stores them, wider than the model; the input spec says centre
+    crop, so classify.py crops them and must give what it gives for the same picture read
+    from a file."""
     import importlib.util
     import types
 

@@ -43,6 +43,12 @@ const state = {
 
 // ---------------------------------------------------------------- preprocessing
 
+// The pixel rule of toolkit/data/pixels.py, integer for integer, so a picture becomes
+// the same model input here as in Python and on the Raspberry Pi: the picture is read
+// at its own size (no canvas scaling, no colour management), converted to RGB or gray
+// (Pillow's luma), centre-cropped if the spec says so, resized with exact integer tap
+// weights, then normalised in float32 steps as numpy does.
+
 function specFrom(manifest) {
   const s = manifest.input;
   const channels = Number(s.channels);
@@ -50,17 +56,121 @@ function specFrom(manifest) {
     height: Number(s.height),
     width: Number(s.width),
     channels,
-    color: channels === 1 ? 'GRAY' : 'RGB',
+    color: channels === 1 ? 'GRAY' : (s.color === 'BGR' ? 'BGR' : 'RGB'),
     scale: s.scale ?? 1,
     offset: s.offset ?? 0,
     mean: s.mean ?? null,
     std: s.std ?? null,
+    resize: s.resize ?? 'bilinear',
+    crop: s.crop ?? 'none',
   };
 }
 
-// Raw RGBA (or RGB) pixels at the model's size -> the float32 tensor data it takes.
-// The arithmetic is rounded to float32 at each step, as numpy does it in
-// InputSpec.apply, so the page feeds the model exactly the values Python does.
+const WEIGHT_BITS = 16;
+const ONE = 2 ** WEIGHT_BITS;
+
+// For each output index: the first input index and integer weights summing to ~2**16.
+// Positions are in units of 1 / (2 * sizeOut) input pixels, so all of it is integer.
+function taps(sizeIn, sizeOut, method) {
+  const result = [];
+  for (let o = 0; o < sizeOut; o++) {
+    const centre = (2 * o + 1) * sizeIn;
+    if (method === 'nearest') {
+      result.push({ first: Math.min(Math.floor(centre / (2 * sizeOut)), sizeIn - 1), weights: [ONE] });
+      continue;
+    }
+    const support = 2 * Math.max(sizeIn, sizeOut);
+    const lo = Math.max(0, Math.floor((centre - support) / (2 * sizeOut)) - 1);
+    const hi = Math.min(sizeIn - 1, Math.floor((centre + support) / (2 * sizeOut)) + 1);
+    let weights = [];
+    let first = -1;
+    for (let i = lo; i <= hi; i++) {
+      const w = Math.max(0, support - Math.abs((2 * i + 1) * sizeOut - centre));
+      if (w > 0 && first < 0) first = i;
+      if (first >= 0) weights.push(w);
+    }
+    while (weights.length && weights[weights.length - 1] === 0) weights.pop();
+    const total = weights.reduce((a, b) => a + b, 0);
+    weights = weights.map((w) => Math.floor((w * 2 * ONE + total) / (2 * total)));
+    result.push({ first, weights });
+  }
+  return result;
+}
+
+function cropBox(width, height, targetHeight, targetWidth, crop) {
+  if (crop !== 'centre') return [0, 0, width, height];
+  if (width * targetHeight > height * targetWidth) {
+    const kept = Math.max(1, Math.floor((height * targetWidth) / targetHeight));
+    const left = Math.floor((width - kept) / 2);
+    return [left, 0, left + kept, height];
+  }
+  const kept = Math.max(1, Math.floor((width * targetHeight) / targetWidth));
+  const top = Math.floor((height - kept) / 2);
+  return [0, top, width, top + kept];
+}
+
+// uint8 [h, w, c] (row-major) -> uint8 [height, width, c].
+function resizePixels(src, h, w, c, height, width, method) {
+  if (h === height && w === width) return Uint8Array.from(src);
+  const across = new Float64Array(h * width * c);
+  taps(w, width, method).forEach(({ first, weights }, o) => {
+    for (let y = 0; y < h; y++) {
+      for (let k = 0; k < c; k++) {
+        let acc = 0;
+        for (let t = 0; t < weights.length; t++) acc += weights[t] * src[(y * w + first + t) * c + k];
+        across[(y * width + o) * c + k] = acc;
+      }
+    }
+  });
+  const out = new Uint8Array(height * width * c);
+  const half = 2 ** (2 * WEIGHT_BITS - 1);
+  const scale = 2 ** (2 * WEIGHT_BITS);
+  taps(h, height, method).forEach(({ first, weights }, o) => {
+    for (let x = 0; x < width * c; x++) {
+      let acc = 0;
+      for (let t = 0; t < weights.length; t++) acc += weights[t] * across[(first + t) * width * c + x];
+      out[o * width * c + x] = Math.min(255, Math.max(0, Math.floor((acc + half) / scale)));
+    }
+  });
+  return out;
+}
+
+// Pillow's "L": ITU-R 601-2 luma in integers.
+const luma = (r, g, b) => (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16;
+
+// Pillow's alpha_composite over opaque white (7-bit fixed point, its own rounding).
+function onWhite(value, alpha) {
+  if (alpha === 255) return value;
+  const coef1 = alpha * 128;
+  const tmp = value * coef1 + 255 * (255 * 128 - coef1) + (0x80 << 7);
+  return (((tmp >> 8) + tmp) >> 8) >> 7;
+}
+
+// A picture's RGBA at its own size -> uint8 [H, W, C] at the model's (RGB or gray).
+function modelPixels(rgba, width, height, spec) {
+  const c = spec.channels;
+  const [left, top, right, bottom] = cropBox(width, height, spec.height, spec.width, spec.crop);
+  const w = right - left;
+  const h = bottom - top;
+  const picked = new Uint8Array(w * h * c);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const p = ((top + y) * width + left + x) * 4;
+      const a = rgba[p + 3];
+      const r = onWhite(rgba[p], a);
+      const g = onWhite(rgba[p + 1], a);
+      const b = onWhite(rgba[p + 2], a);
+      const q = (y * w + x) * c;
+      if (c === 1) picked[q] = luma(r, g, b);
+      else [picked[q], picked[q + 1], picked[q + 2]] = [r, g, b];
+    }
+  }
+  return resizePixels(picked, h, w, c, spec.height, spec.width, spec.resize);
+}
+
+// Raw pixels at the model's size -> the float32 tensor data it takes. `stride` values
+// per pixel: the model's channels, or 3/4 for RGB(A) given to a gray model. The
+// arithmetic is rounded to float32 at each step, as numpy does in pixels.model_input.
 function toInput(pixels, stride, spec) {
   const { height, width, channels } = spec;
   const count = height * width;
@@ -73,12 +183,12 @@ function toInput(pixels, stride, spec) {
   const std = spec.std && spec.std.map(f);
   const scale = f(spec.scale);
   const offset = f(spec.offset);
+  const bgr = spec.color === 'BGR';
   for (let p = 0; p < count; p++) {
-    const r = pixels[p * stride];
-    const g = pixels[p * stride + 1];
-    const b = pixels[p * stride + 2];
-    // Grayscale as Pillow's convert('L') computes it (ITU-R 601-2 luma, rounded).
-    const values = channels === 1 ? [(r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16] : [r, g, b];
+    const at = p * stride;
+    let values;
+    if (channels === 1) values = [stride === 1 ? pixels[at] : luma(pixels[at], pixels[at + 1], pixels[at + 2])];
+    else values = bgr ? [pixels[at + 2], pixels[at + 1], pixels[at]] : [pixels[at], pixels[at + 1], pixels[at + 2]];
     for (let k = 0; k < channels; k++) {
       const x = values[k];
       out[p * channels + k] = mean
@@ -92,25 +202,45 @@ function toInput(pixels, stride, spec) {
 const work = document.createElement('canvas');
 const workCtx = work.getContext('2d', { willReadFrequently: true });
 
-// Any drawable (img, video, bitmap) -> RGBA pixels resized to H x W.
+// Any drawable (bitmap, video) -> uint8 [H, W, C] by the pixel rule, shown in the preview.
 function pixelsOf(source) {
-  const { height, width } = state.spec;
+  const width = source.videoWidth || source.naturalWidth || source.width;
+  const height = source.videoHeight || source.naturalHeight || source.height;
   work.width = width;
   work.height = height;
-  workCtx.imageSmoothingEnabled = true;
-  workCtx.imageSmoothingQuality = 'high';
   workCtx.clearRect(0, 0, width, height);
-  workCtx.drawImage(source, 0, 0, width, height);
-  drawPreview();
-  return workCtx.getImageData(0, 0, width, height).data;
+  workCtx.drawImage(source, 0, 0); // its own size: no smoothing involved
+  const pixels = modelPixels(workCtx.getImageData(0, 0, width, height).data, width, height, state.spec);
+  drawPreview(pixels);
+  return pixels;
 }
 
-function drawPreview() {
+function drawPreview(pixels) {
+  const { height, width, channels } = state.spec;
+  const shown = new ImageData(width, height);
+  for (let p = 0; p < width * height; p++) {
+    for (let k = 0; k < 3; k++) shown.data[p * 4 + k] = pixels[p * channels + (channels === 1 ? 0 : k)];
+    shown.data[p * 4 + 3] = 255;
+  }
+  const small = document.createElement('canvas');
+  small.width = width;
+  small.height = height;
+  small.getContext('2d').putImageData(shown, 0, 0);
   const preview = $('preview');
   const ctx = preview.getContext('2d');
   ctx.imageSmoothingEnabled = false; // show the pixels the model sees
   ctx.clearRect(0, 0, preview.width, preview.height);
-  ctx.drawImage(work, 0, 0, preview.width, preview.height);
+  ctx.drawImage(small, 0, 0, preview.width, preview.height);
+}
+
+// A picture file or URL decoded as it is stored: no colour management, alpha kept
+// apart, EXIF orientation applied (as Pillow's exif_transpose).
+async function decodePicture(blob) {
+  return createImageBitmap(blob, {
+    colorSpaceConversion: 'none',
+    premultiplyAlpha: 'none',
+    imageOrientation: 'from-image',
+  });
 }
 
 // ---------------------------------------------------------------- the model
@@ -230,15 +360,13 @@ async function classifyInput(input, truth = null) {
 }
 
 function classifySource(source, truth = null) {
-  return exclusive(() => classifyInput(toInput(pixelsOf(source), 4, state.spec), truth));
+  return exclusive(() => classifyInput(toInput(pixelsOf(source), state.spec.channels, state.spec), truth));
 }
 
 async function loadImage(url) {
-  const img = new Image();
-  img.decoding = 'async';
-  img.src = url;
-  await img.decode();
-  return img;
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`GET ${url} answered ${response.status}`);
+  return decodePicture(await response.blob());
 }
 
 function sampleUrl(record) {
@@ -248,7 +376,7 @@ function sampleUrl(record) {
 async function sampleInput(index) {
   if (!state.sampleInputs.has(index)) {
     const img = await loadImage(sampleUrl(state.samples[index]));
-    state.sampleInputs.set(index, toInput(pixelsOf(img), 4, state.spec));
+    state.sampleInputs.set(index, toInput(pixelsOf(img), state.spec.channels, state.spec));
   }
   return state.sampleInputs.get(index);
 }
@@ -273,7 +401,7 @@ async function classifyFile(file) {
     return;
   }
   try {
-    const bitmap = await createImageBitmap(file);
+    const bitmap = await decodePicture(file);
     await classifySource(bitmap);
     bitmap.close();
     setError('');
@@ -442,11 +570,31 @@ function decodeFloats(base64) {
   return new Float32Array(bytes.buffer);
 }
 
-function encodeFloats(floats) {
-  const bytes = new Uint8Array(floats.buffer, floats.byteOffset, floats.byteLength);
+function encodeBytes(bytes) {
   let text = '';
   for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   return btoa(text);
+}
+
+function encodeFloats(floats) {
+  return encodeBytes(new Uint8Array(floats.buffer, floats.byteOffset, floats.byteLength));
+}
+
+// A picture (URL, data: URL included) -> what the page feeds the model: its pixels at the
+// model's size and the float32 input, both base64. `spec` overrides fields of the
+// manifest's input spec (size, resize, crop, color, normalisation) for this call only.
+async function preprocess(url, spec = {}) {
+  const merged = { ...state.spec, ...spec };
+  merged.color = merged.channels === 1 ? 'GRAY' : merged.color;
+  const bitmap = await loadImage(url);
+  work.width = bitmap.width;
+  work.height = bitmap.height;
+  workCtx.clearRect(0, 0, bitmap.width, bitmap.height);
+  workCtx.drawImage(bitmap, 0, 0);
+  const rgba = workCtx.getImageData(0, 0, bitmap.width, bitmap.height).data;
+  const pixels = modelPixels(rgba, bitmap.width, bitmap.height, merged);
+  bitmap.close();
+  return { pixels: encodeBytes(pixels), input: encodeFloats(toInput(pixels, merged.channels, merged)) };
 }
 
 // Already preprocessed float32 NHWC data (base64 of little-endian floats) -> the
@@ -638,6 +786,7 @@ globalThis.cnnx = {
   classifySample,
   predictPixels,
   predictInput,
+  preprocess,
   bench,
   memory: () => state.engine.memory(),
   // Where a LiteRT.js prediction's time goes (engine_litertjs.js profile()).

@@ -2,8 +2,10 @@
 
 Pillow's own guard against decompression bombs is process-wide and only warns below
 twice its limit; here every file's pixel count is checked against our limit before its
-pixels are decoded. Odd modes are converted the way a viewer would show them: CMYK and
-palettes to RGB, 16-bit to 8-bit by scaling (not clipping), alpha composited on white.
+pixels are decoded. Everything after decoding is the one pixel rule of
+toolkit/data/pixels.py: odd modes converted the way a viewer would show them (CMYK and
+palettes to RGB, 16-bit to 8-bit by scaling, not clipping, alpha composited on white),
+then the optional centre crop and the resize the web page and the bundles reproduce.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from toolkit.data.pixels import picture_pixels, to_8bit
 from toolkit.errors import DataError, shorten
 
 # 40 MP: any photo a phone takes, far below what would exhaust memory.
@@ -29,18 +32,23 @@ def is_grayscale(path: Path) -> bool:
 
 
 def load_image(
-    path: Path, size: tuple[int, int] | None = None, channels: int = 3, max_pixels: int = MAX_PIXELS
+    path: Path,
+    size: tuple[int, int] | None = None,
+    channels: int = 3,
+    max_pixels: int = MAX_PIXELS,
+    *,
+    resize: str = "bilinear",
+    crop: str = "none",
 ) -> np.ndarray:
-    """uint8 array [H, W, channels]; resized to size=(height, width) when given."""
+    """uint8 array [H, W, channels]; brought to size=(height, width) by the pixel rule."""
     with _open(path, max_pixels) as image:
         try:
-            image = ImageOps.exif_transpose(image) or image
-            image = _to_8bit(image, channels)
-            if size is not None and image.size != (size[1], size[0]):
-                image = image.resize(
-                    (size[1], size[0]), Image.Resampling.BILINEAR, reducing_gap=2.0
-                )
-            pixels = np.asarray(image, dtype=np.uint8)
+            image.load()
+            if size is None:
+                image = ImageOps.exif_transpose(image) or image
+                pixels = np.asarray(to_8bit(image, channels), dtype=np.uint8)
+            else:
+                pixels = picture_pixels(image, size[0], size[1], channels, resize, crop)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
             raise DataError(f"image {path} cannot be decoded: {_reason(error)}") from None
     if pixels.ndim == 2:
@@ -70,25 +78,6 @@ def _open(path: Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
         image.close()
         raise DataError(f"image {path} is empty ({width}x{height})")
     return image
-
-
-def _to_8bit(image: Image.Image, channels: int) -> Image.Image:
-    mode = image.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        # 16-bit (and 32-bit) gray: scale the full range down instead of clipping at 255.
-        values = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
-        if mode == "F":
-            top = 1.0 if values.max(initial=0) <= 1.0 else 255.0
-        gray = Image.fromarray(np.clip(np.rint(values / top * 255), 0, 255).astype(np.uint8), "L")
-        return gray if channels == 1 else gray.convert("RGB")
-    if mode in ("P", "LA", "PA"):
-        image = image.convert("RGBA")
-    if image.mode == "RGBA":
-        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, image)
-    # CMYK, YCbCr, LAB, 1-bit all convert through Pillow's own colour transforms.
-    return image.convert("L" if channels == 1 else "RGB")
 
 
 def _reason(error: BaseException) -> str:

@@ -80,6 +80,14 @@ def package_android(
     android_metadata.require_writers()  # fail before any work if MediaPipe is absent
     samples = read_samples(manifest)
     spec = manifest.input
+    if spec.color == "BGR":
+        # TFLite metadata has no field for the channel order: MediaPipe's ImageClassifier
+        # would feed RGB and the model would see its colours swapped.
+        raise ArtifactError(
+            f"{manifest.path} records a BGR input; the Android bundle's metadata can only "
+            "describe RGB (or gray) images",
+            "the Raspberry Pi and web bundles follow the full input spec",
+        )
     mean, std = spec_normalization(spec)
     name = str(manifest.source.get("name") or "cnnx image classifier")
     version = str(manifest.versions.get("cnnx") or __version__)

@@ -5,6 +5,7 @@
       models/model_float32.tflite  the reference
       labels.txt, input_spec.json  labels and preprocessing, from the manifest
       classify.py                  needs only ai-edge-litert, numpy and Pillow
+      pixels.py                    the pixel rule (toolkit/data/pixels.py, copied as is)
       requirements.txt, setup.sh, README.md
       test_images/                 samples with ground_truth.json
       bundle.json                  source, per-model I/O, sha256 of every file, accuracies
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.atomic import write_json_atomic
+from toolkit.data import pixels as pixel_rule
 from toolkit.errors import ArtifactError, RuntimeUnavailable
 from toolkit.manifest import load_manifest, sha256_file
 from toolkit.packaging.bundle import (
@@ -79,6 +81,9 @@ def package_rpi(
         copy_samples(samples, folder / "test_images")
         for name, executable in TEMPLATE_FILES.items():
             copy_template(f"rpi/{name}", folder / name, executable=executable)
+        # The pixel rule verify used, as the same file: the Pi resizes pictures the same way.
+        shutil.copyfile(pixel_rule.__file__, folder / "pixels.py")
+        (folder / "pixels.py").chmod(0o644)
         # classify.py reads the models from bundle.json; the file list and accuracies
         # are written again once it has run.
         bundle_record(folder, TARGET, manifest, {"models": model_records})
@@ -97,7 +102,7 @@ def package_rpi(
                 "color": spec.color,
                 "int8_size": _size(model_records["int8"]["size"]),
                 "float32_size": _size(model_records["float32"]["size"]),
-                "preprocessing": _describe(spec.to_dict()),
+                "preprocessing": spec.describe(),
                 "test_count": str(len(samples)),
                 "accuracy_int8": _percent(accuracies["int8"]),
                 "accuracy_float32": _percent(accuracies["float32"]),
@@ -133,11 +138,3 @@ def _size(size: int) -> str:
 
 def _percent(value: float) -> str:
     return f"{100 * value:.1f}%"
-
-
-def _describe(spec: dict[str, Any]) -> str:
-    if spec.get("mean") is not None:
-        return f"(pixel - {spec['mean']}) / {spec['std']}"
-    if spec.get("scale", 1.0) == 1.0 and spec.get("offset", 0.0) == 0.0:
-        return "raw 0..255 pixels (the model rescales them itself)"
-    return f"pixel * {spec['scale']:g} + {spec['offset']:g}"

@@ -8,9 +8,11 @@
     python3 classify.py --model float32 --json   # the float model, machine-readable
 
 Needs only ai-edge-litert, numpy and Pillow (requirements.txt). Preprocessing comes
-from input_spec.json, written with the models, so it is the same as where they were
-verified. Exit codes: 0 ok, 2 usage, 3 an image or path is unusable, 4 a model file
-is missing or does not match its sha256, 5 no camera.
+from input_spec.json, written with the models, and pictures become the model's input
+through pixels.py, the same file cnnx used to calibrate and verify them (resize, crop,
+colour order, normalisation): the same picture gives the same pixels here as there.
+Exit codes: 0 ok, 2 usage, 3 an image or path is unusable, 4 a model file is missing or
+does not match its sha256, 5 no camera.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -29,7 +32,20 @@ import numpy as np
 from PIL import Image
 
 HERE = Path(__file__).resolve().parent
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
+
+
+def load_pixel_rule():
+    """pixels.py beside this file, under a private name (nothing else shadows it)."""
+    spec = importlib.util.spec_from_file_location("cnnx_bundle_pixels", HERE / "pixels.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {HERE / 'pixels.py'}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PIXELS = load_pixel_rule()
 
 
 class BundleError(Exception):
@@ -85,13 +101,15 @@ class Classifier:
         _, self.height, self.width, self.channels = (int(d) for d in self.input["shape"])
 
     def pixels(self, image: Image.Image) -> np.ndarray:
-        """A picture -> raw uint8 [H, W, C] at the model's size (centre-cropped to its shape)."""
-        image = image.convert("L" if self.channels == 1 else "RGB")
-        if image.size != (self.width, self.height):
-            image = centre_crop(image, self.width / self.height)
-            image = image.resize((self.width, self.height), Image.Resampling.BILINEAR)
-        array = np.asarray(image, dtype=np.uint8)
-        return array.reshape(self.height, self.width, self.channels)
+        """A picture of any size -> raw uint8 [H, W, C]: the spec's crop, resize and mode."""
+        return PIXELS.picture_pixels(
+            image,
+            self.height,
+            self.width,
+            self.channels,
+            self.spec.get("resize", "bilinear"),
+            self.spec.get("crop", "none"),
+        )
 
     def tensor(self, pixels: np.ndarray) -> np.ndarray:
         """Raw pixels -> the model's input: the spec's float, quantized if the input is.
@@ -99,12 +117,7 @@ class Classifier:
         For a uint8-input model exported from raw 0..255 pixels the scale is 1 and the
         zero point 0, so this is the camera's bytes unchanged.
         """
-        spec = self.spec
-        x = pixels.astype(np.float32)
-        if spec.get("mean") is not None:
-            x = (x - np.asarray(spec["mean"], np.float32)) / np.asarray(spec["std"], np.float32)
-        else:
-            x = x * np.float32(spec.get("scale", 1.0)) + np.float32(spec.get("offset", 0.0))
+        x = PIXELS.model_input(pixels, self.spec)
         dtype = np.dtype(self.input["dtype"])
         if dtype.kind in "iu":
             scale, zero_point = self.input["quantization"]
@@ -146,17 +159,6 @@ def native_stderr_silenced():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-
-
-def centre_crop(image: Image.Image, aspect: float) -> Image.Image:
-    width, height = image.size
-    if width / height > aspect:
-        new_width = round(height * aspect)
-        left = (width - new_width) // 2
-        return image.crop((left, 0, left + new_width, height))
-    new_height = round(width / aspect)
-    top = (height - new_height) // 2
-    return image.crop((0, top, width, top + new_height))
 
 
 def default_images() -> str:
