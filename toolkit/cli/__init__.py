@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import inspect
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from toolkit import __version__
 from toolkit.cli import bench, demo, doctor, export, info, package, serve, train, verify
@@ -15,19 +17,49 @@ silence_tensorflow()
 
 EPILOG = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
 
+
+def paragraphs(doc: str | None) -> str:
+    """A docstring as help text: each paragraph on one line, so the terminal wraps it
+    at its own width instead of at the source's line breaks."""
+    blocks = inspect.cleandoc(doc or "").split("\n\n")
+    return "\n\n".join(" ".join(block.split()) for block in blocks if block.strip())
+
+
+def _without_bool(params: list[Any]) -> list[Any]:
+    """On/off flags take no value: show no `<bool>` type for them in the help."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_bool(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_bool(super().get_params(ctx))
+
+
 app = typer.Typer(
     name="cnnx",
     help="Export Keras/TensorFlow image classifiers to TFLite and TF.js, and prove the "
     "exports still give the same answers, fast.",
     epilog=EPILOG,
     no_args_is_help=True,
+    cls=Group,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+
 for module in (train, export, bench, verify, serve, package, info, demo, doctor):
-    app.command(name=module.NAME, help=module.__doc__, epilog=EPILOG)(module.command)
+    app.command(name=module.NAME, help=paragraphs(module.__doc__), epilog=EPILOG, cls=Command)(
+        module.command
+    )
 
 
 def _version(value: bool) -> None:
