@@ -69,9 +69,9 @@ def bad_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     [
         ("missing.keras", 3, "does not exist"),
         ("not-a-savedmodel", 4, "not a run"),
-        ("cut.keras", 4, "not a Keras 3 archive"),
+        ("cut.keras", 4, "not a Keras archive"),
         ("cut.h5", 4, "not a readable HDF5"),
-        ("notes.keras", 4, "not a Keras 3 archive"),
+        ("notes.keras", 4, "not a Keras archive"),
         ("notes.h5", 4, "not a readable HDF5"),
         ("model.onnx", 4, "unknown model format"),
     ],

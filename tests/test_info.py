@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from toolkit.cli.info import _preprocessing
 from toolkit.errors import ModelError, PathError
 from toolkit.info import DESCRIBERS, describe, detect_kind
 
@@ -25,12 +26,17 @@ def test_run_and_its_files(tiny_run: Path) -> None:
     keras_file = describe(tiny_run / "model.keras")
     assert keras_file.kind == "keras" and keras_file.params == run.params == pivot.params
     assert keras_file.size == (tiny_run / "model.keras").stat().st_size
+    # What export would find: the Rescaling layer cnnx embeds, and a softmax head.
+    assert keras_file.details["preprocessing in the model"].startswith("Rescaling(x * 0.00392157")
+    assert keras_file.details["output"] == "probabilities"
 
 
 def test_artifacts_tflite_and_tfjs(artifacts: Path) -> None:
     folder = describe(artifacts)
     assert folder.kind == "artifacts" and "tflite_int8" in folder.details["artifacts"]
     assert folder.preprocessing is not None and folder.labels
+    # The spec in force, as cnnx info prints it.
+    assert _preprocessing(folder.preprocessing) == "32x32 RGB, bilinear resize, raw 0..255 pixels"
     int8 = describe(next(artifacts.rglob("*int8*.tflite")))
     assert int8.kind == "tflite"
     assert int8.inputs[0]["shape"] == [1, 32, 32, 3]

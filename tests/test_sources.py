@@ -185,7 +185,7 @@ def test_damaged_and_wrong_paths(tmp_path: Path) -> None:
     (tmp_path / "folder").mkdir()
     with pytest.raises(PathError, match="does not exist"):
         detect_format(tmp_path / "missing.keras")
-    with pytest.raises(ModelError, match="not a Keras 3 archive"):
+    with pytest.raises(ModelError, match="not a Keras archive"):
         resolve_source(tmp_path / "cut.keras", out_dir=tmp_path)
     with pytest.raises(ModelError, match="not a readable HDF5"):
         resolve_source(tmp_path / "text.h5", out_dir=tmp_path)

@@ -100,10 +100,12 @@ def _tensor(name: str, shape: Any, dtype: Any) -> dict[str, Any]:
 
 def _describe_keras(path: Path, unsafe: bool) -> Info:
     from toolkit.sources.keras_files import load_keras_model
+    from toolkit.sources.preprocessing import scaling_layers
 
     kind = "keras" if path.suffix.lower() == ".keras" else "h5"
     model = load_keras_model(path, kind, unsafe=unsafe)
     module = type(model).__module__.split(".")[0]
+    found = scaling_layers(model)
     return Info(
         path=str(path),
         kind=kind,
@@ -112,8 +114,27 @@ def _describe_keras(path: Path, unsafe: bool) -> Info:
         inputs=[_tensor(t.name, t.shape, t.dtype) for t in model.inputs],
         outputs=[_tensor(t.name, t.shape, t.dtype) for t in model.outputs],
         params=int(model.count_params()),
-        details={"name": model.name, "layers": len(model.layers)},
+        details={
+            "name": model.name,
+            "layers": len(model.layers),
+            "preprocessing in the model": ", ".join(found)
+            or "none found (cnnx export feeds raw 0..255 pixels unless told: --preprocess)",
+            "output": _head(model),
+        },
     )
+
+
+def _head(model: Any) -> str:
+    """probabilities or logits, from the model's answers to a few generated pictures."""
+    from toolkit.data.generated import generated_pixels
+    from toolkit.sources.heads import output_kind
+
+    shape = tuple(model.inputs[0].shape)
+    if len(model.inputs) != 1 or len(model.outputs) != 1 or len(shape) != 4 or None in shape[1:]:
+        return "not one image input and one output (cnnx export --output picks a head)"
+    height, width, channels = (int(d) for d in shape[1:])
+    pictures = generated_pixels(height, width, channels, count=4).astype("float32")
+    return output_kind(model.predict(pictures, verbose=0))
 
 
 def _signature_tensors(function: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

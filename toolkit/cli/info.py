@@ -100,14 +100,13 @@ def render(info: Info) -> None:
 
 
 def _preprocessing(spec: dict[str, Any]) -> str:
-    layout = (
-        f"{spec.get('dtype', 'float32')} {spec.get('layout', 'NHWC')} {spec.get('color', 'RGB')}"
-    )
-    if spec.get("mean") is not None:
-        return f"{layout}, (pixels - {spec['mean']}) / {spec['std']}"
-    if spec.get("scale", 1.0) == 1.0 and spec.get("offset", 0.0) == 0.0:
-        return f"{layout}, raw 0..255 pixels (identity)"
-    return f"{layout}, pixels * {spec['scale']:g} + {spec['offset']:g}"
+    from toolkit.errors import CnnxError
+    from toolkit.inputspec import InputSpec
+
+    try:
+        return InputSpec.from_dict(spec).describe()
+    except CnnxError:
+        return _plain(spec)
 
 
 def _plain(value: Any) -> str:

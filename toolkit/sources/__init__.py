@@ -21,6 +21,7 @@ from toolkit.errors import CnnxError, ModelError, PathError, UsageError
 from toolkit.inputspec import InputSpec
 from toolkit.locate import RUN_FILE, last_run
 from toolkit.manifest import sha256_file
+from toolkit.sources.heads import pick_head
 from toolkit.sources.keras_files import load_keras_model
 from toolkit.sources.labels import default_labels, read_labels
 from toolkit.sources.pivot import (
@@ -32,41 +33,9 @@ from toolkit.sources.pivot import (
     pivot_from_savedmodel,
     save_pivot,
 )
+from toolkit.sources.preprocessing import Preprocessing, scaling_layers
 
 FORMATS = ("run", "keras", "h5", "savedmodel")
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How raw 0..255 pixels become the model's input: x*scale+offset or (x-mean)/std."""
-
-    scale: float = 1.0
-    offset: float = 0.0
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
-
-    def input_spec(self, shape: tuple[int, int, int], **notes: Any) -> InputSpec:
-        h, w, c = shape
-        mean, std = self.mean, self.std
-        # One value given for an RGB model means the same for every channel.
-        if mean is not None and len(mean) == 1:
-            mean = mean * c
-        if std is not None and len(std) == 1:
-            std = std * c
-        for name, values in (("--mean", mean), ("--std", std)):
-            if values is not None and len(values) != c:
-                raise UsageError(f"{name} has {len(values)} values but the model has {c} channels")
-        return InputSpec(
-            height=h,
-            width=w,
-            channels=c,
-            color="GRAY" if c == 1 else "RGB",
-            scale=self.scale,
-            offset=self.offset,
-            mean=mean,
-            std=std,
-            notes=dict(notes),
-        )
 
 
 @dataclass(frozen=True)
@@ -78,6 +47,9 @@ class Source:
     labels: list[str]
     eval_data: dict[str, Any] | None  # DataSpec dict whose test split evaluates the model
     origin: dict[str, Any] = field(default_factory=dict)  # path, format, sha256
+    # What cnnx found out and tells the user (found preprocessing, the head picked, ...).
+    notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 def detect_format(path: Path) -> str:
@@ -113,6 +85,7 @@ def resolve_source(
     preprocessing: Preprocessing | None = None,
     labels_file: Path | None = None,
     unsafe: bool = False,
+    output: str | None = None,
 ) -> Source:
     """Turn `model` (default: the last run under ./runs) into the pivot SavedModel.
 
@@ -121,29 +94,60 @@ def resolve_source(
     """
     path = Path(model) if model is not None else last_run()
     kind = detect_format(path)
+    prep = preprocessing or Preprocessing()
     if kind == "run":
-        if preprocessing is not None and preprocessing != Preprocessing():
+        if prep.flags or output is not None:
+            given = [*prep.flags, *(["--output"] if output is not None else [])]
             raise UsageError(
-                f"{path} is a cnnx run: its preprocessing is on record in {RUN_FILE}",
-                "drop --scale/--offset/--mean/--std",
+                f"{path} is a cnnx run: its preprocessing and head are on record in {RUN_FILE}",
+                f"drop {', '.join(given)}",
             )
         return _run_source(path, labels_file)
-    prep = preprocessing or Preprocessing()
     target = Path(out_dir) / PIVOT_DIR
+    in_model: list[str] = []
+    notes: list[str] = []
     if kind == "savedmodel":
-        shape, classes = pivot_from_savedmodel(path, target, unsafe=unsafe)
+        shape, classes = pivot_from_savedmodel(path, target, unsafe=unsafe, output=output)
     else:
         keras_model = load_keras_model(path, kind, unsafe=unsafe)
+        keras_model = pick_head(keras_model, output, path)
+        if output is not None:
+            notes.append(f"head: {output} (--output), from input {keras_model.inputs[0].name}")
         shape, classes = check_classifier(keras_model, path)
+        in_model = scaling_layers(keras_model)
         with staged_dir(target) as tmp:
             save_pivot(keras_model, tmp)
     labels = read_labels(labels_file, classes) if labels_file else default_labels(classes)
+    spec = prep.input_spec(shape, in_model, source_format=kind)
+    warnings: list[str] = []
+    if in_model:
+        found = ", ".join(in_model)
+        if prep.given:
+            warnings.append(
+                f"the model starts with {found}, so it already takes raw 0..255 pixels; "
+                f"{', '.join(f for f in prep.flags if f not in ('--resize', '--crop', '--color'))}"
+                " scales them a second time"
+            )
+        else:
+            notes.append(f"preprocessing found in the model: {found}; it takes raw 0..255 pixels")
+    elif not prep.given and kind != "savedmodel":
+        notes.append(
+            "no preprocessing given or found in the model: raw 0..255 pixels "
+            "(pass --preprocess or --scale if it was trained on scaled pixels)"
+        )
+    elif not prep.given:
+        notes.append(
+            "no preprocessing given (a SavedModel does not show it): raw 0..255 pixels "
+            "(pass --preprocess or --scale if it was trained on scaled pixels)"
+        )
     return Source(
         saved_model_dir=target,
-        input_spec=prep.input_spec(shape, source_format=kind),
+        input_spec=spec,
         labels=labels,
         eval_data=None,
         origin=_origin(path, kind),
+        notes=tuple(notes),
+        warnings=tuple(warnings),
     )
 
 

@@ -1,10 +1,29 @@
-"""Class names: the defaults, and a labels file in the model's output order."""
+"""Class names in the model's output order: the defaults, or a labels file.
+
+A labels file is read by its content as much as its name:
+
+- text (`.txt`, anything else): one name per line;
+- CSV (`.csv`): one row per class, `index,name` or just `name`, an optional header row
+  (`index,label`, `id,name`, ...);
+- JSON (`.json`): a list of names; `{"0": "cat", ...}` (index to name);
+  `{"cat": 0, ...}` (name to index, as Keras' `class_indices`); or an object holding one
+  of those under `labels`, `classes` or `class_names`.
+
+Names may contain anything but a line break: "T-shirt/top" is a fine class name (its
+image folder can be named by its index, `0`).
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from pathlib import Path
+from typing import Any
 
 from toolkit.errors import DataError, PathError
+
+MAX_LABELS_BYTES = 10 << 20  # a labels file larger than this is not a labels file
 
 
 def default_labels(count: int) -> list[str]:
@@ -12,16 +31,95 @@ def default_labels(count: int) -> list[str]:
 
 
 def read_labels(path: Path, expected: int | None) -> list[str]:
-    """One class name per line, in the model's output order."""
+    """The class names a labels file lists, in output order; `expected` checks the count."""
+    path = Path(path)
+    if not path.exists():
+        raise PathError(f"labels file {path} does not exist")
+    if not path.is_file():
+        raise PathError(f"labels file {path} is not a file")
+    if path.stat().st_size > MAX_LABELS_BYTES:
+        raise DataError(f"labels file {path} is {path.stat().st_size:,} bytes: not a labels file")
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PathError(f"labels file {path} does not exist") from None
-    except (UnicodeDecodeError, IsADirectoryError) as error:
-        raise DataError(f"labels file {path} is not UTF-8 text: {error}") from None
-    labels = [line.strip() for line in text.splitlines() if line.strip()]
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DataError(f"labels file {path} is not UTF-8 text: {error.reason}") from None
+    suffix = path.suffix.lower()
+    if suffix == ".json" or (suffix != ".csv" and text.lstrip()[:1] in ("[", "{")):
+        labels = _json_labels(text, path)
+    elif suffix == ".csv":
+        labels = _csv_labels(text, path)
+    else:
+        labels = [line.strip() for line in text.splitlines() if line.strip()]
+    if not labels:
+        raise DataError(f"labels file {path} lists no class names")
+    duplicates = sorted({name for name in labels if labels.count(name) > 1})
+    if duplicates:
+        raise DataError(f"labels file {path} names {', '.join(map(repr, duplicates[:3]))} twice")
     if expected is not None and len(labels) != expected:
         raise DataError(
             f"labels file {path} has {len(labels)} names but the model has {expected} classes"
         )
     return labels
+
+
+def _json_labels(text: str, path: Path) -> list[str]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataError(f"labels file {path} is not valid JSON: {error}") from None
+    if isinstance(data, dict):
+        for key in ("labels", "classes", "class_names"):
+            if key in data:
+                data = data[key]
+                break
+    if isinstance(data, list) and all(isinstance(n, str | int | float) for n in data):
+        return [str(n).strip() for n in data]
+    if isinstance(data, dict) and data:
+        keys, values = list(data), list(data.values())
+        if all(_is_index(k) for k in keys) and all(isinstance(v, str) for v in values):
+            return _by_index({int(k): str(v) for k, v in data.items()}, path)
+        if all(_is_index(v) for v in values):  # Keras class_indices: name -> index
+            return _by_index({int(v): str(k) for k, v in data.items()}, path)
+    raise DataError(
+        f"labels file {path} is JSON but not a list of names or an index/name mapping",
+        'e.g. ["cat", "dog"], {"0": "cat", "1": "dog"} or {"cat": 0, "dog": 1}',
+    )
+
+
+def _csv_labels(text: str, path: Path) -> list[str]:
+    rows = [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(text))]
+    rows = [row for row in rows if any(row)]
+    if rows and len(rows[0]) >= 2 and not _is_index(rows[0][0]):
+        rows = rows[1:]  # a header: "index,label", "id,name", ...
+    elif rows and len(rows[0]) == 1 and rows[0][0].lower() in ("label", "labels", "name", "class"):
+        rows = rows[1:]
+    if rows and all(len(row) >= 2 for row in rows):
+        if not all(_is_index(row[0]) for row in rows):
+            raise DataError(
+                f"labels file {path}: CSV rows must be 'index,name' or 'name'",
+                f"first row seen: {','.join(rows[0])!r}",
+            )
+        return _by_index({int(row[0]): row[1] for row in rows}, path)
+    return [row[0] for row in rows]
+
+
+def _by_index(names: dict[int, str], path: Path) -> list[str]:
+    if sorted(names) != list(range(len(names))):
+        raise DataError(
+            f"labels file {path} numbers its classes {_ranges(sorted(names))}",
+            f"number them 0..{len(names) - 1}, each once",
+        )
+    return [names[i] for i in range(len(names))]
+
+
+def _is_index(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value >= 0
+    return isinstance(value, str) and value.strip().isdigit()
+
+
+def _ranges(values: list[int]) -> str:
+    shown = ", ".join(str(v) for v in values[:8])
+    return shown + (", ..." if len(values) > 8 else "")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from toolkit.atomic import staged_dir
 from toolkit.errors import ModelError, first_line
+from toolkit.sources.heads import pick_signature_output
 from toolkit.sources.safety import check_savedmodel_safety
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ def save_pivot(model: Any, out_dir: Path) -> None:
 
 
 def pivot_from_savedmodel(
-    path: Path, target: Path, *, unsafe: bool
+    path: Path, target: Path, *, unsafe: bool, output: str | None = None
 ) -> tuple[tuple[int, int, int], int]:
     from toolkit.quiet import silence_tensorflow
 
@@ -118,13 +119,16 @@ def pivot_from_savedmodel(
     function = signatures[name]
     _, kwargs = function.structured_input_signature
     outputs = function.structured_outputs
-    if len(kwargs) != 1 or not isinstance(outputs, dict) or len(outputs) != 1:
+    if not isinstance(outputs, dict) or not outputs:
+        raise ModelError(f"SavedModel {path} signature {name!r} names no outputs")
+    if len(kwargs) != 1:
         raise ModelError(
-            f"SavedModel {path} signature {name!r} has {len(kwargs)} inputs and "
-            f"{len(outputs) if isinstance(outputs, dict) else '?'} outputs",
-            "cnnx exports image classifiers with one image input and one output",
+            f"SavedModel {path} signature {name!r} has {len(kwargs)} inputs "
+            f"({', '.join(sorted(kwargs))})",
+            "cnnx exports image classifiers with one image input",
         )
-    (in_key, in_spec), (out_key, out_spec) = next(iter(kwargs.items())), next(iter(outputs.items()))
+    out_key = pick_signature_output(outputs, output, f"SavedModel {path} signature {name!r}")
+    (in_key, in_spec), out_spec = next(iter(kwargs.items())), outputs[out_key]
     shape = image_shape(
         tuple(in_spec.shape.as_list()) if in_spec.shape.rank is not None else (), path
     )
