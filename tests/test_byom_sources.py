@@ -1,5 +1,5 @@
 """Reading the model people bring: labels files, preprocessing presets and what a model's
-first layers say, Keras 2.13/2.14 `.keras` files, several heads, logits.
+first layers say, Keras 2.13/2.14 `.keras` files, several heads, logits, identity.
 
 Tiny models (16x16 inputs, a few filters) so these run in seconds; the families people
 ship (keras.applications backbones and friends) go through export in test_byom_families.
@@ -259,3 +259,36 @@ def test_output_kind_is_measured() -> None:
     assert output_kind(np.array([[0.2, 0.8], [1.0, 0.0]])) == PROBABILITIES
     assert output_kind(np.array([[0.9, 0.8], [0.1, 0.3]])) == SCORES
     assert output_kind(np.array([[2.5, -1.0], [0.1, 0.3]])) == LOGITS
+
+
+# --- identity ----------------------------------------------------------------------------
+
+
+def test_fingerprint_is_what_the_model_computes(tmp_path: Path) -> None:
+    """Keras 3 reseeds Dropout/RandomFlip generators on every load: not the model. Other
+    weights or another activation with the same weights are another model."""
+    import keras
+
+    from toolkit.exporting import model_fingerprint
+
+    def build(activation: str) -> Any:
+        keras.utils.set_random_seed(5)
+        inputs = keras.Input((16, 16, 3))
+        h = keras.layers.RandomFlip("horizontal")(inputs)
+        h = keras.layers.Conv2D(4, 3, activation=activation)(h)
+        h = keras.layers.Dropout(0.3)(h)
+        outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(h))
+        return keras.Model(inputs, outputs)
+
+    def fingerprint(path: Path, scratch: str) -> str:
+        return model_fingerprint(resolve_source(path, out_dir=tmp_path / scratch).saved_model_dir)
+
+    build("relu").save(tmp_path / "a.keras")
+    build("relu6").save(tmp_path / "b.keras")
+    other = build("relu")
+    other.layers[2].set_weights([w + 0.01 for w in other.layers[2].get_weights()])
+    other.save(tmp_path / "c.keras")
+    first, again = fingerprint(tmp_path / "a.keras", "1"), fingerprint(tmp_path / "a.keras", "2")
+    assert first == again
+    assert fingerprint(tmp_path / "b.keras", "3") != first
+    assert fingerprint(tmp_path / "c.keras", "4") != first

@@ -349,31 +349,61 @@ def _scratch(parent: Path) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def model_fingerprint(saved_model_dir: Path) -> str:
-    """sha256 over the model's weight values and I/O shapes: same model, same value.
+# Graph bookkeeping that says nothing about what is computed (and carries generated names).
+_PLUMBING_OPS = {
+    "NoOp",
+    "Identity",
+    "ReadVariableOp",
+    "Placeholder",
+    "StatefulPartitionedCall",
+    "PartitionedCall",
+}
+_NAMING_ATTRS = {"f", "shared_name", "container"}
 
-    Values, not files: the same weights saved by a run or converted from its .keras
-    file give different checkpoint bytes but the same fingerprint. Variables are
-    hashed one by one and sorted, so their order in the graph does not matter.
+
+def model_fingerprint(saved_model_dir: Path) -> str:
+    """sha256 of what the model computes: its architecture and the weights it uses.
+
+    - Weights: the values of the variables the serving function reads, each hashed and
+      sorted, so the same weights saved by a run or converted from its .keras file give
+      the same value. State the computation never reads (a Dropout or RandomFlip seed
+      generator, which Keras 3 reseeds on every load; optimizer slots) does not count.
+    - Architecture: every op of the serving function with its attributes and constants
+      (a Rescaling factor, strides, an activation), as a sorted list; generated node and
+      function names do not count.
     """
     from exporters.savedmodel import load_pivot
 
     pivot = load_pivot(saved_model_dir)
     digest = hashlib.sha256()
     digest.update(json.dumps([list(pivot.input_shape), pivot.num_classes]).encode())
-    variables = list(getattr(pivot.loaded, "variables", None) or [])
-    if variables:
-        parts = []
-        for variable in variables:
-            value = np.asarray(variable.numpy())
-            head = f"{value.dtype.str}{value.shape}".encode()
-            parts.append(hashlib.sha256(head + value.tobytes()).hexdigest())
-        for part in sorted(parts):
-            digest.update(part.encode())
-    else:  # an object that does not list its variables: hash the weight files
-        for path in sorted((Path(saved_model_dir) / "variables").glob("variables.data-*")):
-            digest.update(sha256_file(path).encode())
+    parts = []
+    for variable in pivot.function.variables:
+        value = np.asarray(variable.numpy())
+        head = f"{value.dtype.str}{value.shape}".encode()
+        parts.append(hashlib.sha256(head + value.tobytes()).hexdigest())
+    for part in sorted(parts):
+        digest.update(part.encode())
+    for line in _architecture(pivot.function):
+        digest.update(line.encode())
     return digest.hexdigest()
+
+
+def _architecture(function: Any) -> list[str]:
+    """The serving function's ops with hashed attributes, sorted (names left out)."""
+    graph = function.graph.as_graph_def()
+    nodes = [*graph.node, *(node for f in graph.library.function for node in f.node_def)]
+    lines = []
+    for node in nodes:
+        if node.op in _PLUMBING_OPS:
+            continue
+        attrs = [
+            f"{key}={hashlib.sha256(node.attr[key].SerializeToString(deterministic=True)).hexdigest()[:16]}"
+            for key in sorted(node.attr)
+            if not key.startswith("_") and key not in _NAMING_ATTRS
+        ]
+        lines.append(f"{node.op}|{','.join(attrs)}")
+    return sorted(lines)
 
 
 # --- data: calibration and samples ----------------------------------------------------
