@@ -9,6 +9,7 @@ errors of toolkit.errors.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,15 +35,21 @@ class ExportOptions:
     # tensors. uint8 by default so raw camera bytes go straight in (MediaPipe, the Pi).
     calibration: np.ndarray | None = None
     io: str = "uint8"
-    # Keep these layers (TFLite tensor/op names, or "auto" for the worst N by the
-    # quantization debugger) in float inside the int8 model.
+    # Keep these layers (TFLite tensor/op names) in float inside the int8 model, or with
+    # float_fallback_auto=N, up to N layers chosen by measured agreement.
     float_fallback: tuple[str, ...] = ()
     float_fallback_auto: int = 0
     # Write a per-layer error table of the int8 model next to it.
     debug_quant: bool = False
-    # Images (and labels, when known) to measure what float fallback recovered.
+    # Images (and labels, when known) that measure a quantized model against the
+    # SavedModel: what float fallback recovered, which layers it keeps, what half of the
+    # calibration images would give. `check_on` names the sample ("validation split").
     check_images: np.ndarray | None = None
     check_labels: np.ndarray | None = None
+    check_on: str = "test sample"
+    # The limits a measured choice aims for (Tolerance field names); None: the artifact's
+    # default tolerance.
+    tolerance: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,6 @@ outright on some accelerators.
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,10 +20,13 @@ from typing import Any
 import numpy as np
 
 from exporters.base import INPUT_NAME, ExportOptions, ExportResult
+from exporters.calibration_check import half_calibration
 from exporters.quiet import silenced
 from exporters.savedmodel import Pivot, load_pivot
-from exporters.tflite_inspect import BOUNDARY_OPS, TfliteReport, inspect_tflite
-from toolkit.atomic import write_bytes_atomic, write_text_atomic
+from exporters.tflite_debug import layer_table, write_tables
+from exporters.tflite_fallback import measured_fallback, selection
+from exporters.tflite_inspect import TfliteReport, inspect_tflite
+from toolkit.atomic import write_bytes_atomic
 from toolkit.errors import DataError, ExportError, UsageError, shorten
 
 PRECISIONS = ("float32", "float16", "dynamic", "int8")
@@ -74,6 +74,16 @@ def _export(
         content, int8_details, tables = _int8(pivot, options, target)
         details.update(int8_details)
         extra.extend(p.relative_to(out_dir).as_posix() for p in tables)
+        calibration = check_calibration(options.calibration, pivot.input_shape)
+        float_kept = int8_details.get("float_fallback", {})
+        plain = (
+            plain_int8(pivot, calibration, options.io)
+            if float_kept.get("ops") or float_kept.get("nodes")
+            else content
+        )
+        details["calibration_check"] = half_calibration(
+            pivot, lambda images: plain_int8(pivot, images, options.io), plain, calibration, options
+        )
     else:
         content = _convert_float(pivot, precision)
         details["optimizations"] = [] if precision == "float32" else ["DEFAULT"]
@@ -197,6 +207,13 @@ def _int8_converter(pivot: Pivot, calibration: np.ndarray) -> Any:
     return converter
 
 
+def plain_int8(pivot: Pivot, calibration: np.ndarray, io: str) -> bytes:
+    """Full int8 with no layer in float, calibrated on `calibration`, with `io` I/O."""
+    converter = _int8_converter(pivot, calibration)
+    converter.inference_input_type = converter.inference_output_type = _io_dtype(io)
+    return _convert(converter, "int8")
+
+
 def split_fallback(names: tuple[str, ...]) -> tuple[list[str], list[str]]:
     """--float-fallback names: op types (CONV_2D, SIN) and node (tensor) names."""
     from ai_edge_litert import schema_py_generated as schema
@@ -221,10 +238,7 @@ def _int8(
     tables: list[Path] = []
     wants_debugger = options.debug_quant or options.float_fallback or options.float_fallback_auto
     if not wants_debugger:
-        converter = _int8_converter(pivot, calibration)
-        converter.inference_input_type = io_type
-        converter.inference_output_type = io_type
-        content = _convert(converter, "int8")
+        content = plain_int8(pivot, calibration, options.io)
         _refuse_float_islands(inspect_tflite(content), allowed=set())
         return content, details, tables
 
@@ -237,7 +251,7 @@ def _int8(
                 debug_dataset=_representative(calibration[: min(len(calibration), 100)]),
             )
             debugger.run()
-            stats = _layer_table(debugger)
+            stats = layer_table(debugger)
         except Exception as error:
             problem: Exception | None = error
         else:
@@ -245,7 +259,7 @@ def _int8(
     if problem is not None:
         raise ExportError(f"int8 quantization debugger failed: {_first_error(problem, said.text)}")
     if options.debug_quant:
-        tables = _write_tables(stats, target)
+        tables = write_tables(stats, target)
         details["debug_tables"] = [p.name for p in tables]
 
     ops, nodes = split_fallback(options.float_fallback)
@@ -257,10 +271,7 @@ def _int8(
             "use op types such as CONV_2D or tensor names from the --debug-quant table",
         )
     if not (ops or nodes or options.float_fallback_auto):  # only the table was asked for
-        converter = _int8_converter(pivot, calibration)
-        converter.inference_input_type = io_type
-        converter.inference_output_type = io_type
-        content = _convert(converter, "int8")
+        content = plain_int8(pivot, calibration, options.io)
         _refuse_float_islands(inspect_tflite(content), allowed=set())
         return content, details, tables
 
@@ -278,21 +289,13 @@ def _int8(
         return report.inputs[0]["dtype"] == options.io and report.outputs[0]["dtype"] == options.io
 
     if options.float_fallback_auto:
-        # Worst layers first, skipping any whose float version would cost the I/O dtype
-        # (the device bundles need uint8 in and out).
-        ranked = [row["tensor_name"] for row in stats if row["op_name"] not in BOUNDARY_OPS]
-        skipped: list[str] = []
-        for name in ranked:
-            if len(nodes) >= options.float_fallback_auto:
-                break
-            content, report = quantize([*nodes, name])
-            if io_kept(report):
-                nodes.append(name)
-            else:
-                skipped.append(name)
-        if skipped:
-            details["float_fallback_skipped"] = skipped
-    content, report = quantize(nodes)
+        content, found = measured_fallback(pivot, options, stats, quantize, io_kept)
+        nodes = list(found.nodes)
+        report = inspect_tflite(content)
+        recovery = found.to_dict(*selection(options))
+    else:
+        content, report = quantize(nodes)
+        recovery = _recovery(pivot, options, content, io_type)
     if not io_kept(report):
         raise ExportError(
             f"--float-fallback keeps the first or last layer in float, so the int8 model "
@@ -303,7 +306,7 @@ def _int8(
     node_ops = {row["tensor_name"]: row["op_name"] for row in stats}
     _refuse_float_islands(report, allowed=set(ops) | {node_ops[n] for n in nodes})
     details["float_fallback"] = {"ops": ops, "nodes": nodes, "float_ops": report.float_ops}
-    details["fallback_recovery"] = _recovery(pivot, options, content, io_type)
+    details["fallback_recovery"] = recovery
     return content, details, tables
 
 
@@ -326,62 +329,6 @@ def _refuse_float_islands(report: TfliteReport, allowed: set[str]) -> None:
         )
 
 
-def _layer_table(debugger: Any) -> list[dict[str, Any]]:
-    """Per-layer error of the int8 model, worst first (RMSE / scale, as TF's guide ranks)."""
-    text = io.StringIO()
-    debugger.layer_statistics_dump(text)
-    text.seek(0)
-    rows: list[dict[str, Any]] = []
-    for row in csv.DictReader(text):
-        scale = float(row["scale"])
-        mse = float(row["mean_squared_error"])
-        rows.append(
-            {
-                "op_name": row["op_name"],
-                "tensor_name": row["tensor_name"],
-                "tensor_idx": int(float(row["tensor_idx"])),
-                "num_elements": int(float(row["num_elements"])),
-                "scale": scale,
-                "zero_point": int(float(row["zero_point"])),
-                "rmse": math.sqrt(mse),
-                "rmse_over_scale": math.sqrt(mse) / scale if scale else float("inf"),
-                "max_abs_error": float(row["max_abs_error"]),
-                "mean_error": float(row["mean_error"]),
-            }
-        )
-    rows.sort(key=lambda r: r["rmse_over_scale"], reverse=True)
-    return rows
-
-
-def _write_tables(rows: list[dict[str, Any]], target: Path) -> list[Path]:
-    stem = target.with_suffix("")
-    csv_path = stem.with_name(stem.name + ".quant_debug.csv")
-    md_path = stem.with_name(stem.name + ".quant_debug.md")
-    columns = list(rows[0]) if rows else ["op_name", "tensor_name"]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(csv_path, buffer.getvalue())
-    lines = [
-        "# Per-layer int8 error",
-        "",
-        "Each quantized layer run from the float input of the layer before; worst first.",
-        "`rmse/scale` above about 0.3 marks a layer worth keeping in float "
-        "(`--float-fallback NAME`).",
-        "",
-        "| # | op | rmse/scale | rmse | max abs | scale | tensor |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for rank, row in enumerate(rows, 1):
-        lines.append(
-            f"| {rank} | {row['op_name']} | {row['rmse_over_scale']:.3f} | {row['rmse']:.3g} | "
-            f"{row['max_abs_error']:.3g} | {row['scale']:.3g} | `{row['tensor_name']}` |"
-        )
-    write_text_atomic(md_path, "\n".join(lines) + "\n")
-    return [csv_path, md_path]
-
-
 def _recovery(pivot: Pivot, options: ExportOptions, content: bytes, io_type: Any) -> dict[str, Any]:
     """Agreement (and accuracy) with the SavedModel, plain int8 vs with float fallback."""
     from exporters.savedmodel import predict
@@ -391,13 +338,10 @@ def _recovery(pivot: Pivot, options: ExportOptions, content: bytes, io_type: Any
         return {}
     images = np.asarray(images, dtype=np.float32)
     reference = predict(pivot, images).argmax(axis=1)
-    converter = _int8_converter(pivot, check_calibration(options.calibration, pivot.input_shape))
-    converter.inference_input_type = io_type
-    converter.inference_output_type = io_type
-    plain = _convert(converter, "int8")
+    plain = plain_int8(pivot, check_calibration(options.calibration, pivot.input_shape), options.io)
     result: dict[str, Any] = {
         "images": len(images),
-        "on": "test sample" if options.check_images is not None else "calibration sample",
+        "on": options.check_on if options.check_images is not None else "calibration",
     }
     for name, model in (("plain_int8", plain), ("with_fallback", content)):
         top1 = predict_tflite(model, images).argmax(axis=1)

@@ -66,3 +66,15 @@ def artifacts(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("artifacts-session") / "artifacts"
     export(ExportRequest(model=Path(tiny_run), to="all", out=out))
     return out
+
+
+# --- drifting_run: a model where plain int8 measurably loses agreement ----------------
+
+
+@pytest.fixture(scope="session")
+def drifting_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cnnx run of Conv -> Activation -> BatchNorm blocks trained briefly on `shapes`
+    (tests/corpus/drifting.py): plain int8 loses agreement on it, int16x8 does not."""
+    from tests.corpus.drifting import drifting_run as build
+
+    return build(tmp_path_factory.mktemp("drifting"))

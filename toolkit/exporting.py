@@ -53,7 +53,7 @@ TFJS_QUANTIZE = registry.TFJS_QUANTIZE
 DEFAULT_CALIBRATION_SAMPLES = 300
 MIN_CALIBRATION_SAMPLES = 100  # fewer draws a warning: int8 ranges get noisy
 DEFAULT_SAMPLES = 20  # test-split PNGs written for the web demo and the bundles
-CHECK_IMAGES = 1000  # test images used to report what float fallback recovered
+CHECK_IMAGES = 1000  # validation images measuring float fallback and calibration
 SAMPLES_DIR = "samples"
 SAMPLES_INDEX = "samples/samples.json"
 
@@ -226,9 +226,11 @@ def _build(
                 f"{MIN_CALIBRATION_SAMPLES}); int8 ranges may be off"
             )
         check_x, check_y = None, None
-        if request.float_fallback and dataset is not None:
-            check_x = source.input_spec.apply(dataset.x_test[:CHECK_IMAGES])
-            check_y = dataset.y_test[:CHECK_IMAGES]
+        if dataset is not None:
+            # The validation split: choices made on it (which layers stay in float) are
+            # then verified on the test split, which never chose anything.
+            check_x = source.input_spec.apply(dataset.x_val[:CHECK_IMAGES])
+            check_y = dataset.y_val[:CHECK_IMAGES]
         auto = fallback_auto(request.float_fallback)
         options = ExportOptions(
             calibration=images,
@@ -238,6 +240,7 @@ def _build(
             debug_quant=request.debug_quant,
             check_images=check_x,
             check_labels=check_y,
+            check_on="validation split",
         )
 
     with staged_dir(out) as tmp:

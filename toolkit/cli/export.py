@@ -117,7 +117,8 @@ def command(
         typer.Option(
             "--float-fallback",
             help="Keep these layers in float in the int8 model: op types (SIN,CONV_2D) or "
-            "tensor names from --debug-quant, comma-separated; or auto / auto:N (worst N).",
+            "tensor names from --debug-quant, comma-separated; or auto / auto:N (up to N "
+            "layers, each kept only if it measurably improves agreement).",
         ),
     ] = None,
     force: Annotated[
@@ -199,15 +200,12 @@ def _print(manifest: Manifest, request: ExportRequest, seconds: float) -> None:
         details = manifest.artifact(artifact_id).details
         recovery = details.get("fallback_recovery")
         if recovery:
-            plain, fixed = recovery["plain_int8"], recovery["with_fallback"]
-            layers = details["float_fallback"]["ops"] + details["float_fallback"]["nodes"]
-            line = (
-                f"float fallback {', '.join(layers)}: "
-                f"agreement {plain['agreement']:.1%} -> {fixed['agreement']:.1%}"
-            )
-            if "accuracy" in plain:
-                line += f", accuracy {plain['accuracy']:.1%} -> {fixed['accuracy']:.1%}"
-            console.print(line + f" (on {recovery['images']} {recovery['on']} images)")
+            console.print(_fallback_line(details, recovery), highlight=False)
+        check = details.get("calibration_check")
+        if check:
+            from exporters.calibration_check import describe
+
+            console.print(f"{artifact_id}: {describe(check)}", highlight=False)
         for table_name in details.get("debug_tables", []):
             console.print(f"per-layer int8 error: {manifest.root / 'tflite' / table_name}")
     for warning in manifest.warnings:
@@ -216,6 +214,28 @@ def _print(manifest: Manifest, request: ExportRequest, seconds: float) -> None:
     if kept:
         console.print(f"kept from before: {', '.join(kept)}")
     console.print(f"manifest: {manifest.path} ({seconds:.1f} s)", highlight=False)
+
+
+def _fallback_line(details: dict[str, Any], recovery: dict[str, Any]) -> str:
+    """Before -> after of float fallback, or why plain int8 was kept."""
+    plain, fixed = recovery["plain_int8"], recovery["with_fallback"]
+    where = f"on {recovery['images']} {recovery['on']} images"
+    if recovery.get("kept_plain_int8"):
+        return (
+            f"float fallback auto: kept plain int8 (agreement {plain['agreement']:.1%} {where}): "
+            f"{recovery['stopped']}"
+        )
+    layers = details["float_fallback"]["ops"] + details["float_fallback"]["nodes"]
+    line = (
+        f"float fallback {', '.join(layers)}: "
+        f"agreement {plain['agreement']:.1%} -> {fixed['agreement']:.1%}"
+    )
+    if "accuracy" in plain:
+        line += f", accuracy {plain['accuracy']:.1%} -> {fixed['accuracy']:.1%}"
+    line += f" ({where})"
+    if recovery.get("stopped"):
+        line += f"; stopped: {recovery['stopped']}"
+    return line
 
 
 def _size(size: int) -> str:

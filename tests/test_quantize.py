@@ -1,0 +1,198 @@
+"""Int8 that survives a real model: int16x8, float fallback chosen by measurement, and the
+calibration check, on a Conv -> Activation -> BatchNorm model where plain int8 drifts
+(tests/corpus/drifting.py). The search logic itself is unit-tested first on made-up
+scores; the model tests run the real converter and LiteRT."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from exporters.tflite_fallback import Score, islands, search
+from toolkit.manifest import Manifest, load_manifest
+
+# --- the greedy search, on made-up scores (the code around the measurement) -----------
+
+GRAPH = {
+    "conv1": ("CONV_2D", ["image"]),
+    "bn1/mul": ("MUL", ["conv1", "gamma"]),
+    "bn1/add": ("ADD", ["bn1/mul", "beta"]),
+    "conv2": ("CONV_2D", ["bn1/add"]),
+    "dense": ("FULLY_CONNECTED", ["conv2"]),
+}
+RANKED = [
+    {"op_name": "ADD", "tensor_name": "bn1/add"},
+    {"op_name": "QUANTIZE", "tensor_name": "image_q"},
+    {"op_name": "CONV_2D", "tensor_name": "conv2"},
+    {"op_name": "MUL", "tensor_name": "bn1/mul"},
+    {"op_name": "FULLY_CONNECTED", "tensor_name": "dense"},
+]
+INT8 = {"min_agreement": 0.98, "max_accuracy_drop": 0.01}
+
+
+def test_a_batchnorm_after_the_activation_is_one_island() -> None:
+    found = islands(RANKED, GRAPH)
+    assert found == [("bn1/add", "bn1/mul"), ("conv2",), ("dense",)]  # rank order kept
+
+
+def _scores(table: dict[tuple[str, ...], float]):
+    """quantize/measure stand-ins: a model is the tuple of its float nodes."""
+    models: dict[bytes, tuple[str, ...]] = {}
+
+    def quantize(nodes: list[str]) -> bytes | None:
+        key = tuple(sorted(nodes))
+        if "dense" in key:
+            return None  # the last layer in float loses the uint8 output
+        blob = json.dumps(key).encode()
+        models[blob] = key
+        return blob
+
+    def measure(blob: bytes) -> Score:
+        return Score(table.get(models.get(blob, ()), 0.90), 0.80, 0.80)
+
+    plain = json.dumps(()).encode()
+    models[plain] = ()
+    return quantize, measure, plain
+
+
+def test_the_search_keeps_what_helps_and_stops_within_tolerance() -> None:
+    candidates = [*islands(RANKED, GRAPH), ("conv1",)]
+    quantize, measure, plain = _scores(
+        {
+            ("bn1/add", "bn1/mul"): 0.95,
+            ("bn1/add", "bn1/mul", "conv2"): 0.94,  # worse: not kept
+            ("bn1/add", "bn1/mul", "conv1"): 0.985,
+        }
+    )
+    found, model = search(candidates, quantize, measure, plain, budget=3, tolerance=INT8)
+    assert found.nodes == ("bn1/add", "bn1/mul", "conv1")
+    assert json.loads(model) == ["bn1/add", "bn1/mul", "conv1"]
+    assert [t.result for t in found.trials] == ["kept", "no gain", "costs the I/O dtype", "kept"]
+    assert found.stopped == "within tolerance"
+    assert (found.plain.agreement, found.final.agreement) == (0.90, 0.985)
+
+
+def test_the_search_respects_the_budget() -> None:
+    quantize, measure, plain = _scores({("bn1/add", "bn1/mul"): 0.95})
+    found, _ = search(islands(RANKED, GRAPH), quantize, measure, plain, budget=1, tolerance=INT8)
+    assert found.nodes == ("bn1/add", "bn1/mul") and found.stopped.startswith("budget of 1")
+
+
+def test_nothing_better_than_plain_int8_keeps_plain_int8() -> None:
+    quantize, measure, plain = _scores({("conv2",): 0.85})
+    found, model = search(
+        islands(RANKED, GRAPH), quantize, measure, plain, budget=3, tolerance=INT8
+    )
+    assert found.kept_plain and model == plain and found.final == found.plain
+    assert "helped" in found.stopped
+
+
+def test_plain_int8_within_tolerance_is_not_touched() -> None:
+    quantize, measure, plain = _scores({})
+    found, model = search(
+        islands(RANKED, GRAPH), quantize, measure, plain, 3, {"min_agreement": 0.9}
+    )
+    assert found.kept_plain and not found.trials and model == plain
+
+
+# --- the drifting model, for real --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def drifting_artifacts(drifting_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """int8, int8 with measured fallback and int16x8 of the drifting model, side by side."""
+    from toolkit.exporting import ExportRequest, export
+
+    root = tmp_path_factory.mktemp("drifting-artifacts")
+    out = root / "artifacts"
+    export(ExportRequest(model=drifting_run, to="tflite", quantize="int8", out=out))
+    export(ExportRequest(model=drifting_run, to="tflite", quantize="int16x8", out=out))
+    fallback = root / "fallback"
+    export(
+        ExportRequest(
+            model=drifting_run, to="tflite", quantize="int8", float_fallback=("auto",), out=fallback
+        )
+    )
+    return root
+
+
+def _verify(folder: Path, ids: tuple[str, ...]):
+    from toolkit.verify import VerifyConfig, verify
+
+    report = verify(VerifyConfig(artifacts_dir=folder, artifacts=ids, runtimes=("litert",)))
+    return {row.artifact: row for row in report.rows}
+
+
+@pytest.mark.slow
+def test_plain_int8_drifts_and_int16x8_stays_within_its_tolerance(
+    drifting_artifacts: Path,
+) -> None:
+    rows = _verify(drifting_artifacts / "artifacts", ("tflite_int8", "tflite_int16x8"))
+    int8, int16x8 = rows["tflite_int8"], rows["tflite_int16x8"]
+    assert int8.metrics is not None and int16x8.metrics is not None
+    # The model is what it claims: plain int8 measurably loses agreement on it.
+    assert int8.status == "drift" and int8.metrics.agreement < 0.97, int8.metrics
+    assert int16x8.status == "ok", int16x8.failed_checks
+    assert int16x8.metrics.agreement > int8.metrics.agreement
+    assert int16x8.tolerance is not None and int16x8.tolerance.min_agreement == 0.985
+    manifest = load_manifest(drifting_artifacts / "artifacts")
+    entry = manifest.artifact("tflite_int16x8")
+    assert entry.precision == "int16x8" and entry.inputs[0]["dtype"] == "float32"
+    assert entry.details["calibration"]["count"] == 300  # calibrated like int8
+    # Smaller than float32 would be: int8 weights (the BN constants stay int16/int32).
+    assert entry.details["weight_dtypes"].get("int8", 0) >= 6
+
+
+@pytest.mark.slow
+def test_measured_fallback_improves_on_plain_int8_or_keeps_it_and_says_so(
+    drifting_artifacts: Path,
+) -> None:
+    manifest = load_manifest(drifting_artifacts / "fallback")
+    details = manifest.artifact("tflite_int8").details
+    recovery = details["fallback_recovery"]
+    assert recovery["on"] == "validation split" and recovery["images"] == 200
+    plain, after = recovery["plain_int8"]["agreement"], recovery["with_fallback"]["agreement"]
+    nodes = details["float_fallback"]["nodes"]
+    if recovery["kept_plain_int8"]:
+        assert not nodes and after == plain and recovery["stopped"]
+    else:
+        assert after > plain and nodes
+        assert len([t for t in recovery["trials"] if t["result"] == "kept"]) <= 3  # auto = 3
+        _islands_are_whole(manifest, nodes)
+    # Never worse than plain int8 on the test split either, where nothing was chosen.
+    rows = _verify(drifting_artifacts / "fallback", ("tflite_int8",))
+    plain_rows = _verify(drifting_artifacts / "artifacts", ("tflite_int8",))
+    fixed, before = rows["tflite_int8"].metrics, plain_rows["tflite_int8"].metrics
+    assert fixed is not None and before is not None
+    assert fixed.agreement >= before.agreement - 0.01, (before, fixed)
+
+
+def _islands_are_whole(manifest: Manifest, nodes: list[str]) -> None:
+    """A BN's MUL kept in float brings its ADD along (and the other way round)."""
+    from exporters.tflite_fallback import tensor_graph
+
+    path = manifest.artifact_path(manifest.artifact("tflite_int8"))
+    graph = tensor_graph(path.read_bytes())
+    for name in nodes:
+        op, _ = graph.get(name, ("", []))
+        if op == "MUL":
+            assert any(graph[n][0] == "ADD" and name in graph[n][1] for n in nodes), name
+
+
+@pytest.mark.slow
+def test_the_export_says_whether_more_calibration_images_would_help(
+    drifting_artifacts: Path,
+) -> None:
+    manifest = load_manifest(drifting_artifacts / "artifacts")
+    for artifact_id in ("tflite_int8", "tflite_int16x8"):
+        check = manifest.artifact(artifact_id).details["calibration_check"]
+        assert check["full"]["calibration_images"] == 300
+        assert check["half"]["calibration_images"] == 150
+        assert check["on"] == "validation split" and check["images"] == 200
+        gain = check["full"]["agreement"] - check["half"]["agreement"]
+        assert np.isclose(check["agreement_gain"], gain)
+        helps = gain >= 0.005
+        assert ("may help" in check["verdict"]) == helps, check
