@@ -4,11 +4,15 @@ Records, with the machine (benchmarks/machine.py), into benchmarks/results/bench
 
 1. the whole `cnnx demo` time (a fresh work folder);
 2. the artifact table (id, format, precision, size) of the demo's artifacts;
-3. the harness's own overhead: its LiteRT float32 batch-1 p50 (the loop `cnnx bench`
-   runs, `toolkit.bench.latency_samples`) against a bare `interpreter.invoke()` loop on
-   the same interpreter in the same run, interleaved in blocks (goal: within 10%);
-4. the headline ratio: Keras `model.predict` on one image (the tutorial's way) against
-   LiteRT through the harness;
+3. the harness's own overhead, for every TFLite artifact at 1 and 2 threads: the
+   batch-1 p50 `cnnx bench` reports (`toolkit.timing.timing`, the loop bench runs)
+   against a bare `interpreter.invoke()` loop on the same interpreter in the same run,
+   interleaved in blocks so both see the same load (goal: within 5%); with the harness's
+   pre_ms / post_ms (quantize and copy in, copy out and dequantize) beside it;
+4. the headline: one image through Keras `model.predict` (the tutorial's way), Keras
+   `model(x)`, the SavedModel's signature call and LiteRT through the harness, so the
+   framework's overhead shows apart from the compute; with the graph's FLOPs and each
+   one's GFLOP/s against this machine's peak (toolkit/work.py, toolkit/machine.py);
 5. accuracy over 10,000 fresh test images (a new seed of the same generator) for every
    artifact on TensorFlow and LiteRT, and how long that takes (goal: 60 s).
 
@@ -37,7 +41,8 @@ from benchmarks.machine import machine_info, write_result  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench.json"
 CNNX = ROOT / ".venv" / "bin" / "cnnx"
-HARNESS_GOAL = 0.10  # the harness's p50 within 10% of a bare invoke loop
+HARNESS_GOAL = 0.05  # the harness's p50 within 5% of a bare invoke loop
+THREADS = (1, 2)
 ACCURACY_IMAGES = 10_000
 ACCURACY_GOAL_S = 60.0
 
@@ -75,71 +80,109 @@ def artifact_table(artifacts: Path) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def harness_overhead(artifacts: Path, runs: int) -> dict[str, Any]:
-    """Harness p50 against a bare invoke loop, interleaved so both see the same load."""
+def harness_overhead(artifacts: Path, runs: int) -> list[dict[str, Any]]:
+    """Per TFLite artifact and thread count: the harness's p50 against a bare invoke loop
+    on the same interpreter, in alternating blocks so both see the same load."""
     import numpy as np
 
-    from toolkit.bench import LatencyStats, latency_samples
     from toolkit.evalset import load_eval_set
     from toolkit.manifest import load_manifest
     from toolkit.runtimes import load
+    from toolkit.timing import LatencyStats, time_inference
 
     manifest = load_manifest(artifacts)
     x1 = np.ascontiguousarray(load_eval_set(manifest, limit=1).images)
-    model = load("litert", manifest, manifest.artifact("tflite_float32"), threads=1)
-    interpreter = model.interpreter  # type: ignore[attr-defined]
-    index = interpreter.get_input_details()[0]["index"]
     timer = time.perf_counter_ns
-    harness: list[int] = []
-    bare: list[int] = []
-    block = max(10, runs // 10)
-    latency_samples(model, x1, 0, 50, timer)  # warm-up
-    for _ in range(max(1, runs // block)):
-        harness += latency_samples(model, x1, block, 0, timer)
-        interpreter.set_tensor(index, x1)
-        for _ in range(block):
-            start = timer()
-            interpreter.invoke()
-            bare.append(timer() - start)
-    model.close()
-    h = LatencyStats.from_ns(harness, "harness: predict() timed by perf_counter_ns")
-    b = LatencyStats.from_ns(bare, "bare interpreter.invoke() loop")
-    overhead = h.p50 / b.p50 - 1
-    return {"harness": h.to_dict(), "bare": b.to_dict(), "overhead": round(overhead, 4),
-            "goal": HARNESS_GOAL, "within_goal": overhead <= HARNESS_GOAL}  # fmt: skip
+    block = max(10, runs // 20)
+    results = []
+    for entry in manifest.artifacts.values():
+        if entry.format != "tflite":
+            continue
+        for threads in THREADS:
+            with load("litert", manifest, entry, threads=threads) as model:
+                interpreter = model.interpreter  # type: ignore[attr-defined]
+                stages = model.stages(x1)
+                assert stages is not None
+                harness: list[int] = []
+                pre: list[int] = []
+                post: list[int] = []
+                bare: list[int] = []
+                time_inference(model, x1, 0, 100, timer)  # warm-up
+                for _ in range(max(1, runs // block)):
+                    inference, before, after = time_inference(model, x1, block, 0, timer)
+                    harness += inference
+                    pre += before
+                    post += after
+                    stages.prepare()  # the same input tensor as the harness's
+                    for _ in range(block):
+                        start = timer()
+                        interpreter.invoke()
+                        bare.append(timer() - start)
+            h = LatencyStats.from_ns(harness, "cnnx bench's timed region (toolkit.timing)")
+            b = LatencyStats.from_ns(bare, "bare interpreter.invoke() loop")
+            overhead = h.p50 / b.p50 - 1
+            results.append({"artifact": entry.id, "threads": threads,
+                            "harness_p50_ms": round(h.p50, 5), "bare_p50_ms": round(b.p50, 5),
+                            "overhead": round(overhead, 4), "goal": HARNESS_GOAL,
+                            "within_goal": abs(overhead) <= HARNESS_GOAL,
+                            "pre_ms": round(float(np.median(pre)) / 1e6, 5),
+                            "post_ms": round(float(np.median(post)) / 1e6, 5),
+                            "runs": len(bare)})  # fmt: skip
+    return results
 
 
 def headline(work: Path, artifacts: Path, runs: int) -> dict[str, Any]:
-    """Keras model.predict on one image (the tutorial's way) against LiteRT via the harness."""
+    """One image through Keras predict, Keras model(x), the SavedModel call and LiteRT."""
     import keras
     import numpy as np
+    import tensorflow as tf
 
-    from toolkit.bench import LatencyStats, latency_samples
     from toolkit.evalset import load_eval_set
     from toolkit.locate import last_run
+    from toolkit.machine import machine_peak, peak_for
     from toolkit.manifest import load_manifest
     from toolkit.runtimes import load
+    from toolkit.timing import LatencyStats, timing
+    from toolkit.work import graph_work
 
     manifest = load_manifest(artifacts)
     x1 = np.ascontiguousarray(load_eval_set(manifest, limit=1).images)
-    keras_model = keras.models.load_model(last_run(work) / "model.keras")
-    keras_model.predict(x1, verbose=0)
+    saved = manifest.artifact_path(manifest.artifact("savedmodel"))
+    flops = graph_work(saved).flops
+    peak = machine_peak()
     timer = time.perf_counter_ns
-    keras_ns = []
-    for _ in range(max(10, runs // 5)):  # predict() is slow: fewer runs say enough
-        start = timer()
-        keras_model.predict(x1, verbose=0)
-        keras_ns.append(timer() - start)
-    result: dict[str, Any] = {
-        "keras_predict": LatencyStats.from_ns(keras_ns, "model.predict").to_dict()
+
+    def timed(call: Any, count: int) -> LatencyStats:
+        call()
+        samples = []
+        for _ in range(count):
+            start = timer()
+            call()
+            samples.append(timer() - start)
+        return LatencyStats.from_ns(samples, "perf_counter_ns around the call")
+
+    keras_model = keras.models.load_model(last_run(work) / "model.keras")
+    signature = tf.saved_model.load(str(saved)).signatures["serving_default"]
+    tensor = tf.constant(x1)
+    few = max(10, runs // 5)  # predict() is slow: fewer runs say enough
+    paths: dict[str, LatencyStats] = {
+        "keras_predict": timed(lambda: keras_model.predict(x1, verbose=0), few),
+        "keras_call": timed(lambda: keras_model(tensor, training=False).numpy(), runs),
+        "savedmodel_call": timed(lambda: signature(image=tensor)["probabilities"].numpy(), runs),
     }
     for artifact_id in ("tflite_float32", "tflite_int8"):
-        if artifact_id not in manifest.artifacts:
-            continue
-        with load("litert", manifest, manifest.artifact(artifact_id), threads=1) as model:
-            stats = LatencyStats.from_ns(latency_samples(model, x1, runs, 20, timer), "harness")
-        result[artifact_id] = stats.to_dict()
-        result[f"speedup_{artifact_id}"] = round(result["keras_predict"]["p50"] / stats.p50, 1)
+        if artifact_id in manifest.artifacts:
+            with load("litert", manifest, manifest.artifact(artifact_id), threads=1) as model:
+                paths[f"litert_{artifact_id}"] = timing(model, x1, runs, 20, timer).latency
+    result: dict[str, Any] = {"flops": flops, "peak": peak}
+    base = paths["keras_predict"].p50
+    for name, stats in paths.items():
+        gflops = flops / (stats.p50 * 1e6)
+        threads = 1 if name.startswith("litert") else None
+        result[name] = {**stats.to_dict(), "gflops": round(gflops, 3),
+                        "peak_percent": round(100 * gflops / peak_for(peak, threads), 2)
+                        if peak else None,
+                        "speedup_vs_keras_predict": round(base / stats.p50, 1)}  # fmt: skip
     return result
 
 
@@ -148,9 +191,7 @@ def accuracy_10k(artifacts: Path) -> dict[str, Any]:
     from toolkit.data import DataSpec, load_dataset
     from toolkit.evalset import EvalSet
     from toolkit.manifest import load_manifest
-    from toolkit.runtimes import runtimes_for
-    from toolkit.tolerances import tolerance_for
-    from toolkit.verify import reference_outputs, run_parity
+    from toolkit.matrix import plan, run_matrix
 
     manifest = load_manifest(artifacts)
     start = time.perf_counter()
@@ -162,17 +203,14 @@ def accuracy_10k(artifacts: Path) -> dict[str, Any]:
     evalset = EvalSet(manifest.input.apply(dataset.x_test), dataset.y_test, list(manifest.labels),
                       f"fresh {spec.kind} images, seed {spec.seed}")  # fmt: skip
     data_s = time.perf_counter() - start
-    reference, ref_model = reference_outputs(manifest, evalset)
-    ref_model.close()
+    cells = plan(manifest.artifacts.values(), ("tf", "litert"))
     rows = []
-    for entry in manifest.artifacts.values():
-        for runtime in runtimes_for(entry, ("tf", "litert")):
-            row = run_parity(manifest, entry, runtime, {}, evalset, reference, tolerance_for(entry))
-            m = row.metrics
-            rows.append({"artifact": entry.id, "runtime": row.label, "status": row.status,
-                         "accuracy": m.accuracy if m else None, "top5": m.top5 if m else None,
-                         "agreement": m.agreement if m else None,
-                         "seconds": round(row.seconds, 2)})  # fmt: skip
+    for row in run_matrix(manifest, cells, evalset).rows:
+        m = row.metrics
+        rows.append({"artifact": row.artifact, "runtime": row.label, "status": row.status,
+                     "accuracy": m.accuracy if m else None, "top5": m.top5 if m else None,
+                     "agreement": m.agreement if m else None,
+                     "seconds": round(row.seconds, 2)})  # fmt: skip
     seconds = time.perf_counter() - start
     return {"images": len(evalset), "source": evalset.source, "data_seconds": round(data_s, 2),
             "seconds": round(seconds, 2), "goal_seconds": ACCURACY_GOAL_S,
@@ -195,13 +233,18 @@ def main() -> int:
     for row in record["artifacts"]:
         print(f"  {row['id']:<16} {row['precision']:<8} {row['size_kb']:>10} KB")
     record["harness"] = harness_overhead(artifacts, args.runs)
-    h = record["harness"]
-    print(f"harness p50 {h['harness']['p50']:.4f} ms vs bare invoke {h['bare']['p50']:.4f} ms: "
-          f"overhead {h['overhead'] * 100:.1f}% (goal <= {HARNESS_GOAL * 100:.0f}%)")  # fmt: skip
+    print(f"harness p50 against a bare invoke() loop (goal within {HARNESS_GOAL * 100:.0f}%):")
+    for h in record["harness"]:
+        print(f"  {h['artifact']:<16} x{h['threads']}  {h['harness_p50_ms']:.4f} ms vs "
+              f"{h['bare_p50_ms']:.4f} ms: {h['overhead'] * 100:+.1f}%  "
+              f"(pre {h['pre_ms']:.4f} ms, post {h['post_ms']:.4f} ms)")  # fmt: skip
     record["headline"] = headline(args.work, artifacts, args.runs)
     hl = record["headline"]
-    print(f"keras model.predict p50 {hl['keras_predict']['p50']:.3f} ms; "
-          + ", ".join(f"{k}: {v}x" for k, v in hl.items() if k.startswith("speedup")))  # fmt: skip
+    print(f"one image, {hl['flops'] / 1e6:.2f} MFLOP:")
+    for name, stats in hl.items():
+        if isinstance(stats, dict) and "p50" in stats:
+            print(f"  {name:<24} p50 {stats['p50']:.4f} ms  {stats['gflops']:.2f} GFLOP/s  "
+                  f"{stats['speedup_vs_keras_predict']}x keras predict")  # fmt: skip
     record["accuracy_10k"] = accuracy_10k(artifacts)
     acc = record["accuracy_10k"]
     print(f"accuracy on {acc['images']} images, every artifact on TF/LiteRT: {acc['seconds']} s "

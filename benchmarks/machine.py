@@ -8,8 +8,8 @@ Every benchmark script records this next to its figures, and writes the record w
     write_result(ROOT / "benchmarks" / "results" / "NAME.json", record)
 
 `python benchmarks/machine.py` prints it as JSON. The fields come from
-toolkit.report.machine_info (the same record `cnnx bench` writes into report.json), plus
-the load average at the time, because a busy machine makes every latency pessimistic.
+toolkit.machine.machine_info (the same record `cnnx bench` writes into report.json, with
+the load average at the time, because a busy machine makes every latency pessimistic).
 """
 
 from __future__ import annotations
@@ -19,16 +19,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from toolkit.report import machine_info as _toolkit_machine_info
+from toolkit.machine import machine_info as _toolkit_machine_info
 
 
 def machine_info() -> dict[str, Any]:
-    info = _toolkit_machine_info()
-    try:
-        info["load_average"] = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        info["load_average"] = None
-    return info
+    return _toolkit_machine_info()
 
 
 def write_result(path: Path, record: dict[str, Any]) -> None:

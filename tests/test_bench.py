@@ -14,19 +14,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from toolkit.bench import (
-    BenchConfig,
-    BenchRow,
-    Gates,
-    LatencyStats,
-    baseline_breaches,
-    check_gates,
-    latency_samples,
-)
+from toolkit.bench import BenchConfig
 from toolkit.cli import app
 from toolkit.errors import UsageError
-from toolkit.parity import Metrics
-from toolkit.runtimes import LoadedModel, RuntimeInfo
+from toolkit.gates import Gates, baseline_breaches, check_gates
+from toolkit.parity import Check, Metrics
+from toolkit.rows import Row, Speed
+from toolkit.runtimes import LoadedModel, RuntimeInfo, Stages
+from toolkit.timing import LatencyStats, latency_samples, timing
+from toolkit.tolerances import Tolerance
 
 runner = CliRunner()
 TINY_TOLERANCES = "min_agreement = 0.85\nmax_accuracy_drop = 0.05\n[float32]\nmin_agreement = 1.0\n"
@@ -56,11 +52,11 @@ def test_latency_uses_the_swappable_timer() -> None:
     assert stats.p50 == pytest.approx(1.0) and stats.p99 > 10 and stats.mean == pytest.approx(2.0)
 
 
-def _row(artifact: str = "tflite_int8", **changes: Any) -> BenchRow:
-    row = BenchRow(
+def _row(artifact: str = "tflite_int8", **changes: Any) -> Row:
+    row = Row(
         artifact=artifact, runtime="litert", label="litert x1", precision="int8", format="tflite",
         size=300 * 1024, status="ok",
-        latency=LatencyStats(100, 2.0, 3.0, 4.0, 2.1, 0.1, 1.9, "fake"),
+        speed=Speed(latency=LatencyStats(100, 2.0, 3.0, 4.0, 2.1, 0.1, 1.9, "fake")),
         metrics=Metrics(150, 0.99, 0.1, 0.01, 0.99, accuracy=0.8, top5=0.95, accuracy_drop=0.02),
     )  # fmt: skip
     return replace(row, **changes)
@@ -70,7 +66,7 @@ def test_gates_name_each_breach() -> None:
     rows = (
         _row(),
         _row("savedmodel", size=10**9),
-        _row("tfjs_uint8", status="failed", latency=None),
+        _row("tfjs_uint8", status="failed", speed=None),
     )
     breaches = check_gates(rows, Gates(max_size_kb=200, max_latency_ms=1.5, max_accuracy_drop=0.01))
     kinds = sorted((b.kind, b.artifact) for b in breaches)
@@ -145,6 +141,18 @@ def test_bench_writes_the_report_and_gates_exit_10(copy: Path) -> None:
     # Node times itself: the latency excludes the pipe, which is reported separately.
     assert node["latency_outer"]["p50"] >= node["latency"]["p50"] and node["ipc_ms"] is not None
     assert "node" in node["memory"]["source"]
+    # Work from the graph and what each row made of it; LiteRT's timed region holds
+    # invoke() alone, with the quantization and copies beside it.
+    flops = report["work"]["flops"]
+    assert flops > 2 * report["work"]["macs"] > 0 and report["machine"]["peak"]
+    for row in report["rows"]:
+        p50 = row["latency"]["p50"]
+        assert row["gflops"] == pytest.approx(flops / (p50 * 1e6), rel=0.01)
+        assert row["peak_percent"] > 0
+    litert = [r for r in report["rows"] if r["runtime"] == "litert"]
+    assert all(r["pre_ms"] > 0 and r["post_ms"] > 0 for r in litert)
+    assert all("fresh process" in r["memory"]["source"] for r in litert)
+    assert node["pre_ms"] is None and node["post_ms"] is None
     assert {"latency.png", "size_accuracy.png", "per_class.png"} <= set(report["plots"])
     for name in report["plots"]:
         assert (copy / "report" / name).read_bytes()[:4] == b"\x89PNG"
@@ -198,3 +206,114 @@ def test_gpu_without_gpu_is_a_skipped_row(copy: Path) -> None:
     assert code == 0, output
     row = json.loads(output)["rows"][0]
     assert row["status"] == "skipped" and "no GPU" in row["reason"]
+
+
+# --- the measuring stage's parts --------------------------------------------------------
+
+
+class StagedFake(FakeModel):
+    """A model whose three stages each move a fake clock by a known amount."""
+
+    def __init__(self, clock: list[int]) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def stages(self, batch: np.ndarray) -> Stages:
+        def tick(ns: int, value: Any = None) -> Any:
+            self.clock[0] += ns
+            return value
+
+        return Stages(
+            prepare=lambda: tick(3_000, "prepared"),
+            run=lambda x: tick(1_000, np.zeros((1, 2), np.float32)),
+            finish=lambda y: tick(2_000, y),
+        )
+
+
+def test_the_timed_region_holds_the_inference_call_only() -> None:
+    clock = [0]
+    model = StagedFake(clock)
+    measured = timing(model, np.zeros((1, 2, 2, 3), np.float32), 10, 2, lambda: clock[0])
+    assert measured.latency.runs == 10 and measured.latency.p50 == pytest.approx(0.001)
+    assert measured.pre_ms == pytest.approx(0.003) and measured.post_ms == pytest.approx(0.002)
+    assert "inference call" in measured.latency.source
+    assert model.calls == 0  # predict() is not what was timed
+
+
+def test_a_row_round_trips_through_json() -> None:
+    """A row measured elsewhere (another machine) joins a report as its dict."""
+    row = replace(
+        _row(status="drift", checks=(Check("agreement", 0.9, 0.98, ">=", False),)),
+        tolerance=Tolerance(min_agreement=0.98),
+        runtime_info={"threads": 2},
+        speed=Speed(load_ms=1.5, latency=LatencyStats(10, 1.0, 2.0, 3.0, 1.2, 0.1, 0.9, "x"),
+                    pre_ms=0.01, memory_bytes=1024, memory_source="worker", gflops=3.5),
+    )  # fmt: skip
+    data = json.loads(json.dumps(row.to_dict(speed=True)))
+    assert data["status"] == "ok" and data["drifted"] is True  # report schema 1
+    back = Row.from_dict(data)
+    assert back.status == "drift" and back.to_dict(speed=True) == data
+    assert Row.from_dict(json.loads(json.dumps(row.to_dict()))).speed is None
+
+
+@pytest.mark.slow
+def test_memory_does_not_depend_on_row_order(artifacts: Path) -> None:
+    from toolkit.bench import run_bench
+    from toolkit.manifest import load_manifest
+
+    manifest = load_manifest(artifacts)
+    memory = []
+    for order in (("tflite_float32", "tflite_int8"), ("tflite_int8", "tflite_float32")):
+        config = BenchConfig(artifacts, artifacts=order, runtimes=("litert",), threads=(1,),
+                             runs=5, warmup=1, batch=4, limit=20, plots=False)  # fmt: skip
+        report = run_bench(config, manifest)
+        memory.append({r.artifact: r.speed.memory_bytes for r in report.rows if r.speed})
+    first, second = memory
+    assert set(first) == {"tflite_float32", "tflite_int8"}
+    for artifact, size in first.items():
+        entry = manifest.artifact(artifact)
+        assert size is not None and size >= entry.size  # at least the model it loaded
+        assert abs(size - second[artifact]) <= max(0.05 * size, 256 * 1024), (first, second)
+
+
+@pytest.mark.slow
+def test_work_is_counted_from_the_graph(tiny_run: Path, artifacts: Path) -> None:
+    """The graph's MACs against the Keras layers' own arithmetic, counted by hand."""
+    import keras
+
+    from toolkit.work import graph_work
+
+    model = keras.models.load_model(tiny_run / "model.keras")
+    macs = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            _, height, width, filters = layer.output.shape
+            kh, kw = layer.kernel_size
+            macs += height * width * filters * kh * kw * layer.input.shape[-1]
+        elif isinstance(layer, keras.layers.Dense):
+            macs += layer.input.shape[-1] * layer.units
+    work = graph_work(artifacts / "saved_model")
+    assert work.macs == macs > 0
+    assert 2 * macs < work.flops < 2.2 * macs  # adds, activations and pooling on top
+
+
+def test_the_machine_peak_is_measured_once_and_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from toolkit import machine
+
+    monkeypatch.setenv("CNNX_CACHE_DIR", str(tmp_path))
+    peak = machine.machine_peak()
+    assert peak is not None and peak["gflops_1_thread"] > 0.1
+    assert peak["gflops_all_threads"] >= peak["gflops_1_thread"]
+    assert (tmp_path / machine.PEAK_FILE).is_file()
+
+    def measured_again() -> None:
+        raise AssertionError("the cached peak was measured again")
+
+    monkeypatch.setattr(machine, "_measure_peak", measured_again)
+    assert machine.machine_peak() == peak
+    one = peak["gflops_1_thread"]
+    assert machine.peak_for(peak, 1) == one
+    assert machine.peak_for(peak, None) == peak["gflops_all_threads"]
+    assert machine.peak_for(peak, 64) == peak["gflops_all_threads"]

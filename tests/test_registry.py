@@ -103,7 +103,7 @@ def test_cli_choices_are_the_tables() -> None:
 def test_listings_follow_the_table_order(tmp_path: Path) -> None:
     from toolkit.inputspec import InputSpec
     from toolkit.manifest import Manifest
-    from toolkit.verify import selected_entries
+    from toolkit.matrix import selected_entries
 
     shuffled = list(reversed(ARTIFACTS))
     entries = {spec.id: _entry(spec) for spec in shuffled}

@@ -8,12 +8,17 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from toolkit.bench import BenchConfig, BenchReport, BenchRow, Breach, LatencyStats
+from toolkit.bench import BenchConfig, BenchReport
+from toolkit.cli.tables import render_bench
 from toolkit.errors import PathError
+from toolkit.gates import Breach
 from toolkit.inputspec import InputSpec
+from toolkit.machine import machine_info
 from toolkit.manifest import Manifest
 from toolkit.parity import Check, Metrics
-from toolkit.report import SCHEMA, machine_info, render_bench, report_markdown, write_report
+from toolkit.report import SCHEMA, report_markdown, write_report
+from toolkit.rows import Row, Speed
+from toolkit.timing import LatencyStats
 
 
 def _report(tmp_path: Path) -> BenchReport:
@@ -21,13 +26,13 @@ def _report(tmp_path: Path) -> BenchReport:
     reference = Metrics(20, 1.0, 0.0, 0.0, 1.0, 0.8, 1.0, 0.0, (0.9, 0.7))
     int8 = Metrics(20, 0.9, 0.2, 0.01, 0.99, 0.75, 1.0, 0.05, (0.8, 0.7))
     rows = (
-        BenchRow("savedmodel", "tf", "tf", "float32", "savedmodel", 100_000, "ok",
-                 latency=latency, metrics=reference),
-        BenchRow("tflite_int8", "litert", "litert x1", "int8", "tflite", 20_000, "ok",
-                 latency=latency, metrics=int8,
-                 checks=(Check("agreement", 0.9, 0.98, ">=", False),)),
-        BenchRow("tfjs_float32", "tfjs-node", "tfjs-node/wasm", "float32", "tfjs", 40_000,
-                 "failed", reason="node is not installed"),
+        Row("savedmodel", "tf", "tf", "float32", "savedmodel", 100_000, "ok",
+            speed=Speed(latency=latency), metrics=reference),
+        Row("tflite_int8", "litert", "litert x1", "int8", "tflite", 20_000, "drift",
+            speed=Speed(latency=latency), metrics=int8,
+            checks=(Check("agreement", 0.9, 0.98, ">=", False),)),
+        Row("tfjs_float32", "tfjs-node", "tfjs-node/wasm", "float32", "tfjs", 40_000,
+            "failed", reason="node is not installed"),
     )  # fmt: skip
     manifest = Manifest(root=tmp_path, input=InputSpec(4, 4, 3), labels=["a", "b"])
     return BenchReport(
@@ -44,7 +49,7 @@ def _report(tmp_path: Path) -> BenchReport:
 
 def test_write_report_writes_all_three(tmp_path: Path) -> None:
     report = _report(tmp_path)
-    out, plots = write_report(report, tmp_path / "report")
+    out, plots = write_report(report.to_dict(), tmp_path / "report")
     data = json.loads((out / "report.json").read_text())
     assert data["schema"] == SCHEMA
     assert data["status"] == {
@@ -68,7 +73,7 @@ def test_a_foreign_folder_is_never_replaced(tmp_path: Path) -> None:
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
     with pytest.raises(PathError, match=r"not empty and holds no report\.json"):
-        write_report(_report(tmp_path), foreign)
+        write_report(_report(tmp_path).to_dict(), foreign)
     assert (foreign / "notes.txt").read_text() == "keep me"
 
 

@@ -1,27 +1,22 @@
-"""Bench: size, load, first inference, latency, throughput, memory and accuracy of every
-artifact in every runtime, on the same preprocessed images, plus parity and CI gates.
+"""Bench: the run matrix (toolkit/matrix.py) with speed on top. For every artifact in
+every runtime configuration, on the same preprocessed images: size, load, first
+inference, latency (toolkit/timing.py), throughput, memory (toolkit/memory.py), work
+and efficiency (toolkit/work.py, toolkit/machine.py), accuracy and parity, and the CI
+gates (toolkit/gates.py).
 
-One call does it all for `cnnx bench` and `cnnx demo`:
+    report = run_bench(BenchConfig(artifacts_dir=Path("artifacts")))  # measures, writes nothing
+    report = bench(config)       # the same, then report.json, report.md, plots (toolkit/report.py)
+    report.raise_for_status()    # exit 9 / 10 / 8
 
-    report = bench(BenchConfig(artifacts_dir=Path("artifacts")))   # runs and writes report/
-    console.print(render_bench(report))                             # toolkit.report
-    report.raise_for_status()                                       # exit 9 / 10 / 8
-
-A runtime that fails gives a failed row and the others go on; a GPU asked for where there
-is none gives a skipped row. The timer is swappable (`BenchConfig.timer`, default
-`time.perf_counter_ns`). Runtimes that time inference with their own clock (Node, the
-browser) report that latency, and the latency seen from Python beside it: their
-difference is the IPC overhead.
+`run_bench` is the library entry for measuring candidates: give it the artifacts,
+runtimes and options (and the manifest and eval set when you have them) and read
+`report.rows`. A runtime that fails gives a failed row and the others go on; a GPU asked
+for where there is none gives a skipped row.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import resource
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,68 +24,41 @@ from typing import Any
 import numpy as np
 
 from toolkit.errors import (
+    ArtifactError,
     CnnxError,
     GateFailed,
-    PathError,
     RuntimeUnavailable,
     UsageError,
     VerificationFailed,
 )
 from toolkit.evalset import EvalSet, load_eval_set
-from toolkit.manifest import ArtifactEntry, Manifest, load_manifest
-from toolkit.parity import Check, Metrics, check, compare
+from toolkit.gates import Breach, Gates, check_gates, read_baseline
+from toolkit.machine import machine_info, machine_peak, peak_for
+from toolkit.manifest import Manifest, load_manifest
+from toolkit.matrix import Cell, plan, run_matrix, runtime_options, selected_entries
+from toolkit.memory import read_memory
+from toolkit.remote.rows import RemoteBench
 from toolkit.remote.ssh import SshTarget
-from toolkit.runtimes import LoadedModel, RuntimeSkipped, load, runtimes_for
-from toolkit.tolerances import REFERENCE_ID, ToleranceOverrides, tolerance_for
-from toolkit.verify import (
-    REFERENCE_RUNTIME,
-    reference_extra,
-    reference_outputs,
-    runtime_options,
-    selected_entries,
-    variant_label,
-    variants,
+from toolkit.report import SCHEMA
+from toolkit.rows import Row, Speed
+from toolkit.runtimes import LoadedModel
+from toolkit.timing import (
+    LatencyStats,
+    Timer,
+    Timing,
+    latency_samples,
+    throughput,
+    timer_name,
+    timing,
 )
+from toolkit.tolerances import REFERENCE_ID, ToleranceOverrides
+from toolkit.work import Work, graph_work
 
-Timer = Callable[[], int]  # nanoseconds
 BENCH_RUNTIMES = ("tf", "litert", "tfjs-node", "browser")  # litertjs, litertjs-node: on request
 DEFAULT_RUNS = 100
 DEFAULT_WARMUP = 10
 DEFAULT_BATCH = 32
-THROUGHPUT_REPEATS = 3
-DEFAULT_MAX_REGRESSION = 20.0  # percent of baseline p50 latency
-ACCURACY_REGRESSION = 0.005  # half a point of accuracy or agreement below the baseline
-
-
-# --- configuration --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Gates:
-    """CI limits; a breach exits 10 after the report is written. None: not checked."""
-
-    max_size_kb: float | None = None  # every shipped artifact (not the SavedModel reference)
-    max_latency_ms: float | None = None  # batch-1 p50 of every ok row
-    max_accuracy_drop: float | None = None  # fraction: 0.01 is one point
-    baseline: Path | None = None  # an earlier report.json
-    max_regression: float = DEFAULT_MAX_REGRESSION  # percent slower p50 than the baseline
-
-    def __post_init__(self) -> None:
-        for name in ("max_size_kb", "max_latency_ms", "max_accuracy_drop"):
-            value = getattr(self, name)
-            if value is not None and (not math.isfinite(value) or value < 0):
-                raise UsageError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
-        if self.max_regression < 0:
-            raise UsageError(f"--max-regression must be >= 0, got {self.max_regression}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "max_size_kb": self.max_size_kb,
-            "max_latency_ms": self.max_latency_ms,
-            "max_accuracy_drop": self.max_accuracy_drop,
-            "baseline": str(self.baseline) if self.baseline else None,
-            "max_regression": self.max_regression,
-        }
+INTERLEAVED_BLOCKS = 5  # of runs timed from here and by the runtime's own clock, alternating
 
 
 @dataclass(frozen=True)
@@ -149,111 +117,9 @@ class BenchConfig:
         }
 
 
-# --- results --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LatencyStats:
-    """Batch-1 latency over `runs` calls after warm-up, in milliseconds."""
-
-    runs: int
-    p50: float
-    p90: float
-    p99: float
-    mean: float
-    std: float
-    min: float
-    source: str  # which clock measured it
-
-    @classmethod
-    def from_ns(cls, samples: list[int], source: str) -> LatencyStats:
-        ms = np.asarray(samples, dtype=np.float64) / 1e6
-        p50, p90, p99 = (float(v) for v in np.percentile(ms, [50, 90, 99]))
-        return cls(
-            len(ms), p50, p90, p99, float(ms.mean()), float(ms.std()), float(ms.min()), source
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
-
-
-@dataclass(frozen=True)
-class BenchRow:
-    artifact: str
-    runtime: str
-    label: str
-    precision: str
-    format: str
-    size: int  # bytes of the artifact's files
-    status: str  # ok | failed (the runtime could not run it) | skipped
-    reason: str = ""
-    load_ms: float | None = None  # wall time of load(), seen from here
-    first_ms: float | None = None  # the first batch-1 inference after load
-    latency: LatencyStats | None = None  # inference, by the runtime's clock when it has one
-    latency_outer: LatencyStats | None = None  # the same calls timed from Python (with IPC)
-    ipc_ms: float | None = None  # latency_outer.p50 - latency.p50
-    throughput: float | None = None  # images per second at `throughput_batch`
-    throughput_batch: int | None = None
-    throughput_note: str = ""
-    memory_bytes: int | None = None
-    memory_source: str = ""
-    metrics: Metrics | None = None  # parity and accuracy on the eval set
-    checks: tuple[Check, ...] = ()
-    runtime_info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def drifted(self) -> bool:
-        return any(not c.passed for c in self.checks)
-
-    @property
-    def key(self) -> str:
-        return f"{self.artifact}|{self.label}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "artifact": self.artifact,
-            "runtime": self.runtime,
-            "label": self.label,
-            "precision": self.precision,
-            "format": self.format,
-            "size": self.size,
-            "status": self.status,
-            "reason": self.reason,
-            "load_ms": _round(self.load_ms),
-            "first_ms": _round(self.first_ms),
-            "latency": self.latency.to_dict() if self.latency else None,
-            "latency_outer": self.latency_outer.to_dict() if self.latency_outer else None,
-            "ipc_ms": _round(self.ipc_ms),
-            "throughput": _round(self.throughput),
-            "throughput_batch": self.throughput_batch,
-            "throughput_note": self.throughput_note,
-            "memory": {"bytes": self.memory_bytes, "source": self.memory_source}
-            if self.memory_bytes is not None
-            else None,
-            "metrics": self.metrics.to_dict() if self.metrics else None,
-            "checks": [c.to_dict() for c in self.checks],
-            "drifted": self.drifted,
-            "runtime_info": self.runtime_info,
-        }
-
-
-@dataclass(frozen=True)
-class Breach:
-    kind: str  # size | latency | accuracy_drop | regression
-    artifact: str
-    label: str
-    metric: str
-    value: float
-    limit: float
-    message: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
 @dataclass(frozen=True)
 class BenchReport:
-    rows: tuple[BenchRow, ...]
+    rows: tuple[Row, ...]
     config: BenchConfig
     manifest: Manifest
     evalset_source: str
@@ -265,17 +131,18 @@ class BenchReport:
     written_to: Path | None = None
     plots: tuple[str, ...] = ()
     machine: dict[str, Any] = field(default_factory=dict)
+    work: Work | None = None  # FLOPs per inference, from the graph
 
     @property
-    def drifted(self) -> list[BenchRow]:
-        return [r for r in self.rows if r.status == "ok" and r.drifted]
+    def drifted(self) -> list[Row]:
+        return [r for r in self.rows if r.status == "drift"]
 
     @property
-    def failed(self) -> list[BenchRow]:
+    def failed(self) -> list[Row]:
         return [r for r in self.rows if r.status == "failed"]
 
     @property
-    def skipped(self) -> list[BenchRow]:
+    def skipped(self) -> list[Row]:
         return [r for r in self.rows if r.status == "skipped"]
 
     def raise_for_status(self) -> None:
@@ -301,343 +168,212 @@ class BenchReport:
                 "fix the runtime or leave it out with --runtimes",
             )
 
+    def to_dict(self, plots: tuple[str, ...] = ()) -> dict[str, Any]:
+        """report.json (schema in docs/report.md): the plain data the report writes."""
+        manifest = self.manifest
+        artifacts = {
+            row.artifact: {"format": row.format, "precision": row.precision, "size": row.size}
+            for row in self.rows
+        }
+        for artifact_id, entry in manifest.artifacts.items():
+            if artifact_id in artifacts:
+                artifacts[artifact_id]["path"] = entry.path
+        return {
+            "schema": SCHEMA,
+            "created": self.created,
+            "command": self.config.command,
+            "seconds": round(self.seconds, 3),
+            "artifacts_dir": str(Path(self.config.artifacts_dir).resolve()),
+            "machine": self.machine,
+            "manifest": {
+                "created": manifest.created,
+                "source": manifest.source,
+                "input": manifest.input.to_dict(),
+                "labels": manifest.labels,
+                "versions": manifest.versions,
+            },
+            "config": self.config.to_dict(),
+            "data": {
+                "source": self.evalset_source,
+                "images": self.images,
+                "labelled": self.labelled,
+            },
+            "work": self.work.to_dict() if self.work else None,
+            "artifacts": artifacts,
+            "rows": [row.to_dict(speed=True) for row in self.rows],
+            "gates": {
+                "limits": self.config.gates.to_dict(),
+                "breaches": [b.to_dict() for b in self.breaches],
+            },
+            "status": {
+                "ok": not (self.drifted or self.breaches or self.failed),
+                "drifted": sorted({r.artifact for r in self.drifted}),
+                "failed": [f"{r.artifact}|{r.label}" for r in self.failed],
+                "skipped": [f"{r.artifact}|{r.label}" for r in self.skipped],
+                "breaches": len(self.breaches),
+            },
+            "plots": list(plots),
+        }
 
-def _round(value: float | None, digits: int = 4) -> float | None:
-    return None if value is None else round(value, digits)
 
+@dataclass(frozen=True)
+class BenchProbe:
+    """Bench's measurement of one loaded model, before the matrix's parity run."""
 
-# --- measuring one row ----------------------------------------------------------------
+    config: BenchConfig
+    manifest: Manifest
+    work: Work | None
+    peak: dict[str, Any] | None
 
-
-def _rss() -> int | None:
-    try:
-        import psutil
-
-        return int(psutil.Process(os.getpid()).memory_info().rss)
-    except (ImportError, OSError):
-        return None
-
-
-def _timed(timer: Timer, call: Callable[[], Any]) -> tuple[Any, int]:
-    start = timer()
-    result = call()
-    return result, timer() - start
-
-
-def latency_samples(
-    model: LoadedModel, x1: np.ndarray, runs: int, warmup: int, timer: Timer
-) -> list[int]:
-    """Batch-1 latencies (ns) of `model.predict` after `warmup` calls: the harness's own loop."""
-    predict = model.predict
-    for _ in range(warmup):
-        predict(x1)
-    samples = []
-    for _ in range(runs):
-        start = timer()
-        predict(x1)
-        samples.append(timer() - start)
-    return samples
-
-
-def measure(
-    manifest: Manifest,
-    entry: ArtifactEntry,
-    runtime: str,
-    options: dict[str, Any],
-    evalset: EvalSet,
-    reference: np.ndarray,
-    config: BenchConfig,
-    extra_checks: Callable[[np.ndarray], list[Check]] | None = None,
-) -> BenchRow:
-    """One artifact in one runtime configuration. Never raises for the runtime's failure."""
-    timer = config.timer
-    base: dict[str, Any] = {
-        "artifact": entry.id,
-        "runtime": runtime,
-        "label": variant_label(runtime, options),
-        "precision": entry.precision,
-        "format": entry.format,
-        "size": entry.size,
-    }
-    model: LoadedModel | None = None
-    try:
-        rss_before = _rss()
-        model, load_ns = _timed(timer, lambda: load(runtime, manifest, entry, **options))
-        assert model is not None
-        base["label"] = model.info.label
+    def __call__(self, model: LoadedModel, cell: Cell, evalset: EvalSet, load_ns: int) -> Speed:
+        config, timer = self.config, self.config.timer
         x1 = np.ascontiguousarray(evalset.images[:1])
-        _, first_ns = _timed(timer, lambda: model.predict(x1))  # type: ignore[union-attr]
-        rss_after = _rss()
-        outer = latency_samples(model, x1, config.runs, config.warmup, timer)
-        latency_outer = LatencyStats.from_ns(outer, f"{_timer_name(timer)} around predict()")
-        inner = model.self_timed(x1, config.runs)
-        latency, ipc = latency_outer, None
-        if inner:
-            latency = LatencyStats.from_ns(inner, f"{model.info.runtime} clock inside the runtime")
-            ipc = latency_outer.p50 - latency.p50
-        throughput, note = _throughput(model, evalset, config)
-        outputs = model.predict(evalset.images)
-        metrics = compare(outputs, reference, evalset.labels)
-        checks = check(metrics, tolerance_for(entry, *config.overrides))
-        if extra_checks is not None:
-            checks += extra_checks(outputs)
-        memory = model.memory()
-        if memory is not None:
-            memory_bytes, memory_source = memory.bytes, memory.source
-        elif rss_before is not None and rss_after is not None:
-            memory_bytes = max(0, rss_after - rss_before)
-            memory_source = "RSS growth of this process across load and first inference (psutil)"
-        else:
-            memory_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-            memory_source = "ru_maxrss of this process (peak of the whole run)"
-        return BenchRow(
-            **base,
-            status="ok",
+        start = timer()
+        model.predict(x1)
+        first_ns = timer() - start
+        timed, outer = self._latency(model, x1)
+        latency = timed.latency
+        ipc = outer.p50 - latency.p50 if outer is not None else None
+        images_per_s = throughput(model, evalset.images, config.batch, timer)
+        memory_bytes, memory_source = None, "not measured for this runtime (docs/report.md)"
+        try:
+            reading = read_memory(
+                model, self.manifest, cell.entry, cell.runtime, cell.options,
+                runs=config.warmup + config.runs, batch=config.batch,
+            )  # fmt: skip
+            if reading is not None:
+                memory_bytes, memory_source = reading.bytes, reading.source
+        except CnnxError as error:  # a figure missing is not a failed row
+            memory_source = f"not measured: {error.one_line()}"
+        gflops, percent = self._efficiency(latency, model)
+        return Speed(
             load_ms=load_ns / 1e6,
             first_ms=first_ns / 1e6,
             latency=latency,
-            latency_outer=latency_outer if inner else None,
+            latency_outer=outer,
             ipc_ms=ipc,
-            throughput=throughput,
+            pre_ms=timed.pre_ms,
+            post_ms=timed.post_ms,
+            throughput=images_per_s,
             throughput_batch=config.batch,
-            throughput_note=note,
+            throughput_note="batch-1 model, rows looped" if model.info.max_batch == 1 else "",
             memory_bytes=memory_bytes,
             memory_source=memory_source,
-            metrics=metrics,
-            checks=tuple(checks),
-            runtime_info=model.info.to_dict(),
+            gflops=gflops,
+            peak_percent=percent,
         )
-    except RuntimeSkipped as error:
-        return BenchRow(**base, status="skipped", reason=error.one_line())
-    except CnnxError as error:
-        return BenchRow(**base, status="failed", reason=error.one_line())
-    finally:
-        if model is not None:
-            model.close()
+
+    def _latency(self, model: LoadedModel, x1: np.ndarray) -> tuple[Timing, LatencyStats | None]:
+        """The timed runs (toolkit/timing.py). A runtime with a clock of its own (Node, the
+        browser) gives the latency, and Python's clock around predict() the outer one
+        with the pipe, taken in alternating blocks so a burst of load falls on both."""
+        config, timer = self.config, self.config.timer
+        blocks = min(config.runs, INTERLEAVED_BLOCKS)
+        sizes = [config.runs // blocks + (i < config.runs % blocks) for i in range(blocks)]
+        latency_samples(model, x1, 0, config.warmup, timer)
+        inner = model.self_timed(x1, sizes[0])
+        if inner is None:
+            return timing(model, x1, config.runs, 0, timer), None
+        outer: list[int] = []
+        for i, size in enumerate(sizes):
+            outer += latency_samples(model, x1, size, 0, timer)
+            if i:
+                inner += model.self_timed(x1, size) or []
+        own = LatencyStats.from_ns(inner, f"{model.info.runtime} clock inside the runtime")
+        return Timing(own), LatencyStats.from_ns(outer, f"{timer_name(timer)} around predict()")
+
+    def _efficiency(
+        self, latency: LatencyStats, model: LoadedModel
+    ) -> tuple[float | None, float | None]:
+        if self.work is None or latency.p50 <= 0:
+            return None, None
+        gflops = self.work.flops / (latency.p50 * 1e6)
+        if self.peak is None:
+            return gflops, None
+        threads = model.info.threads or model.info.details.get("threads")
+        return gflops, 100 * gflops / peak_for(
+            self.peak, threads if isinstance(threads, int) else None
+        )
 
 
-def _throughput(model: LoadedModel, evalset: EvalSet, config: BenchConfig) -> tuple[float, str]:
-    """Images per second at the configured batch (the best of a few repeats)."""
-    rows = evalset.images[: config.batch]
-    if len(rows) < config.batch:  # a small eval set: repeat images to fill the batch
-        rows = np.resize(rows, (config.batch, *rows.shape[1:])).astype(np.float32)
-    rows = np.ascontiguousarray(rows)
-    model.predict(rows)  # warm the larger shape (resizes, kernel selection)
-    best = math.inf
-    for _ in range(THROUGHPUT_REPEATS):
-        _, ns = _timed(config.timer, lambda: model.predict(rows))
-        best = min(best, ns)
-    note = "batch-1 model, rows looped" if model.info.max_batch == 1 else ""
-    return config.batch / (best / 1e9), note
-
-
-def _timer_name(timer: Timer) -> str:
-    return getattr(timer, "__qualname__", "timer")
-
-
-# --- gates ----------------------------------------------------------------------------
-
-
-def check_gates(rows: tuple[BenchRow, ...], gates: Gates) -> list[Breach]:
-    breaches: list[Breach] = []
-    sized: set[str] = set()
-    for row in rows:
-        if (
-            gates.max_size_kb is not None
-            and row.artifact != REFERENCE_ID
-            and row.artifact not in sized
-        ):
-            sized.add(row.artifact)
-            kb = row.size / 1024
-            if kb > gates.max_size_kb:
-                breaches.append(
-                    Breach(
-                        "size",
-                        row.artifact,
-                        row.label,
-                        "size_kb",
-                        kb,
-                        gates.max_size_kb,
-                        f"{row.artifact} is {kb:.1f} KB > --max-size-kb {gates.max_size_kb:g}",
-                    )
-                )
-        if row.status != "ok":
-            continue
-        if (
-            gates.max_latency_ms is not None
-            and row.latency
-            and row.latency.p50 > gates.max_latency_ms
-        ):
-            breaches.append(
-                Breach(
-                    "latency",
-                    row.artifact,
-                    row.label,
-                    "p50_ms",
-                    row.latency.p50,
-                    gates.max_latency_ms,
-                    f"{row.artifact} on {row.label} p50 {row.latency.p50:.3f} ms > "
-                    f"--max-latency-ms {gates.max_latency_ms:g}",
-                )
-            )
-        drop = row.metrics.accuracy_drop if row.metrics else None
-        if (
-            gates.max_accuracy_drop is not None
-            and drop is not None
-            and drop > gates.max_accuracy_drop + 1e-12
-        ):
-            breaches.append(
-                Breach(
-                    "accuracy_drop",
-                    row.artifact,
-                    row.label,
-                    "accuracy_drop",
-                    drop,
-                    gates.max_accuracy_drop,
-                    f"{row.artifact} on {row.label} lost {drop * 100:.2f} points of accuracy > "
-                    f"--max-accuracy-drop {gates.max_accuracy_drop * 100:g} points",
-                )
-            )
-    if gates.baseline is not None:
-        breaches += baseline_breaches(rows, read_baseline(gates.baseline), gates.max_regression)
-    return breaches
-
-
-def read_baseline(path: Path) -> dict[str, dict[str, Any]]:
-    """Rows of an earlier report.json keyed by 'artifact|label'."""
-    from toolkit.report import SCHEMA
-
-    path = Path(path)
-    if path.is_dir():
-        path = path / "report.json"
+def _work(manifest: Manifest) -> Work | None:
+    """The graph's work, or None when it cannot be counted (the rows say so by omission)."""
+    if REFERENCE_ID not in manifest.artifacts:
+        return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PathError(
-            f"--baseline {path} does not exist", "pass an earlier report.json"
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UsageError(f"--baseline {path} is not a readable JSON report: {error}") from None
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        seen = data.get("schema") if isinstance(data, dict) else type(data).__name__
-        raise UsageError(
-            f"--baseline {path} is not a cnnx report (schema {seen!r}, expected {SCHEMA!r})"
-        )
-    rows = data.get("rows")
-    if not isinstance(rows, list):
-        raise UsageError(f"--baseline {path} has no rows")
-    return {f"{r.get('artifact')}|{r.get('label')}": r for r in rows if isinstance(r, dict)}
+        return graph_work(manifest.artifact_path(manifest.artifact(REFERENCE_ID), check=False))
+    except ArtifactError:
+        return None
 
 
-def baseline_breaches(
-    rows: tuple[BenchRow, ...], baseline: dict[str, dict[str, Any]], max_regression: float
-) -> list[Breach]:
-    breaches: list[Breach] = []
-    for row in rows:
-        old = baseline.get(row.key)
-        if row.status != "ok" or old is None or old.get("status") != "ok":
-            continue
-        old_p50 = (old.get("latency") or {}).get("p50")
-        if isinstance(old_p50, int | float) and old_p50 > 0 and row.latency is not None:
-            slower = (row.latency.p50 / old_p50 - 1) * 100
-            if slower > max_regression:
-                breaches.append(
-                    Breach(
-                        "regression",
-                        row.artifact,
-                        row.label,
-                        "p50_ms",
-                        row.latency.p50,
-                        old_p50,
-                        f"{row.artifact} on {row.label} p50 {row.latency.p50:.3f} ms is "
-                        f"{slower:.0f}% slower than the baseline's {old_p50:.3f} ms "
-                        f"(--max-regression {max_regression:g}%)",
-                    )
-                )
-        old_metrics = old.get("metrics") or {}
-        if row.metrics is None:
-            continue
-        for name in ("accuracy", "agreement"):
-            new_value = getattr(row.metrics, name)
-            old_value = old_metrics.get(name)
-            if (
-                isinstance(old_value, int | float)
-                and new_value is not None
-                and new_value < old_value - ACCURACY_REGRESSION
-            ):
-                breaches.append(
-                    Breach(
-                        "regression",
-                        row.artifact,
-                        row.label,
-                        name,
-                        new_value,
-                        old_value,
-                        f"{row.artifact} on {row.label} {name} {new_value * 100:.2f}% fell "
-                        f"from the baseline's {old_value * 100:.2f}%",
-                    )
-                )
-    return breaches
+def _remote(config: BenchConfig) -> RemoteBench | None:
+    """What the --remote devices run, or None without any (toolkit/remote/rows.py)."""
+    if not config.remotes:
+        return None
+    return RemoteBench(
+        targets=config.remotes,
+        ssh_config=config.ssh_config,
+        artifacts=config.artifacts,
+        threads=config.threads,
+        runs=config.runs,
+        timeout=config.timeout,
+        overrides=config.overrides,
+    )
 
 
-# --- the whole bench ------------------------------------------------------------------
-
-
-def run_bench(config: BenchConfig, manifest: Manifest | None = None) -> BenchReport:
+def run_bench(
+    config: BenchConfig, manifest: Manifest | None = None, evalset: EvalSet | None = None
+) -> BenchReport:
     """Measure every selected artifact in every selected runtime (no files written)."""
     from toolkit.manifest import now_iso
-    from toolkit.report import machine_info
 
     started = time.perf_counter()
     manifest = manifest or load_manifest(config.artifacts_dir)
     entries = selected_entries(manifest, config.artifacts)
     if config.gates.baseline is not None:
         read_baseline(config.gates.baseline)  # a bad baseline fails before minutes of work
-    if config.remotes:
-        from toolkit.remote.rows import clients, remote_models
-
-        clients(config)  # a missing --ssh-config file or nothing to run there fails here too
-        remote_models(manifest, config.artifacts)
-    evalset = load_eval_set(manifest, config.data, config.limit)
-    reference, ref_model = reference_outputs(manifest, evalset)
-    ref_model.close()
-    common = runtime_options(config.device, config.timeout)
-    rows: list[BenchRow] = []
-    for entry in entries:
-        names = runtimes_for(entry, config.runtimes)
-        for runtime in names:
-            extra = None
-            if entry.id == REFERENCE_ID and runtime == REFERENCE_RUNTIME:
-                extra = reference_extra(manifest, evalset, config.min_reference_accuracy)
-            for variant in variants(runtime, config.backends, config.threads):
-                rows.append(
-                    measure(
-                        manifest,
-                        entry,
-                        runtime,
-                        {**common, **variant},
-                        evalset,
-                        reference,
-                        config,
-                        extra,
-                    )
-                )
-    if config.remotes:
+    remote = _remote(config)
+    if remote is not None:
+        remote.check(manifest)  # a missing --ssh-config file or nothing to run there fails now
+    evalset = evalset or load_eval_set(manifest, config.data, config.limit)
+    machine = machine_info()
+    peak = machine_peak()
+    if peak is not None:
+        machine["peak"] = peak
+    work = _work(manifest)
+    cells = plan(
+        entries,
+        config.runtimes,
+        backends=config.backends,
+        threads=config.threads,
+        common=runtime_options(config.device, config.timeout),
+    )
+    result = run_matrix(
+        manifest,
+        cells,
+        evalset,
+        overrides=config.overrides,
+        min_reference_accuracy=config.min_reference_accuracy,
+        probe=BenchProbe(config, manifest, work, peak),
+        timer=config.timer,
+    )
+    rows = result.rows
+    if remote is not None:
         from toolkit.remote.rows import remote_rows
 
-        rows += remote_rows(manifest, evalset, reference, config)
-    frozen = tuple(rows)
+        rows += tuple(remote_rows(manifest, result.evalset, result.reference, remote))
     return BenchReport(
-        rows=frozen,
+        rows=rows,
         config=config,
         manifest=manifest,
         evalset_source=evalset.source,
         images=len(evalset),
         labelled=evalset.labels is not None,
-        breaches=tuple(check_gates(frozen, config.gates)),
+        breaches=tuple(check_gates(rows, config.gates)),
         created=now_iso(),
         seconds=time.perf_counter() - started,
-        machine=machine_info(),
+        machine=machine,
+        work=work,
     )
 
 
@@ -650,5 +386,5 @@ def bench(config: BenchConfig) -> BenchReport:
     from toolkit.report import write_report
 
     report = run_bench(config)
-    written, plots = write_report(report, config.report_dir, plots=config.plots)
+    written, plots = write_report(report.to_dict(), config.report_dir, plots=config.plots)
     return replace(report, written_to=written, plots=plots)

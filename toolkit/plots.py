@@ -1,4 +1,5 @@
-"""PNG plots of a bench report (matplotlib, Agg: no display needed).
+"""PNG plots of a bench report (matplotlib, Agg: no display needed), drawn from the
+report.json dict alone.
 
 - latency.png: batch-1 p50 (bar) and p90 (whisker) of every artifact in every runtime
 - size_accuracy.png: artifact size against top-1 accuracy
@@ -9,14 +10,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from exporters.registry import BY_ID, REFERENCE_ID, format_rank
 
-if TYPE_CHECKING:
-    from toolkit.bench import BenchReport
+Report = dict[str, Any]  # a report.json dict (toolkit/report.py)
 
 LATENCY = "latency.png"
 SIZE_ACCURACY = "size_accuracy.png"
@@ -24,7 +24,7 @@ PER_CLASS = "per_class.png"
 DPI = 110
 
 
-def write_plots(report: BenchReport, folder: Path) -> tuple[str, ...]:
+def write_plots(report: Report, folder: Path) -> tuple[str, ...]:
     """Write every plot the report has data for; returns the file names written."""
     import matplotlib
 
@@ -40,16 +40,16 @@ def write_plots(report: BenchReport, folder: Path) -> tuple[str, ...]:
     return tuple(written)
 
 
-def _latency(report: BenchReport, path: Path) -> bool:
+def _latency(report: Report, path: Path) -> bool:
     import matplotlib.pyplot as plt
 
-    rows = [r for r in report.rows if r.status == "ok" and r.latency is not None]
+    rows = [r for r in report["rows"] if r["status"] == "ok" and r.get("latency")]
     if not rows:
         return False
-    labels = [f"{r.artifact}  {r.label}" for r in rows]
-    p50 = np.array([r.latency.p50 for r in rows if r.latency])
-    p90 = np.array([r.latency.p90 for r in rows if r.latency])
-    colors = [_color(r.format) for r in rows]
+    labels = [f"{r['artifact']}  {r['label']}" for r in rows]
+    p50 = np.array([r["latency"]["p50"] for r in rows])
+    p90 = np.array([r["latency"]["p90"] for r in rows])
+    colors = [_color(r["format"]) for r in rows]
     fig, ax = plt.subplots(figsize=(8, 0.32 * len(rows) + 1.4))
     y = np.arange(len(rows))
     ax.barh(y, p50, color=colors, xerr=[np.zeros_like(p50), p90 - p50], capsize=2)
@@ -65,13 +65,14 @@ def _latency(report: BenchReport, path: Path) -> bool:
     return True
 
 
-def _size_accuracy(report: BenchReport, path: Path) -> bool:
+def _size_accuracy(report: Report, path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     points: dict[str, tuple[int, float, str]] = {}
-    for row in report.rows:
-        if row.status == "ok" and row.metrics and row.metrics.accuracy is not None:
-            points.setdefault(row.artifact, (row.size, row.metrics.accuracy, row.format))
+    for row in report["rows"]:
+        accuracy = (row.get("metrics") or {}).get("accuracy")
+        if row["status"] == "ok" and accuracy is not None:
+            points.setdefault(row["artifact"], (row["size"], accuracy, row["format"]))
     if not points:
         return False
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -87,7 +88,7 @@ def _size_accuracy(report: BenchReport, path: Path) -> bool:
     ax.set_xscale("log")
     ax.set_xlabel("size, KB (log scale)")
     ax.set_ylabel("top-1 accuracy, %")
-    ax.set_title(f"Size against accuracy ({report.images} images)")
+    ax.set_title(f"Size against accuracy ({report['data']['images']} images)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
@@ -95,37 +96,34 @@ def _size_accuracy(report: BenchReport, path: Path) -> bool:
     return True
 
 
-def _per_class(report: BenchReport, path: Path) -> bool:
+def _per_class(report: Report, path: Path) -> bool:
     import matplotlib.pyplot as plt
+
+    def per_class(row: dict[str, Any]) -> np.ndarray | None:
+        values = (row.get("metrics") or {}).get("per_class_accuracy")
+        return None if not values else np.array([np.nan if v is None else v for v in values])
 
     reference = next(
         (
-            r
-            for r in report.rows
-            if r.artifact == REFERENCE_ID and r.metrics and r.metrics.per_class_accuracy
+            per_class(r)
+            for r in report["rows"]
+            if r["artifact"] == REFERENCE_ID and per_class(r) is not None
         ),
         None,
     )
-    if (
-        reference is None
-        or reference.metrics is None
-        or reference.metrics.per_class_accuracy is None
-    ):
+    if reference is None:
         return False
-    ref = np.array([np.nan if v is None else v for v in reference.metrics.per_class_accuracy])
     series: dict[str, np.ndarray] = {}
-    for row in report.rows:
-        if not quantized(row.artifact, row.precision) or row.status != "ok":
+    for row in report["rows"]:
+        values = per_class(row)
+        if not quantized(row["artifact"], row["precision"]) or row["status"] != "ok":
             continue
-        if row.artifact in series:
+        if row["artifact"] in series or values is None:
             continue
-        if row.metrics is None or row.metrics.per_class_accuracy is None:
-            continue
-        values = np.array([np.nan if v is None else v for v in row.metrics.per_class_accuracy])
-        series[row.artifact] = (values - ref) * 100
+        series[row["artifact"]] = (values - reference) * 100
     if not series:
         return False
-    classes = report.manifest.labels
+    classes = report["manifest"]["labels"]
     x = np.arange(len(classes))
     width = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(max(7, 0.6 * len(classes) + 2), 4.5))

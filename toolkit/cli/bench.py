@@ -141,10 +141,11 @@ def command(
     ] = None,
 ) -> None:
     from toolkit import locate
-    from toolkit.bench import BenchConfig, Gates, bench
+    from toolkit.bench import BenchConfig, bench
+    from toolkit.cli.tables import render_bench
+    from toolkit.gates import Gates
     from toolkit.manifest import load_manifest
     from toolkit.remote.ssh import parse_remote
-    from toolkit.report import render_bench, report_to_dict
     from toolkit.runtimes import parse_runtimes
     from toolkit.tolerances import load_tolerances, parse_fraction
 
@@ -184,7 +185,7 @@ def command(
         report = bench(config)
         import json
 
-        typer.echo(json.dumps(report_to_dict(report, report.plots), indent=2))
+        typer.echo(json.dumps(report.to_dict(report.plots), indent=2))
     else:
         with console.status("benchmarking: every artifact in every runtime"):
             report = bench(config)

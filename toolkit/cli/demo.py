@@ -70,7 +70,7 @@ def command(
         if training:
             view.__exit__()
     if ctx.bench_report is not None:
-        from toolkit.report import render_bench
+        from toolkit.cli.tables import render_bench
 
         console.print(render_bench(ctx.bench_report))
     console.rule("[bold]done", align="left")

@@ -89,8 +89,8 @@ def command(
     ] = False,
 ) -> None:
     from toolkit import locate
+    from toolkit.cli.tables import render_verify
     from toolkit.manifest import load_manifest
-    from toolkit.report import render_verify
     from toolkit.runtimes import parse_runtimes
     from toolkit.tolerances import load_tolerances, parse_flag_values, parse_fraction
     from toolkit.verify import VerifyConfig, verify

@@ -1,6 +1,6 @@
 """Bench rows from devices reached over SSH (`cnnx bench --remote`).
 
-    rows = remote_rows(manifest, evalset, reference, config)
+    rows = remote_rows(manifest, evalset, reference, RemoteBench(targets, ...))
 
 Every --remote device gets the Raspberry Pi bundle (./bundles/rpi when it matches the
 manifest, else a temporary build) and the evaluation images as PNG files, and runs
@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -26,15 +27,32 @@ from toolkit.manifest import Manifest
 from toolkit.parity import check, compare
 from toolkit.remote.device import RemoteResult, RemoteRun, run_on_device
 from toolkit.remote.ssh import SshClient, SshTarget
-from toolkit.tolerances import tolerance_for
-
-if TYPE_CHECKING:
-    from toolkit.bench import BenchConfig, BenchRow
+from toolkit.rows import Row, Speed
+from toolkit.timing import LatencyStats
+from toolkit.tolerances import ToleranceOverrides, tolerance_for
 
 RUNTIME = "litert"
 # The Pi bundle's models and the artifacts they are (toolkit/packaging/rpi.py).
 BUNDLE_MODELS = {"int8": "tflite_int8", "float32": "tflite_float32"}
 LATENCY_SOURCE = "the device's time.perf_counter around set_tensor + invoke (classify.py)"
+
+
+@dataclass(frozen=True)
+class RemoteBench:
+    """What the --remote devices run: bench's selection, thread counts, runs and limits."""
+
+    targets: tuple[SshTarget, ...]
+    ssh_config: Path | None = None  # another ssh config file for them
+    artifacts: tuple[str, ...] = ()  # bench's --artifacts (empty: all)
+    threads: tuple[int, ...] = (1, 2)
+    runs: int = 100
+    timeout: float | None = None
+    overrides: tuple[ToleranceOverrides, ...] = ()
+
+    def check(self, manifest: Manifest) -> None:
+        """Fail before any work: a missing --ssh-config file, or no bundle model selected."""
+        clients(self)
+        remote_models(manifest, self.artifacts)
 
 
 def remote_models(manifest: Manifest, selected: Sequence[str]) -> tuple[str, ...]:
@@ -57,14 +75,14 @@ def remote_models(manifest: Manifest, selected: Sequence[str]) -> tuple[str, ...
     return chosen
 
 
-def clients(config: BenchConfig) -> list[SshClient]:
+def clients(config: RemoteBench) -> list[SshClient]:
     """One ssh client per --remote; a bad --ssh-config fails here, before any work."""
-    return [SshClient.for_target(target, config.ssh_config) for target in config.remotes]
+    return [SshClient.for_target(target, config.ssh_config) for target in config.targets]
 
 
 def remote_rows(
-    manifest: Manifest, evalset: EvalSet, reference: np.ndarray, config: BenchConfig
-) -> list[BenchRow]:
+    manifest: Manifest, evalset: EvalSet, reference: np.ndarray, config: RemoteBench
+) -> list[Row]:
     """Rows of every --remote device, in the order given; failed rows carry the reason."""
     from toolkit.remote.inputs import eval_folder, pi_bundle
 
@@ -125,10 +143,8 @@ def _row(
     run: RemoteRun | None,
     evalset: EvalSet,
     reference: np.ndarray,
-    config: BenchConfig,
-) -> BenchRow:
-    from toolkit.bench import BenchRow, LatencyStats
-
+    config: RemoteBench,
+) -> Row:
     entry = manifest.artifact(BUNDLE_MODELS[model])
     runtime = f"{RUNTIME}@{result.target.name}"
     base: dict[str, Any] = {
@@ -138,13 +154,15 @@ def _row(
         "precision": entry.precision,
         "format": entry.format,
         "size": entry.size,
+        "tolerance": tolerance_for(entry, *config.overrides),
         "runtime_info": _info(result, model, threads, run),
+        "seconds": run.seconds if run else 0.0,
     }
     if run is None or run.status != "ok" or run.scores is None:
         reason = result.reason or (run.reason if run else "") or "the device gave no result"
-        return BenchRow(**base, status="failed", reason=reason)
+        return Row(**base, status="failed", reason=reason)
     if run.scores.shape != reference.shape:
-        return BenchRow(
+        return Row(
             **base,
             status="failed",
             reason=f"{result.target.name}: scores of shape {run.scores.shape} for "
@@ -162,13 +180,13 @@ def _row(
         min=float(lat["min_ms"]),
         source=LATENCY_SOURCE,
     )
-    return BenchRow(
+    checks = tuple(check(metrics, base["tolerance"]))
+    return Row(
         **base,
-        status="ok",
-        load_ms=run.load_ms,
-        latency=latency,
+        status="ok" if all(c.passed for c in checks) else "drift",
         metrics=metrics,
-        checks=tuple(check(metrics, tolerance_for(entry, *config.overrides))),
+        checks=checks,
+        speed=Speed(load_ms=run.load_ms, latency=latency),
     )
 
 

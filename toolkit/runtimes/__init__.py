@@ -22,9 +22,14 @@ The LoadedModel contract (subclass `LoadedModel`):
   clock next to the call (performance.now in Node or a page) return the per-run
   latencies in nanoseconds, so bench can report latency without IPC and the IPC
   overhead separately. The default returns None (bench then times `predict`).
-- `memory()`: optional. Out-of-process runtimes report their own process's memory
-  (`MemoryReading(bytes, source)`); the default None lets bench measure the RSS of
-  this process around `load`.
+- `stages(batch)`: optional. One inference split in three (`Stages`): hand the input
+  to the runtime (quantize, copy in), the runtime's inference call alone, read the
+  output back (copy out, dequantize). Bench times the middle one as the latency and
+  reports the other two as `pre_ms` / `post_ms`. The default None makes bench time
+  `predict` whole.
+- `memory()`: optional. A runtime in a process of its own per model reports that
+  process's memory (`MemoryReading(bytes, source)`). How bench reads each runtime's
+  memory is its RuntimeSpec's `memory` (toolkit/memory.py).
 
 Options every adapter accepts (and ignores when they do not apply, so bench can pass
 the same options to every runtime): `device` ("cpu" | "gpu"), `threads` (int),
@@ -41,6 +46,7 @@ from __future__ import annotations
 
 import abc
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
@@ -99,6 +105,15 @@ class MemoryReading:
     source: str  # how it was read, e.g. "node process.memoryUsage().rss"
 
 
+@dataclass(frozen=True)
+class Stages:
+    """One inference in three steps, so a timer can hold the runtime's call alone."""
+
+    prepare: Callable[[], Any]  # the input made ready and handed to the runtime
+    run: Callable[[Any], Any]  # the runtime's inference call on what prepare returned
+    finish: Callable[[Any], np.ndarray]  # run's result -> float32 [N, K] probabilities
+
+
 class LoadedModel(abc.ABC):
     """An artifact loaded in one runtime. See the package docstring for the contract."""
 
@@ -116,8 +131,12 @@ class LoadedModel(abc.ABC):
         """Per-run latencies in ns measured by the runtime itself, or None if it cannot."""
         return None
 
+    def stages(self, batch: np.ndarray) -> Stages | None:
+        """`batch`'s inference split in three (see Stages), or None if it cannot be."""
+        return None
+
     def memory(self) -> MemoryReading | None:
-        """Memory of an out-of-process runtime, or None (bench measures this process)."""
+        """Memory of the runtime's own process for this model, or None."""
         return None
 
     def __enter__(self) -> LoadedModel:
@@ -149,6 +168,11 @@ class RuntimeSpec:
     variant_option: str | None = None
     default_variants: tuple[Any, ...] = ()
     supported_variants: tuple[Any, ...] = ()
+    # How bench reads a model's memory (toolkit/memory.py): "worker" loads it again in
+    # a fresh Python process that has imported `imports`; "adapter" asks the model's
+    # own process (`memory()`); "none" reports no figure.
+    memory: str = "none"
+    imports: tuple[str, ...] = ()
 
     @property
     def formats(self) -> tuple[str, ...]:
@@ -166,6 +190,8 @@ RUNTIMES: dict[str, RuntimeSpec] = {
             "tf",
             "toolkit.runtimes.tf",
             "TensorFlow on the SavedModel (CPU, or GPU with --device gpu)",
+            memory="worker",
+            imports=("tensorflow",),
         ),
         RuntimeSpec(
             "litert",
@@ -173,6 +199,8 @@ RUNTIMES: dict[str, RuntimeSpec] = {
             "LiteRT (ai-edge-litert) interpreter with XNNPACK",
             variant_option="threads",
             default_variants=(1, 2),
+            memory="worker",
+            imports=("ai_edge_litert.interpreter",),
         ),
         RuntimeSpec(
             "tfjs-node",
@@ -181,6 +209,7 @@ RUNTIMES: dict[str, RuntimeSpec] = {
             variant_option="backend",
             default_variants=("wasm", "cpu"),
             supported_variants=("wasm", "cpu"),
+            memory="adapter",  # one Node process per model
         ),
         RuntimeSpec(
             "browser",
@@ -189,6 +218,8 @@ RUNTIMES: dict[str, RuntimeSpec] = {
             variant_option="backend",
             default_variants=("wasm", "webgl", "cpu", "webgpu"),
             supported_variants=("wasm", "webgl", "cpu", "webgpu"),
+            # One Chromium serves every page: its memory depends on the pages before.
+            memory="none",
         ),
         RuntimeSpec(
             "litertjs",
@@ -197,6 +228,7 @@ RUNTIMES: dict[str, RuntimeSpec] = {
             variant_option="backend",
             default_variants=("wasm", "wasm-threaded", "webgpu"),
             supported_variants=("wasm", "wasm-threaded", "webgpu"),
+            memory="none",  # the same shared Chromium as the browser runtime
         ),
         RuntimeSpec(
             "litertjs-node",
@@ -205,6 +237,7 @@ RUNTIMES: dict[str, RuntimeSpec] = {
             variant_option="backend",
             default_variants=("wasm", "wasm-threaded"),
             supported_variants=("wasm", "wasm-threaded"),
+            memory="adapter",  # one Node process per model
         ),
     )
 }

@@ -19,7 +19,7 @@ import numpy as np
 from toolkit.errors import ArtifactError, RuntimeUnavailable, UsageError, shorten
 from toolkit.manifest import ArtifactEntry, Manifest
 from toolkit.quiet import stderr_to_devnull
-from toolkit.runtimes import LoadedModel, RuntimeInfo, check_batch
+from toolkit.runtimes import LoadedModel, RuntimeInfo, Stages, check_batch
 
 
 @dataclass(frozen=True)
@@ -76,38 +76,59 @@ class LiteRTModel(LoadedModel):
         """The underlying interpreter (for the bare invoke loop of the benchmarks)."""
         return self._interpreter
 
-    def _prepare(self, x: np.ndarray) -> np.ndarray:
+    def _quantize(self, x: np.ndarray) -> np.ndarray:
         if self._in_q is not None:
             return self._in_q.quantize(x)
         return x if x.dtype == self._in_dtype else x.astype(self._in_dtype)
 
-    def _finish(self, y: np.ndarray) -> np.ndarray:
+    def _dequantize(self, y: np.ndarray) -> np.ndarray:
         if self._out_q is not None:
             return self._out_q.dequantize(y)
         return y.astype(np.float32, copy=False)
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
+    def _set_input(self, x: np.ndarray) -> None:
+        """Quantized rows into the input tensor (resized first for a dynamic batch)."""
         interpreter = self._interpreter
+        if interpreter is None:
+            raise RuntimeUnavailable(f"artifact {self._entry.id!r} on litert was already closed")
         if self._dynamic and len(x) != self._batch:
-            interpreter.resize_tensor_input(self._input["index"], list(x.shape), strict=False)
+            interpreter.resize_tensor_input(self._input_index, list(x.shape), strict=False)
             interpreter.allocate_tensors()
             self._batch = len(x)
         interpreter.set_tensor(self._input_index, x)
-        interpreter.invoke()
-        return interpreter.get_tensor(self._output_index)  # a copy: the buffer is reused
+
+    def _invoke(self, _: object = None) -> None:
+        self._interpreter.invoke()
+
+    def _get_output(self, _: object = None) -> np.ndarray:
+        return self._interpreter.get_tensor(self._output_index)  # a copy: the buffer is reused
+
+    def stages(self, batch: np.ndarray) -> Stages | None:
+        """Quantize and set_tensor | invoke() | get_tensor and dequantize. A static
+        batch-1 model takes one row per invoke, so only a batch of one splits."""
+        array = check_batch(batch, self._entry, self._manifest)
+        if not self._dynamic and len(array) != 1:
+            return None
+        return Stages(
+            prepare=lambda: self._set_input(self._quantize(array)),
+            run=self._invoke,
+            finish=lambda _: self._dequantize(self._get_output()).reshape(len(array), -1),
+        )
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         if self._interpreter is None:
             raise RuntimeUnavailable(f"artifact {self._entry.id!r} on litert was already closed")
-        array = self._prepare(check_batch(batch, self._entry, self._manifest))
+        array = self._quantize(check_batch(batch, self._entry, self._manifest))
         if not len(array):
             return np.zeros((0, len(self._manifest.labels)), dtype=np.float32)
-        if self._dynamic or len(array) == 1:
-            out = self._run(array)
-        else:
-            # Static batch 1: one invoke per row.
-            out = np.concatenate([self._run(array[i : i + 1]) for i in range(len(array))])
-        return self._finish(out).reshape(len(array), -1)
+        # A static batch-1 model takes one row per invoke.
+        rows = [array] if self._dynamic else [array[i : i + 1] for i in range(len(array))]
+        out = []
+        for part in rows:
+            self._set_input(part)
+            self._invoke()
+            out.append(self._get_output())
+        return self._dequantize(np.concatenate(out)).reshape(len(array), -1)
 
     def close(self) -> None:
         self._interpreter = None

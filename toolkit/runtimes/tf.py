@@ -9,7 +9,7 @@ import numpy as np
 
 from toolkit.errors import ArtifactError, RuntimeUnavailable, shorten
 from toolkit.manifest import ArtifactEntry, Manifest
-from toolkit.runtimes import LoadedModel, RuntimeInfo, RuntimeSkipped, check_batch
+from toolkit.runtimes import LoadedModel, RuntimeInfo, RuntimeSkipped, Stages, check_batch
 
 # Rows per call: bounds TensorFlow's memory on a 10,000-image evaluation.
 CHUNK = 256
@@ -57,6 +57,29 @@ class TFModel(LoadedModel):
         if not parts:
             return np.zeros((0, len(self._manifest.labels)), dtype=np.float32)
         return np.concatenate(parts).reshape(len(array), -1)
+
+    def stages(self, batch: np.ndarray) -> Stages | None:
+        """The tensor placed on the device | the signature call, waited for (numpy()) |
+        the float32 probabilities. Batches up to CHUNK rows split."""
+        import tensorflow as tf
+
+        if self._function is None:
+            raise RuntimeUnavailable(f"artifact {self._entry.id!r} on tf was already closed")
+        array = check_batch(batch, self._entry, self._manifest)
+        if len(array) > CHUNK:
+            return None
+        function, key, output = self._function, self._input_key, self._output_key
+
+        def prepare() -> Any:
+            with tf.device(self._device):
+                return tf.identity(array)
+
+        def run(x: Any) -> np.ndarray:
+            with tf.device(self._device):
+                # numpy() waits for the result: on a GPU the call only queues the work.
+                return np.asarray(function(**{key: x})[output].numpy())
+
+        return Stages(prepare, run, lambda y: y.astype(np.float32).reshape(len(array), -1))
 
     def close(self) -> None:
         self._function = None
