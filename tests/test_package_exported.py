@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from toolkit.cli import app
-from toolkit.manifest import load_manifest
+from toolkit.manifest import load_manifest, sha256_file
+from toolkit.packaging import TARGETS
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +43,16 @@ def test_every_target_bundles_the_exported_artifacts(artifacts: Path, bundles: P
         assert int8["inputs"][0]["dtype"] == "uint8"
         assert int8["inputs"][0]["shape"][0] == 1
         assert (bundles / target / "labels.txt").read_text().splitlines() == manifest.labels
+    # One bundle.json schema for every target: the same fields, every model described
+    # alike and matching its file.
+    records = {t: json.loads((bundles / t / "bundle.json").read_text()) for t in TARGETS}
+    assert {r["schema"] for r in records.values()} == {"cnnx.bundle/2"}
+    assert len({tuple(r) for r in records.values()}) == 1, {t: list(r) for t, r in records.items()}
+    for target, record in records.items():
+        assert record["samples"] > 0 and record["source"]["manifest_sha256"]
+        for model in record["models"].values():
+            assert {"file", "artifact", "sha256", "size", "inputs", "outputs"} <= set(model)
+            assert sha256_file(bundles / target / model["file"]) == model["sha256"]
     rpi = json.loads((bundles / "rpi" / "bundle.json").read_text())["models"]
     # The export's int8 artifact passed verify (>= 98% agreement), so on its own test
     # images it is as accurate as the float model, give or take one image.

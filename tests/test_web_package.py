@@ -12,6 +12,7 @@ import functools
 import json
 import shutil
 import threading
+import zipfile
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -58,8 +59,10 @@ def test_bundle_holds_the_page_tfjs_and_samples_only(bundle: Path, source: Path)
 
 def test_bundle_json_records_every_file(bundle: Path, source: Path) -> None:
     record = json.loads((bundle / "bundle.json").read_text())
-    assert (record["schema"], record["target"]) == ("cnnx.bundle/1", "web")
-    assert record["source_manifest"]["sha256"] == sha256_file(source / "manifest.json")
+    assert (record["schema"], record["target"]) == ("cnnx.bundle/2", "web")
+    assert record["source"]["manifest_sha256"] == sha256_file(source / "manifest.json")
+    model = record["models"]["tfjs_float32"]
+    assert sha256_file(bundle / model["file"]) == model["sha256"] and model["size"] > 0
     listed = {f["path"]: f["sha256"] for f in record["files"]}
     on_disk = {
         p.relative_to(bundle).as_posix()
@@ -102,6 +105,27 @@ def test_an_interrupted_build_leaves_nothing(
     with pytest.raises(KeyboardInterrupt):
         package_web(source, tmp_path / "web")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_zip_is_made_before_the_swap(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The zip is built from the staged folder before it takes OUT's place (the shared
+    writer, toolkit/packaging/bundle.py): a failure while zipping leaves neither."""
+    from toolkit.packaging import bundle as bundle_writer
+
+    def no_zip(*args: object, **kwargs: object) -> bytes:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bundle_writer, "zip_bytes", no_zip)
+    with pytest.raises(KeyboardInterrupt):
+        package_web(source, tmp_path / "web")
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    out = package_web(source, tmp_path / "web")
+    with zipfile.ZipFile(out.with_suffix(".zip")) as archive:
+        zipped = {n.removeprefix("web/") for n in archive.namelist()}
+    assert zipped == {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
 
 
 def test_a_model_changed_after_export_is_refused(source: Path, tmp_path: Path) -> None:
@@ -180,12 +204,19 @@ def test_the_engine_picks_what_ships(source: Path, tmp_path: Path) -> None:
     assert sorted(manifest.artifacts) == ["tflite_float32"]
     manifest.check_files(manifest.artifact("tflite_float32"))
     assert not (lite / "artifacts" / "tfjs").exists()
-    assert json.loads((lite / "bundle.json").read_text())["engines"] == ["litertjs"]
+    models = json.loads((lite / "bundle.json").read_text())["models"]
+    assert {k: (m["engine"], m["file"]) for k, m in models.items()} == {
+        "tflite_float32": ("litertjs", "artifacts/" + manifest.artifact("tflite_float32").path)
+    }
     assert "with LiteRT.js (tflite_float32)" in (lite / "README.md").read_text()
 
     both = package_web(source, tmp_path / "both", engine="both")
     assert sorted(load_manifest(both / "artifacts").artifacts) == ["tfjs_float32", "tflite_float32"]
-    assert json.loads((both / "bundle.json").read_text())["engines"] == ["tfjs", "litertjs"]
+    models = json.loads((both / "bundle.json").read_text())["models"]
+    assert {k: m["engine"] for k, m in models.items()} == {
+        "tfjs_float32": "tfjs",
+        "tflite_float32": "litertjs",
+    }
 
     with pytest.raises(UsageError, match="unknown web engine 'onnx'"):
         package_web(source, tmp_path / "x", engine="onnx")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from toolkit.errors import PathError, RuntimeUnavailable, UsageError
+from toolkit.errors import RuntimeUnavailable, UsageError
 
 TARGETS = ("android", "rpi", "web")
 
@@ -58,16 +58,4 @@ def _package_web(
             "the web bundle is not available in this cnnx (toolkit/packaging/web.py is missing)",
             "use --target rpi or --target android",
         ) from None
-    zip_path = out.with_suffix(".zip")
-    if make_zip and zip_path.exists() and not force:
-        raise PathError(
-            f"{zip_path} already exists; bundles are never merged into",
-            "remove it, choose another --out, or pass --force to replace it",
-        )
-    result = Path(web.package_web(artifacts_dir, out, force=force, engine=engine))
-    if make_zip:
-        from toolkit.packaging.zipping import zip_folder
-
-        zip_folder(result, zip_path)
-        zip_path.chmod(0o644)
-    return result
+    return Path(web.package_web(artifacts_dir, out, force=force, engine=engine, make_zip=make_zip))

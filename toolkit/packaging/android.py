@@ -28,6 +28,7 @@ from toolkit.packaging.bundle import (
     copy_samples,
     copy_template,
     input_dtype,
+    model_record,
     read_samples,
     require_edge_models,
     spec_normalization,
@@ -125,17 +126,14 @@ def package_android(
                     f"the metadata written into {target.name} carries labels {packed!r}, "
                     f"not the manifest's {manifest.labels!r}"
                 )
-            records[variant] = {
-                "file": f"models/{path.name}",
-                "artifact": entry.id,
-                "source_sha256": sha256_file(path),
-                "sha256": sha256_file(target),
-                "size": target.stat().st_size,
-                "inputs": entry.inputs,
-                "outputs": entry.outputs,
-                "normalization": {"mean": mean, "std": std},
-                "associated_files": answer["associated_files"],
-            }
+            records[variant] = model_record(
+                folder,
+                f"models/{path.name}",
+                entry,
+                source_sha256=sha256_file(path),
+                normalization={"mean": mean, "std": std},
+                associated_files=answer["associated_files"],
+            )
         records["int8"]["raw_pixels_in"] = uint8_input_is_raw_pixels(int8_entry, spec)
         copy_samples(samples, folder / "test_images")
         copy_template(
@@ -154,7 +152,7 @@ def package_android(
                 + (", ..." if len(manifest.labels) > 10 else ""),
             },
         )
-        bundle_record(folder, TARGET, manifest, {"models": records})
+        bundle_record(folder, TARGET, manifest, models=records, samples=len(samples))
     return Path(out_dir)
 
 

@@ -1,5 +1,6 @@
-"""What every device bundle shares: the models it needs from the manifest, the test
-images with their ground truth, the bundle's own record, and writing it all at once.
+"""What every bundle shares: the models it needs from the manifest, the test images
+with their ground truth, the bundle's own record (bundle.json, one schema for every
+target), and the one staged writer every target builds through.
 
 A bundle reads only the artifacts folder's manifest.json: each model it copies must be
 named there and match its recorded sha256, so a bundle never ships a file that changed
@@ -23,7 +24,7 @@ from toolkit.inputspec import InputSpec
 from toolkit.manifest import ArtifactEntry, Manifest, now_iso, sha256_file
 from toolkit.packaging.zipping import bundle_members, zip_bytes
 
-BUNDLE_SCHEMA = "cnnx.bundle/1"
+BUNDLE_SCHEMA = "cnnx.bundle/2"  # docs/bundles.md
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 # The export command that makes each artifact a bundle may need.
@@ -180,10 +181,32 @@ def copy_template(
     target.chmod(0o755 if executable else 0o644)
 
 
+def model_record(folder: Path, file: str, entry: ArtifactEntry, **extra: Any) -> dict[str, Any]:
+    """One model of bundle.json: the file a runtime loads (relative to the bundle), its
+    artifact, sha256 and size (of every file of the model), I/O tensors, and extras."""
+    path = folder / file
+    size = sum(int(f["size"]) for f in entry.files) if path.name == "model.json" else None
+    return {
+        "file": file,
+        "artifact": entry.id,
+        "sha256": sha256_file(path),
+        "size": size if size is not None else path.stat().st_size,
+        "inputs": entry.inputs,
+        "outputs": entry.outputs,
+        **extra,
+    }
+
+
 def bundle_record(
-    folder: Path, target: str, manifest: Manifest, extra: dict[str, Any]
+    folder: Path,
+    target: str,
+    manifest: Manifest,
+    *,
+    models: dict[str, dict[str, Any]],
+    samples: int,
 ) -> dict[str, Any]:
-    """bundle.json: where the bundle came from and the sha256 of every file in it."""
+    """bundle.json: what the bundle is, where it came from, its models and the sha256 of
+    every file in it. The same fields for every target (docs/bundles.md)."""
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "bundle.json")
     record: dict[str, Any] = {
         "schema": BUNDLE_SCHEMA,
@@ -194,7 +217,8 @@ def bundle_record(
             "artifacts": str(manifest.root.resolve()),
             "manifest_sha256": sha256_file(manifest.path),
         },
-        **extra,
+        "models": models,
+        "samples": samples,
         "files": [
             {
                 "path": p.relative_to(folder).as_posix(),

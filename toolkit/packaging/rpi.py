@@ -25,12 +25,13 @@ from typing import Any
 from toolkit.atomic import write_json_atomic
 from toolkit.data import pixels as pixel_rule
 from toolkit.errors import ArtifactError, RuntimeUnavailable
-from toolkit.manifest import load_manifest, sha256_file
+from toolkit.manifest import load_manifest
 from toolkit.packaging.bundle import (
     bundle_record,
     copy_samples,
     copy_template,
     input_dtype,
+    model_record,
     read_samples,
     require_edge_models,
     write_labels,
@@ -66,16 +67,8 @@ def package_rpi(
         (folder / "models").mkdir()
         model_records: dict[str, Any] = {}
         for name, (entry, path) in models.items():
-            target = folder / "models" / path.name
-            shutil.copyfile(path, target)
-            model_records[name] = {
-                "file": f"models/{path.name}",
-                "artifact": entry.id,
-                "sha256": sha256_file(target),
-                "size": target.stat().st_size,
-                "inputs": entry.inputs,
-                "outputs": entry.outputs,
-            }
+            shutil.copyfile(path, folder / "models" / path.name)
+            model_records[name] = model_record(folder, f"models/{path.name}", entry)
         write_labels(manifest.labels, folder / "labels.txt")
         write_json_atomic(folder / "input_spec.json", manifest.input.to_dict())
         copy_samples(samples, folder / "test_images")
@@ -86,7 +79,7 @@ def package_rpi(
         (folder / "pixels.py").chmod(0o644)
         # classify.py reads the models from bundle.json; the file list and accuracies
         # are written again once it has run.
-        bundle_record(folder, TARGET, manifest, {"models": model_records})
+        bundle_record(folder, TARGET, manifest, models=model_records, samples=len(samples))
         accuracies = self_test(folder)
         for name, accuracy in accuracies.items():
             model_records[name]["accuracy_test_images"] = accuracy
@@ -108,7 +101,7 @@ def package_rpi(
                 "accuracy_float32": _percent(accuracies["float32"]),
             },
         )
-        bundle_record(folder, TARGET, manifest, {"models": model_records})
+        bundle_record(folder, TARGET, manifest, models=model_records, samples=len(samples))
     return out_dir
 
 

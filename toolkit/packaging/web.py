@@ -12,8 +12,9 @@
 `litertjs` (the .tflite artifacts, about 38 MB: LiteRT.js's four wasm builds) or `both`.
 
 It has the layout `cnnx serve` serves, so the page runs from any static host (or
-`cnnx serve OUT/artifacts`). Built in a staged folder and renamed into place: an
-interrupted build leaves nothing, and an existing OUT is an error, never merged.
+`cnnx serve OUT/artifacts`). Built through the writer every bundle shares
+(toolkit/packaging/bundle.py: staged folder, zip before the swap): an interrupted build
+leaves nothing, and an existing OUT is an error, never merged.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from toolkit import __version__
-from toolkit.atomic import staged_dir, write_json_atomic, write_text_atomic
+from toolkit.atomic import write_text_atomic
 from toolkit.errors import ArtifactError, DataError, UsageError
-from toolkit.manifest import Manifest, describe_files, load_manifest, now_iso, sha256_file
+from toolkit.manifest import ArtifactEntry, Manifest, load_manifest
+from toolkit.packaging.bundle import bundle_record, model_record, writing_bundle
 from toolkit.serve import (
     ARTIFACTS_PREFIX,
     ENGINE_FORMATS,
@@ -40,7 +41,6 @@ from toolkit.serve import (
     web_demo_dir,
 )
 
-BUNDLE_SCHEMA = "cnnx.bundle/1"
 WEB_ENGINES = {"tfjs": ("tfjs",), "litertjs": ("litertjs",), "both": ("tfjs", "litertjs")}
 EXPORT_FOR = {"tfjs": "cnnx export --to tfjs", "litertjs": "cnnx export --to tflite"}
 BACKENDS_FOR = {"tfjs": "wasm|webgl|cpu|webgpu", "litertjs": "wasm|wasm-threaded|webgpu"}
@@ -123,10 +123,15 @@ def _copy(source: Path, target: Path) -> None:
 
 
 def package_web(
-    artifacts_dir: Path, out_dir: Path, *, force: bool = False, engine: str = "tfjs"
+    artifacts_dir: Path,
+    out_dir: Path,
+    *,
+    force: bool = False,
+    engine: str = "tfjs",
+    make_zip: bool = True,
 ) -> Path:
     """Write the web bundle of ARTIFACTS_DIR for `engine` (tfjs, litertjs or both) to
-    OUT_DIR; return OUT_DIR.
+    OUT_DIR (and OUT_DIR.zip); return OUT_DIR.
 
     Raises PathError if OUT_DIR exists (unless force, which replaces it whole),
     ArtifactError if an engine has no artifact or a file does not match its sha256,
@@ -144,7 +149,7 @@ def package_web(
         manifest.check_files(entry)  # never ship a model that changed after export
     samples = _sample_files(manifest)
 
-    with staged_dir(out_dir, replace=force) as tmp:
+    with writing_bundle(out_dir, force=force, make_zip=make_zip) as tmp:
         for name in PAGE_FILES:
             _copy(page_dir / name, tmp / name)
         for name, source in vendor.items():
@@ -166,19 +171,19 @@ def package_web(
         write_text_atomic(tmp / "README.md", readme)
         headers = "".join(f"  {k}: {v}\n" for k, v in SECURITY_HEADERS.items())
         write_text_atomic(tmp / "_headers", f"/*\n{headers}")
-        record: dict[str, Any] = {
-            "schema": BUNDLE_SCHEMA,
-            "target": "web",
-            "created": now_iso(),
-            "cnnx": __version__,
-            "source_manifest": {
-                "path": str(manifest.path.resolve()),
-                "sha256": sha256_file(manifest.path),
-            },
-            "engines": list(engines),
-            "artifacts": sorted(subset.artifacts),
-            "samples": max(0, len(samples) - 1),
-            "files": describe_files(tmp, "."),
+        models: dict[str, Any] = {
+            artifact_id: model_record(tmp, _model_file(entry), entry, engine=_engine(entry))
+            for artifact_id, entry in sorted(subset.artifacts.items())
         }
-        write_json_atomic(tmp / "bundle.json", record)
+        bundle_record(tmp, "web", manifest, models=models, samples=max(0, len(samples) - 1))
     return out_dir
+
+
+def _model_file(entry: ArtifactEntry) -> str:
+    """The file the page loads: a TF.js model.json, or the .tflite file itself."""
+    suffix = "/model.json" if entry.format == ENGINE_FORMATS["tfjs"] else ""
+    return f"{ARTIFACTS_PREFIX}/{entry.path}{suffix}"
+
+
+def _engine(entry: ArtifactEntry) -> str:
+    return next(name for name, fmt in ENGINE_FORMATS.items() if fmt == entry.format)
