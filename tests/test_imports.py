@@ -128,6 +128,8 @@ FORBIDDEN = {
     "toolkit.plots": ("toolkit.bench", "toolkit.verify", "toolkit.matrix", "toolkit.rows",
                       "toolkit.runtimes", "toolkit.cli"),
     "toolkit.packaging": ("toolkit.bench", "toolkit.verify", "toolkit.report", "toolkit.cli"),
+    "toolkit.remote": ("toolkit.matrix", "toolkit.bench", "toolkit.verify", "toolkit.report",
+                       "toolkit.cli"),
 }  # fmt: skip
 LIBRARY = [m for m in MODULES if not m.startswith("toolkit.cli") and m != "toolkit.__main__"]
 
