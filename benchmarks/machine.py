@@ -19,11 +19,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from toolkit.machine import machine_info as _toolkit_machine_info
+from toolkit.machine import machine_info
 
-
-def machine_info() -> dict[str, Any]:
-    return _toolkit_machine_info()
+__all__ = ["machine_info", "write_result"]
 
 
 def write_result(path: Path, record: dict[str, Any]) -> None:

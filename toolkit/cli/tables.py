@@ -83,9 +83,10 @@ def _problems(rows: Any) -> list[Text]:
 
 def render_bench(report: BenchReport) -> Group:
     """Two compact tables (speed, then parity and accuracy) and every problem in full."""
+    work = f"; {report.work.flops / 1e6:.2f} MFLOP per image" if report.work else ""
     speed = _table(
         f"speed: batch-1 latency in ms after {report.config.warmup} warm-up, "
-        f"{report.config.runs} runs",
+        f"{report.config.runs} runs{work}",
         SPEED_COLUMNS,
         left=2,
         rows=report.rows,
