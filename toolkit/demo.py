@@ -17,7 +17,8 @@ from toolkit.atomic import write_json_atomic
 from toolkit.data import DataSpec, load_dataset
 from toolkit.errors import PathError
 from toolkit.locate import ARTIFACTS_DIR, BUNDLES_DIR, RUNS_DIR
-from toolkit.training import DEFAULT_EPOCHS, TrainConfig, TrainEvent, train
+from toolkit.train_config import DEFAULT_EPOCHS, TrainConfig, TrainEvent
+from toolkit.training import train
 
 DEFAULT_WORK_DIR = Path("cnnx-demo")
 

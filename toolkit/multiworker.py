@@ -34,9 +34,10 @@ from typing import Any
 
 from toolkit.cluster import Cluster, answering, check_port_free, read_cluster
 from toolkit.errors import CnnxError, PathError, RuntimeUnavailable
-from toolkit.training import ProgressFn, TrainConfig, TrainEvent, TrainResult, default_run_dir
+from toolkit.train_config import ProgressFn, TrainConfig, TrainEvent, TrainResult, default_run_dir
 
 DEBUG_HINT = "CNNX_DEBUG=1 shows TensorFlow's log"
+CHANNEL_FD_VAR = "CNNX_WORKER_FD"  # the supervisor's pipe, inherited under its own number
 
 
 def train_multiworker(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResult:
@@ -109,8 +110,6 @@ class _Supervisor:
             _stop(process)
 
     def _environment(self, fd: int) -> dict[str, str]:
-        from toolkit.training_worker import CHANNEL_FD_VAR
-
         # TMPDIR: TensorFlow's own temporary files (autograph's) go with the scratch folder.
         return {**os.environ, CHANNEL_FD_VAR: str(fd), "TMPDIR": str(self.scratch)}
 

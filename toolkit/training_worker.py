@@ -32,10 +32,9 @@ from typing import Any, TextIO
 
 from toolkit.cluster import Cluster, read_cluster
 from toolkit.errors import CnnxError, RuntimeUnavailable, UsageError, describe_internal
+from toolkit.multiworker import CHANNEL_FD_VAR
+from toolkit.train_config import ProgressFn, TrainConfig, TrainEvent
 from toolkit.training import (
-    ProgressFn,
-    TrainConfig,
-    TrainEvent,
     _strategy,
     compiled_model,
     finish_run,
@@ -43,7 +42,6 @@ from toolkit.training import (
     pipeline,
 )
 
-CHANNEL_FD_VAR = "CNNX_WORKER_FD"  # the supervisor's pipe, inherited under its own number
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")  # as Keras's fit names them
 _TASK = re.compile(r"/job:(chief|worker)/replica:\d+/task:(\d+)")
 

@@ -19,7 +19,7 @@ from toolkit.cli.common import console, handles_errors
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
-    from toolkit.training import TrainEvent, TrainResult
+    from toolkit.train_config import TrainEvent, TrainResult
 
 NAME = "train"
 
@@ -118,7 +118,8 @@ def command(
     from dataclasses import replace
 
     from toolkit.data import parse_data_arg
-    from toolkit.training import TrainConfig, train
+    from toolkit.train_config import TrainConfig
+    from toolkit.training import train
 
     options: dict[str, object] = {"seed": seed, "image_size": image_size}
     if size is not None:
