@@ -40,7 +40,7 @@ def half_calibration(
     if len(calibration) < 2:
         return {"skipped": f"{len(calibration)} calibration image(s) cannot be halved"}
     from exporters.savedmodel import predict
-    from exporters.tflite import predict_tflite
+    from exporters.tflite_run import predict_tflite
 
     images = np.asarray(options.check_images, dtype=np.float32)
     labels = options.check_labels

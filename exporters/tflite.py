@@ -26,6 +26,7 @@ from exporters.savedmodel import Pivot, load_pivot
 from exporters.tflite_debug import layer_table, write_tables
 from exporters.tflite_fallback import measured_fallback, selection
 from exporters.tflite_inspect import TfliteReport, inspect_tflite
+from exporters.tflite_run import predict_tflite
 from toolkit.atomic import write_bytes_atomic
 from toolkit.errors import DataError, ExportError, UsageError, shorten
 
@@ -355,29 +356,3 @@ def _recovery(pivot: Pivot, options: ExportOptions, content: bytes, io_type: Any
         result["with_fallback"]["agreement"] - result["plain_int8"]["agreement"]
     )
     return result
-
-
-def predict_tflite(content: bytes, images: np.ndarray) -> np.ndarray:
-    """Run a batch-1 .tflite over float32 images; quantize in and dequantize out."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    with silenced():  # LiteRT announces its XNNPACK delegate on stderr
-        interpreter = Interpreter(model_content=content)
-        interpreter.allocate_tensors()
-    (inp,) = interpreter.get_input_details()
-    (out,) = interpreter.get_output_details()
-    in_scale, in_zero = inp["quantization"]
-    out_scale, out_zero = out["quantization"]
-    rows = []
-    for image in np.asarray(images, dtype=np.float32):
-        x = image[np.newaxis]
-        if np.dtype(inp["dtype"]) != np.float32:
-            info = np.iinfo(inp["dtype"])
-            x = np.clip(np.round(x / in_scale + in_zero), info.min, info.max)
-        interpreter.set_tensor(inp["index"], x.astype(inp["dtype"]))
-        interpreter.invoke()
-        y = interpreter.get_tensor(out["index"]).astype(np.float32)
-        if np.dtype(out["dtype"]) != np.float32:
-            y = (y - out_zero) * out_scale
-        rows.append(y[0])
-    return np.stack(rows).astype(np.float32)

@@ -223,7 +223,7 @@ def measurer(
     reference: np.ndarray, labels: np.ndarray | None, images: np.ndarray
 ) -> Callable[[bytes], Score]:
     """Score a model by running it in LiteRT on `images` (top-1 vs `reference`)."""
-    from exporters.tflite import predict_tflite
+    from exporters.tflite_run import predict_tflite
 
     top1 = reference.argmax(axis=1)
     reference_accuracy = float(np.mean(top1 == labels)) if labels is not None else None
