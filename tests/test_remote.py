@@ -25,9 +25,9 @@ from tests.test_package_support import LABELS, images, tiny_artifacts
 from toolkit.errors import UsageError
 from toolkit.evalset import EvalSet
 from toolkit.inputspec import InputSpec
-from toolkit.manifest import load_manifest
+from toolkit.manifest import Manifest, load_manifest
 from toolkit.remote.device import RemoteResult, run_on_device
-from toolkit.remote.inputs import eval_pixels, pi_bundle, write_eval_images
+from toolkit.remote.inputs import eval_pixels, matching_bundle, pi_bundle, write_eval_images
 from toolkit.remote.ssh import SshClient, parse_remote
 
 pytestmark = pytest.mark.slow
@@ -48,6 +48,7 @@ class Sent:
     eval_dir: Path
     evalset: EvalSet
     spec: InputSpec
+    manifest: Manifest
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def sent(tmp_path_factory: pytest.TempPathFactory) -> Sent:
     x, y = images(12, seed=5)
     evalset = EvalSet(x.astype(np.float32), y.astype(np.int64), list(LABELS), "12 images")
     folder = write_eval_images(evalset, manifest.input, tmp_path_factory.mktemp("eval") / "set")
-    return Sent(kept, folder, evalset, manifest.input)
+    return Sent(kept, folder, evalset, manifest.input, manifest)
 
 
 def on_device(
@@ -129,6 +130,22 @@ def test_the_bundle_is_copied_checked_run_and_then_reused(
     assert again.reason == "" and again.copied == ()  # the same sha256s are there: nothing sent
 
 
+def test_a_bundle_from_cnnx_package_is_reused_only_while_it_matches(
+    sent: Sent, tmp_path: Path
+) -> None:
+    shutil.copytree(sent.bundle, tmp_path / "bundles" / "rpi")
+    with pi_bundle(sent.manifest, tmp_path / "bundles") as (bundle, reused):
+        assert reused and bundle == tmp_path / "bundles" / "rpi"
+    model = bundle / "models" / "model_int8.tflite"
+    original = model.read_bytes()
+    model.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))  # edited after packaging
+    assert not matching_bundle(bundle, sent.manifest)
+    model.write_bytes(original)
+    assert matching_bundle(bundle, sent.manifest)
+    (bundle / "classify.py").write_text("print('an older classify.py')\n")
+    assert not matching_bundle(bundle, sent.manifest)
+
+
 def test_a_corrupted_copy_is_caught_by_its_sha256_and_deleted(
     sshd: SshServer, sent: Sent, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -187,6 +204,9 @@ def test_each_failure_is_one_reason(sshd: SshServer, sent: Sent, tmp_path: Path)
 
     down = on_device(sshd, sent, tmp_path / "d6", url=f"ssh://{sshd.user}@127.0.0.1:1/tmp/x")
     assert down.reason.startswith("127.0.0.1:1: connection refused")
+
+    unknown = on_device(sshd, sent, tmp_path / "d7", url="ssh://pi@no-such-host.invalid/x")
+    assert unknown.reason.startswith("no-such-host.invalid: the host name does not resolve")
 
 
 @pytest.mark.parametrize(

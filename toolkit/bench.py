@@ -165,7 +165,7 @@ class BenchReport:
             parts = [f"{r.artifact} on {r.label}: {r.reason}" for r in self.failed]
             raise RuntimeUnavailable(
                 f"{len(parts)} row(s) failed: {'; '.join(parts)}{where}",
-                "fix the runtime or leave it out with --runtimes",
+                "fix the runtime or device, or leave it out (--runtimes, --remote)",
             )
 
     def to_dict(self, plots: tuple[str, ...] = ()) -> dict[str, Any]:

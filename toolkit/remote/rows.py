@@ -33,7 +33,7 @@ from toolkit.tolerances import ToleranceOverrides, tolerance_for
 
 RUNTIME = "litert"
 # The Pi bundle's models and the artifacts they are (toolkit/packaging/rpi.py).
-BUNDLE_MODELS = {"int8": "tflite_int8", "float32": "tflite_float32"}
+BUNDLE_MODELS = {"float32": "tflite_float32", "int8": "tflite_int8"}  # display order
 LATENCY_SOURCE = "the device's time.perf_counter around set_tensor + invoke (classify.py)"
 
 
