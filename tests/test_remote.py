@@ -22,11 +22,11 @@ import pytest
 
 from tests.sshd import SshServer, start_sshd
 from tests.test_package_support import LABELS, images, tiny_artifacts
-from toolkit.errors import UsageError
+from toolkit.errors import DataError, UsageError
 from toolkit.evalset import EvalSet
 from toolkit.inputspec import InputSpec
 from toolkit.manifest import Manifest, load_manifest
-from toolkit.remote.device import RemoteResult, run_on_device
+from toolkit.remote.device import RemoteResult, folder_hashes, run_on_device
 from toolkit.remote.inputs import eval_pixels, matching_bundle, pi_bundle, write_eval_images
 from toolkit.remote.ssh import SshClient, parse_remote
 
@@ -146,6 +146,13 @@ def test_a_bundle_from_cnnx_package_is_reused_only_while_it_matches(
     assert not matching_bundle(bundle, sent.manifest)
 
 
+def test_a_temporary_bundle_is_the_same_bytes_each_time(sent: Sent, tmp_path: Path) -> None:
+    """So a device that has it is sent nothing by the next `cnnx bench --remote`."""
+    with pi_bundle(sent.manifest, tmp_path / "no-bundles") as (bundle, reused):
+        assert not reused
+        assert folder_hashes(bundle) == folder_hashes(sent.bundle)
+
+
 def test_a_corrupted_copy_is_caught_by_its_sha256_and_deleted(
     sshd: SshServer, sent: Sent, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -241,3 +248,22 @@ def test_remote_urls(url: str, expected: tuple[object, ...]) -> None:
 def test_bad_remote_urls(url: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         parse_remote(url)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        InputSpec(16, 16, 3),
+        InputSpec(16, 16, 3, scale=1 / 127.5, offset=-1.0),
+        InputSpec(16, 16, 3, color="BGR", mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0)),
+        InputSpec(16, 16, 1, color="GRAY", scale=1 / 255),
+    ],
+)
+def test_evaluation_images_go_back_to_the_pixels_they_came_from(spec: InputSpec) -> None:
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, size=(4, *spec.shape), dtype=np.uint8)
+    evalset = EvalSet(spec.apply(pixels), None, list(LABELS), "4 images")
+    np.testing.assert_array_equal(eval_pixels(evalset, spec), pixels)
+    blurred = EvalSet(evalset.images + np.float32(0.37) * np.float32(spec.scale), None, [], "x")
+    with pytest.raises(DataError, match="not 8-bit pictures"):
+        eval_pixels(blurred, spec)

@@ -30,13 +30,13 @@ from typing import Any
 import numpy as np
 
 from toolkit.errors import shorten
+from toolkit.remote.device_script import SKIPPED as SKIPPED_PARTS  # the device skips the same
 from toolkit.remote.ssh import RemoteError, SshClient, SshTarget, remote_path
 
 SCRIPT = Path(__file__).resolve().parent / "device_script.py"
 COMMAND_TIMEOUT = 60.0  # a probe or an install: Python start-up on a slow board
 COPY_TIMEOUT = 300.0
 RUN_TIMEOUT = 600.0  # one classify.py run: LiteRT's import and N timed runs on a Pi Zero
-SKIPPED_PARTS = {".venv", "__pycache__"}  # what setup.sh or Python may add to a bundle
 
 
 @dataclass(frozen=True)

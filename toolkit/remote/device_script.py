@@ -19,6 +19,7 @@ import platform
 import shutil
 import sys
 
+SKIPPED = {".venv", "__pycache__"}  # what Python or setup.sh add to a folder: never compared
 # ARM's CPU part numbers (/proc/cpuinfo "CPU part") of the cores found in boards.
 ARM_PARTS = {
     "0xd03": "Cortex-A53",
@@ -76,7 +77,9 @@ def hashes(folder):
     if not os.path.isdir(folder):
         return None
     found = {}
-    for root, _, files in os.walk(folder):
+    for root, folders, files in os.walk(folder):
+        # What Python (bytecode of pixels.py) or setup.sh (.venv) add there is not ours.
+        folders[:] = [name for name in folders if name not in SKIPPED]
         for name in files:
             path = os.path.join(root, name)
             found[os.path.relpath(path, folder).replace(os.sep, "/")] = sha256(path)

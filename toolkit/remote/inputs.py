@@ -2,7 +2,8 @@
 
 The bundle is reused from ./bundles/rpi when it was built from this very manifest and
 its files still match bundle.json; otherwise one is built in a temporary folder (never
-into ./bundles, which belongs to `cnnx package`).
+into ./bundles, which belongs to `cnnx package`), byte for byte the same each time for
+the same artifacts, so a device that already has it is sent nothing.
 
 The evaluation images go as 8-bit PNG files at the model's size, so the device's
 classify.py reads and preprocesses them itself, exactly as it would a photo, and
@@ -57,7 +58,21 @@ def pi_bundle(manifest: Manifest, bundles_dir: Path | None = None) -> Iterator[t
     from toolkit.packaging.rpi import package_rpi
 
     with tempfile.TemporaryDirectory(prefix="cnnx-remote-") as scratch:
-        yield package_rpi(manifest.root, Path(scratch) / "rpi", make_zip=False), False
+        bundle = package_rpi(manifest.root, Path(scratch) / "rpi", make_zip=False)
+        _pin_created(bundle, manifest)
+        yield bundle, False
+
+
+def _pin_created(bundle: Path, manifest: Manifest) -> None:
+    """A temporary build's bundle.json carries the manifest's time instead of the build's:
+    the same artifacts then give the same bytes, so a device that has them (same sha256)
+    is sent nothing the next time."""
+    from toolkit.atomic import write_json_atomic
+
+    path = bundle / "bundle.json"
+    record = json.loads(path.read_text(encoding="utf-8"))
+    record["created"] = manifest.created
+    write_json_atomic(path, record)
 
 
 def eval_pixels(evalset: EvalSet, spec: InputSpec) -> np.ndarray:
@@ -71,6 +86,8 @@ def eval_pixels(evalset: EvalSet, spec: InputSpec) -> np.ndarray:
         pixels = x * np.asarray(spec.std) + np.asarray(spec.mean)
     else:
         pixels = (x - spec.offset) / spec.scale
+    if spec.color == "BGR":  # the spec swaps RGB pictures to BGR before normalising
+        pixels = pixels[..., ::-1]
     rounded = np.clip(np.round(pixels), 0, 255).astype(np.uint8)
     again = spec.apply(rounded)
     scale = float(np.max(np.abs(evalset.images))) or 1.0
