@@ -171,6 +171,29 @@ def test_cnnx_bench_and_verify_name_engine_backend_threads_and_isolation(
         )
         assert info["threads"] >= 1 and info["details"]["cross_origin_isolated"] is True
         assert row["latency"]["p50"] > 0 and row["metrics"]["agreement"] >= 0.98
+    # The recommendation: the faster of the two, named in report.json, report.md and here.
+    fastest = min(rows.values(), key=lambda row: row["latency"]["p50"])
+    chosen = report["recommendation"]
+    assert (chosen["artifact"], chosen["engine"], chosen["label"]) == (
+        "tflite_int8",
+        "LiteRT.js",
+        fastest["label"],
+    )
+    assert chosen["p50_ms"] == fastest["latency"]["p50"] and chosen["candidates"] == 2
+    assert chosen["sentence"] in " ".join(result.output.split())
+    markdown = (tmp_path / "r" / "report.md").read_text()
+    assert chosen["sentence"] in markdown
+    browser_section = markdown[markdown.index("## In the browser") :]
+    for backend, build in (
+        ("wasm", "litert_wasm_internal"),
+        ("wasm-threaded", "litert_wasm_threaded_internal"),
+    ):
+        line = next(
+            text
+            for text in browser_section.splitlines()
+            if text.startswith(f"| tflite_int8 | litertjs/{backend} x")
+        )
+        assert f"| LiteRT.js | {backend} | {build} |" in line and "| yes |" in line
     verify = CliRunner().invoke(app, ["verify", str(artifacts), *common, "--backends", "wasm"])
     assert verify.exit_code == 0, verify.output
     assert "litertjs/wasm" in verify.output

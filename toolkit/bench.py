@@ -37,6 +37,7 @@ from toolkit.machine import machine_info, machine_peak, peak_for
 from toolkit.manifest import Manifest, load_manifest
 from toolkit.matrix import Cell, plan, run_matrix, runtime_options, selected_entries
 from toolkit.memory import read_memory
+from toolkit.recommend import Recommendation, recommend
 from toolkit.remote.rows import RemoteBench
 from toolkit.remote.ssh import SshTarget
 from toolkit.report import SCHEMA
@@ -138,6 +139,11 @@ class BenchReport:
         return [r for r in self.rows if r.status == "drift"]
 
     @property
+    def recommendation(self) -> Recommendation:
+        """The fastest browser engine, backend and artifact that passed parity."""
+        return recommend(self.rows)
+
+    @property
     def failed(self) -> list[Row]:
         return [r for r in self.rows if r.status == "failed"]
 
@@ -201,6 +207,7 @@ class BenchReport:
             "work": self.work.to_dict() if self.work else None,
             "artifacts": artifacts,
             "rows": [row.to_dict(speed=True) for row in self.rows],
+            "recommendation": self.recommendation.to_dict(),
             "gates": {
                 "limits": self.config.gates.to_dict(),
                 "breaches": [b.to_dict() for b in self.breaches],

@@ -175,6 +175,7 @@ def report_markdown(data: dict[str, Any]) -> str:
                 ]
             )
         )
+    lines += _browser_section(data)
     breaches = data["gates"]["breaches"]
     lines += ["", "## Gates", ""]
     limits = {k: v for k, v in data["gates"]["limits"].items() if v is not None}
@@ -189,6 +190,50 @@ def report_markdown(data: dict[str, Any]) -> str:
     if data.get("plots"):
         lines += ["", "## Plots", ""] + [f"![{name}]({name})" for name in data["plots"]]
     return "\n".join(lines) + "\n"
+
+
+BROWSER_HEADER = [
+    "artifact", "runtime", "engine", "backend", "build", "threads", "isolated", "adapter",
+    "p50 ms", "result",
+]  # fmt: skip
+
+
+def _browser_section(data: dict[str, Any]) -> list[str]:
+    """The recommendation, then what each browser row really ran on (engine, backend,
+    wasm build, threads, cross-origin isolation, WebGPU adapter)."""
+    recommendation = data.get("recommendation")
+    if not recommendation:
+        return []
+    browser = [r for r in data["rows"] if r["runtime"] in recommendation["browser_runtimes"]]
+    lines = ["", "## In the browser", "", recommendation["sentence"]]
+    if not browser:
+        return lines
+    lines += ["", _md_row(BROWSER_HEADER), _md_row(["---"] * 8 + ["---:", "---"])]
+    for row in browser:
+        info = row.get("runtime_info") or {}
+        details = info.get("details") or {}
+        adapter = details.get("webgpu_adapter") or "-"
+        if details.get("webgpu_adapter_software"):
+            adapter += " (software)"
+        isolated = details.get("cross_origin_isolated")
+        result = "DRIFT" if row.get("drifted") else row["status"]
+        lines.append(
+            _md_row(
+                [
+                    row["artifact"],
+                    row["label"],
+                    details.get("engine", "-"),
+                    info.get("backend", "-"),
+                    details.get("wasm_build") or ("simd" if details.get("wasm_simd") else "-"),
+                    info.get("threads") or "-",
+                    "-" if isolated is None else ("yes" if isolated else "no"),
+                    adapter,
+                    fmt_ms((row.get("latency") or {}).get("p50")),
+                    result if row["status"] == "ok" else f"{result}: {row['reason']}",
+                ]
+            )
+        )
+    return lines
 
 
 SPEED_HEADER = [

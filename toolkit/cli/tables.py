@@ -13,6 +13,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from toolkit.recommend import BROWSER_RUNTIMES
 from toolkit.report import (
     JSON_NAME,
     MD_NAME,
@@ -125,6 +126,10 @@ def render_bench(report: BenchReport) -> Group:
             _verdict(row.status, row.checks),
         )
     parts: list[Any] = [speed, parity, *_problems(report.rows)]
+    recommendation = report.recommendation
+    if any(row.runtime in BROWSER_RUNTIMES for row in report.rows):
+        style = "bold" if recommendation.artifact else "yellow"
+        parts.append(Text(recommendation.sentence, style=style))
     for breach in report.breaches:
         parts.append(Text(f"gate: {breach.message}", style="bold red"))
     if report.written_to:

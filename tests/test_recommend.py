@@ -1,0 +1,151 @@
+"""The browser recommendation: the fastest browser row that passed parity, never a
+software WebGPU adapter's, never a drifted, failed or skipped row, and a reason when
+there is none. (That real bench rows carry what it reads, and that the report and the
+terminal show it, is checked where bench runs the browser runtimes:
+tests/test_litertjs_runtime.py; here, hand-made rows.)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from toolkit.bench import BenchConfig, BenchReport
+from toolkit.cli.tables import render_bench
+from toolkit.inputspec import InputSpec
+from toolkit.manifest import Manifest
+from toolkit.parity import Check, Metrics
+from toolkit.recommend import recommend
+from toolkit.report import report_markdown
+from toolkit.rows import Row, Speed
+from toolkit.timing import LatencyStats
+
+PASSED = (Check("agreement", 1.0, 0.98, ">=", True),)
+DRIFTED = (Check("agreement", 0.9, 0.98, ">=", False),)
+
+
+def row(
+    artifact: str,
+    runtime: str,
+    backend: str,
+    p50: float,
+    *,
+    status: str = "ok",
+    device: str = "cpu",
+    threads: int | None = 1,
+) -> Row:
+    info: dict[str, Any] = {
+        "runtime": runtime,
+        "backend": backend,
+        "device": device,
+        "threads": threads,
+        "details": {"cross_origin_isolated": True},
+    }
+    ran = status in ("ok", "drift")
+    latency = LatencyStats(100, p50, p50 * 1.2, p50 * 1.5, p50, 0.01, p50 * 0.9, "page")
+    return Row(
+        artifact=artifact,
+        runtime=runtime,
+        label=f"{runtime}/{backend}",
+        precision="float32",
+        format="tflite" if runtime.startswith("litert") else "tfjs",
+        size=40_960,
+        status=status,
+        metrics=Metrics(150, 0.996, 1e-3, 1e-4, 0.999) if ran else None,
+        checks=(DRIFTED if status == "drift" else PASSED) if ran else (),
+        runtime_info=info,
+        speed=Speed(latency=latency) if ran else None,
+    )
+
+
+def test_the_fastest_browser_row_that_passed_wins() -> None:
+    chosen = recommend(
+        [
+            row("tflite_float32", "litert", "xnnpack", 0.05),  # native: not a browser row
+            row("tfjs_float32", "browser", "wasm", 0.7),
+            row("tflite_int8", "litertjs", "wasm", 0.2, status="drift"),  # faster, drifted
+            row("tflite_float32", "litertjs", "webgpu", 0.1, device="swiftshader", threads=None),
+            row("tflite_float32", "litertjs", "wasm-threaded", 0.3, threads=2),
+            row("tflite_float16", "litertjs", "wasm", 0.25, status="failed"),
+            row("tflite_dynamic", "litertjs", "webgpu", 0.01, status="skipped"),
+        ]
+    )
+    assert (chosen.artifact, chosen.engine, chosen.backend) == (
+        "tflite_float32",
+        "LiteRT.js",
+        "wasm-threaded",
+    )
+    assert (chosen.p50_ms, chosen.threads, chosen.candidates) == (0.3, 2, 2)
+    assert chosen.sentence == (
+        "Fastest in the browser that passes parity: tflite_float32 on LiteRT.js wasm-threaded "
+        "(2 threads, cross-origin isolated), p50 0.300 ms, agreement 99.6%, 40.0 KB (best of 2)."
+    )
+    assert chosen.to_dict()["sentence"] == chosen.sentence
+    # A row read back from report.json recommends the same.
+    again = recommend(
+        [
+            Row.from_dict(r.to_dict(speed=True))
+            for r in [row("a", "browser", "wasm", 0.7), row("b", "litertjs", "wasm", 0.4)]
+        ]
+    )
+    assert (again.artifact, again.engine, again.p50_ms) == ("b", "LiteRT.js", 0.4)
+
+
+def test_no_recommendation_says_why() -> None:
+    none = recommend([row("tflite_float32", "litert", "xnnpack", 0.05)])
+    assert none.artifact is None and "no browser runtime was measured" in none.sentence
+    software = recommend(
+        [row("tflite_float32", "litertjs", "webgpu", 0.1, device="swiftshader", threads=None)]
+    )
+    assert "only software WebGPU rows passed" in software.reason
+    drifted = recommend([row("tfjs_float32", "browser", "wasm", 0.7, status="drift")])
+    assert drifted.sentence.startswith("No browser recommendation: every browser row failed")
+    assert drifted.to_dict()["artifact"] is None
+
+
+def test_the_report_and_the_terminal_name_it_and_what_each_browser_row_ran_on(
+    tmp_path: Path,
+) -> None:
+    threaded = row("tflite_int8", "litertjs", "wasm-threaded", 0.3, threads=2)
+    threaded.runtime_info["details"].update(engine="LiteRT.js", wasm_build="litert_wasm_threaded")
+    software = row("tflite_int8", "litertjs", "webgpu", 0.1, device="swiftshader", threads=None)
+    software.runtime_info["details"].update(
+        engine="LiteRT.js", webgpu_adapter="google swiftshader", webgpu_adapter_software=True
+    )
+    skipped = replace(
+        row("tfjs_float32", "browser", "webgpu", 0.0, status="skipped"),
+        reason="Chromium gives no WebGPU adapter",
+    )
+    rows = (row("tflite_int8", "litert", "xnnpack", 0.05), threaded, software, skipped)
+    report = BenchReport(
+        rows=rows,
+        config=BenchConfig(tmp_path),
+        manifest=Manifest(root=tmp_path, input=InputSpec(4, 4, 3), labels=["a", "b"]),
+        evalset_source="test split, 20 images",
+        images=20,
+        labelled=True,
+    )
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["recommendation"]["label"] == "litertjs/wasm-threaded"
+    assert data["recommendation"]["browser_runtimes"] == ["browser", "litertjs"]
+    markdown = report_markdown(data).splitlines()
+    section = markdown[markdown.index("## In the browser") :]
+    assert section[2] == report.recommendation.sentence
+    assert (
+        "| tflite_int8 | litertjs/wasm-threaded | LiteRT.js | wasm-threaded | "
+        "litert_wasm_threaded | 2 | yes | - | 0.300 | ok |"
+    ) in section
+    assert "| google swiftshader (software) | 0.100 | ok |" in " ".join(section)
+    assert "| skipped: Chromium gives no WebGPU adapter |" in " ".join(section)
+
+    console = Console(width=100, record=True)
+    console.print(render_bench(report))
+    assert report.recommendation.sentence in " ".join(console.export_text().split())
+    native_only = replace(report, rows=rows[:1])
+    console = Console(width=100, record=True)
+    console.print(render_bench(native_only))
+    assert "browser" not in console.export_text()  # nothing said where none was measured
