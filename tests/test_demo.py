@@ -32,7 +32,8 @@ def test_demo_with_defaults_passes_every_default_tolerance(tmp_path: Path) -> No
     report = json.loads((work / "artifacts" / "report" / "report.json").read_text())
 
     # Every artifact ran in every runtime it belongs to and passed its default checks.
-    assert {row["runtime"] for row in report["rows"]} == {"tf", "litert", "tfjs-node", "browser"}
+    runtimes = {row["runtime"] for row in report["rows"]}
+    assert runtimes == {"tf", "litert", "tfjs-node", "browser", "litertjs"}
     for row in report["rows"]:
         assert row["status"] == "ok" and not row["drifted"], row
         assert row["checks"] and all(check["passed"] for check in row["checks"]), row

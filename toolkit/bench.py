@@ -55,7 +55,8 @@ from toolkit.timing import (
 from toolkit.tolerances import REFERENCE_ID, ToleranceOverrides
 from toolkit.work import Work, graph_work
 
-BENCH_RUNTIMES = ("tf", "litert", "tfjs-node", "browser")  # litertjs, litertjs-node: on request
+# Both browser engines, so the recommendation compares them; litertjs-node on request.
+BENCH_RUNTIMES = ("tf", "litert", "tfjs-node", "browser", "litertjs")
 DEFAULT_RUNS = 100
 DEFAULT_WARMUP = 10
 DEFAULT_BATCH = 32

@@ -49,8 +49,13 @@ def _counts(text: str) -> tuple[int, ...]:
 def command(
     artifacts_dir: ArtifactsDir = None,
     runtimes: Annotated[
-        str, typer.Option("--runtimes", "-r", help="Runtimes: tf, litert, tfjs-node, browser.")
-    ] = "tf,litert,tfjs-node,browser",
+        str,
+        typer.Option(
+            "--runtimes",
+            "-r",
+            help="Runtimes: tf, litert, tfjs-node, browser, litertjs (litertjs-node on request).",
+        ),
+    ] = "tf,litert,tfjs-node,browser,litertjs",
     device: DeviceOption = Device.cpu,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print report.json on stdout.")

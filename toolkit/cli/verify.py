@@ -35,7 +35,9 @@ def command(
     runtimes: Annotated[
         str,
         typer.Option(
-            "--runtimes", "-r", help="Runtimes to verify in: tf, litert, tfjs-node, browser."
+            "--runtimes",
+            "-r",
+            help="Runtimes to verify in: tf, litert, tfjs-node, browser, litertjs, litertjs-node.",
         ),
     ] = "tf,litert,tfjs-node",
     artifacts: ArtifactIds = None,
