@@ -243,8 +243,11 @@ def main() -> int:
     print(f"one image, {hl['flops'] / 1e6:.2f} MFLOP:")
     for name, stats in hl.items():
         if isinstance(stats, dict) and "p50" in stats:
-            print(f"  {name:<24} p50 {stats['p50']:.4f} ms  {stats['gflops']:.2f} GFLOP/s  "
-                  f"{stats['speedup_vs_keras_predict']}x keras predict")  # fmt: skip
+            percent = "-" if stats["peak_percent"] is None else f"{stats['peak_percent']:.1f}%"
+            print(
+                f"  {name:<24} p50 {stats['p50']:.4f} ms  {stats['gflops']:.2f} GFLOP/s "
+                f"({percent} of peak)  {stats['speedup_vs_keras_predict']}x keras predict"
+            )
     record["accuracy_10k"] = accuracy_10k(artifacts)
     acc = record["accuracy_10k"]
     print(f"accuracy on {acc['images']} images, every artifact on TF/LiteRT: {acc['seconds']} s "

@@ -83,6 +83,10 @@ def test_an_emulated_pi_over_ssh_is_merged_into_the_report(
         assert remote["metrics"]["agreement"] >= 0.85
         assert remote["latency"]["runs"] == 5 and remote["latency"]["min"] > 0
         assert remote["latency"]["p50"] <= remote["latency"]["p99"] and remote["load_ms"] > 0
+        # The graph's work over the device's p50; no share of a peak measured here.
+        expected = report["work"]["flops"] / (remote["latency"]["p50"] * 1e6)
+        assert remote["gflops"] == pytest.approx(expected, rel=1e-2)
+        assert remote["peak_percent"] is None
         on_device = remote["runtime_info"]["remote"]
         assert on_device["test_images_accuracy"] == on_device["test_images_recorded_accuracy"]
         failed = rows[(artifact, "litert@127.0.0.1:1 x1")]

@@ -369,6 +369,7 @@ def run_bench(
     if remote is not None:
         from toolkit.remote.rows import remote_rows
 
+        remote = replace(remote, flops=work.flops if work else None)
         rows += tuple(remote_rows(manifest, result.evalset, result.reference, remote))
     return BenchReport(
         rows=rows,

@@ -48,6 +48,8 @@ class RemoteBench:
     runs: int = 100
     timeout: float | None = None
     overrides: tuple[ToleranceOverrides, ...] = ()
+    flops: float | None = None  # per image, from the graph: each row's GFLOP/s (no % of
+    # peak: the peak bench measures is this machine's, not the device's)
 
     def check(self, manifest: Manifest) -> None:
         """Fail before any work: a missing --ssh-config file, or no bundle model selected."""
@@ -186,7 +188,11 @@ def _row(
         status="ok" if all(c.passed for c in checks) else "drift",
         metrics=metrics,
         checks=checks,
-        speed=Speed(load_ms=run.load_ms, latency=latency),
+        speed=Speed(
+            load_ms=run.load_ms,
+            latency=latency,
+            gflops=config.flops / (latency.p50 * 1e6) if config.flops and latency.p50 > 0 else None,
+        ),
     )
 
 
