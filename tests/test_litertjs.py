@@ -13,7 +13,6 @@ never replaced in silence. CNNX_UPDATE_SCREENSHOT=1 writes docs/web_demo_litertj
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -22,8 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
-from test_web_support import PageLog, launch_chromium
+from test_web_support import PageLog, launch_chromium, sample_pixels
 
 from toolkit.manifest import load_manifest
 from toolkit.runtimes import load
@@ -55,10 +53,7 @@ def chromium() -> Iterator[Any]:
 def references(artifacts: Path) -> dict[str, np.ndarray]:
     """TensorFlow's and LiteRT's probabilities on the sample pixels, by artifact id."""
     manifest = load_manifest(artifacts)
-    data = json.loads((artifacts / "samples" / "samples.json").read_text())
-    records = data["samples"] if isinstance(data, dict) else data
-    pixels = np.stack([np.asarray(Image.open(artifacts / "samples" / r["file"])) for r in records])
-    x = manifest.input.apply(pixels.reshape(len(records), *manifest.input.shape))
+    x = manifest.input.apply(sample_pixels(artifacts)[1])
     out = {}
     for artifact, runtime in (
         ("savedmodel", "tf"),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from test_web_support import sample_pixels
 
 from toolkit.errors import ArtifactError, UsageError
 from toolkit.manifest import Manifest, load_manifest
@@ -40,10 +40,7 @@ def manifest(artifacts: Path) -> Manifest:
 
 @pytest.fixture(scope="module")
 def batch(manifest: Manifest) -> np.ndarray:
-    folder = manifest.root / "samples"
-    files = sorted(folder.glob("*.png"))
-    pixels = np.stack([np.asarray(Image.open(f)) for f in files])
-    return manifest.input.apply(pixels.reshape(len(files), *manifest.input.shape))
+    return manifest.input.apply(sample_pixels(manifest.root)[1])
 
 
 @pytest.fixture(scope="module")
