@@ -60,7 +60,9 @@ SAMPLES_INDEX = "samples/samples.json"
 
 @dataclass(frozen=True)
 class ExportRequest:
-    model: Path | None = None  # run folder, .keras, .h5 or SavedModel; None: last run
+    # A run folder, .keras, .h5 or SavedModel; a Keras model object (toolkit.api); None:
+    # the last run under ./runs.
+    model: Path | Any = None
     to: str = "all"
     quantize: str | None = None  # None: every precision of the chosen formats
     tfjs_quantize: str | None = None
@@ -73,7 +75,7 @@ class ExportRequest:
     force: bool = False  # replace a folder holding another model's artifacts
     samples: int = DEFAULT_SAMPLES
     preprocessing: Preprocessing | None = None
-    labels_file: Path | None = None
+    labels_file: Path | tuple[str, ...] | None = None  # a file, or the names (toolkit.api)
     unsafe: bool = False
     seed: int = 0
     command: str = ""
@@ -149,9 +151,9 @@ def fallback_auto(names: tuple[str, ...]) -> int:
 def export(request: ExportRequest) -> Manifest:
     """Export the requested artifacts into request.out and return the new manifest."""
     from toolkit.quiet import silence_tensorflow
-    from toolkit.sources import detect_format
+    from toolkit.sources import detect_format, is_model_object
 
-    if request.model is not None:
+    if request.model is not None and not is_model_object(request.model):
         detect_format(request.model)  # a bad path fails in milliseconds, before TensorFlow loads
     silence_tensorflow()
     from exporters.quiet import silenced

@@ -113,7 +113,7 @@ class ArtifactEntry:
             raise ArtifactError(f"manifest entry {artifact_id!r} is malformed: {error!r}") from None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Manifest:
     root: Path
     input: InputSpec

@@ -148,22 +148,28 @@ def load_tolerances(path: Path) -> ToleranceOverrides:
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
         kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
         raise UsageError(f"tolerances file {path} is not valid {kind}: {error}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"tolerances file {path} must hold a table, got {type(data).__name__}")
+    return tolerances_from_mapping(data, f"tolerances file {path}")
+
+
+def tolerances_from_mapping(data: Any, where: str) -> ToleranceOverrides:
+    """The overrides of a tolerances file's table (also what toolkit.api takes as a dict):
+    tolerance names for all, or precisions and artifact ids mapping to tables of them."""
+    if not isinstance(data, Mapping):
+        raise UsageError(f"{where} must hold a table, got {type(data).__name__}")
     known = {f.name for f in fields(Tolerance)}
     overrides = ToleranceOverrides()
     for key, value in data.items():
-        where = f"{path} [{key}]"
+        place = f"{where} [{key}]"
         if key in known:
-            overrides.every[key] = parse_fraction(value, where, key)
-        elif isinstance(value, dict):
-            table = Tolerance().merged(value, where).to_dict()  # validates names and values
+            overrides.every[key] = parse_fraction(value, place, key)
+        elif isinstance(value, Mapping):
+            table = Tolerance().merged(value, place).to_dict()  # validates names and values
             table = {k: v for k, v in table.items() if k in value}
             target = overrides.by_precision if key in PRECISIONS else overrides.by_artifact
             target[key] = table
         else:
             raise UsageError(
-                f"tolerances file {path}: {key!r} is neither a tolerance name nor a table",
+                f"{where}: {key!r} is neither a tolerance name nor a table",
                 f"tolerance names: {', '.join(sorted(known))}",
             )
     return overrides

@@ -12,6 +12,7 @@ stored configuration *before* anything is deserialized.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from toolkit.sources.pivot import (
     OUTPUT_KEY,
     PIVOT_DIR,
     SIGNATURE,
+    check_built,
     check_classifier,
     pivot_from_savedmodel,
     save_pivot,
@@ -36,6 +38,12 @@ from toolkit.sources.pivot import (
 from toolkit.sources.preprocessing import Preprocessing, scaling_layers
 
 FORMATS = ("run", "keras", "h5", "savedmodel")
+MEMORY = "memory"  # a Keras model object handed over in Python (toolkit.api.export)
+
+
+def is_model_object(model: Any) -> bool:
+    """Is `model` a model object rather than a path (or None, the last run)?"""
+    return model is not None and not isinstance(model, str | os.PathLike)
 
 
 @dataclass(frozen=True)
@@ -79,21 +87,26 @@ def detect_format(path: Path) -> str:
 
 
 def resolve_source(
-    model: Path | None,
+    model: Any,
     *,
     out_dir: Path,
     preprocessing: Preprocessing | None = None,
-    labels_file: Path | None = None,
+    labels_file: Path | tuple[str, ...] | None = None,
     unsafe: bool = False,
     output: str | None = None,
 ) -> Source:
     """Turn `model` (default: the last run under ./runs) into the pivot SavedModel.
 
-    A run folder's own saved_model/ is returned as is; any other source is written to
-    out_dir/saved_model (atomically) and that folder is returned.
+    `model` is a path, or a Keras model object (Keras 3 or tf_keras), which takes the
+    same road as a loaded `.keras` file from there on. A run folder's own saved_model/
+    is returned as is; any other source is written to out_dir/saved_model (atomically)
+    and that folder is returned.
     """
-    path = Path(model) if model is not None else last_run()
-    kind = detect_format(path)
+    if is_model_object(model):
+        path, kind = Path(f"keras model {getattr(model, 'name', '')!r}"), MEMORY
+    else:
+        path = Path(model) if model is not None else last_run()
+        kind = detect_format(path)
     prep = preprocessing or Preprocessing()
     if kind == "run":
         if prep.flags or output is not None:
@@ -109,7 +122,9 @@ def resolve_source(
     if kind == "savedmodel":
         shape, classes = pivot_from_savedmodel(path, target, unsafe=unsafe, output=output)
     else:
-        keras_model = load_keras_model(path, kind, unsafe=unsafe)
+        if kind == MEMORY:
+            check_built(model, path)
+        keras_model = model if kind == MEMORY else load_keras_model(path, kind, unsafe=unsafe)
         keras_model = pick_head(keras_model, output, path)
         if output is not None:
             notes.append(f"head: {output} (--output), from input {keras_model.inputs[0].name}")
@@ -168,7 +183,7 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     return data
 
 
-def _run_source(run_dir: Path, labels_file: Path | None) -> Source:
+def _run_source(run_dir: Path, labels_file: Path | tuple[str, ...] | None) -> Source:
     record = read_run(run_dir)
     pivot = run_dir / PIVOT_DIR
     if not (pivot / "saved_model.pb").is_file():
@@ -197,6 +212,8 @@ def _run_source(run_dir: Path, labels_file: Path | None) -> Source:
 
 
 def _origin(path: Path, kind: str) -> dict[str, Any]:
+    if kind == MEMORY:  # nothing on disk to point at or hash; the fingerprint still holds
+        return {"path": None, "format": kind, "sha256": None, "name": str(path)}
     return {
         "path": str(Path(path).resolve()),
         "format": kind,
@@ -207,6 +224,7 @@ def _origin(path: Path, kind: str) -> dict[str, Any]:
 __all__ = [
     "FORMATS",
     "INPUT_KEY",
+    "MEMORY",
     "OUTPUT_KEY",
     "PIVOT_DIR",
     "SIGNATURE",
@@ -214,6 +232,7 @@ __all__ = [
     "Source",
     "default_labels",
     "detect_format",
+    "is_model_object",
     "read_labels",
     "read_run",
     "resolve_source",

@@ -18,6 +18,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +32,19 @@ def default_labels(count: int) -> list[str]:
     return [f"class_{i}" for i in range(count)]
 
 
-def read_labels(path: Path, expected: int | None) -> list[str]:
-    """The class names a labels file lists, in output order; `expected` checks the count."""
+def read_labels(path: Path | Sequence[str], expected: int | None) -> list[str]:
+    """The class names a labels file lists, in output order; `expected` checks the count.
+
+    `path` may also be the names themselves (a list given in Python, toolkit.api): they
+    are checked as a file's are.
+    """
+    if not isinstance(path, str | os.PathLike):
+        names = list(path)
+        if not all(isinstance(name, str) for name in names):
+            raise DataError(f"labels must be strings, got {names[:5]!r}")
+        if any(not name.strip() or "\n" in name or "\r" in name for name in names):
+            raise DataError(f"the list of labels holds a blank name or a line break: {names[:5]!r}")
+        return _checked([name.strip() for name in names], expected, "the list of labels")
     path = Path(path)
     if not path.exists():
         raise PathError(f"labels file {path} does not exist")
@@ -50,15 +63,17 @@ def read_labels(path: Path, expected: int | None) -> list[str]:
         labels = _csv_labels(text, path)
     else:
         labels = [line.strip() for line in text.splitlines() if line.strip()]
+    return _checked(labels, expected, f"labels file {path}")
+
+
+def _checked(labels: list[str], expected: int | None, where: str) -> list[str]:
     if not labels:
-        raise DataError(f"labels file {path} lists no class names")
+        raise DataError(f"{where} lists no class names")
     duplicates = sorted({name for name in labels if labels.count(name) > 1})
     if duplicates:
-        raise DataError(f"labels file {path} names {', '.join(map(repr, duplicates[:3]))} twice")
+        raise DataError(f"{where} names {', '.join(map(repr, duplicates[:3]))} twice")
     if expected is not None and len(labels) != expected:
-        raise DataError(
-            f"labels file {path} has {len(labels)} names but the model has {expected} classes"
-        )
+        raise DataError(f"{where} has {len(labels)} names but the model has {expected} classes")
     return labels
 
 

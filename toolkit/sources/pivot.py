@@ -34,6 +34,18 @@ def check_classifier(model: Any, path: Path) -> tuple[tuple[int, int, int], int]
     return image_shape(tuple(inputs[0].shape), path), class_count(tuple(outputs[0].shape), path)
 
 
+def check_built(model: Any, name: Path) -> None:
+    """A model object handed over in Python must know its input (a loaded file always does)."""
+    try:
+        model.inputs  # noqa: B018 - Keras raises AttributeError when there are none
+    except AttributeError:
+        raise ModelError(
+            f"{name} is not built: it has no defined input",
+            "start it with keras.Input((H, W, C)), or wrap it: "
+            "keras.Sequential([keras.Input((H, W, C)), model])",
+        ) from None
+
+
 def image_shape(shape: tuple[Any, ...], path: Path) -> tuple[int, int, int]:
     if len(shape) != 4:
         raise ModelError(
