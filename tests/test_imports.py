@@ -123,6 +123,7 @@ FORBIDDEN = {
                          "toolkit.cli", "toolkit.packaging"),
     "toolkit.matrix": ("toolkit.bench", "toolkit.verify", "toolkit.report", "toolkit.cli"),
     "toolkit.rows": ("toolkit.matrix", "toolkit.bench", "toolkit.verify", "toolkit.report"),
+    "toolkit.probe": ("toolkit.bench", "toolkit.verify", "toolkit.report", "toolkit.cli"),
     "toolkit.report": ("toolkit.bench", "toolkit.verify", "toolkit.matrix", "toolkit.rows",
                        "toolkit.runtimes", "toolkit.cli", "toolkit.gates"),
     "toolkit.plots": ("toolkit.bench", "toolkit.verify", "toolkit.matrix", "toolkit.rows",

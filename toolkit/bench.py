@@ -1,8 +1,8 @@
 """Bench: the run matrix (toolkit/matrix.py) with speed on top. For every artifact in
 every runtime configuration, on the same preprocessed images: size, load, first
 inference, latency (toolkit/timing.py), throughput, memory (toolkit/memory.py), work
-and efficiency (toolkit/work.py, toolkit/machine.py), accuracy and parity, and the CI
-gates (toolkit/gates.py).
+and efficiency (toolkit/work.py, toolkit/machine.py), all taken by toolkit/probe.py;
+accuracy and parity; and the CI gates (toolkit/gates.py).
 
     report = run_bench(BenchConfig(artifacts_dir=Path("artifacts")))  # measures, writes nothing
     report = bench(config)       # the same, then report.json, report.md, plots (toolkit/report.py)
@@ -21,11 +21,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from toolkit.errors import (
     ArtifactError,
-    CnnxError,
     GateFailed,
     RuntimeUnavailable,
     UsageError,
@@ -33,25 +30,16 @@ from toolkit.errors import (
 )
 from toolkit.evalset import EvalSet, load_eval_set
 from toolkit.gates import Breach, Gates, check_gates, read_baseline
-from toolkit.machine import machine_info, machine_peak, peak_for
+from toolkit.machine import machine_info, machine_peak
 from toolkit.manifest import Manifest, load_manifest
-from toolkit.matrix import Cell, plan, run_matrix, runtime_options, selected_entries
-from toolkit.memory import read_memory
+from toolkit.matrix import plan, run_matrix, runtime_options, selected_entries
+from toolkit.probe import SpeedProbe
 from toolkit.recommend import Recommendation, recommend
 from toolkit.remote.rows import RemoteBench
 from toolkit.remote.ssh import SshTarget
 from toolkit.report import SCHEMA
-from toolkit.rows import Row, Speed
-from toolkit.runtimes import LoadedModel
-from toolkit.timing import (
-    LatencyStats,
-    Timer,
-    Timing,
-    latency_samples,
-    throughput,
-    timer_name,
-    timing,
-)
+from toolkit.rows import Row
+from toolkit.timing import Timer
 from toolkit.tolerances import REFERENCE_ID, ToleranceOverrides
 from toolkit.work import Work, graph_work
 
@@ -60,7 +48,6 @@ BENCH_RUNTIMES = ("tf", "litert", "tfjs-node", "browser", "litertjs")
 DEFAULT_RUNS = 100
 DEFAULT_WARMUP = 10
 DEFAULT_BATCH = 32
-INTERLEAVED_BLOCKS = 5  # of runs timed from here and by the runtime's own clock, alternating
 
 
 @dataclass(frozen=True)
@@ -224,86 +211,6 @@ class BenchReport:
         }
 
 
-@dataclass(frozen=True)
-class BenchProbe:
-    """Bench's measurement of one loaded model, before the matrix's parity run."""
-
-    config: BenchConfig
-    manifest: Manifest
-    work: Work | None
-    peak: dict[str, Any] | None
-
-    def __call__(self, model: LoadedModel, cell: Cell, evalset: EvalSet, load_ns: int) -> Speed:
-        config, timer = self.config, self.config.timer
-        x1 = np.ascontiguousarray(evalset.images[:1])
-        start = timer()
-        model.predict(x1)
-        first_ns = timer() - start
-        timed, outer = self._latency(model, x1)
-        latency = timed.latency
-        ipc = outer.p50 - latency.p50 if outer is not None else None
-        images_per_s = throughput(model, evalset.images, config.batch, timer)
-        memory_bytes, memory_source = None, "not measured for this runtime (docs/report.md)"
-        try:
-            reading = read_memory(
-                model, self.manifest, cell.entry, cell.runtime, cell.options,
-                runs=config.warmup + config.runs, batch=config.batch,
-            )  # fmt: skip
-            if reading is not None:
-                memory_bytes, memory_source = reading.bytes, reading.source
-        except CnnxError as error:  # a figure missing is not a failed row
-            memory_source = f"not measured: {error.one_line()}"
-        gflops, percent = self._efficiency(latency, model)
-        return Speed(
-            load_ms=load_ns / 1e6,
-            first_ms=first_ns / 1e6,
-            latency=latency,
-            latency_outer=outer,
-            ipc_ms=ipc,
-            pre_ms=timed.pre_ms,
-            post_ms=timed.post_ms,
-            throughput=images_per_s,
-            throughput_batch=config.batch,
-            throughput_note="batch-1 model, rows looped" if model.info.max_batch == 1 else "",
-            memory_bytes=memory_bytes,
-            memory_source=memory_source,
-            gflops=gflops,
-            peak_percent=percent,
-        )
-
-    def _latency(self, model: LoadedModel, x1: np.ndarray) -> tuple[Timing, LatencyStats | None]:
-        """The timed runs (toolkit/timing.py). A runtime with a clock of its own (Node, the
-        browser) gives the latency, and Python's clock around predict() the outer one
-        with the pipe, taken in alternating blocks so a burst of load falls on both."""
-        config, timer = self.config, self.config.timer
-        blocks = min(config.runs, INTERLEAVED_BLOCKS)
-        sizes = [config.runs // blocks + (i < config.runs % blocks) for i in range(blocks)]
-        latency_samples(model, x1, 0, config.warmup, timer)
-        inner = model.self_timed(x1, sizes[0])
-        if inner is None:
-            return timing(model, x1, config.runs, 0, timer), None
-        outer: list[int] = []
-        for i, size in enumerate(sizes):
-            outer += latency_samples(model, x1, size, 0, timer)
-            if i:
-                inner += model.self_timed(x1, size) or []
-        own = LatencyStats.from_ns(inner, f"{model.info.runtime} clock inside the runtime")
-        return Timing(own), LatencyStats.from_ns(outer, f"{timer_name(timer)} around predict()")
-
-    def _efficiency(
-        self, latency: LatencyStats, model: LoadedModel
-    ) -> tuple[float | None, float | None]:
-        if self.work is None or latency.p50 <= 0:
-            return None, None
-        gflops = self.work.flops / (latency.p50 * 1e6)
-        if self.peak is None:
-            return gflops, None
-        threads = model.info.threads or model.info.details.get("threads")
-        return gflops, 100 * gflops / peak_for(
-            self.peak, threads if isinstance(threads, int) else None
-        )
-
-
 def _work(manifest: Manifest) -> Work | None:
     """The graph's work, or None when it cannot be counted (the rows say so by omission)."""
     if REFERENCE_ID not in manifest.artifacts:
@@ -362,7 +269,9 @@ def run_bench(
         evalset,
         overrides=config.overrides,
         min_reference_accuracy=config.min_reference_accuracy,
-        probe=BenchProbe(config, manifest, work, peak),
+        probe=SpeedProbe(
+            config.runs, config.warmup, config.batch, config.timer, manifest, work, peak
+        ),
         timer=config.timer,
     )
     rows = result.rows
