@@ -62,3 +62,11 @@ def test_help_paragraphs_reflow_and_flags_have_no_bool(command: str) -> None:
 
 def test_top_level_help_has_no_bool() -> None:
     assert any("export" in line for line in help_lines(columns=80))
+
+
+def test_brackets_in_help_are_shown_as_written() -> None:
+    # Rich would read "[default: ...]" as a style tag and drop it.
+    shown = " ".join(help_lines("export", columns=200))
+    assert "[default: ./artifacts]" in shown
+    shown = " ".join(help_lines("bench", columns=200))
+    assert "[default: yours, or CNNX_SSH_CONFIG]" in shown

@@ -6,6 +6,7 @@ import inspect
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
 from toolkit import __version__
@@ -22,12 +23,16 @@ def paragraphs(doc: str | None) -> str:
     """A docstring as help text: each paragraph on one line, so the terminal wraps it
     at its own width instead of at the source's line breaks."""
     blocks = inspect.cleandoc(doc or "").split("\n\n")
-    return "\n\n".join(" ".join(block.split()) for block in blocks if block.strip())
+    return "\n\n".join(escape(" ".join(block.split())) for block in blocks if block.strip())
 
 
-def _without_bool(params: list[Any]) -> list[Any]:
-    """On/off flags take no value: show no `<bool>` type for them in the help."""
+def _plain_help(params: list[Any]) -> list[Any]:
+    """Help texts are plain text, not Rich markup: a `[default: ...]` or `[user@]` in
+    them is shown as written. On/off flags take no value: show no `<bool>` for them."""
     for param in params:
+        if getattr(param, "help", None) and not getattr(param, "_help_escaped", False):
+            param.help = escape(param.help)
+            param._help_escaped = True
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
     return params
@@ -35,12 +40,12 @@ def _without_bool(params: list[Any]) -> list[Any]:
 
 class Command(TyperCommand):
     def get_params(self, ctx: Any) -> list[Any]:
-        return _without_bool(super().get_params(ctx))
+        return _plain_help(super().get_params(ctx))
 
 
 class Group(TyperGroup):
     def get_params(self, ctx: Any) -> list[Any]:
-        return _without_bool(super().get_params(ctx))
+        return _plain_help(super().get_params(ctx))
 
 
 app = typer.Typer(

@@ -140,7 +140,7 @@ def command(
         typer.Option(
             "--ssh-config",
             metavar="FILE",
-            help="ssh config file for --remote \\[default: yours, or CNNX_SSH_CONFIG]",
+            help="ssh config file for --remote [default: yours, or CNNX_SSH_CONFIG]",
             show_default=False,
         ),
     ] = None,
