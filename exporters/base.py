@@ -47,6 +47,8 @@ class ExportOptions:
     check_images: np.ndarray | None = None
     check_labels: np.ndarray | None = None
     check_on: str = "test sample"
+    # Convert calibrated models a second time from half the images (calibration_check.py).
+    calibration_check: bool = True
     # The limits a measured choice aims for (Tolerance field names); None: the artifact's
     # default tolerance.
     tolerance: Mapping[str, float] | None = None

@@ -35,6 +35,8 @@ def half_calibration(
 
     `convert(images)` makes the model from those calibration images with the same recipe.
     """
+    if not options.calibration_check:
+        return {"skipped": "not asked for"}
     if options.check_images is None or len(options.check_images) == 0:
         return {"skipped": "no held-out images to measure on (the source names no dataset)"}
     if len(calibration) < 2:
@@ -62,9 +64,9 @@ def half_calibration(
     gain = full_entry["agreement"] - half_entry["agreement"]
     threshold = max(SETTLED, 1.0 / len(images))
     if gain >= threshold:
-        verdict = "agreement still rises with more images: more calibration images may help"
+        verdict = "still rising: more calibration images may help"
     else:
-        verdict = "agreement has settled: more calibration images would not help"
+        verdict = "settled: more calibration images would not help"
     return {
         "images": len(images),
         "on": options.check_on,
@@ -81,8 +83,7 @@ def describe(record: dict[str, Any]) -> str:
         return f"calibration check skipped: {record['skipped']}"
     full, half = record["full"], record["half"]
     return (
-        f"calibration {full['calibration_images']} images: agreement "
-        f"{full['agreement']:.1%}; {half['calibration_images']} images: "
-        f"{half['agreement']:.1%} (on {record['images']} {record['on']} images): "
-        f"{record['verdict']}"
+        f"calibration: agreement {full['agreement']:.1%} from {full['calibration_images']} "
+        f"images, {half['agreement']:.1%} from {half['calibration_images']} (on "
+        f"{record['images']} {record['on']} images): {record['verdict']}"
     )

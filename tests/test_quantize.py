@@ -196,3 +196,121 @@ def test_the_export_says_whether_more_calibration_images_would_help(
         assert np.isclose(check["agreement_gain"], gain)
         helps = gain >= 0.005
         assert ("may help" in check["verdict"]) == helps, check
+
+
+@pytest.mark.slow
+def test_reference_kernels_say_where_the_drift_comes_from(drifting_artifacts: Path) -> None:
+    from toolkit.verify import VerifyConfig, verify
+    from toolkit.witness import verdict
+
+    config = VerifyConfig(
+        artifacts_dir=drifting_artifacts / "artifacts",
+        artifacts=("tflite_int8", "tflite_int16x8"),
+        runtimes=("litert",),
+        reference_kernels=True,
+    )
+    report = verify(config)
+    labels = {(row.artifact, row.label) for row in report.rows}
+    assert ("tflite_int8", "litert/reference") in labels and ("tflite_int8", "litert") in labels
+    rows = {(r.artifact, r.runtime_info["backend"]): r for r in report.rows}
+    witnesses = {w.artifact: w for w in report.witnesses}
+    assert set(witnesses) == {"tflite_int8", "tflite_int16x8"}
+    for artifact, witness in witnesses.items():
+        default, reference = rows[artifact, "xnnpack"], rows[artifact, "reference"]
+        assert (witness.xnnpack, witness.reference) == (default.status, reference.status)
+        assert witness.verdict == verdict(default.status, reference.status)
+        assert witness.agreement == (default.metrics.agreement, reference.metrics.agreement)
+    assert report.to_dict()["kernel_witness"][0]["artifact"] == "tflite_int8"
+    # Two different kernel sets really ran: their int8 outputs differ by rounding steps.
+    from toolkit.evalset import load_eval_set
+    from toolkit.runtimes import load
+
+    manifest = load_manifest(drifting_artifacts / "artifacts")
+    images = load_eval_set(manifest, limit=50).images
+    entry = manifest.artifact("tflite_int8")
+    with (
+        load("litert", manifest, entry) as fast,
+        load("litert", manifest, entry, kernels="reference") as plain,
+    ):
+        assert fast.info.backend == "xnnpack" and plain.info.backend == "reference"
+        differences = np.abs(fast.predict(images) - plain.predict(images))
+    assert differences.max() > 0 and np.median(differences) < 0.01
+
+
+@pytest.mark.slow
+def test_quantize_auto_keeps_the_fastest_passing_candidate(
+    drifting_run: Path, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    from toolkit.exporting import ExportRequest
+    from toolkit.quantize_auto import TIE, export_auto
+
+    out = tmp_path / "auto"
+    request = ExportRequest(model=drifting_run, to="tflite", quantize="auto", out=out)
+    manifest = export_auto(request)
+    (winner_id,) = [k for k, e in manifest.artifacts.items() if "quantize_auto" in e.details]
+    assert set(manifest.artifacts) == {"savedmodel", winner_id}
+    decision = manifest.artifact(winner_id).details["quantize_auto"]
+    rows = {row["candidate"]: row for row in decision["candidates"]}
+    assert list(rows) == ["int8", "int8+fallback", "int16x8", "dynamic", "float16", "float32"]
+    assert rows["int8"]["status"] == "drift" and rows["int8"]["failed_checks"]
+    winner = rows[decision["winner"]]
+    assert winner["passed"] and winner["artifact"] == winner_id
+    passing = [row for row in rows.values() if row["passed"]]
+    fastest = min(row["p50_ms"] for row in passing)
+    assert winner["p50_ms"] <= fastest * (1 + TIE)  # the fastest, or tied with it
+    tied = [row for row in passing if row["p50_ms"] <= fastest * (1 + TIE)]
+    assert winner["size"] == min(row["size"] for row in tied)  # ties: the smallest
+    assert decision["on"] == "validation split" and decision["images"] == 200
+    assert decision["budget"] == {} and decision["reason"]  # {}: each verify tolerance
+    entry = manifest.artifact(winner_id)
+    assert entry.size == winner["size"]
+    if decision["winner"] == "int8+fallback":
+        assert entry.details["float_fallback"]["nodes"] == winner["float_layers"]
+    table = (out / "tflite" / "quantize_auto.md").read_text()
+    assert "**winner**" in table and decision["winner"] in table
+    with Image.open(out / "tflite" / "quantize_auto.png") as plot:
+        assert plot.size[0] > 300
+
+
+def test_quantize_auto_options_are_checked_before_any_work() -> None:
+    from toolkit.errors import UsageError
+    from toolkit.exporting import ExportRequest
+
+    with pytest.raises(UsageError, match="picks a TFLite precision"):
+        ExportRequest(to="all", quantize="auto")
+    with pytest.raises(UsageError, match="chooses the precision and the float fallback"):
+        ExportRequest(to="tflite", quantize="auto", float_fallback=("auto",))
+    with pytest.raises(UsageError, match="budget of --quantize auto"):
+        ExportRequest(to="tflite", quantize="int8", min_agreement=0.99)
+    with pytest.raises(UsageError, match="--target"):
+        ExportRequest(to="tflite", quantize="auto", target="tpu")
+
+
+@pytest.mark.slow
+def test_nothing_within_budget_exits_9_with_the_table_and_writes_nothing(
+    drifting_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The measurement is replaced (every candidate drifts) to reach the CLI's exit path;
+    the candidates themselves are really built."""
+    from typer.testing import CliRunner
+
+    from toolkit import quantize_auto
+    from toolkit.cli import app
+
+    def drifting(manifest, spec, evalset, reference, budget):  # type: ignore[no-untyped-def]
+        entry = manifest.artifact(spec.artifact_id)
+        return quantize_auto.Measured(
+            spec, "drift", entry.size, 1.0, 0.5, 0.2, 0.9, ("agreement 50.0% (limit >= 99.9%)",)
+        )
+
+    monkeypatch.setattr(quantize_auto, "measure", drifting)
+    out = tmp_path / "auto"
+    args = ["export", "--model", str(drifting_run), "--to", "tflite", "--quantize", "auto"]
+    result = CliRunner().invoke(app, [*args, "--min-agreement", "99.9%", "--out", str(out)])
+    assert result.exit_code == 9, result.output
+    assert "int16x8" in result.stdout and "limit >= 99.9%" in result.stdout
+    assert "none of the 6 candidates stays within the budget" in result.stderr
+    assert "agreement >= 99.9%" in result.stderr
+    assert not out.exists()  # nothing half-written

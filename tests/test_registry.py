@@ -90,7 +90,8 @@ def test_the_table_is_consistent() -> None:
 
 def test_cli_choices_are_the_tables() -> None:
     assert [m.value for m in export_cli.Target] == list(registry.TARGETS)
-    assert [m.value for m in export_cli.Quantize] == list(registry.QUANTIZE)
+    # --quantize auto chooses among the table's TFLite rows (toolkit/quantize_auto.py).
+    assert [m.value for m in export_cli.Quantize] == [*registry.QUANTIZE, "auto"]
     assert [m.value for m in export_cli.TfjsQuantize] == list(registry.TFJS_QUANTIZE)
     result = CliRunner().invoke(app, ["export", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0

@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 TARGETS = registry.TARGETS
 QUANTIZE = registry.QUANTIZE
 TFJS_QUANTIZE = registry.TFJS_QUANTIZE
+AUTO = "auto"  # --quantize auto: the fastest TFLite precision within budget (quantize_auto.py)
+AUTO_TARGETS = ("litert",)  # the runtimes --quantize auto times its candidates in
 
 DEFAULT_CALIBRATION_SAMPLES = 300
 MIN_CALIBRATION_SAMPLES = 100  # fewer draws a warning: int8 ranges get noisy
@@ -79,10 +81,24 @@ class ExportRequest:
     unsafe: bool = False
     seed: int = 0
     command: str = ""
+    # --quantize auto: the budget (None: each artifact's verify tolerance) and the runtime
+    # the candidates are verified and timed in.
+    min_agreement: float | None = None
+    max_accuracy_drop: float | None = None
+    target: str = "litert"
+    calibration_check: bool = True  # measure what half the calibration images would give
 
     def __post_init__(self) -> None:
         if self.to not in TARGETS:
             raise UsageError(f"--to must be one of {', '.join(TARGETS)}, got {self.to!r}")
+        if self.quantize == AUTO:
+            self._check_auto()
+            return
+        if self.min_agreement is not None or self.max_accuracy_drop is not None:
+            raise UsageError(
+                "--min-agreement and --max-accuracy-drop are the budget of --quantize auto",
+                "add --quantize auto, or check artifacts against limits with cnnx verify",
+            )
         if self.quantize is not None and self.quantize not in QUANTIZE:
             raise UsageError(
                 f"--quantize must be one of {', '.join(QUANTIZE)}, got {self.quantize!r}"
@@ -120,9 +136,34 @@ class ExportRequest:
             )
         fallback_auto(self.float_fallback)  # validates auto:N
 
+    def _check_auto(self) -> None:
+        if self.to != "tflite":
+            raise UsageError(
+                f"--quantize auto picks a TFLite precision, got --to {self.to}",
+                "use --to tflite --quantize auto",
+            )
+        if self.float_fallback or self.tfjs_quantize is not None:
+            raise UsageError(
+                "--quantize auto chooses the precision and the float fallback itself",
+                "drop --float-fallback / --tfjs-quantize, or pick --quantize int8",
+            )
+        if self.target not in AUTO_TARGETS:
+            raise UsageError(
+                f"--target must be one of {', '.join(AUTO_TARGETS)}, got {self.target!r}"
+            )
+        for name, value in (
+            ("--min-agreement", self.min_agreement),
+            ("--max-accuracy-drop", self.max_accuracy_drop),
+        ):
+            if value is not None and not 0 <= value <= 1:
+                raise UsageError(f"{name} is a fraction of 1, got {value}")
+
 
 def select_artifacts(to: str, quantize: str | None, tfjs_quantize: str | None) -> list[str]:
-    """Artifact ids an export request makes, in display order (exporters.registry.select)."""
+    """Artifact ids an export request makes, in display order (exporters.registry.select).
+    For --quantize auto: every candidate it may make."""
+    if quantize == AUTO:
+        return [registry.REFERENCE_ID, *(s.id for s in registry.ARTIFACTS if s.format == to)]
     return registry.select(to, quantize, tfjs_quantize)
 
 
@@ -148,8 +189,16 @@ def fallback_auto(names: tuple[str, ...]) -> int:
     return int(count)
 
 
-def export(request: ExportRequest) -> Manifest:
-    """Export the requested artifacts into request.out and return the new manifest."""
+# What builds the artifacts folder once the source is resolved and checked:
+# (out, request, source, fingerprint, previous manifest, scratch folder) -> the manifest.
+Builder = Callable[[Path, "ExportRequest", "Source", str, "Manifest | None", Path], Manifest]
+
+
+def export(request: ExportRequest, builder: Builder | None = None) -> Manifest:
+    """Export the requested artifacts into request.out and return the new manifest.
+
+    `builder` replaces the plain build: --quantize auto passes its search
+    (toolkit.quantize_auto.export_auto), which builds candidates before the winner."""
     from toolkit.quiet import silence_tensorflow
     from toolkit.sources import detect_format, is_model_object
 
@@ -189,6 +238,10 @@ def export(request: ExportRequest) -> Manifest:
                 # Same weights, labels and preprocessing from a file that names no data
                 # (the run's .keras): the test set on record still applies.
                 source = replace(source, eval_data=previous.eval_data)
+        if builder is not None:
+            return builder(out, request, source, fingerprint, previous, scratch)
+        if request.quantize == AUTO:
+            raise UsageError("--quantize auto runs through toolkit.quantize_auto.export_auto")
         return _build(out, request, source, fingerprint, wanted, previous)
 
 
@@ -210,7 +263,9 @@ def _build(
     fingerprint: str,
     wanted: list[str],
     previous: Manifest | None,
+    annotate: dict[str, dict[str, Any]] | None = None,
 ) -> Manifest:
+    """One staged export of `wanted`; `annotate` adds details to some of their entries."""
     from exporters.base import ExportOptions
 
     dataset = None
@@ -243,6 +298,7 @@ def _build(
             check_images=check_x,
             check_labels=check_y,
             check_on="validation split",
+            calibration_check=request.calibration_check,
         )
 
     with staged_dir(out) as tmp:
@@ -260,6 +316,7 @@ def _build(
                 warnings += calibration_warnings
             if warnings:
                 details["warnings"] = warnings
+            details.update((annotate or {}).get(artifact_id, {}))
             details["exported"] = now_iso()
             details["command"] = request.command or _command(request)
             paths = result.extra_paths or (result.path,)

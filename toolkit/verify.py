@@ -19,6 +19,7 @@ from toolkit.manifest import Manifest
 from toolkit.matrix import plan, run_matrix, runtime_options, selected_entries
 from toolkit.rows import Row
 from toolkit.tolerances import ToleranceOverrides
+from toolkit.witness import Witness, kernel_witnesses, with_reference_kernels
 
 VERIFY_RUNTIMES = ("tf", "litert", "tfjs-node")  # the browser is opt-in: it is slow to start
 
@@ -30,6 +31,7 @@ class VerifyReport:
     data_source: str
     class_names: list[str]
     labelled: bool
+    witnesses: tuple[Witness, ...] = ()  # --reference-kernels: where a drift comes from
 
     @property
     def drifted(self) -> list[Row]:
@@ -80,6 +82,7 @@ class VerifyReport:
             "classes": self.class_names,
             "ok": self.ok,
             "rows": [r.to_dict() for r in self.rows],
+            "kernel_witness": [w.to_dict() for w in self.witnesses],
         }
 
 
@@ -96,6 +99,7 @@ class VerifyConfig:
     overrides: tuple[ToleranceOverrides, ...] = ()
     min_reference_accuracy: float | None = None
     timeout: float | None = None
+    reference_kernels: bool = False  # also run TFLite on LiteRT's reference kernels
 
 
 def verify(config: VerifyConfig, manifest: Manifest | None = None) -> VerifyReport:
@@ -110,6 +114,8 @@ def verify(config: VerifyConfig, manifest: Manifest | None = None) -> VerifyRepo
         threads=(config.threads,),
         common=runtime_options(config.device, config.timeout),
     )
+    if config.reference_kernels:
+        cells = with_reference_kernels(cells)
     result = run_matrix(
         manifest,
         cells,
@@ -124,4 +130,5 @@ def verify(config: VerifyConfig, manifest: Manifest | None = None) -> VerifyRepo
         data_source=evalset.source,
         class_names=evalset.class_names,
         labelled=evalset.labels is not None,
+        witnesses=tuple(kernel_witnesses(result.rows)),
     )

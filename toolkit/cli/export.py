@@ -39,7 +39,9 @@ NAME = "export"
 # The choices come from the artifact table (exporters/registry.py): a new row with a new
 # --quantize value is a new choice here without an edit.
 Target = enum.StrEnum("Target", [(v, v) for v in registry.TARGETS])  # type: ignore[misc]
-Quantize = enum.StrEnum("Quantize", [(v, v) for v in registry.QUANTIZE])  # type: ignore[misc]
+Quantize = enum.StrEnum(  # type: ignore[misc]
+    "Quantize", [(v, v) for v in (*registry.QUANTIZE, "auto")]
+)
 TfjsQuantize = enum.StrEnum(  # type: ignore[misc]
     "TfjsQuantize", [(v, v) for v in registry.TFJS_QUANTIZE]
 )
@@ -79,7 +81,8 @@ def command(
         typer.Option(
             "--quantize",
             "-q",
-            help="One precision only [default: every precision]",
+            help="One precision only, or auto: the fastest TFLite artifact within budget "
+            "[default: every precision]",
             show_default=False,
         ),
     ] = None,
@@ -121,6 +124,27 @@ def command(
             "layers, each kept only if it measurably improves agreement).",
         ),
     ] = None,
+    min_agreement: Annotated[
+        str | None,
+        typer.Option(
+            "--min-agreement",
+            help="--quantize auto: top-1 agreement floor for every candidate (0.99, 99%) "
+            "[default: each artifact's verify tolerance].",
+            show_default=False,
+        ),
+    ] = None,
+    max_accuracy_drop: Annotated[
+        str | None,
+        typer.Option(
+            "--max-accuracy-drop",
+            help="--quantize auto: accuracy lost, at most (0.01, 1pp).",
+            show_default=False,
+        ),
+    ] = None,
+    target: Annotated[
+        str,
+        typer.Option("--target", help="--quantize auto: runtime the candidates are timed in."),
+    ] = "litert",
     force: Annotated[
         bool, typer.Option("--force", help="Replace a folder holding another model's artifacts.")
     ] = False,
@@ -156,6 +180,8 @@ def command(
             mean=_floats(mean, "--mean"),
             std=_floats(std, "--std"),
         )
+    from toolkit.tolerances import parse_fraction
+
     fallback = split_names(float_fallback)
     request = ExportRequest(
         model=model,
@@ -173,10 +199,23 @@ def command(
         preprocessing=preprocessing,
         labels_file=labels,
         unsafe=unsafe,
+        min_agreement=None
+        if min_agreement is None
+        else parse_fraction(min_agreement, "--min-agreement", "min_agreement"),
+        max_accuracy_drop=None
+        if max_accuracy_drop is None
+        else parse_fraction(max_accuracy_drop, "--max-accuracy-drop", "max_accuracy_drop"),
+        target=target,
         command="cnnx " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["export"] else "",
     )
+    from toolkit.quantize_auto import NothingPassed, export_auto
+
     started = time.perf_counter()
-    manifest = export(request)
+    try:
+        manifest = export_auto(request) if request.quantize == "auto" else export(request)
+    except NothingPassed as error:
+        console.print(_decision_table(error.decision.to_dict()))
+        raise
     seconds = time.perf_counter() - started
     _print(manifest, request, seconds)
 
@@ -187,6 +226,12 @@ def _print(manifest: Manifest, request: ExportRequest, seconds: float) -> None:
     from toolkit.exporting import select_artifacts
 
     made = select_artifacts(request.to, request.quantize, request.tfjs_quantize)
+    decision = None
+    if request.quantize == "auto":
+        decided = [e for e in manifest.artifacts.values() if "quantize_auto" in e.details]
+        latest = max(decided, key=lambda e: str(e.details.get("exported", "")))
+        decision = latest.details["quantize_auto"]
+        made = [made[0], latest.id]
     table = Table(title=f"Exported to {manifest.root}", title_justify="left")
     table.add_column("artifact", no_wrap=True)
     table.add_column("size", justify="right", no_wrap=True)
@@ -202,18 +247,51 @@ def _print(manifest: Manifest, request: ExportRequest, seconds: float) -> None:
         if recovery:
             console.print(_fallback_line(details, recovery), highlight=False)
         check = details.get("calibration_check")
-        if check:
+        if check and check.get("skipped") != "not asked for":
             from exporters.calibration_check import describe
 
             console.print(f"{artifact_id}: {describe(check)}", highlight=False)
         for table_name in details.get("debug_tables", []):
             console.print(f"per-layer int8 error: {manifest.root / 'tflite' / table_name}")
+    if decision is not None:
+        from toolkit.tradeoff import PLOT, TABLE
+
+        console.print(_decision_table(decision))
+        console.print(f"winner: {decision['winner']}: {decision['reason']}", highlight=False)
+        console.print(f"trade-off: {manifest.root / TABLE}, {manifest.root / PLOT}")
     for warning in manifest.warnings:
         err_console.print(f"cnnx: warning: {warning}", markup=False)
     kept = sorted(set(manifest.artifacts) - set(made))
     if kept:
         console.print(f"kept from before: {', '.join(kept)}")
     console.print(f"manifest: {manifest.path} ({seconds:.1f} s)", highlight=False)
+
+
+def _decision_table(decision: dict[str, Any]) -> Any:
+    """The --quantize auto candidates with their figures."""
+    from rich.table import Table
+
+    from toolkit.tradeoff import describe_budget
+
+    table = Table(
+        title=f"--quantize auto on {decision['images']} images of the {decision['on']}, "
+        f"{decision['target']} x1, budget: {describe_budget(decision['budget'])}",
+        title_justify="left",
+    )
+    for column in ("candidate", "result", "p50 ms", "size", "agree", "drop", "why not"):
+        table.add_column(column, justify="left" if column in ("candidate", "why not") else "right")
+    for row in decision["candidates"]:
+        winner = row["candidate"] == decision["winner"]
+        table.add_row(
+            row["candidate"],
+            "WINNER" if winner else row["status"],
+            "-" if row["p50_ms"] is None else f"{row['p50_ms']:.3f}",
+            _size(row["size"]),
+            "-" if row["agreement"] is None else f"{row['agreement']:.1%}",
+            "-" if row["accuracy_drop"] is None else f"{row['accuracy_drop']:.1%}",
+            "; ".join(row["failed_checks"]),
+        )
+    return table
 
 
 def _fallback_line(details: dict[str, Any], recovery: dict[str, Any]) -> str:

@@ -86,6 +86,14 @@ def command(
     ] = None,
     backends: Backends = None,
     device: DeviceOption = Device.cpu,
+    reference_kernels: Annotated[
+        bool,
+        typer.Option(
+            "--reference-kernels",
+            help="Also run each TFLite artifact on LiteRT's reference kernels and say whether "
+            "a drift comes from the conversion or from the optimized (XNNPACK) kernels.",
+        ),
+    ] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the results as JSON on stdout.")
     ] = False,
@@ -120,6 +128,7 @@ def command(
         min_reference_accuracy=None
         if min_reference_accuracy is None
         else parse_fraction(min_reference_accuracy, "--min-reference-accuracy", "min_agreement"),
+        reference_kernels=reference_kernels,
     )
     report = verify(config, manifest)
     if json_output:
@@ -128,4 +137,6 @@ def command(
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
         console.print(render_verify(report))
+        for witness in report.witnesses:
+            console.print(f"kernels: {witness.line()}", highlight=False)
     report.raise_for_failures()

@@ -33,8 +33,9 @@ The LoadedModel contract (subclass `LoadedModel`):
 
 Options every adapter accepts (and ignores when they do not apply, so bench can pass
 the same options to every runtime): `device` ("cpu" | "gpu"), `threads` (int),
-`backend` (str, for TF.js), `timeout` (seconds for one call to an outside process),
-`check` (bool, verify the artifact's sha256 before loading; default True).
+`backend` (str, for TF.js), `kernels` (LiteRT: "xnnpack" or "reference"), `timeout`
+(seconds for one call to an outside process), `check` (bool, verify the artifact's
+sha256 before loading; default True).
 
 Errors: a runtime that is not installed, crashes or times out raises
 `RuntimeUnavailable` (exit 8) with the fix; one that cannot run here by design (a GPU
@@ -78,8 +79,12 @@ class RuntimeInfo:
     def label(self) -> str:
         """Short name of this runtime configuration for tables: 'litert x2', 'tfjs-node/wasm'."""
         spec = RUNTIMES.get(self.runtime)
-        # A backend is worth naming only where the runtime has several (TF.js, LiteRT.js).
-        several = spec is not None and spec.variant_option == "backend"
+        # A backend is worth naming where the runtime has several (TF.js, LiteRT.js), or
+        # where it is not the runtime's usual one (LiteRT's reference kernels).
+        several = spec is not None and (
+            spec.variant_option == "backend"
+            or (spec.usual_backend is not None and self.backend != spec.usual_backend)
+        )
         text = f"{self.runtime}/{self.backend}" if several else self.runtime
         if self.device != "cpu":
             text += f"@{self.device}"
@@ -173,6 +178,7 @@ class RuntimeSpec:
     # own process (`memory()`); "none" reports no figure.
     memory: str = "none"
     imports: tuple[str, ...] = ()
+    usual_backend: str | None = None  # a label names any other backend (see RuntimeInfo)
 
     @property
     def formats(self) -> tuple[str, ...]:
@@ -201,6 +207,7 @@ RUNTIMES: dict[str, RuntimeSpec] = {
             default_variants=(1, 2),
             memory="worker",
             imports=("ai_edge_litert.interpreter",),
+            usual_backend="xnnpack",
         ),
         RuntimeSpec(
             "tfjs-node",

@@ -21,6 +21,14 @@ from toolkit.manifest import ArtifactEntry, Manifest
 from toolkit.quiet import stderr_to_devnull
 from toolkit.runtimes import LoadedModel, RuntimeInfo, Stages, check_batch
 
+# The default resolver applies XNNPACK where it has kernels (float32, int8) and LiteRT's
+# optimized builtin kernels elsewhere; BUILTIN_REF runs every op on the plain reference
+# kernels, the same results as CompiledModel with CpuOptions(kernel_mode=REFERENCE)
+# (checked byte for byte on an int8 model), a second witness that shares no optimized
+# code with the first.
+KERNELS = {"xnnpack": "AUTO", "reference": "BUILTIN_REF"}
+DEFAULT_KERNELS = "xnnpack"
+
 
 @dataclass(frozen=True)
 class Quantization:
@@ -135,15 +143,19 @@ class LiteRTModel(LoadedModel):
 
 
 def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> LiteRTModel:
-    """Load a .tflite entry; options: threads (int, default the runtime's choice)."""
+    """Load a .tflite entry; options: threads (int, default the runtime's choice),
+    kernels ("xnnpack", the default, or "reference": LiteRT's reference CPU kernels)."""
     threads = options.get("threads")
     if threads is not None and int(threads) < 1:
         raise UsageError(f"--threads must be at least 1, got {threads}")
+    kernels = options.get("kernels") or DEFAULT_KERNELS
+    if kernels not in KERNELS:
+        raise UsageError(f"unknown LiteRT kernels {kernels!r}", f"choose {' or '.join(KERNELS)}")
     path = manifest.artifact_path(entry, check=bool(options.get("check", True)))
     start = time.perf_counter()
     try:
         from ai_edge_litert import __version__ as litert_version
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
     except ImportError:  # pragma: no cover - part of the pinned set
         raise RuntimeUnavailable(
             "ai-edge-litert is not installed", "pip install ai-edge-litert (make setup)"
@@ -152,7 +164,9 @@ def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> LiteRTMode
         # LiteRT's C++ side logs its delegate choice to fd 2; keep stderr for errors.
         with contextlib.nullcontext() if os.environ.get("CNNX_DEBUG") else stderr_to_devnull():
             interpreter = Interpreter(
-                model_path=str(path), num_threads=int(threads) if threads is not None else None
+                model_path=str(path),
+                num_threads=int(threads) if threads is not None else None,
+                experimental_op_resolver_type=getattr(OpResolverType, KERNELS[kernels]),
             )
             interpreter.allocate_tensors()
     except (RuntimeError, ValueError) as error:
@@ -175,7 +189,7 @@ def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> LiteRTMode
     dynamic = signature is not None and len(signature) > 0 and int(signature[0]) == -1
     info = RuntimeInfo(
         runtime="litert",
-        backend="xnnpack",
+        backend=kernels,
         threads=int(threads) if threads is not None else None,
         init_ms=(time.perf_counter() - start) * 1e3,
         max_batch=None if dynamic else 1,
