@@ -9,12 +9,12 @@ CACHE := .cache
 
 setup: venv npm browser emulation ssh
 
-# Python: the pinned set in requirements.lock (pyproject pins the direct dependencies).
+# Python: the exact set in requirements.lock (pyproject gives the compatible ranges).
 venv: $(BIN)/.installed
 $(BIN)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c requirements.lock -e '.[dev,android]'
+	$(BIN)/pip install -q -c requirements.lock -e '.[dev,tfjs,android]'
 	touch $@
 
 # TF.js for the web page and the Node runtime, from the lock file.

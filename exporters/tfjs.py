@@ -7,16 +7,20 @@ at load time, so activations stay float32 in every backend.
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
 import json
 import os
 import shutil
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
 from exporters.base import INPUT_NAME, OUTPUT_NAME, SIGNATURE, ExportOptions, ExportResult
 from exporters.quiet import silenced
 from exporters.savedmodel import load_pivot
-from toolkit.errors import ExportError, shorten
+from toolkit.errors import ExportError, RuntimeUnavailable, shorten
 
 QUANTIZATIONS = ("float32", "uint8", "uint16", "float16")
 
@@ -51,14 +55,79 @@ def export_tfjs_float16(
     return _export(saved_model_dir, out_dir, "float16")
 
 
-def _converter() -> Any:
-    # Importing the converter pulls TF Decision Forests, which prints a banner (and
-    # under pytest tries to render it with IPython).
+DECISION_FORESTS = "tensorflow_decision_forests"
+# The TensorFlow the newest TF Decision Forests (a dependency of tensorflowjs) pins.
+TFDF_TENSORFLOW = "2.19.0"
+
+
+def install_command(tensorflow_version: str | None = None) -> str:
+    """What installs the converter beside this TensorFlow without changing it."""
+    if tensorflow_version is None:
+        try:
+            tensorflow_version = importlib.metadata.version("tensorflow")
+        except importlib.metadata.PackageNotFoundError:
+            tensorflow_version = TFDF_TENSORFLOW
+    if tensorflow_version == TFDF_TENSORFLOW:
+        return "pip install 'cnnx[tfjs]'"
+    # Its dependencies would pull TF Decision Forests and with it TensorFlow 2.19.0; the
+    # converter imports these, and tf_keras must be the release of this TensorFlow.
+    minor = ".".join(tensorflow_version.split(".")[:2])
+    return (
+        "pip install --no-deps 'tensorflowjs==4.22.0' && pip install tensorflow-hub jax "
+        f"importlib_resources 'tf_keras~={minor}.0' (docs/dependencies.md)"
+    )
+
+
+def load_converter() -> Any:
+    """tensorflowjs' SavedModel converter, imported without TF Decision Forests if need be.
+
+    The converter module imports tensorflow_decision_forests only so that SavedModels
+    holding decision-forest ops load; the pivot never holds them. TFDF builds for one
+    TensorFlow (1.12: exactly 2.19.0) and its ydf needs a matching protobuf, so beside
+    any other TensorFlow (or when absent) its import fails and would take the converter
+    with it. Then an empty module stands in for it during the import, and the converter
+    runs on the installed TensorFlow (docs/dependencies.md: tested up to 2.21).
+    """
+    # Importing TFDF prints a banner (and under pytest tries to render it with IPython).
     os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
     with silenced():
-        from tensorflowjs.converters import tf_saved_model_conversion_v2
-
+        if not _decision_forests_imports():
+            _stand_in_for_decision_forests()
+        try:
+            from tensorflowjs.converters import tf_saved_model_conversion_v2
+        except ImportError as error:
+            problem: ImportError | None = error
+        else:
+            problem = None
+    if problem is not None:
+        raise RuntimeUnavailable(
+            f"the TF.js converter (tensorflowjs) cannot be imported: {shorten(str(problem))}",
+            f"install it: {install_command()}",
+        )
     return tf_saved_model_conversion_v2
+
+
+def decision_forests_stood_in() -> bool:
+    """Whether load_converter put the stand-in in place of TF Decision Forests."""
+    return bool(getattr(sys.modules.get(DECISION_FORESTS), "cnnx_stand_in", False))
+
+
+def _decision_forests_imports() -> bool:
+    if DECISION_FORESTS in sys.modules:
+        return True
+    try:
+        importlib.import_module(DECISION_FORESTS)
+    except Exception:  # ImportError, or TF's NotFoundError from its op library
+        for name in [n for n in sys.modules if n.split(".")[0] == DECISION_FORESTS]:
+            del sys.modules[name]  # a half-imported package must not be found later
+        return False
+    return True
+
+
+def _stand_in_for_decision_forests() -> None:
+    stand_in = types.ModuleType(DECISION_FORESTS, "cnnx: TF Decision Forests not importable")
+    stand_in.cnnx_stand_in = True  # type: ignore[attr-defined]
+    sys.modules[DECISION_FORESTS] = stand_in
 
 
 def _export(saved_model_dir: Path, out_dir: Path, quantization: str) -> ExportResult:
@@ -68,7 +137,7 @@ def _export(saved_model_dir: Path, out_dir: Path, quantization: str) -> ExportRe
         shutil.rmtree(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     dtype_map = None if quantization == "float32" else {quantization: True}
-    converter = _converter()
+    converter = load_converter()
     with silenced() as said:
         try:
             converter.convert_tf_saved_model(

@@ -213,6 +213,10 @@ def export(request: ExportRequest, builder: Builder | None = None) -> Manifest:
     previous = _previous(out, request.force)
     ensure_writable_dir(out.parent)
     wanted = select_artifacts(request.to, request.quantize, request.tfjs_quantize)
+    if any(registry.get(artifact_id).format == "tfjs" for artifact_id in wanted):
+        from exporters.tfjs import load_converter
+
+        load_converter()  # an optional extra: a missing one fails before the model loads
 
     from toolkit.sources import resolve_source
 

@@ -2,7 +2,7 @@
 
 Checks Python, TensorFlow, the TF.js converter, LiteRT, Node and the npm packages,
 Chromium, the emulation cache, MediaPipe and a GPU. Exits 0 when the
-core (TensorFlow, the converter, LiteRT) works, 8 otherwise.
+core (TensorFlow, LiteRT) works, 8 otherwise.
 """
 
 from __future__ import annotations

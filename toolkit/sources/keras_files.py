@@ -107,8 +107,20 @@ def _first_that_loads(path: Path, loaders: list[tuple[str, Any]], writer: str) -
             reasons.append(f"{name}: {reason(error)}")
     raise ModelError(
         f"cannot load {path} ({writer}); tried {'; '.join(reasons)}",
-        "re-save it where it was trained with model.save('model.h5') or model.export('dir')",
+        _tf_keras_hint(reasons)
+        or "re-save it where it was trained with model.save('model.h5') or model.export('dir')",
     )
+
+
+def _tf_keras_hint(reasons: list[str]) -> str:
+    """How to install tf_keras when its absence was one of the failures: the release of
+    the installed TensorFlow's minor version (a newer one would upgrade TensorFlow)."""
+    if not any(r.startswith("tf_keras: No module named") for r in reasons):
+        return ""
+    from importlib.metadata import version
+
+    minor = ".".join(version("tensorflow").split(".")[:2])
+    return f"Keras 2 files load through tf_keras: pip install 'tf_keras~={minor}.0'"
 
 
 def _keras3(path: Path, unsafe: bool, keras2_config: bool = False) -> Any:
