@@ -59,6 +59,8 @@ def export(
     debug_quant: bool = False,
     force: bool = False,
     unsafe: bool = False,
+    min_agreement: float | str | None = None,
+    max_accuracy_drop: float | str | None = None,
 ) -> Manifest:
     """Export a model into the artifacts folder `out`; returns its manifest.
 
@@ -67,7 +69,9 @@ def export(
     file, a SavedModel folder. The other arguments are the command's options:
 
     - `to`: "tflite", "tfjs", "savedmodel" or "all"; `quantize`: "none", "float16",
-      "dynamic" or "int8" (None: every precision); `tfjs_quantize`, `io` as the flags.
+      "dynamic", "int8", "int16x8" (None: every precision), or "auto" with `to="tflite"`:
+      the fastest precision within the budget `min_agreement` / `max_accuracy_drop`
+      (fractions, or "99%", "1pp"); `tfjs_quantize`, `io` as the flags.
     - `calibration_data`: a folder of your images (the model's size) that calibrates
       full int8; without one a cnnx run calibrates on its training images.
     - `labels`: the class names in output order, as a list or a file.
@@ -80,6 +84,7 @@ def export(
     """
     from toolkit.exporting import ExportRequest
     from toolkit.exporting import export as run_export
+    from toolkit.tolerances import parse_fraction
 
     model, described = _model(model_or_path)
     request = ExportRequest(
@@ -98,6 +103,12 @@ def export(
         preprocessing=_preprocessing(preprocess),
         labels_file=_labels(labels),
         unsafe=unsafe,
+        min_agreement=None
+        if min_agreement is None
+        else parse_fraction(min_agreement, "min_agreement", "min_agreement"),
+        max_accuracy_drop=None
+        if max_accuracy_drop is None
+        else parse_fraction(max_accuracy_drop, "max_accuracy_drop", "max_accuracy_drop"),
         command=_call("export", described, repr(str(out)), to=to, quantize=quantize),
     )
     return run_export(request)
@@ -114,13 +125,16 @@ def verify(
     backends: Names = (),
     device: str = "cpu",
     min_reference_accuracy: float | str | None = None,
+    reference_kernels: bool = False,
     timeout: float | None = None,
 ) -> VerifyReport:
     """Every artifact of the folder in every runtime against the SavedModel, as
     `cnnx verify`. `runtimes`: default the command's (tf, litert, tfjs-node); `data`: a
     folder of images (default: what export recorded);
     `tolerances`: a TOML/JSON file or a mapping of the same shape ({"min_agreement":
-    0.99}, {"int8": {"min_agreement": "97%"}}, {"tflite_int8": {...}}).
+    0.99}, {"int8": {"min_agreement": "97%"}}, {"tflite_int8": {...}});
+    `reference_kernels`: also run TFLite on LiteRT's reference kernels (`report.witnesses`
+    says whether a drift comes from the conversion or the optimized kernels).
 
     Returns the report whatever drifted (`report.ok`, `report.raise_for_failures()`);
     raises PathError / ArtifactError for a missing or damaged folder, UsageError for a
@@ -145,6 +159,7 @@ def verify(
         min_reference_accuracy=None
         if min_reference_accuracy is None
         else parse_fraction(min_reference_accuracy, "min_reference_accuracy", "min_agreement"),
+        reference_kernels=reference_kernels,
         timeout=timeout,
     )
     return run_verify(config, manifest)
