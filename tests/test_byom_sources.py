@@ -7,6 +7,7 @@ ship (keras.applications backbones and friends) go through export in test_byom_f
 
 from __future__ import annotations
 
+import json
 import re
 import zipfile
 from pathlib import Path
@@ -292,3 +293,29 @@ def test_fingerprint_is_what_the_model_computes(tmp_path: Path) -> None:
     assert first == again
     assert fingerprint(tmp_path / "b.keras", "3") != first
     assert fingerprint(tmp_path / "c.keras", "4") != first
+
+
+def test_folder_labels_and_any_size_data_record(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from toolkit.data.imagefolder import folder_labels, scan, split
+
+    for index, (name, size) in enumerate([("0", (45, 31)), ("1", (9, 40)), ("2", (32, 32))]):
+        (tmp_path / "by-index" / name).mkdir(parents=True)
+        for k in range(4):
+            Image.new("RGB", size, (index * 80, k * 40, 0)).save(
+                tmp_path / "by-index" / name / f"{k}.jpg"
+            )
+    labels = ["T-shirt/top", "Trouser", "Pullover"]
+    found = scan(tmp_path / "by-index", labels)
+    assert found.classes == {"0": 0, "1": 1, "2": 2} and len(found) == 12
+    assert folder_labels(tmp_path / "by-index", 3) is None  # indices name no class
+    parts = split(found, 300)
+    assert not set(parts.calibration) & set(parts.evaluation)
+    assert parts.record["calibration"] == 6 and parts.record["evaluation"] == 6
+    assert "fewer than the 300 calibration images asked" in parts.record["note"]
+    with pytest.raises(DataError, match="subfolder '7' is neither"):
+        (tmp_path / "by-index" / "7").mkdir()
+        Image.new("RGB", (3, 3)).save(tmp_path / "by-index" / "7" / "x.png")
+        scan(tmp_path / "by-index", labels)
+    json.dumps(parts.record)  # the record goes into manifest.json as it is

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from toolkit.data.imagefolder import balanced_indices
 from toolkit.errors import ArtifactError, UsageError
 from toolkit.exporting import (
     ExportRequest,
-    balanced_indices,
     fallback_auto,
     select_artifacts,
 )

@@ -1,19 +1,29 @@
 """Evaluation images: the one preprocessed batch every runtime sees, and its labels.
 
-The images come from the manifest's eval_data (a dataset's test split), a labelled
-folder given with --data, or the manifest's samples/; they are mapped to the model's
-class names and run through the manifest's InputSpec once, so verify and bench compare
-every runtime on exactly the same input.
+Where the images come from, first found wins:
+
+1. `--data DIR`: class subfolders (by class name or index) or a flat folder of images;
+2. the manifest's eval_data: the evaluation images `cnnx export --data` recorded, or the
+   test split of the dataset a cnnx run was trained on;
+3. the manifest's samples/;
+4. nothing on record: generated pictures (toolkit/data/generated.py), for parity only.
+
+Pictures of any size are brought to the model's input by the manifest's pixel rule
+(toolkit/data/pixels.py) and run through its InputSpec once, so verify and bench compare
+every runtime on exactly the same input. Without labels there is parity and no accuracy,
+and the source says so.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from toolkit.errors import DataError, PathError, UsageError
+from toolkit.inputspec import InputSpec
 from toolkit.manifest import Manifest
 
 
@@ -33,34 +43,57 @@ class EvalSet:
 def load_eval_set(
     manifest: Manifest, data: Path | None = None, limit: int | None = None
 ) -> EvalSet:
-    """The test split named by the manifest's eval_data, or a labelled folder (`data`)."""
+    """The images to compare runtimes on (see the module docstring for which)."""
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be at least 1, got {limit}")
+    note = ""
     if data is not None:
         pixels, labels, source = _folder_images(manifest, Path(data))
+    elif manifest.eval_data and manifest.eval_data.get("kind") == "images":
+        pixels, labels, source = _recorded_images(manifest, manifest.eval_data)
     elif manifest.eval_data:
         pixels, labels, source = _eval_data_images(manifest)
     elif manifest.samples:
         pixels, labels, source = _sample_images(manifest)
     else:
-        raise DataError(
-            f"{manifest.path} names no eval_data and no samples",
-            "pass --data DIR (a folder of class subfolders)",
-        )
+        from toolkit.data.generated import generated_pixels
+
+        pixels, labels = generated_pixels(*manifest.input.shape), None
+        source = "generated pictures"
+        note = " (none on record: parity only, no accuracy)"
     if limit is not None:
-        pixels, labels = pixels[:limit], labels[:limit]
-    expected = manifest.input.shape
+        pixels = pixels[:limit]
+        labels = None if labels is None else labels[:limit]
     if len(pixels) == 0:
         raise DataError(f"no evaluation images in {source}")
-    if tuple(pixels.shape[1:]) != expected:
-        raise DataError(
-            f"evaluation images from {source} are {list(pixels.shape[1:])}, "
-            f"the model takes {list(expected)}",
-            "pass --data with images of the model's size",
-        )
-    images = manifest.input.apply(pixels)
+    images = manifest.input.apply(fit(pixels, manifest.input, source))
+    if labels is None and not note:
+        note = " (unlabelled: parity only, no accuracy)"
     return EvalSet(
-        images, labels.astype(np.int64), list(manifest.labels), f"{source}, {len(images)} images"
+        images,
+        None if labels is None else labels.astype(np.int64),
+        list(manifest.labels),
+        f"{source}, {len(images)} images{note}",
+    )
+
+
+def fit(pixels: np.ndarray, spec: InputSpec, source: str) -> np.ndarray:
+    """Pictures of another size brought to the model's by the spec's pixel rule."""
+    from toolkit.data.pixels import crop_box, resize
+
+    if tuple(pixels.shape[1:3]) == (spec.height, spec.width) and pixels.shape[3] == spec.channels:
+        return pixels
+    if pixels.shape[3] != spec.channels:
+        raise DataError(
+            f"evaluation images from {source} have {pixels.shape[3]} channel(s), "
+            f"the model takes {spec.channels}",
+            "pass --data with images of the model's kind",
+        )
+    left, top, right, bottom = crop_box(
+        pixels.shape[2], pixels.shape[1], spec.height, spec.width, spec.crop
+    )
+    return np.stack(
+        [resize(p[top:bottom, left:right], spec.height, spec.width, spec.resize) for p in pixels]
     )
 
 
@@ -87,28 +120,43 @@ def _eval_data_images(manifest: Manifest) -> tuple[np.ndarray, np.ndarray, str]:
     return dataset.x_test, labels, f"{spec.name} test split"
 
 
-def _folder_images(manifest: Manifest, folder: Path) -> tuple[np.ndarray, np.ndarray, str]:
-    from toolkit.data import DataSpec, load_dataset
+def _folder_images(manifest: Manifest, folder: Path) -> tuple[np.ndarray, np.ndarray | None, str]:
+    from toolkit.data.imagefolder import load_pixels, scan
 
-    if not folder.is_dir():
-        raise PathError(f"--data {folder} is not a folder", "name a folder of class subfolders")
-    height, width, channels = manifest.input.shape
-    if height != width:
-        raise DataError(f"--data folders are resized to squares; the model takes {height}x{width}")
-    spec = DataSpec(
-        kind="folder",
-        path=str(folder.resolve()),
-        size=None,
-        image_size=height,
-        channels=channels,
-        val_fraction=0.0,
-        test_fraction=0.0,  # every image of the folder is evaluated
-    )
-    dataset = load_dataset(spec)
-    pixels = np.concatenate([dataset.x_train, dataset.x_val, dataset.x_test])
-    raw = np.concatenate([dataset.y_train, dataset.y_val, dataset.y_test])
-    labels = _map_labels(dataset.class_names, raw, manifest, f"--data {folder}")
+    found = scan(folder, list(manifest.labels), "--data")
+    pixels = load_pixels(found, list(found.files), manifest.input)
+    labels = None if found.labels is None else np.asarray(found.labels, dtype=np.int64)
     return pixels, labels, f"folder {folder}"
+
+
+def _recorded_images(
+    manifest: Manifest, record: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """The evaluation images `cnnx export --data` chose, reloaded from their folder."""
+    from toolkit.data.imagefolder import ImageFolder, load_pixels
+
+    try:
+        root = Path(str(record["path"]))
+        files = tuple(str(f) for f in record["files"])
+        labels = record.get("labels")
+        labels = None if labels is None else tuple(int(k) for k in labels)
+    except (KeyError, TypeError, ValueError) as error:
+        raise DataError(f"{manifest.path}: eval_data is malformed: {error!r}") from None
+    if labels is not None and (
+        len(labels) != len(files) or any(not 0 <= k < len(manifest.labels) for k in labels)
+    ):
+        raise DataError(f"{manifest.path}: eval_data labels do not fit its files and classes")
+    missing = [f for f in files if not (root / f).is_file()]
+    if missing:
+        raise PathError(
+            f"{len(missing)} of the {len(files)} evaluation images recorded in {manifest.path} "
+            f"are gone ({root / missing[0]})",
+            "pass --data DIR, or export again with --data",
+        )
+    folder = ImageFolder(root, files, labels, dict(record.get("classes") or {}))
+    pixels = load_pixels(folder, list(files), manifest.input)
+    array = None if labels is None else np.asarray(labels, dtype=np.int64)
+    return pixels, array, f"evaluation images of {root}"
 
 
 def _sample_images(manifest: Manifest) -> tuple[np.ndarray, np.ndarray, str]:

@@ -30,7 +30,7 @@ import numpy as np
 from exporters import registry
 from toolkit.atomic import ensure_writable_dir, staged_dir
 from toolkit.errors import DataError, PathError, UsageError
-from toolkit.inputspec import InputSpec
+from toolkit.exportdata import DataRequest
 from toolkit.locate import ARTIFACTS_DIR
 from toolkit.manifest import (
     FILENAME,
@@ -39,11 +39,10 @@ from toolkit.manifest import (
     describe_files,
     load_manifest,
     now_iso,
-    sha256_file,
 )
 
 if TYPE_CHECKING:
-    from toolkit.data import Dataset
+    from toolkit.exportdata import ExportData
     from toolkit.sources import Preprocessing, Source
 
 TARGETS = registry.TARGETS
@@ -53,11 +52,7 @@ AUTO = "auto"  # --quantize auto: the fastest TFLite precision within budget (qu
 AUTO_TARGETS = ("litert",)  # the runtimes --quantize auto times its candidates in
 
 DEFAULT_CALIBRATION_SAMPLES = 300
-MIN_CALIBRATION_SAMPLES = 100  # fewer draws a warning: int8 ranges get noisy
-DEFAULT_SAMPLES = 20  # test-split PNGs written for the web demo and the bundles
-CHECK_IMAGES = 1000  # validation images measuring float fallback and calibration
-SAMPLES_DIR = "samples"
-SAMPLES_INDEX = "samples/samples.json"
+DEFAULT_SAMPLES = 20  # evaluation images written as PNG for the web demo and the bundles
 
 
 @dataclass(frozen=True)
@@ -72,6 +67,9 @@ class ExportRequest:
     io: str = "uint8"  # full-int8 input/output dtype: uint8 | int8 | float32
     calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES
     calibration_data: Path | None = None  # a folder of the user's own images
+    data: Path | None = None  # the user's images: calibrate int8 and evaluate (split)
+    eval_data: Path | None = None  # a folder of images that evaluate (verify, bench)
+    output: str | None = None  # the classification head of a model with several outputs
     debug_quant: bool = False
     float_fallback: tuple[str, ...] = ()  # layer names / op types, or ("auto",) / ("auto:N",)
     force: bool = False  # replace a folder holding another model's artifacts
@@ -128,6 +126,7 @@ class ExportRequest:
             "--calibration-data": self.calibration_data is not None and not _calibrated(wanted),
             "--io": self.io != "uint8",
         }
+        self.data_request()  # validates the combination of data folders
         given = [flag for flag, used in int8_only.items() if used]
         if given and not wants_int8:
             raise UsageError(
@@ -157,6 +156,23 @@ class ExportRequest:
         ):
             if value is not None and not 0 <= value <= 1:
                 raise UsageError(f"{name} is a fraction of 1, got {value}")
+
+    def data_request(self) -> DataRequest:
+        return DataRequest(
+            data=self.data,
+            calibration_data=self.calibration_data,
+            eval_data=self.eval_data,
+            calibration_samples=self.calibration_samples,
+            labels_file=self.labels_file,
+            seed=self.seed,
+        )
+
+    @property
+    def int8_asked(self) -> bool:
+        """Was full int8 asked for by name (--quantize int8, or a flag only it takes), not
+        only as part of a set (--to all, --to tflite)?"""
+        int8_flags = (self.float_fallback, self.debug_quant, self.io != "uint8")
+        return self.quantize in ("int8", "int16x8", AUTO) or any(int8_flags)
 
 
 def select_artifacts(to: str, quantize: str | None, tfjs_quantize: str | None) -> list[str]:
@@ -198,12 +214,26 @@ def export(request: ExportRequest, builder: Builder | None = None) -> Manifest:
     """Export the requested artifacts into request.out and return the new manifest.
 
     `builder` replaces the plain build: --quantize auto passes its search
-    (toolkit.quantize_auto.export_auto), which builds candidates before the winner."""
+    (toolkit.quantize_auto.export_auto), which builds candidates before the winner.
+
+    Full int8 needs calibration images: without any (no --data, no --calibration-data,
+    a source naming no dataset) it is skipped when it only came with a set of artifacts
+    (`--to all`, `--to tflite`), and refused when asked for by name. The manifest's
+    `export` record says what was made, what was skipped and why, and what cnnx found
+    out about the source.
+    """
     from toolkit.quiet import silence_tensorflow
     from toolkit.sources import detect_format, is_model_object
 
     if request.model is not None and not is_model_object(request.model):
         detect_format(request.model)  # a bad path fails in milliseconds, before TensorFlow loads
+    for option, folder in (
+        ("--data", request.data),
+        ("--calibration-data", request.calibration_data),
+        ("--eval-data", request.eval_data),
+    ):
+        if folder is not None and not Path(folder).is_dir():
+            raise PathError(f"{option} {folder} is not a folder", "name a folder of images")
     silence_tensorflow()
     from exporters.quiet import silenced
 
@@ -218,6 +248,7 @@ def export(request: ExportRequest, builder: Builder | None = None) -> Manifest:
 
         load_converter()  # an optional extra: a missing one fails before the model loads
 
+    from toolkit.exportdata import gather
     from toolkit.sources import resolve_source
 
     with _scratch(out.parent) as scratch:
@@ -227,7 +258,12 @@ def export(request: ExportRequest, builder: Builder | None = None) -> Manifest:
             preprocessing=request.preprocessing,
             labels_file=request.labels_file,
             unsafe=request.unsafe,
+            output=request.output,
         )
+        found = gather(
+            source, request.data_request(), calibrate=_calibrated(wanted), samples=request.samples
+        )
+        source = replace(source, labels=found.labels)
         fingerprint = model_fingerprint(source.saved_model_dir)
         if previous is not None:
             difference = _differs(previous, source, fingerprint)
@@ -238,15 +274,26 @@ def export(request: ExportRequest, builder: Builder | None = None) -> Manifest:
                     f"({previous.source.get('path') or 'unknown source'})",
                     "pass --force to replace them, or choose another --out",
                 )
-            if source.eval_data is None and previous.eval_data is not None:
+            if found.eval_data is None and previous.eval_data is not None:
                 # Same weights, labels and preprocessing from a file that names no data
-                # (the run's .keras): the test set on record still applies.
-                source = replace(source, eval_data=previous.eval_data)
+                # (the run's .keras): the images on record still apply.
+                found.eval_data = previous.eval_data
+        skipped: dict[str, str] = {}
+        if _calibrated(wanted) and found.calibration is None:
+            needing = [a for a in wanted if _calibrated([a])]
+            what = "full int8" if needing == ["tflite_int8"] else " and ".join(needing)
+            reason = f"{what} needs calibration images and this export has none"
+            if request.int8_asked:
+                raise DataError(reason, found.calibration_hint)
+            skipped = {a: f"{reason} ({found.calibration_hint})" for a in needing}
+            wanted = [a for a in wanted if a not in skipped]
         if builder is not None:
             return builder(out, request, source, fingerprint, previous, scratch)
         if request.quantize == AUTO:
             raise UsageError("--quantize auto runs through toolkit.quantize_auto.export_auto")
-        return _build(out, request, source, fingerprint, wanted, previous)
+        return _build(
+            out, request, source, fingerprint, wanted, previous, found=found, skipped=skipped
+        )
 
 
 def _differs(previous: Manifest, source: Source, fingerprint: str) -> str:
@@ -268,41 +315,47 @@ def _build(
     wanted: list[str],
     previous: Manifest | None,
     annotate: dict[str, dict[str, Any]] | None = None,
+    *,
+    found: ExportData | None = None,
+    skipped: dict[str, str] | None = None,
 ) -> Manifest:
-    """One staged export of `wanted`; `annotate` adds details to some of their entries."""
+    """One staged export of `wanted`; `annotate` adds details to some of their entries.
+    `found` is the images export() gathered (gathered here when a builder calls)."""
     from exporters.base import ExportOptions
+    from toolkit.exportdata import calibration_warnings, gather, write_samples
+    from toolkit.sources.heads import LOGITS, output_kind
 
-    dataset = None
-    options = ExportOptions(io=request.io)
-    calibration_record: dict[str, Any] = {}
-    calibration_warnings: list[str] = []
-    if _calibrated(wanted):
-        dataset = _dataset(source)
-        images, calibration_record = calibration_images(
-            source, dataset, request.calibration_samples, request.calibration_data, request.seed
+    if found is None:
+        found = gather(
+            source, request.data_request(), calibrate=_calibrated(wanted), samples=request.samples
         )
-        if len(images) < MIN_CALIBRATION_SAMPLES:
-            calibration_warnings.append(
-                f"only {len(images)} calibration images (fewer than "
-                f"{MIN_CALIBRATION_SAMPLES}); int8 ranges may be off"
-            )
+    skipped = skipped or {}
+    options = ExportOptions(io=request.io)
+    if _calibrated(wanted):
         check_x, check_y = None, None
-        if dataset is not None:
-            # The validation split: choices made on it (which layers stay in float) are
-            # then verified on the test split, which never chose anything.
-            check_x = source.input_spec.apply(dataset.x_val[:CHECK_IMAGES])
-            check_y = dataset.y_val[:CHECK_IMAGES]
+        if found.evaluation is not None:
+            # Images apart from calibration that measure float fallback and calibration:
+            # a run's validation split (then verified on its test split, which chose
+            # nothing), or the evaluation images of --data / --eval-data.
+            check_x, check_y = found.evaluation
         auto = fallback_auto(request.float_fallback)
         options = ExportOptions(
-            calibration=images,
+            calibration=found.calibration,
             io=request.io,
             float_fallback=() if auto else tuple(request.float_fallback),
             float_fallback_auto=auto,
             debug_quant=request.debug_quant,
             check_images=check_x,
             check_labels=check_y,
-            check_on="validation split",
+            check_on=found.check_on,
             calibration_check=request.calibration_check,
+        )
+    kind = output_kind(_generated_outputs(source))
+    notes = [*source.notes, *found.notes]
+    if kind == LOGITS:
+        notes.append(
+            "the head gives logits (no softmax): verify scales its absolute tolerances to "
+            "the range of the outputs and keeps top-1 agreement"
         )
 
     with staged_dir(out) as tmp:
@@ -316,8 +369,8 @@ def _build(
             details = dict(result.details)
             warnings = list(result.warnings)
             if spec.calibrated:
-                details["calibration"] = calibration_record
-                warnings += calibration_warnings
+                details["calibration"] = found.calibration_record
+                warnings += calibration_warnings(found)
             if warnings:
                 details["warnings"] = warnings
             details.update((annotate or {}).get(artifact_id, {}))
@@ -338,25 +391,40 @@ def _build(
                 details=details,
             )
         samples = previous.samples if previous is not None else []
-        if not samples and request.samples:
-            if dataset is None and source.eval_data:
-                dataset = _dataset(source)
-            if dataset is not None:
-                samples = write_samples(tmp, dataset, source.labels, request.samples)
+        fresh_data = request.data is not None or request.eval_data is not None
+        if (fresh_data or not samples) and request.samples and found.samples is not None:
+            if fresh_data and samples:
+                shutil.rmtree(tmp / "samples", ignore_errors=True)
+            samples = write_samples(tmp, *found.samples, list(source.labels))
         manifest = Manifest(
             root=tmp,
             input=source.input_spec,
             labels=list(source.labels),
             artifacts=entries,
-            source={**source.origin, "fingerprint": fingerprint},
-            eval_data=source.eval_data,
+            source={**source.origin, "fingerprint": fingerprint, "output": {"kind": kind}},
+            eval_data=found.eval_data,
             versions=versions(),
             command=request.command or _command(request),
             created=now_iso(),
             samples=samples,
+            export={
+                "made": list(wanted),
+                "skipped": skipped,
+                "notes": notes,
+                "warnings": list(source.warnings),
+            },
         )
         manifest.save()
     return load_manifest(out)
+
+
+def _generated_outputs(source: Source) -> np.ndarray:
+    """The pivot's outputs on generated pictures: what kind of head it is."""
+    from exporters.savedmodel import load_pivot, predict
+    from toolkit.data.generated import generated_pixels
+
+    pixels = generated_pixels(*source.input_spec.shape, count=8)
+    return predict(load_pivot(source.saved_model_dir), source.input_spec.apply(pixels))
 
 
 # --- the folder being replaced ---------------------------------------------------------
@@ -470,177 +538,6 @@ def _architecture(function: Any) -> list[str]:
         ]
         lines.append(f"{node.op}|{','.join(attrs)}")
     return sorted(lines)
-
-
-# --- data: calibration and samples ----------------------------------------------------
-
-
-def _dataset(source: Source) -> Dataset | None:
-    if not source.eval_data:
-        return None
-    from toolkit.data import DataSpec, load_dataset
-
-    return load_dataset(DataSpec.from_dict(source.eval_data))
-
-
-def calibration_images(
-    source: Source,
-    dataset: Dataset | None,
-    count: int,
-    folder: Path | None,
-    seed: int = 0,
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Preprocessed calibration images and the record of which ones they are."""
-    spec = source.input_spec
-    if folder is not None:
-        raw, files = _folder_images(Path(folder), spec, count, seed)
-        record = {
-            "from": "folder",
-            "folder": str(Path(folder).resolve()),
-            "count": len(files),
-            "files": files,
-        }
-        return spec.apply(raw), record
-    if dataset is None:
-        raise DataError(
-            "full int8 needs calibration images, and this model's source names no dataset",
-            "pass --calibration-data DIR with a few hundred of its training images, "
-            "or export --quantize none, float16 or dynamic",
-        )
-    indices = balanced_indices(dataset.y_train, count, seed)
-    raw = dataset.x_train[indices]
-    if tuple(raw.shape[1:]) != spec.shape:
-        raise DataError(
-            f"the training images are {'x'.join(map(str, raw.shape[1:]))} but the model takes "
-            f"{'x'.join(map(str, spec.shape))}",
-            "pass --calibration-data DIR with images of the model's size",
-        )
-    labels = dataset.y_train[indices]
-    counts = {
-        dataset.class_names[k]: int(np.sum(labels == k)) for k in range(len(dataset.class_names))
-    }
-    record = {
-        "from": "dataset",
-        "data": dataset.spec.to_dict(),
-        "split": "train",
-        "count": len(indices),
-        "seed": seed,
-        "indices": [int(i) for i in indices],
-        "class_counts": counts,
-    }
-    return spec.apply(raw), record
-
-
-def balanced_indices(labels: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
-    """Up to `count` indices, as even across classes as the data allows (seeded)."""
-    rng = np.random.default_rng(seed)
-    classes = sorted(int(k) for k in np.unique(labels))
-    pools = {k: list(rng.permutation(np.flatnonzero(labels == k))) for k in classes}
-    chosen: list[int] = []
-    while len(chosen) < count and any(pools.values()):
-        for k in classes:
-            if pools[k] and len(chosen) < count:
-                chosen.append(int(pools[k].pop()))
-    return np.asarray(sorted(chosen), dtype=np.int64)
-
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-
-
-def _folder_images(
-    folder: Path, spec: InputSpec, count: int, seed: int
-) -> tuple[np.ndarray, list[str]]:
-    """Up to `count` images from a folder (recursively), which must match the model's input.
-
-    Calibration images are not resized: a different size or channel count means they are
-    not what the model will see, and ranges measured on them would be wrong.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    if not folder.is_dir():
-        raise PathError(f"--calibration-data {folder} is not a folder")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise DataError(
-            f"--calibration-data {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})"
-        )
-    if len(files) > count:
-        picked = np.random.default_rng(seed).choice(len(files), size=count, replace=False)
-        files = [files[i] for i in sorted(picked)]
-    images = []
-    for path in files:
-        try:
-            with Image.open(path) as opened:
-                opened.load()
-                mode, size = opened.mode, opened.size
-                # Palette and alpha images carry RGB (or grey) pixels; drop the rest.
-                if mode in ("P", "RGBA", "LA", "I;16"):
-                    array = np.asarray(opened.convert("RGB" if mode in ("P", "RGBA") else "L"))
-                else:
-                    array = np.asarray(opened)
-        except (UnidentifiedImageError, OSError) as error:
-            raise DataError(f"calibration image {path} cannot be read: {error}") from None
-        channels = 1 if array.ndim == 2 else array.shape[2]
-        if (size[1], size[0]) != (spec.height, spec.width) or channels != spec.channels:
-            raise DataError(
-                f"calibration image {path} is {size[1]}x{size[0]}x{channels} (HxWxC, {mode}) "
-                f"but the model takes {spec.height}x{spec.width}x{spec.channels}",
-                "give images of the model's size and channels",
-            )
-        images.append(array.reshape(spec.height, spec.width, spec.channels))
-    return np.stack(images).astype(np.uint8), [p.relative_to(folder).as_posix() for p in files]
-
-
-def write_samples(
-    root: Path, dataset: Dataset, labels: list[str], count: int
-) -> list[dict[str, Any]]:
-    """~count test-split images as PNG plus samples/samples.json, round-robin over classes."""
-    from PIL import Image
-
-    folder = root / SAMPLES_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    y = dataset.y_test
-    order: list[int] = []
-    by_class = {int(k): list(np.flatnonzero(y == k)) for k in np.unique(y)}
-    while len(order) < min(count, len(y)):
-        for k in sorted(by_class):
-            if by_class[k] and len(order) < count:
-                order.append(int(by_class[k].pop(0)))
-    names = labels if labels else dataset.class_names
-    records: list[dict[str, Any]] = []
-    for n, index in enumerate(order):
-        label = int(y[index])
-        name = names[label] if label < len(names) else str(label)
-        file = f"{n:03d}_{_slug(name)}.png"
-        pixels = dataset.x_test[index]
-        image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
-        image.save(folder / file, format="PNG")
-        # `file` is relative to samples/ (what the page and the bundles read); the test
-        # split's own index is `split_index`, never `index`, which readers take as a label.
-        records.append(
-            {
-                "file": file,
-                "label": label,
-                "label_name": name,
-                "split": "test",
-                "split_index": index,
-            }
-        )
-    index_text = json.dumps(records, indent=2) + "\n"
-    (root / SAMPLES_INDEX).write_text(index_text, encoding="utf-8")
-    listed = []
-    for record in records:
-        path = folder / record["file"]
-        relative = f"{SAMPLES_DIR}/{record['file']}"
-        listed.append(
-            {**record, "path": relative, "sha256": sha256_file(path), "size": path.stat().st_size}
-        )
-    return listed
-
-
-def _slug(text: str) -> str:
-    cleaned = "".join(c if c.isalnum() else "_" for c in text.lower()).strip("_")
-    return cleaned[:32] or "class"
 
 
 # --- provenance ------------------------------------------------------------------------

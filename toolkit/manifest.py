@@ -13,6 +13,8 @@ Schema `cnnx.manifest/1` (docs/manifest.md documents every field):
       "versions": {"cnnx", "tensorflow", "tensorflowjs", "ai_edge_litert", ...},
       "samples": [{"file", "path", "label", "label_name", "split", "split_index",
                    "sha256", "size"}, ...] (test images as PNG under samples/),
+      "export": {"made": [ids], "skipped": {id: why}, "notes": [...], "warnings": [...]}
+                (what the last export did and found out about the source),
       "artifacts": {ID: ArtifactEntry, ...}
     }
 
@@ -128,6 +130,8 @@ class Manifest:
     # samples/), "path" (relative to the folder), "label", "label_name", "split",
     # "split_index", "sha256", "size"}]; samples/samples.json lists the same without hashes.
     samples: list[dict[str, Any]] = field(default_factory=list)
+    # The last export: {"made": [ids], "skipped": {id: why}, "notes": [...], "warnings": [...]}.
+    export: dict[str, Any] = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
@@ -174,6 +178,7 @@ class Manifest:
             "eval_data": self.eval_data,
             "versions": self.versions,
             "samples": self.samples,
+            "export": self.export,
             "artifacts": {key: entry.to_dict() for key, entry in sorted(self.artifacts.items())},
         }
 
@@ -240,6 +245,7 @@ def load_manifest(root: Path) -> Manifest:
         source = dict(data.get("source") or {})
         versions = dict(data.get("versions") or {})
         samples = _samples(data.get("samples"))
+        export = dict(data.get("export") or {})
     except ArtifactError:
         raise
     except (CnnxError, KeyError, TypeError, ValueError, OverflowError) as error:
@@ -273,6 +279,7 @@ def load_manifest(root: Path) -> Manifest:
         command=str(data.get("command", "")),
         created=str(data.get("created", "")),
         samples=samples,
+        export=export,
     )
 
 

@@ -171,9 +171,9 @@ def budget_overrides(request: ExportRequest) -> dict[str, float]:
 
 def selection_set(manifest: Manifest, source: Source) -> EvalSet:
     """The validation split of the source's dataset, else what verify would use."""
-    from toolkit.exporting import CHECK_IMAGES, _dataset
+    from toolkit.exportdata import CHECK_IMAGES, run_dataset
 
-    dataset = _dataset(source)
+    dataset = run_dataset(source)
     if dataset is None or not len(dataset.y_val):
         return load_eval_set(manifest)
     return EvalSet(

@@ -1,14 +1,23 @@
 """Export a model to TFLite and TF.js, with a manifest of hashes, shapes and quantization.
 
---model takes a cnnx run folder, a .keras/.h5 file or a SavedModel folder (default: the
-last run under ./runs). The SavedModel, the reference for every comparison, is always
-exported too.
+--model takes a cnnx run folder, or the model you already have: a .keras or .h5 file
+(any Keras) or a SavedModel folder (default: the last run under ./runs). The SavedModel,
+the reference for every comparison, is always exported too.
+
+--data DIR gives your images, any size: class subfolders (named by class or by index)
+or a flat folder. They calibrate full int8 and are recorded as the evaluation images,
+so cnnx verify and cnnx bench need no flags afterwards. Without images, full int8 is
+skipped (with a line saying so) and everything else is made.
+
+A model cnnx did not train needs its preprocessing: --preprocess names the
+keras.applications modes (unit, symmetric, imagenet, caffe), --scale/--offset or
+--mean/--std give numbers (1/255 works). A model whose first layers rescale is detected
+and takes raw pixels. The spec in force is printed and recorded.
 
 With no --quantize, every precision of the chosen formats is made: TFLite float32,
-float16, dynamic and int8; TF.js float32, uint8, uint16 and float16 weights.
-
-For TF.js, --quantize maps to the nearest weight format (none: float32, float16:
-float16, dynamic and int8: uint8); --tfjs-quantize picks one directly.
+float16, dynamic and int8; TF.js float32, uint8, uint16 and float16 weights. For TF.js,
+--quantize maps to the nearest weight format (none: float32, float16: float16, dynamic
+and int8: uint8); --tfjs-quantize picks one directly.
 
 Re-exporting one format keeps the others; a folder holding another model's artifacts is
 refused unless --force.
@@ -53,15 +62,27 @@ class IoType(enum.StrEnum):
     float32 = "float32"
 
 
-def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise typer.BadParameter(
-            f"{option} takes numbers separated by commas, got {text!r}"
-        ) from None
+class Preset(enum.StrEnum):  # inputspec.PRESETS, the keras.applications modes
+    none = "none"
+    unit = "unit"
+    symmetric = "symmetric"
+    imagenet = "imagenet"
+    caffe = "caffe"
+
+
+class Color(enum.StrEnum):
+    rgb = "rgb"
+    bgr = "bgr"
+
+
+class Resize(enum.StrEnum):
+    bilinear = "bilinear"
+    nearest = "nearest"
+
+
+class Crop(enum.StrEnum):
+    none = "none"
+    centre = "centre"
 
 
 @handles_errors
@@ -100,17 +121,29 @@ def command(
         IoType,
         typer.Option("--io", help="int8 model's input/output dtype (uint8 takes camera bytes)."),
     ] = IoType.uint8,
-    calibration_samples: Annotated[
-        int,
-        typer.Option("--calibration-samples", min=1, help="Training images calibrating int8."),
-    ] = 300,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            "-d",
+            help="Your images (any size): class subfolders, by class name or index, or a flat "
+            "folder. They calibrate int8 and evaluate (apart), and are recorded for verify.",
+        ),
+    ] = None,
     calibration_data: Annotated[
         Path | None,
         typer.Option(
-            "--calibration-data",
-            help="Folder of your own images (model's size) to calibrate int8 on instead.",
+            "--calibration-data", help="A folder of images (any size) that only calibrates int8."
         ),
     ] = None,
+    eval_data: Annotated[
+        Path | None,
+        typer.Option("--eval-data", help="A folder of images (any size) that only evaluates."),
+    ] = None,
+    calibration_samples: Annotated[
+        int,
+        typer.Option("--calibration-samples", min=1, help="Images calibrating int8, at most."),
+    ] = 300,
     debug_quant: Annotated[
         bool,
         typer.Option("--debug-quant", help="Write a per-layer int8 error table beside the model."),
@@ -151,18 +184,60 @@ def command(
     samples: Annotated[
         int, typer.Option("--samples", min=0, help="Test images written to samples/ as PNG.")
     ] = 20,
-    scale: Annotated[
-        float | None, typer.Option("--scale", help="Model input = pixels * scale + offset.")
+    preprocess: Annotated[
+        Preset | None,
+        typer.Option(
+            "--preprocess",
+            help="How the model was fed, as keras.applications' preprocess_input modes: unit "
+            "(x/255), symmetric ([-1, 1], 'tf'), imagenet (mean/std, 'torch'), caffe (BGR, "
+            "means subtracted) [default: found in the model, else none]",
+            show_default=False,
+        ),
     ] = None,
-    offset: Annotated[float | None, typer.Option("--offset", help="See --scale.")] = None,
+    scale: Annotated[
+        str | None,
+        typer.Option("--scale", help="Model input = pixels * scale + offset; 1/255 works."),
+    ] = None,
+    offset: Annotated[str | None, typer.Option("--offset", help="See --scale.")] = None,
     mean: Annotated[
         str | None, typer.Option("--mean", help="Model input = (pixels - mean) / std; e.g. 127.5")
     ] = None,
     std: Annotated[
         str | None, typer.Option("--std", help="See --mean; one value or one per channel.")
     ] = None,
+    color: Annotated[
+        Color | None,
+        typer.Option(
+            "--color", help="Channel order the model takes [default: rgb].", show_default=False
+        ),
+    ] = None,
+    resize: Annotated[
+        Resize | None,
+        typer.Option(
+            "--resize",
+            help="How pictures of another size are resized [default: bilinear].",
+            show_default=False,
+        ),
+    ] = None,
+    crop: Annotated[
+        Crop | None,
+        typer.Option(
+            "--crop",
+            help="centre: crop to the model's aspect ratio before resizing [default: none].",
+            show_default=False,
+        ),
+    ] = None,
     labels: Annotated[
-        Path | None, typer.Option("--labels", help="Class names, one per line, in output order.")
+        Path | None,
+        typer.Option(
+            "--labels", help="Class names in output order: text (one per line), CSV or JSON."
+        ),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output", help="The classification head of a model with several outputs (its name)."
+        ),
     ] = None,
     unsafe: Annotated[
         bool, typer.Option("--unsafe", help="Allow models holding code (Lambda layers).")
@@ -170,16 +245,18 @@ def command(
 ) -> None:
     """Export a model to TFLite / TF.js with a manifest; --to tflite --quantize int8 for int8."""
     from toolkit.exporting import ExportRequest, export
-    from toolkit.sources import Preprocessing
+    from toolkit.sources.preprocessing import Preprocessing, parse_number, parse_numbers
 
-    preprocessing = None
-    if any(v is not None for v in (scale, offset, mean, std)):
-        preprocessing = Preprocessing(
-            scale=1.0 if scale is None else scale,
-            offset=0.0 if offset is None else offset,
-            mean=_floats(mean, "--mean"),
-            std=_floats(std, "--std"),
-        )
+    preprocessing = Preprocessing(
+        preset=preprocess.value if preprocess else None,
+        scale=None if scale is None else parse_number(scale, "--scale"),
+        offset=None if offset is None else parse_number(offset, "--offset"),
+        mean=parse_numbers(mean, "--mean"),
+        std=parse_numbers(std, "--std"),
+        color=color.value.upper() if color else None,
+        resize=resize.value if resize else None,
+        crop=crop.value if crop else None,
+    )
     from toolkit.tolerances import parse_fraction
 
     fallback = split_names(float_fallback)
@@ -192,11 +269,14 @@ def command(
         io=io.value,
         calibration_samples=calibration_samples,
         calibration_data=calibration_data,
+        data=data,
+        eval_data=eval_data,
+        output=output,
         debug_quant=debug_quant,
         float_fallback=fallback,
         force=force,
         samples=samples,
-        preprocessing=preprocessing,
+        preprocessing=preprocessing if preprocessing.flags else None,
         labels_file=labels,
         unsafe=unsafe,
         min_agreement=None
@@ -223,15 +303,12 @@ def command(
 def _print(manifest: Manifest, request: ExportRequest, seconds: float) -> None:
     from rich.table import Table
 
-    from toolkit.exporting import select_artifacts
-
-    made = select_artifacts(request.to, request.quantize, request.tfjs_quantize)
+    made = list(manifest.export.get("made") or [])
     decision = None
     if request.quantize == "auto":
         decided = [e for e in manifest.artifacts.values() if "quantize_auto" in e.details]
         latest = max(decided, key=lambda e: str(e.details.get("exported", "")))
         decision = latest.details["quantize_auto"]
-        made = [made[0], latest.id]
     table = Table(title=f"Exported to {manifest.root}", title_justify="left")
     table.add_column("artifact", no_wrap=True)
     table.add_column("size", justify="right", no_wrap=True)
@@ -259,7 +336,17 @@ def _print(manifest: Manifest, request: ExportRequest, seconds: float) -> None:
         console.print(_decision_table(decision))
         console.print(f"winner: {decision['winner']}: {decision['reason']}", highlight=False)
         console.print(f"trade-off: {manifest.root / TABLE}, {manifest.root / PLOT}")
-    for warning in manifest.warnings:
+    # Whole lines, wrapped by the terminal, not by rich: people grep them.
+    console.print(
+        f"input: {manifest.input.describe()}", highlight=False, markup=False, soft_wrap=True
+    )
+    for note in manifest.export.get("notes", []):
+        console.print(note, highlight=False, markup=False, soft_wrap=True)
+    for artifact_id, why in (manifest.export.get("skipped") or {}).items():
+        console.print(
+            f"skipped {artifact_id}: {why}", highlight=False, markup=False, soft_wrap=True
+        )
+    for warning in [*manifest.export.get("warnings", []), *manifest.warnings]:
         err_console.print(f"cnnx: warning: {warning}", markup=False)
     kept = sorted(set(manifest.artifacts) - set(made))
     if kept:
