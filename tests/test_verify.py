@@ -21,6 +21,7 @@ from toolkit.parity import Metrics, check, compare, reference_checks
 from toolkit.tolerances import (
     Tolerance,
     default_tolerance,
+    for_outputs,
     load_tolerances,
     parse_flag_values,
     parse_fraction,
@@ -88,6 +89,28 @@ def test_tolerance_layers_later_wins(tmp_path: Path) -> None:
     assert tolerance_for(_entry("tflite_float32", "float32"), layer).min_agreement == 1.0
     every = parse_flag_values("min_agreement", ["0.9"])
     assert tolerance_for(_entry("tflite_float32", "float32"), every).min_agreement == 0.9
+
+
+def test_logits_heads_scale_absolute_limits_to_the_output_range() -> None:
+    """A head without softmax (recorded by export) spans more than [0, 1]: its max_abs and
+    max_mean_abs limits grow with the range of the reference's outputs; agreement does not."""
+    from toolkit.inputspec import InputSpec
+    from toolkit.manifest import Manifest
+
+    float32 = Tolerance(min_agreement=1.0, max_abs=1e-4, max_mean_abs=1e-5)
+
+    def manifest(kind: str) -> Manifest:
+        return Manifest(
+            Path("."), InputSpec(4, 4, 3), ["a", "b"], source={"output": {"kind": kind}}
+        )
+
+    logits = np.array([[-6.0, 14.0], [3.0, -1.0]], np.float32)  # a range of 20
+    scaled = for_outputs(float32, manifest("logits"), logits)
+    assert scaled.max_abs == pytest.approx(20 * float32.max_abs)
+    assert scaled.max_mean_abs == pytest.approx(20 * float32.max_mean_abs)
+    assert scaled.min_agreement == float32.min_agreement
+    assert for_outputs(float32, manifest("probabilities"), logits) == float32
+    assert for_outputs(float32, manifest("logits"), np.array([[0.2, 0.7]])) == float32
 
 
 def test_tolerance_file_errors_name_the_problem(tmp_path: Path) -> None:

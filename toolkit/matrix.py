@@ -27,7 +27,7 @@ from toolkit.parity import Check, check, compare, reference_checks
 from toolkit.rows import Row, Speed
 from toolkit.runtimes import RUNTIMES, LoadedModel, RuntimeSkipped, load, runtimes_for
 from toolkit.timing import Timer
-from toolkit.tolerances import REFERENCE_ID, ToleranceOverrides, tolerance_for
+from toolkit.tolerances import REFERENCE_ID, ToleranceOverrides, for_outputs, tolerance_for
 
 REFERENCE_RUNTIME = REFERENCE.runtimes[0]  # the SavedModel in TensorFlow, on the CPU
 
@@ -178,7 +178,7 @@ def run_cell(
     runtime's failure: it becomes a failed (or skipped) row."""
     started = time.perf_counter()
     entry = cell.entry
-    tolerance = tolerance_for(entry, *overrides)
+    tolerance = for_outputs(tolerance_for(entry, *overrides), manifest, reference)
     row = Row(
         artifact=entry.id,
         runtime=cell.runtime,

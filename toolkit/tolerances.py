@@ -17,9 +17,11 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from exporters import registry
 from toolkit.errors import PathError, UsageError
-from toolkit.manifest import ArtifactEntry
+from toolkit.manifest import ArtifactEntry, Manifest
 
 REFERENCE_ID = registry.REFERENCE_ID  # flags may name the reference like any artifact id
 PRECISIONS = registry.PRECISIONS  # names a flag or a file may key limits by
@@ -103,6 +105,23 @@ def tolerance_for(entry: ArtifactEntry, *layers: ToleranceOverrides) -> Toleranc
         tolerance = tolerance.merged(layer.by_precision.get(entry.precision, {}), entry.precision)
         tolerance = tolerance.merged(layer.by_artifact.get(entry.id, {}), entry.id)
     return tolerance
+
+
+def for_outputs(tolerance: Tolerance, manifest: Manifest, reference: np.ndarray) -> Tolerance:
+    """The absolute limits of a head that gives logits, scaled to the range of its outputs.
+
+    Default limits are set for probabilities (in [0, 1]); a logits head (recorded by the
+    export in the manifest's source) spans far more, and float rounding grows with it.
+    """
+    kind = (manifest.source.get("output") or {}).get("kind")
+    if kind != "logits" or not np.asarray(reference).size:
+        return tolerance
+    factor = max(1.0, float(np.max(reference) - np.min(reference)))
+    return replace(
+        tolerance,
+        max_abs=None if tolerance.max_abs is None else tolerance.max_abs * factor,
+        max_mean_abs=None if tolerance.max_mean_abs is None else tolerance.max_mean_abs * factor,
+    )
 
 
 def parse_flag_values(

@@ -351,8 +351,18 @@ function renderResult(result, truth) {
 
 // ---------------------------------------------------------------- inputs
 
+// A head that gives logits (the manifest says so) is shown through a softmax.
+function shownScores(scores) {
+  if (state.manifest.source?.output?.kind !== 'logits') return scores;
+  const top = Math.max(...scores);
+  const exp = Array.from(scores, (s) => Math.exp(s - top));
+  const total = exp.reduce((a, b) => a + b, 0);
+  return Float32Array.from(exp, (e) => e / total);
+}
+
 async function classifyInput(input, truth = null) {
-  const { probs, ms } = await runModel(input);
+  const { probs: scores, ms } = await runModel(input);
+  const probs = shownScores(scores);
   const result = { top: topK(probs), probs: Array.from(probs), ms, engine: state.engine.name, backend: state.backend };
   state.current = { input, truth };
   renderResult(result, truth);

@@ -29,7 +29,7 @@ from toolkit.remote.device import RemoteResult, RemoteRun, run_on_device
 from toolkit.remote.ssh import SshClient, SshTarget
 from toolkit.rows import Row, Speed
 from toolkit.timing import LatencyStats
-from toolkit.tolerances import ToleranceOverrides, tolerance_for
+from toolkit.tolerances import ToleranceOverrides, for_outputs, tolerance_for
 
 RUNTIME = "litert"
 # The Pi bundle's models and the artifacts they are (toolkit/packaging/rpi.py).
@@ -156,7 +156,7 @@ def _row(
         "precision": entry.precision,
         "format": entry.format,
         "size": entry.size,
-        "tolerance": tolerance_for(entry, *config.overrides),
+        "tolerance": for_outputs(tolerance_for(entry, *config.overrides), manifest, reference),
         "runtime_info": _info(result, model, threads, run),
         "seconds": run.seconds if run else 0.0,
     }
