@@ -533,12 +533,12 @@ CASES: list[Case] = [
         setup=chain(fake_tfjs, lambda ws: manifests.break_json(ws.artifacts)),
     ),
     case(
-        "serve-without-tfjs",
+        "serve-without-web-artifacts",  # neither TF.js nor TFLite: no engine has a model
         "serve",
         "serve artifacts --port 0",
         7,
-        "tf.js",
-        setup=artifacts_edit(lambda f: manifests.drop_artifacts(f, "tflite")),
+        "tf.js or tflite",
+        setup=artifacts_edit(lambda f: manifests.drop_artifacts(f, "savedmodel")),
         needs=A,
     ),
     case(
