@@ -103,3 +103,23 @@ def test_mediapipe_image_classifier_matches_litert_with_labels_from_metadata(
                 assert category["score"] == pytest.approx(float(row[category["index"]]), abs=1e-5)
         correct = sum(r[0]["index"] == truth[p.name] for r, p in zip(results, images, strict=True))
         assert correct / len(images) >= 0.8
+
+
+def test_a_bgr_input_is_refused_before_anything_is_written(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """TFLite metadata cannot say BGR: MediaPipe would feed RGB and the model would see its
+    colours swapped, so the Android bundle refuses such a spec (the Pi and web follow it)."""
+    import dataclasses
+    import shutil
+
+    from toolkit.errors import ArtifactError
+    from toolkit.manifest import load_manifest
+
+    root = shutil.copytree(tiny_artifacts(tmp_path_factory.getbasetemp()), tmp_path / "bgr")
+    manifest = load_manifest(root)
+    bgr = dataclasses.replace(manifest.input, color="BGR")
+    dataclasses.replace(manifest, input=bgr).save()
+    with pytest.raises(ArtifactError, match="records a BGR input"):
+        package_android(root, tmp_path / "android")
+    assert not (tmp_path / "android").exists()
