@@ -82,7 +82,7 @@ def cli_artifacts(notebook: Notebook) -> Path:
         app,
         [
             "export", "--model", str(folder / "model.keras"), "--to", "tflite",
-            "--calibration-data", str(folder / "images"), "--labels", str(labels),
+            "--data", str(folder / "images"), "--labels", str(labels),
             "--out", str(out),
         ],
     )  # fmt: skip
@@ -99,8 +99,8 @@ def test_the_notebook_runs_and_each_call_did_its_work(notebook: Notebook) -> Non
     assert manifest.source["format"] == "memory"
     assert manifest.labels == notebook.names["dataset"].class_names
     report = notebook.names["report"]
-    pictures = list((notebook.folder / "images").rglob("*.png"))
-    assert report.labelled and report.images == len(pictures) == 400
+    assert manifest.eval_data["kind"] == "images"  # data= was recorded for verify
+    assert report.labelled and report.images == manifest.eval_data["split"]["evaluation"]
     rows = {(r.artifact, r.runtime): r for r in report.rows}
     assert set(rows) == {(a, "tf" if a == "savedmodel" else "litert") for a in manifest.artifacts}
     # float32 holds 1e-4 whatever the training gave; int8 is measured, not assumed
@@ -131,6 +131,7 @@ def test_the_cli_on_the_same_model_makes_the_same_artifacts(
     assert set(ours.artifacts) == set(theirs.artifacts)
     assert ours.source["fingerprint"] == theirs.source["fingerprint"]
     assert ours.input == theirs.input and ours.labels == theirs.labels
+    assert ours.eval_data == theirs.eval_data
     for artifact_id in ours.artifacts:
         if artifact_id == "savedmodel":
             continue  # the pivot's graph names where it came from; its weights are compared
@@ -143,10 +144,7 @@ def test_the_cli_measures_the_same_figures(notebook: Notebook, cli_artifacts: Pa
         return {(r["artifact"], r["label"]): (r["status"], r["metrics"]) for r in rows}
 
     report = notebook.names["report"]
-    images = str(notebook.folder / "images")
-    result = runner.invoke(
-        app, ["verify", str(cli_artifacts), "--data", images, "-r", "tf,litert", "--json"]
-    )
+    result = runner.invoke(app, ["verify", str(cli_artifacts), "-r", "tf,litert", "--json"])
     assert result.exit_code == (0 if report.ok else 9), result.output
     cli_verify = json.loads(result.stdout)
     assert parity(cli_verify["rows"]) == parity(report.to_dict()["rows"])
@@ -154,7 +152,7 @@ def test_the_cli_measures_the_same_figures(notebook: Notebook, cli_artifacts: Pa
 
     result = runner.invoke(
         app,
-        ["bench", str(cli_artifacts), "--data", images, "-r", "litert", "--threads", "1",
+        ["bench", str(cli_artifacts), "-r", "litert", "--threads", "1",
          "--runs", "30", "--warmup", "3", "--json", "--no-plots"],
     )  # fmt: skip
     assert result.exit_code == (0 if report.ok else 9), result.output
@@ -175,9 +173,9 @@ def test_predict_applies_the_recorded_pixel_rule(notebook: Notebook) -> None:
     from toolkit.manifest import load_manifest
 
     manifest = load_manifest(notebook.artifacts)
-    root = notebook.folder / "images"
-    evalset = load_eval_set(manifest, root)
-    raw = [np.asarray(Image.open(f).convert("RGB")) for f in sorted(root.rglob("*.png"))[:8]]
+    evalset = load_eval_set(manifest)  # the evaluation half that export recorded
+    root, files = Path(manifest.eval_data["path"]), manifest.eval_data["files"][:8]
+    raw = [np.asarray(Image.open(root / f).convert("RGB")) for f in files]
     with api.load(notebook.artifacts, "tflite_float32") as predictor:
         assert predictor.info.runtime == "litert"
         # the pictures verify ran on, given raw, become exactly what verify gave LiteRT
@@ -236,7 +234,6 @@ def test_the_api_prints_nothing(notebook: Notebook, capfd: pytest.CaptureFixture
     capfd.readouterr()
     report = api.verify(
         notebook.artifacts,
-        data=notebook.folder / "images",
         runtimes="litert",
         artifact_ids="tflite_float32",
     )

@@ -2,8 +2,8 @@
 
     from toolkit import api
 
-    manifest = api.export(model, "artifacts", calibration_data="images/")  # or a path
-    report = api.verify("artifacts", data="images/")             # every artifact, every runtime
+    manifest = api.export(model, "artifacts", data="images/")   # a keras.Model or a path
+    report = api.verify("artifacts")                             # every artifact, every runtime
     speed = api.bench("artifacts", runtimes=("tf", "litert"))
     with api.load("artifacts", "tflite_int8") as predictor:
         scores = predictor.predict(picture)                      # raw uint8 HxWxC, any size
@@ -48,11 +48,13 @@ def export(
     *,
     to: str = "all",
     quantize: str | None = None,
+    data: PathLike | None = None,
     labels: PathLike | Sequence[str] | None = None,
     preprocess: str | Mapping[str, Any] | Preprocessing | None = None,
     tfjs_quantize: str | None = None,
     io: str = "uint8",
     calibration_data: PathLike | None = None,
+    eval_data: PathLike | None = None,
     calibration_samples: int = 300,
     samples: int = 20,
     float_fallback: Names = (),
@@ -72,8 +74,9 @@ def export(
       "dynamic", "int8", "int16x8" (None: every precision), or "auto" with `to="tflite"`:
       the fastest precision within the budget `min_agreement` / `max_accuracy_drop`
       (fractions, or "99%", "1pp"); `tfjs_quantize`, `io` as the flags.
-    - `calibration_data`: a folder of your images (the model's size) that calibrates
-      full int8; without one a cnnx run calibrates on its training images.
+    - `data`: a folder of your images, any size (class subfolders or flat); part of it
+      calibrates full int8, the rest is recorded for verify and bench.
+      `calibration_data` / `eval_data`: a folder for one role only.
     - `labels`: the class names in output order, as a list or a file.
     - `preprocess`: how the model was fed, a keras.applications mode ("unit",
       "symmetric", "imagenet", "caffe"), or a mapping of the flags' values
@@ -84,7 +87,6 @@ def export(
     """
     from toolkit.exporting import ExportRequest
     from toolkit.exporting import export as run_export
-    from toolkit.tolerances import parse_fraction
 
     model, described = _model(model_or_path)
     request = ExportRequest(
@@ -96,6 +98,8 @@ def export(
         io=io,
         calibration_samples=calibration_samples,
         calibration_data=_path(calibration_data),
+        data=_path(data),
+        eval_data=_path(eval_data),
         debug_quant=debug_quant,
         float_fallback=_names(float_fallback, "float_fallback"),
         force=force,
@@ -103,13 +107,9 @@ def export(
         preprocessing=_preprocessing(preprocess),
         labels_file=_labels(labels),
         unsafe=unsafe,
-        min_agreement=None
-        if min_agreement is None
-        else parse_fraction(min_agreement, "min_agreement", "min_agreement"),
-        max_accuracy_drop=None
-        if max_accuracy_drop is None
-        else parse_fraction(max_accuracy_drop, "max_accuracy_drop", "max_accuracy_drop"),
-        command=_call("export", described, repr(str(out)), to=to, quantize=quantize),
+        min_agreement=_fraction(min_agreement, "min_agreement"),
+        max_accuracy_drop=_fraction(max_accuracy_drop, "max_accuracy_drop"),
+        command=_call("export", described, repr(str(out)), to=to, quantize=quantize, data=data),
     )
     return run_export(request)
 
@@ -141,7 +141,6 @@ def verify(
     bad option, DataError for unusable images.
     """
     from toolkit.manifest import load_manifest
-    from toolkit.tolerances import parse_fraction
     from toolkit.verify import VERIFY_RUNTIMES, VerifyConfig
     from toolkit.verify import verify as run_verify
 
@@ -156,9 +155,9 @@ def verify(
         device=device,
         backends=_names(backends, "backends"),
         overrides=_overrides(tolerances),
-        min_reference_accuracy=None
-        if min_reference_accuracy is None
-        else parse_fraction(min_reference_accuracy, "min_reference_accuracy", "min_agreement"),
+        min_reference_accuracy=_fraction(
+            min_reference_accuracy, "min_reference_accuracy", "min_agreement"
+        ),
         reference_kernels=reference_kernels,
         timeout=timeout,
     )
@@ -294,6 +293,13 @@ def _runtimes(value: Names | None, default: tuple[str, ...]) -> tuple[str, ...]:
     from toolkit.runtimes import parse_runtimes
 
     return parse_runtimes(",".join(_names(default if value is None else value, "runtimes")))
+
+
+def _fraction(value: float | str | None, name: str, kind: str = "") -> float | None:
+    """0.99, "99%" or "1pp" as a fraction (None stays None), checked as the flags are."""
+    from toolkit.tolerances import parse_fraction
+
+    return None if value is None else parse_fraction(value, name, kind or name)
 
 
 def _count(value: Any) -> int:
