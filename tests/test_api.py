@@ -304,3 +304,39 @@ def test_export_checks_an_in_memory_model_as_it_checks_files(
     with pytest.raises(ModelError, match="outputs shape"):
         api.export(regressor, tmp_path / "c", to="savedmodel")
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+
+
+@pytest.mark.slow
+def test_verify_on_unlabelled_pictures_of_another_size(notebook: Notebook, tmp_path: Path) -> None:
+    from PIL import Image
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for n, pixels in enumerate(notebook.names["dataset"].x_test[:20]):
+        Image.fromarray(pixels).resize((45, 37)).save(flat / f"{n:02d}.jpg")
+    report = api.verify(
+        notebook.artifacts, data=flat, runtimes="litert", artifact_ids="tflite_float32"
+    )
+    assert not report.labelled and report.images == 20
+    assert [(r.status, r.metrics.accuracy) for r in report.rows] == [("ok", None)]
+
+
+@pytest.mark.slow
+def test_preprocess_as_a_preset_or_a_mapping(tmp_path: Path) -> None:
+    import keras
+
+    from toolkit.inputspec import PRESETS
+
+    keras.utils.set_random_seed(1)
+    layers = keras.layers
+    model = keras.Sequential(
+        [keras.Input((8, 8, 3)), layers.Flatten(), layers.Dense(3, activation="softmax")]
+    )
+    preset = api.export(model, tmp_path / "a", to="savedmodel", preprocess="imagenet")
+    assert preset.input.mean == PRESETS["imagenet"].mean
+    assert preset.input.std == PRESETS["imagenet"].std
+    given = api.export(
+        model, tmp_path / "b", to="savedmodel", preprocess={"scale": "1/255", "resize": "nearest"}
+    )
+    assert given.input.scale == pytest.approx(1 / 255) and given.input.resize == "nearest"
+    assert given.source["fingerprint"] == preset.source["fingerprint"]
