@@ -286,6 +286,7 @@ def test_quantize_auto_options_are_checked_before_any_work() -> None:
         ExportRequest(to="tflite", quantize="int8", min_agreement=0.99)
     with pytest.raises(UsageError, match="--target"):
         ExportRequest(to="tflite", quantize="auto", target="tpu")
+    ExportRequest(to="tflite", quantize="auto", target="rpi")  # the emulated Pi 4
 
 
 @pytest.mark.slow
@@ -293,24 +294,52 @@ def test_nothing_within_budget_exits_9_with_the_table_and_writes_nothing(
     drifting_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The measurement is replaced (every candidate drifts) to reach the CLI's exit path;
-    the candidates themselves are really built."""
+    the candidates themselves are really built (two of them, to keep it short)."""
     from typer.testing import CliRunner
 
     from toolkit import quantize_auto
     from toolkit.cli import app
 
-    def drifting(manifest, spec, evalset, reference, budget):  # type: ignore[no-untyped-def]
+    def drifting(manifest, spec, evalset, reference, budget, target):  # type: ignore[no-untyped-def]
         entry = manifest.artifact(spec.artifact_id)
         return quantize_auto.Measured(
             spec, "drift", entry.size, 1.0, 0.5, 0.2, 0.9, ("agreement 50.0% (limit >= 99.9%)",)
         )
 
     monkeypatch.setattr(quantize_auto, "measure", drifting)
+    # Two candidates are enough to reach the exit: plain int8 and float32.
+    candidates = (quantize_auto.CANDIDATES[0], quantize_auto.CANDIDATES[-1])
+    monkeypatch.setattr(quantize_auto, "CANDIDATES", candidates)
     out = tmp_path / "auto"
     args = ["export", "--model", str(drifting_run), "--to", "tflite", "--quantize", "auto"]
     result = CliRunner().invoke(app, [*args, "--min-agreement", "99.9%", "--out", str(out)])
     assert result.exit_code == 9, result.output
-    assert "int16x8" in result.stdout and "limit >= 99.9%" in result.stdout
-    assert "none of the 6 candidates stays within the budget" in result.stderr
+    assert "float32" in result.stdout and "limit >= 99.9%" in result.stdout
+    assert "none of the 2 candidates stays within the budget" in result.stderr
     assert "agreement >= 99.9%" in result.stderr
     assert not out.exists()  # nothing half-written
+
+
+@pytest.mark.slow
+@pytest.mark.emulation
+def test_target_rpi_runs_the_candidates_on_the_emulated_pi(
+    drifting_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two candidates (plain int8, float32) on the emulated Pi 4's aarch64 LiteRT."""
+    from toolkit import quantize_auto
+    from toolkit.exporting import ExportRequest
+
+    candidates = (quantize_auto.CANDIDATES[0], quantize_auto.CANDIDATES[-1])
+    monkeypatch.setattr(quantize_auto, "CANDIDATES", candidates)
+    request = ExportRequest(
+        model=drifting_run, to="tflite", quantize="auto", target="rpi", out=tmp_path / "pi"
+    )
+    manifest = quantize_auto.export_auto(request)
+    decision = manifest.artifact("tflite_float32").details["quantize_auto"]
+    assert decision["target"] == "rpi" and decision["winner"] == "float32"
+    rows = {row["candidate"]: row for row in decision["candidates"]}
+    # Plain int8 drifts on the Pi too; float32 agrees exactly, and both were timed there
+    # (emulated: far slower than this machine's LiteRT).
+    assert rows["int8"]["status"] == "drift" and rows["int8"]["agreement"] < 0.98
+    assert rows["float32"]["agreement"] == 1.0 and rows["float32"]["max_abs"] < 1e-4
+    assert all(row["p50_ms"] > 0 for row in rows.values())

@@ -49,7 +49,8 @@ TARGETS = registry.TARGETS
 QUANTIZE = registry.QUANTIZE
 TFJS_QUANTIZE = registry.TFJS_QUANTIZE
 AUTO = "auto"  # --quantize auto: the fastest TFLite precision within budget (quantize_auto.py)
-AUTO_TARGETS = ("litert",)  # the runtimes --quantize auto times its candidates in
+# Where --quantize auto runs its candidates: LiteRT here, or on the emulated Pi 4.
+AUTO_TARGETS = ("litert", "rpi")
 
 DEFAULT_CALIBRATION_SAMPLES = 300
 DEFAULT_SAMPLES = 20  # evaluation images written as PNG for the web demo and the bundles

@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 TIE = 0.05  # p50 within 5% of the fastest passing one: a tie, the smaller file wins
 TIMED_RUNS = 100
 WARMUP_RUNS = 5
+# --target rpi: qemu runs LiteRT some 10-50 times slower than the host, so fewer images
+# and runs; the agreement figures of this target are on the first PI_IMAGES images.
+PI_IMAGES = 300
+PI_RUNS = 30
 
 
 class NothingPassed(VerificationFailed):
@@ -133,7 +137,7 @@ class Decision:
             "reason": self.reason,
             "budget": self.budget,
             "target": self.target,
-            "images": self.images,
+            "images": self.images if self.target != "rpi" else min(self.images, PI_IMAGES),
             "on": self.on,
             "tie_within": TIE,
             "timed_runs": TIMED_RUNS,
@@ -203,11 +207,15 @@ def measure(
     evalset: EvalSet,
     reference: np.ndarray,
     budget: dict[str, float],
+    target: str = "litert",
 ) -> Measured:
-    """One cell of the run matrix: the candidate in LiteRT x1, parity and latency."""
+    """One cell of the run matrix: the candidate in LiteRT x1, parity and latency (or the
+    same on the emulated Pi for --target rpi)."""
     from toolkit.matrix import Cell, run_cell
     from toolkit.tolerances import ToleranceOverrides
 
+    if target == "rpi":
+        return measure_on_pi(manifest, spec, evalset, reference, budget)
     entry = manifest.artifact(spec.artifact_id)
     cell = Cell(entry, "litert", {"threads": 1})
     overrides = (ToleranceOverrides(every=dict(budget)),)
@@ -225,6 +233,44 @@ def measure(
         metrics.accuracy_drop,
         metrics.max_abs,
         tuple(c.describe() for c in row.failed_checks),
+        layers,
+    )
+
+
+def measure_on_pi(
+    manifest: Manifest,
+    spec: CandidateSpec,
+    evalset: EvalSet,
+    reference: np.ndarray,
+    budget: dict[str, float],
+) -> Measured:
+    """The candidate on the emulated Pi 4's LiteRT (toolkit/pi_measure.py), 1 thread."""
+    from toolkit.errors import CnnxError
+    from toolkit.parity import check, compare
+    from toolkit.pi_measure import run_on_emulated_pi
+    from toolkit.tolerances import ToleranceOverrides, tolerance_for
+
+    entry = manifest.artifact(spec.artifact_id)
+    images = evalset.images[:PI_IMAGES]
+    try:
+        path = manifest.artifact_path(entry)
+        outputs, p50 = run_on_emulated_pi({"model": path}, images, PI_RUNS, WARMUP_RUNS)["model"]
+        labels = evalset.labels[:PI_IMAGES] if evalset.labels is not None else None
+        metrics = compare(outputs, reference[:PI_IMAGES], labels)
+    except CnnxError as error:
+        return Measured(spec, "failed", entry.size, failed=(error.one_line(),))
+    checks = check(metrics, tolerance_for(entry, ToleranceOverrides(every=dict(budget))))
+    failed = tuple(c.describe() for c in checks if not c.passed)
+    layers = tuple(entry.details.get("float_fallback", {}).get("nodes", ()))
+    return Measured(
+        spec,
+        "drift" if failed else "ok",
+        entry.size,
+        p50,
+        metrics.agreement,
+        metrics.accuracy_drop,
+        metrics.max_abs,
+        failed,
         layers,
     )
 
@@ -268,7 +314,7 @@ def auto_build(
     measured: list[Measured] = []
     for spec in CANDIDATES:
         if not spec.fallback:
-            measured.append(measure(plain, spec, evalset, reference, budget))
+            measured.append(measure(plain, spec, evalset, reference, budget, request.target))
             continue
         if measured[0].passed:  # plain int8 passes: the fallback search keeps it as is
             measured.append(Measured(spec, "same as int8", measured[0].size))
@@ -281,7 +327,7 @@ def auto_build(
             [registry.REFERENCE_ID, spec.artifact_id],
             None,
         )
-        measured.append(measure(with_fallback, spec, evalset, reference, budget))
+        measured.append(measure(with_fallback, spec, evalset, reference, budget, request.target))
     winner, reason = choose(measured)
     shown_budget: dict[str, Any] = dict(budget)  # empty: each artifact's verify tolerance
     decision = Decision(

@@ -176,7 +176,11 @@ def command(
     ] = None,
     target: Annotated[
         str,
-        typer.Option("--target", help="--quantize auto: runtime the candidates are timed in."),
+        typer.Option(
+            "--target",
+            help="--quantize auto: where the candidates run: litert (here) or rpi (the "
+            "emulated Raspberry Pi 4).",
+        ),
     ] = "litert",
     force: Annotated[
         bool, typer.Option("--force", help="Replace a folder holding another model's artifacts.")
