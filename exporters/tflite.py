@@ -14,6 +14,7 @@ outright on some accelerators.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -181,10 +182,24 @@ def check_calibration(images: np.ndarray | None, input_shape: tuple[int, int, in
     return array.astype(np.float32, copy=False)
 
 
+# Who hears of each calibration image read, as (images read, total): set around one
+# export by its caller (toolkit/exporting.py), so every converter run that calibrates
+# (int8, int16x8, the debugger, a check on half the images) reports without each call
+# passing it along.
+calibration_progress: ContextVar[Callable[[int, int], None] | None] = ContextVar(
+    "calibration_progress", default=None
+)
+
+
 def _representative(images: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
     def generate() -> Iterator[list[np.ndarray]]:
-        for image in images:
+        report = calibration_progress.get()
+        for index, image in enumerate(images):
+            if report is not None:
+                report(index, len(images))
             yield [image[np.newaxis]]
+        if report is not None:
+            report(len(images), len(images))
 
     return generate
 

@@ -40,6 +40,7 @@ from toolkit.manifest import (
     load_manifest,
     now_iso,
 )
+from toolkit.progress import ProgressFn, Step, no_progress
 
 if TYPE_CHECKING:
     from toolkit.exportdata import ExportData
@@ -207,11 +208,16 @@ def fallback_auto(names: tuple[str, ...]) -> int:
 
 
 # What builds the artifacts folder once the source is resolved and checked:
-# (out, request, source, fingerprint, previous manifest, scratch folder) -> the manifest.
-Builder = Callable[[Path, "ExportRequest", "Source", str, "Manifest | None", Path], Manifest]
+# (out, request, source, fingerprint, previous manifest, scratch folder, progress) -> the
+# manifest.
+Builder = Callable[
+    [Path, "ExportRequest", "Source", str, "Manifest | None", Path, ProgressFn], Manifest
+]
 
 
-def export(request: ExportRequest, builder: Builder | None = None) -> Manifest:
+def export(
+    request: ExportRequest, builder: Builder | None = None, progress: ProgressFn = no_progress
+) -> Manifest:
     """Export the requested artifacts into request.out and return the new manifest.
 
     `builder` replaces the plain build: --quantize auto passes its search
@@ -222,6 +228,8 @@ def export(request: ExportRequest, builder: Builder | None = None) -> Manifest:
     (`--to all`, `--to tflite`), and refused when asked for by name. The manifest's
     `export` record says what was made, what was skipped and why, and what cnnx found
     out about the source.
+    `progress` hears of each artifact as it starts (task "export": the model's loading,
+    then one unit an artifact) and of each calibration image (task "calibration").
     """
     from toolkit.quiet import silence_tensorflow
     from toolkit.sources import detect_format, is_model_object
@@ -252,6 +260,7 @@ def export(request: ExportRequest, builder: Builder | None = None) -> Manifest:
     from toolkit.exportdata import gather
     from toolkit.sources import resolve_source
 
+    progress(Step("export", "loading the model", 0, len(wanted)))
     with _scratch(out.parent) as scratch:
         source = resolve_source(
             request.model,
@@ -289,11 +298,19 @@ def export(request: ExportRequest, builder: Builder | None = None) -> Manifest:
             skipped = {a: f"{reason} ({found.calibration_hint})" for a in needing}
             wanted = [a for a in wanted if a not in skipped]
         if builder is not None:
-            return builder(out, request, source, fingerprint, previous, scratch)
+            return builder(out, request, source, fingerprint, previous, scratch, progress)
         if request.quantize == AUTO:
             raise UsageError("--quantize auto runs through toolkit.quantize_auto.export_auto")
         return _build(
-            out, request, source, fingerprint, wanted, previous, found=found, skipped=skipped
+            out,
+            request,
+            source,
+            fingerprint,
+            wanted,
+            previous,
+            found=found,
+            skipped=skipped,
+            progress=progress,
         )
 
 
@@ -319,10 +336,12 @@ def _build(
     *,
     found: ExportData | None = None,
     skipped: dict[str, str] | None = None,
+    progress: ProgressFn = no_progress,
 ) -> Manifest:
     """One staged export of `wanted`; `annotate` adds details to some of their entries.
     `found` is the images export() gathered (gathered here when a builder calls)."""
     from exporters.base import ExportOptions
+    from exporters.tflite import calibration_progress
     from toolkit.exportdata import calibration_warnings, gather, write_samples
     from toolkit.sources.heads import LOGITS, output_kind
 
@@ -364,9 +383,14 @@ def _build(
         if previous is not None:
             kept = _link_previous(previous, tmp, replaced=set(wanted))
         entries = dict(kept)
-        for artifact_id in wanted:
+        for done, artifact_id in enumerate(wanted):
+            progress(Step("export", artifact_id, done, len(wanted)))
             spec = registry.get(artifact_id)
-            result = spec.export(source.saved_model_dir, tmp, options)
+            calibrating = calibration_progress.set(_calibration_reporter(progress, artifact_id))
+            try:
+                result = spec.export(source.saved_model_dir, tmp, options)
+            finally:
+                calibration_progress.reset(calibrating)
             details = dict(result.details)
             warnings = list(result.warnings)
             if spec.calibrated:
@@ -397,6 +421,7 @@ def _build(
             if fresh_data and samples:
                 shutil.rmtree(tmp / "samples", ignore_errors=True)
             samples = write_samples(tmp, *found.samples, list(source.labels))
+        progress(Step("export", "manifest", len(wanted), len(wanted)))
         manifest = Manifest(
             root=tmp,
             input=source.input_spec,
@@ -426,6 +451,13 @@ def _generated_outputs(source: Source) -> np.ndarray:
 
     pixels = generated_pixels(*source.input_spec.shape, count=8)
     return predict(load_pivot(source.saved_model_dir), source.input_spec.apply(pixels))
+
+
+def _calibration_reporter(progress: ProgressFn, artifact_id: str) -> Callable[[int, int], None]:
+    def report(read: int, total: int) -> None:
+        progress(Step("calibration", artifact_id, read, total))
+
+    return report
 
 
 # --- the folder being replaced ---------------------------------------------------------

@@ -30,6 +30,7 @@ import numpy as np
 from exporters import registry
 from toolkit.errors import VerificationFailed
 from toolkit.evalset import EvalSet, load_eval_set
+from toolkit.progress import ProgressFn, Step, no_progress
 
 if TYPE_CHECKING:
     from toolkit.exporting import ExportRequest
@@ -275,11 +276,14 @@ def measure_on_pi(
     )
 
 
-def export_auto(request: ExportRequest) -> Manifest:
-    """`cnnx export --to tflite --quantize auto`: see the module docstring."""
+def export_auto(request: ExportRequest, progress: ProgressFn = no_progress) -> Manifest:
+    """`cnnx export --to tflite --quantize auto`: see the module docstring.
+
+    `progress` hears of each step of the search (task "auto": the candidates' build, each
+    measurement, the winner's export) and of the exports within it (toolkit.exporting)."""
     from toolkit.exporting import export
 
-    return export(request, builder=auto_build)
+    return export(request, builder=auto_build, progress=progress)
 
 
 def auto_build(
@@ -289,11 +293,14 @@ def auto_build(
     fingerprint: str,
     previous: Manifest | None,
     scratch: Path,
+    progress: ProgressFn = no_progress,
 ) -> Manifest:
     """Build, measure and choose; export the winner into `out` with the decision."""
     from toolkit.exporting import _build
 
     started = time.perf_counter()
+    steps = len(CANDIDATES) + 2  # build the candidates, measure each, export the winner
+    progress(Step("auto", "building the candidates", 0, steps))
     budget = budget_overrides(request)
     plain_ids = [registry.REFERENCE_ID] + [c.artifact_id for c in CANDIDATES if not c.fallback]
     base = replace(
@@ -305,14 +312,17 @@ def auto_build(
         max_accuracy_drop=None,
         calibration_check=False,  # the winner's own export measures it
     )
-    plain = _build(scratch / "candidates", base, source, fingerprint, plain_ids, None)
+    plain = _build(
+        scratch / "candidates", base, source, fingerprint, plain_ids, None, progress=progress
+    )
     evalset = selection_set(plain, source)
     from toolkit.matrix import reference_outputs
 
     reference, model = reference_outputs(plain, evalset)
     model.close()
     measured: list[Measured] = []
-    for spec in CANDIDATES:
+    for done, spec in enumerate(CANDIDATES, start=1):
+        progress(Step("auto", f"measuring {spec.name}", done, steps))
         if not spec.fallback:
             measured.append(measure(plain, spec, evalset, reference, budget, request.target))
             continue
@@ -326,6 +336,7 @@ def auto_build(
             fingerprint,
             [registry.REFERENCE_ID, spec.artifact_id],
             None,
+            progress=progress,
         )
         measured.append(measure(with_fallback, spec, evalset, reference, budget, request.target))
     winner, reason = choose(measured)
@@ -349,6 +360,7 @@ def auto_build(
         quantize=winner.spec.quantize,
         float_fallback=("auto",) if winner.spec.fallback else (),
     )
+    progress(Step("auto", f"exporting {winner.spec.name}", steps - 1, steps))
     manifest = _build(
         out,
         final,
@@ -357,7 +369,9 @@ def auto_build(
         [registry.REFERENCE_ID, winner.spec.artifact_id],
         previous,
         annotate={winner.spec.artifact_id: {"quantize_auto": decision.to_dict()}},
+        progress=progress,
     )
+    progress(Step("auto", f"chose {winner.spec.name}", steps, steps))
     from toolkit.tradeoff import write_tradeoff
 
     write_tradeoff(manifest.root, decision.to_dict())

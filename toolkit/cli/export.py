@@ -21,6 +21,9 @@ and int8: uint8); --tfjs-quantize picks one directly.
 
 Re-exporting one format keeps the others; a folder holding another model's artifacts is
 refused unless --force.
+
+On a terminal, progress bars show the artifact being made, the calibration images read
+and the steps of --quantize auto's search; none when stdout is a pipe or a file.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import typer
 from exporters import registry
 from toolkit.cli.common import console, err_console, handles_errors
 from toolkit.cli.options import split_names
+from toolkit.cli.progress import progress_bars
 
 if TYPE_CHECKING:
     from toolkit.exporting import ExportRequest
@@ -296,7 +300,11 @@ def command(
 
     started = time.perf_counter()
     try:
-        manifest = export_auto(request) if request.quantize == "auto" else export(request)
+        with progress_bars() as progress:
+            if request.quantize == "auto":
+                manifest = export_auto(request, progress)
+            else:
+                manifest = export(request, progress=progress)
     except NothingPassed as error:
         console.print(_decision_table(error.decision.to_dict()))
         raise
