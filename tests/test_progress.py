@@ -3,6 +3,7 @@ terminal (forced with FORCE_COLOR, as Rich reads it) and leaves out elsewhere.""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -32,22 +33,25 @@ def frames(output: str) -> list[str]:
     return [line.rstrip() for line in ANSI.sub("", output).replace("\r", "\n").splitlines()]
 
 
-@pytest.mark.slow
-def test_export_reports_each_artifact_and_each_calibration_image(
-    tiny_run: Path, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def exported(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Step]]:
+    """tiny_run exported to the SavedModel and int8, and the progress steps it reported."""
     from toolkit.exporting import ExportRequest, export
 
     steps: list[Step] = []
+    out = tmp_path_factory.mktemp("progress") / "artifacts"
     request = ExportRequest(
-        model=tiny_run,
-        to="tflite",
-        quantize="int8",
-        calibration_samples=120,
-        samples=0,
-        out=tmp_path / "artifacts",
+        model=tiny_run, to="tflite", quantize="int8", calibration_samples=120, samples=0, out=out
     )
     export(request, steps.append)
+    return out, steps
+
+
+@pytest.mark.slow
+def test_export_reports_each_artifact_and_each_calibration_image(
+    exported: tuple[Path, list[Step]],
+) -> None:
+    _, steps = exported
     exported = [(s.label, s.done, s.total) for s in steps if s.task == "export"]
     assert exported == [
         ("loading the model", 0, 2),
@@ -95,3 +99,43 @@ def test_export_draws_progress_bars_on_a_terminal_only(tiny_run: Path, tmp_path:
     )
     assert " eta " not in quiet.stdout
     assert "tflite_int8" in quiet.stdout and "manifest: " in quiet.stdout
+
+
+@pytest.mark.slow
+def test_verify_and_bench_draw_a_bar_per_row_and_nothing_under_json(
+    exported: tuple[Path, list[Step]], tmp_path: Path
+) -> None:
+    artifacts, _ = exported
+    bar = r"\s+[━╸╺ ]+\s+"
+    time = r"\d:\d\d:\d\d"
+    # The tiny run's int8 model agrees on fewer than 98% of 40 images (low margins); its
+    # parity is not what this test is about.
+    loose = tmp_path / "loose.json"
+    loose.write_text(json.dumps({"int8": {"min_agreement": 0.5, "max_accuracy_drop": 0.5}}))
+    verify = ["verify", str(artifacts), "--runtimes", "tf,litert", "--limit", "40"]
+    verify += ["--tolerances", str(loose)]
+    shown = run_cli(*verify, terminal=True)
+    assert shown.returncode == 0, shown.stderr
+    lines = frames(shown.stdout)
+    # savedmodel on tf and on litert is not a row: tf savedmodel, litert tflite_int8.
+    # Each row is drawn as it starts (1 of 2 done), however fast it runs.
+    assert any(re.match(rf"verify{bar}1/2 .* tflite_int8 on litert$", s) for s in lines), lines
+    assert any(re.match(rf"verify{bar}2/2 +{time} eta {time} 2 rows$", line) for line in lines)
+    quiet = run_cli(*verify, "--json", terminal=True)  # a terminal, but JSON was asked for
+    assert quiet.returncode == 0, quiet.stderr
+    assert [row["artifact"] for row in json.loads(quiet.stdout)["rows"]] == [
+        "savedmodel",
+        "tflite_int8",
+    ]
+
+    bench = ["bench", str(artifacts), "--runtimes", "litert", "--threads", "1,2", "--runs", "3"]
+    bench += ["--warmup", "1", "--batch", "4", "--limit", "40", "--tolerances", str(loose)]
+    shown = run_cli(*bench, "--out", str(tmp_path / "shown"), terminal=True)
+    assert shown.returncode == 0, shown.stderr
+    lines = frames(shown.stdout)
+    assert any(re.match(rf"bench{bar}0/2 .* tflite_int8 on litert x1$", line) for line in lines)
+    assert any(re.match(rf"bench{bar}1/2 .* tflite_int8 on litert x2$", line) for line in lines)
+    assert any(re.match(rf"bench{bar}2/2 +{time} eta {time} 2 rows$", line) for line in lines)
+    quiet = run_cli(*bench, "--out", str(tmp_path / "quiet"), "--json", terminal=True)
+    assert quiet.returncode == 0, quiet.stderr
+    assert len(json.loads(quiet.stdout)["rows"]) == 2

@@ -34,6 +34,7 @@ from toolkit.machine import machine_info, machine_peak
 from toolkit.manifest import Manifest, load_manifest
 from toolkit.matrix import plan, run_matrix, runtime_options, selected_entries
 from toolkit.probe import SpeedProbe
+from toolkit.progress import ProgressFn, no_progress
 from toolkit.recommend import Recommendation, recommend
 from toolkit.remote.rows import RemoteBench
 from toolkit.remote.ssh import SshTarget
@@ -237,9 +238,15 @@ def _remote(config: BenchConfig) -> RemoteBench | None:
 
 
 def run_bench(
-    config: BenchConfig, manifest: Manifest | None = None, evalset: EvalSet | None = None
+    config: BenchConfig,
+    manifest: Manifest | None = None,
+    evalset: EvalSet | None = None,
+    progress: ProgressFn = no_progress,
 ) -> BenchReport:
-    """Measure every selected artifact in every selected runtime (no files written)."""
+    """Measure every selected artifact in every selected runtime (no files written).
+
+    `progress` hears of each row as it starts (task "bench"; toolkit.matrix.run_matrix).
+    """
     from toolkit.manifest import now_iso
 
     started = time.perf_counter()
@@ -273,6 +280,8 @@ def run_bench(
             config.runs, config.warmup, config.batch, config.timer, manifest, work, peak
         ),
         timer=config.timer,
+        progress=progress,
+        task="bench",
     )
     rows = result.rows
     if remote is not None:
@@ -295,7 +304,7 @@ def run_bench(
     )
 
 
-def bench(config: BenchConfig) -> BenchReport:
+def bench(config: BenchConfig, progress: ProgressFn = no_progress) -> BenchReport:
     """Run the bench and write report.json, report.md and the plots (atomically).
 
     Returns the report with `written_to` set; call `raise_for_status()` afterwards for
@@ -303,6 +312,6 @@ def bench(config: BenchConfig) -> BenchReport:
     """
     from toolkit.report import write_report
 
-    report = run_bench(config)
+    report = run_bench(config, progress=progress)
     written, plots = write_report(report.to_dict(), config.report_dir, plots=config.plots)
     return replace(report, written_to=written, plots=plots)

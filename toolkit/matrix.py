@@ -24,6 +24,7 @@ from toolkit.errors import ArtifactError, CnnxError
 from toolkit.evalset import EvalSet
 from toolkit.manifest import ArtifactEntry, Manifest
 from toolkit.parity import Check, check, compare, reference_checks
+from toolkit.progress import ProgressFn, Step, no_progress
 from toolkit.rows import Row, Speed
 from toolkit.runtimes import RUNTIMES, LoadedModel, RuntimeSkipped, load, runtimes_for
 from toolkit.timing import Timer
@@ -231,25 +232,34 @@ def run_matrix(
     min_reference_accuracy: float | None = None,
     probe: Probe | None = None,
     timer: Timer = time.perf_counter_ns,
+    progress: ProgressFn = no_progress,
+    task: str = "verify",
 ) -> MatrixResult:
     """Every cell against the SavedModel's CPU outputs on `evalset`, in order.
 
-    Raises only for what stops every cell (no reference, a reference that cannot run).
+    `progress` hears of each row as it starts (`task`, "ARTIFACT on RUNTIME", rows done)
+    and once all are done. Raises only for what stops every cell (no reference, a
+    reference that cannot run).
     """
+    cells = list(cells)
+    progress(Step(task, f"reference outputs ({REFERENCE_RUNTIME})", 0, len(cells)))
     reference, model = reference_outputs(manifest, evalset)
     model.close()
     extra = reference_extra(manifest, evalset, min_reference_accuracy)
-    rows = tuple(
-        run_cell(
-            manifest,
-            cell,
-            evalset,
-            reference,
-            overrides=overrides,
-            extra_checks=extra if cell.is_reference else None,
-            probe=probe,
-            timer=timer,
+    rows = []
+    for done, cell in enumerate(cells):
+        progress(Step(task, f"{cell.entry.id} on {cell.label}", done, len(cells)))
+        rows.append(
+            run_cell(
+                manifest,
+                cell,
+                evalset,
+                reference,
+                overrides=overrides,
+                extra_checks=extra if cell.is_reference else None,
+                probe=probe,
+                timer=timer,
+            )
         )
-        for cell in cells
-    )
-    return MatrixResult(rows, evalset, reference)
+    progress(Step(task, f"{len(cells)} rows", len(cells), len(cells)))
+    return MatrixResult(tuple(rows), evalset, reference)

@@ -17,6 +17,7 @@ from toolkit.errors import ArtifactError, RuntimeUnavailable, VerificationFailed
 from toolkit.evalset import load_eval_set
 from toolkit.manifest import Manifest
 from toolkit.matrix import plan, run_matrix, runtime_options, selected_entries
+from toolkit.progress import ProgressFn, no_progress
 from toolkit.rows import Row
 from toolkit.tolerances import ToleranceOverrides
 from toolkit.witness import Witness, kernel_witnesses, with_reference_kernels
@@ -102,8 +103,13 @@ class VerifyConfig:
     reference_kernels: bool = False  # also run TFLite on LiteRT's reference kernels
 
 
-def verify(config: VerifyConfig, manifest: Manifest | None = None) -> VerifyReport:
-    """Every selected artifact in every selected runtime against the SavedModel."""
+def verify(
+    config: VerifyConfig, manifest: Manifest | None = None, progress: ProgressFn = no_progress
+) -> VerifyReport:
+    """Every selected artifact in every selected runtime against the SavedModel.
+
+    `progress` hears of each row as it starts (task "verify"; toolkit.matrix.run_matrix).
+    """
     from toolkit.manifest import load_manifest
 
     manifest = manifest or load_manifest(config.artifacts_dir)
@@ -122,6 +128,7 @@ def verify(config: VerifyConfig, manifest: Manifest | None = None) -> VerifyRepo
         load_eval_set(manifest, config.data, config.limit),
         overrides=config.overrides,
         min_reference_accuracy=config.min_reference_accuracy,
+        progress=progress,
     )
     evalset = result.evalset
     return VerifyReport(

@@ -32,6 +32,7 @@ from toolkit.cli.options import (
     Limit,
     split_names,
 )
+from toolkit.cli.progress import progress_bars
 
 NAME = "bench"
 
@@ -186,13 +187,12 @@ def command(
         ssh_config=ssh_config,
         command=shlex.join(["cnnx", *sys.argv[1:]]),
     )
+    with progress_bars(quiet=json_output) as progress:
+        report = bench(config, progress)
     if json_output:
-        report = bench(config)
         import json
 
         typer.echo(json.dumps(report.to_dict(report.plots), indent=2))
     else:
-        with console.status("benchmarking: every artifact in every runtime"):
-            report = bench(config)
         console.print(render_bench(report))
     report.raise_for_status()

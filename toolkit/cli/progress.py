@@ -79,6 +79,7 @@ class _Bars:
         )
         self.tasks: dict[str, TaskID] = {}
         self.done: dict[str, int] = {}
+        self.labels: dict[str, str] = {}
 
     def update(self, step: Step) -> None:
         task = self.tasks.get(step.task)
@@ -91,4 +92,9 @@ class _Bars:
             self.progress.reset(task, total=step.total, completed=step.done, label=step.label)
         else:
             self.progress.update(task, total=step.total, completed=step.done, label=step.label)
+        if step.label != self.labels.get(step.task):
+            # A new unit (artifact, row) is drawn at once, however short: the timed
+            # refresh (10 a second) would skip a row that takes milliseconds.
+            self.progress.refresh()
         self.done[step.task] = step.done
+        self.labels[step.task] = step.label

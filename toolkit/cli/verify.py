@@ -25,6 +25,7 @@ from toolkit.cli.options import (
     Limit,
     split_names,
 )
+from toolkit.cli.progress import progress_bars
 
 NAME = "verify"
 
@@ -130,7 +131,8 @@ def command(
         else parse_fraction(min_reference_accuracy, "--min-reference-accuracy", "min_agreement"),
         reference_kernels=reference_kernels,
     )
-    report = verify(config, manifest)
+    with progress_bars(quiet=json_output) as progress:
+        report = verify(config, manifest, progress)
     if json_output:
         import json
 
