@@ -244,11 +244,13 @@ def test_quantize_auto_keeps_the_fastest_passing_candidate(
     from PIL import Image
 
     from toolkit.exporting import ExportRequest
+    from toolkit.progress import Step
     from toolkit.quantize_auto import TIE, export_auto
 
     out = tmp_path / "auto"
     request = ExportRequest(model=drifting_run, to="tflite", quantize="auto", out=out)
-    manifest = export_auto(request)
+    steps: list[Step] = []
+    manifest = export_auto(request, steps.append)
     (winner_id,) = [k for k, e in manifest.artifacts.items() if "quantize_auto" in e.details]
     assert set(manifest.artifacts) == {"savedmodel", winner_id}
     decision = manifest.artifact(winner_id).details["quantize_auto"]
@@ -272,6 +274,15 @@ def test_quantize_auto_keeps_the_fastest_passing_candidate(
     assert "**winner**" in table and decision["winner"] in table
     with Image.open(out / "tflite" / "quantize_auto.png") as plot:
         assert plot.size[0] > 300
+    # Progress: each step of the search in order, then the exports within it.
+    searched = [(s.label, s.done, s.total) for s in steps if s.task == "auto"]
+    assert searched == [
+        ("building the candidates", 0, 8),
+        *[(f"measuring {name}", done, 8) for done, name in enumerate(rows, start=1)],
+        (f"exporting {decision['winner']}", 7, 8),
+        (f"chose {decision['winner']}", 8, 8),
+    ]
+    assert any(s.task == "calibration" and s.label == "tflite_int8" for s in steps)
 
 
 def test_quantize_auto_options_are_checked_before_any_work() -> None:

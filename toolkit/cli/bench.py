@@ -11,6 +11,9 @@ Writes report.json (schema cnnx.report/1), report.md and PNG plots into
 ARTIFACTS_DIR/report (or --out). Gates (--max-size-kb, --max-latency-ms,
 --max-accuracy-drop, --baseline with --max-regression) exit 10 after the report is
 written; drift past tolerance exits 9; a failed runtime row exits 8.
+
+On a terminal, a progress bar names the row being measured, with an estimate of the
+time left; none under --json or when stdout is a pipe or a file.
 """
 
 from __future__ import annotations

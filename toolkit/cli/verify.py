@@ -6,6 +6,9 @@ precision: float32 max abs 1e-4 and 100% agreement; float16 and quantized TF.js 
 dynamic 99%; int8 98% and at most one point of accuracy lost. Values are fractions
 (0.995) or percent/points (99.5%, 1pp); give VALUE for every artifact or
 PRECISION=VALUE / ID=VALUE for some. The whole table is printed before the exit.
+
+On a terminal, a progress bar names the row being run, with an estimate of the time
+left; none under --json or when stdout is a pipe or a file.
 """
 
 from __future__ import annotations
