@@ -35,15 +35,17 @@ def frames(output: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def exported(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Step]]:
-    """tiny_run exported to the SavedModel and int8, and the progress steps it reported."""
+    """tiny_run exported to the SavedModel and int8 (the progress steps it reported), then
+    float32 beside them for the Raspberry Pi bundle."""
     from toolkit.exporting import ExportRequest, export
 
     steps: list[Step] = []
     out = tmp_path_factory.mktemp("progress") / "artifacts"
     request = ExportRequest(
-        model=tiny_run, to="tflite", quantize="int8", calibration_samples=120, samples=0, out=out
+        model=tiny_run, to="tflite", quantize="int8", calibration_samples=120, samples=5, out=out
     )
-    export(request, steps.append)
+    export(request, progress=steps.append)
+    export(ExportRequest(model=tiny_run, to="tflite", quantize="none", out=out))
     return out, steps
 
 
@@ -112,7 +114,8 @@ def test_verify_and_bench_draw_a_bar_per_row_and_nothing_under_json(
     # parity is not what this test is about.
     loose = tmp_path / "loose.json"
     loose.write_text(json.dumps({"int8": {"min_agreement": 0.5, "max_accuracy_drop": 0.5}}))
-    verify = ["verify", str(artifacts), "--runtimes", "tf,litert", "--limit", "40"]
+    verify = ["verify", str(artifacts), "--artifacts", "savedmodel,tflite_int8"]
+    verify += ["--runtimes", "tf,litert", "--limit", "40"]
     verify += ["--tolerances", str(loose)]
     shown = run_cli(*verify, terminal=True)
     assert shown.returncode == 0, shown.stderr
@@ -128,7 +131,8 @@ def test_verify_and_bench_draw_a_bar_per_row_and_nothing_under_json(
         "tflite_int8",
     ]
 
-    bench = ["bench", str(artifacts), "--runtimes", "litert", "--threads", "1,2", "--runs", "3"]
+    bench = ["bench", str(artifacts), "--artifacts", "tflite_int8", "--runtimes", "litert"]
+    bench += ["--threads", "1,2", "--runs", "3"]
     bench += ["--warmup", "1", "--batch", "4", "--limit", "40", "--tolerances", str(loose)]
     shown = run_cli(*bench, "--out", str(tmp_path / "shown"), terminal=True)
     assert shown.returncode == 0, shown.stderr
@@ -139,3 +143,25 @@ def test_verify_and_bench_draw_a_bar_per_row_and_nothing_under_json(
     quiet = run_cli(*bench, "--out", str(tmp_path / "quiet"), "--json", terminal=True)
     assert quiet.returncode == 0, quiet.stderr
     assert len(json.loads(quiet.stdout)["rows"]) == 2
+
+
+@pytest.mark.slow
+def test_package_draws_each_stage_of_the_bundle_on_a_terminal_only(
+    exported: tuple[Path, list[Step]], tmp_path: Path
+) -> None:
+    artifacts, _ = exported
+    bar = r"\s+[━╸╺ ]+\s+"
+    shown = run_cli(
+        "package", "--target", "rpi", str(artifacts), "--out", str(tmp_path / "a"), terminal=True
+    )
+    assert shown.returncode == 0, shown.stderr
+    lines = frames(shown.stdout)
+    for done, stage in enumerate(["models", "self-test", "README", "zip"]):
+        assert any(re.match(rf"bundle{bar}{done}/4 .* rpi: {stage}$", s) for s in lines), lines
+    assert any(re.match(rf"bundle{bar}4/4 .* rpi bundle written$", s) for s in lines)
+    quiet = run_cli(
+        "package", "--target", "rpi", str(artifacts), "--out", str(tmp_path / "b"), terminal=False
+    )
+    assert quiet.returncode == 0, quiet.stderr
+    assert "\x1b" not in quiet.stdout and " eta " not in quiet.stdout
+    assert "rpi bundle: " in quiet.stdout

@@ -216,7 +216,7 @@ Builder = Callable[
 
 
 def export(
-    request: ExportRequest, builder: Builder | None = None, progress: ProgressFn = no_progress
+    request: ExportRequest, builder: Builder | None = None, *, progress: ProgressFn = no_progress
 ) -> Manifest:
     """Export the requested artifacts into request.out and return the new manifest.
 

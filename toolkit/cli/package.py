@@ -6,6 +6,9 @@ android: float32 + int8 models with TFLite metadata (normalization, labels), Kot
 
 web: the static page on TF.js, LiteRT.js or both (--engine). Bundles read only
 manifest.json and check every sha256.
+
+On a terminal, a progress bar shows the stage being built (models, metadata, the
+self-test, the zip); none when stdout is a pipe or a file.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Annotated
 import typer
 
 from toolkit.cli.common import console, handles_errors
+from toolkit.cli.progress import progress_bars
 
 NAME = "package"
 
@@ -64,14 +68,16 @@ def command(
     from toolkit.packaging import package
 
     source = locate_artifacts(artifacts_dir)
-    folder = package(
-        target.value,
-        source,
-        out,
-        force=force,
-        make_zip=make_zip,
-        engine=engine.value if engine else None,
-    )
+    with progress_bars() as progress:
+        folder = package(
+            target.value,
+            source,
+            out,
+            force=force,
+            make_zip=make_zip,
+            engine=engine.value if engine else None,
+            progress=progress,
+        )
     console.print(f"[bold]{target.value}[/] bundle: {folder}", highlight=False, soft_wrap=True)
     zip_path = folder.with_suffix(".zip")
     if make_zip and zip_path.is_file():

@@ -10,6 +10,7 @@ import importlib
 from pathlib import Path
 
 from toolkit.errors import RuntimeUnavailable, UsageError
+from toolkit.progress import ProgressFn, no_progress
 
 TARGETS = ("android", "rpi", "web")
 
@@ -22,11 +23,13 @@ def package(
     force: bool = False,
     make_zip: bool = True,
     engine: str | None = None,
+    progress: ProgressFn = no_progress,
 ) -> Path:
     """Build the `target` bundle from artifacts_dir into out (default ./bundles/TARGET).
 
     Returns the bundle folder; with make_zip a zip of it sits beside it (TARGET.zip).
-    `engine` (web only): tfjs (the default), litertjs or both.
+    `engine` (web only): tfjs (the default), litertjs or both. `progress` hears of each
+    stage as it starts (task "bundle": models, metadata, the self-test, the zip).
     """
     if target not in TARGETS:
         raise UsageError(f"unknown bundle target {target!r}", f"choose one of {', '.join(TARGETS)}")
@@ -37,16 +40,31 @@ def package(
     if target == "rpi":
         from toolkit.packaging.rpi import package_rpi
 
-        return package_rpi(artifacts_dir, out, force=force, make_zip=make_zip)
+        return package_rpi(artifacts_dir, out, force=force, make_zip=make_zip, progress=progress)
     if target == "android":
         from toolkit.packaging.android import package_android
 
-        return package_android(artifacts_dir, out, force=force, make_zip=make_zip)
-    return _package_web(artifacts_dir, out, force=force, make_zip=make_zip, engine=engine or "tfjs")
+        return package_android(
+            artifacts_dir, out, force=force, make_zip=make_zip, progress=progress
+        )
+    return _package_web(
+        artifacts_dir,
+        out,
+        force=force,
+        make_zip=make_zip,
+        engine=engine or "tfjs",
+        progress=progress,
+    )
 
 
 def _package_web(
-    artifacts_dir: Path, out: Path, *, force: bool, make_zip: bool, engine: str
+    artifacts_dir: Path,
+    out: Path,
+    *,
+    force: bool,
+    make_zip: bool,
+    engine: str,
+    progress: ProgressFn,
 ) -> Path:
     """The web bundle is toolkit/packaging/web.py's `package_web(artifacts_dir, out_dir)`."""
     try:
@@ -58,4 +76,8 @@ def _package_web(
             "the web bundle is not available in this cnnx (toolkit/packaging/web.py is missing)",
             "use --target rpi or --target android",
         ) from None
-    return Path(web.package_web(artifacts_dir, out, force=force, engine=engine, make_zip=make_zip))
+    return Path(
+        web.package_web(
+            artifacts_dir, out, force=force, engine=engine, make_zip=make_zip, progress=progress
+        )
+    )

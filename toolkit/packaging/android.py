@@ -24,6 +24,7 @@ from toolkit.inputspec import InputSpec
 from toolkit.manifest import ArtifactEntry, load_manifest, sha256_file
 from toolkit.packaging import android_metadata
 from toolkit.packaging.bundle import (
+    Stages,
     bundle_record,
     copy_samples,
     copy_template,
@@ -35,6 +36,7 @@ from toolkit.packaging.bundle import (
     write_labels,
     writing_bundle,
 )
+from toolkit.progress import ProgressFn, no_progress
 
 TARGET = "android"
 MODELS = {"float32": "tflite_float32", "int8": "tflite_int8"}
@@ -66,6 +68,7 @@ def package_android(
     *,
     force: bool = False,
     make_zip: bool = True,
+    progress: ProgressFn = no_progress,
 ) -> Path:
     """Write the Android bundle to out_dir (and out_dir.zip); return out_dir."""
     manifest = load_manifest(Path(artifacts_dir))
@@ -93,11 +96,18 @@ def package_android(
     name = str(manifest.source.get("name") or "cnnx image classifier")
     version = str(manifest.versions.get("cnnx") or __version__)
 
-    with writing_bundle(Path(out_dir), force=force, make_zip=make_zip) as folder:
+    stages = Stages(
+        progress,
+        TARGET,
+        [*(f"metadata {variant}" for variant in models), "samples"],
+        make_zip=make_zip,
+    )
+    with writing_bundle(Path(out_dir), force=force, make_zip=make_zip, stages=stages) as folder:
         (folder / "models").mkdir()
         write_labels(manifest.labels, folder / "labels.txt")
         records: dict[str, Any] = {}
         for variant, (entry, path) in models.items():
+            stages.start(f"metadata {variant}")
             target = folder / "models" / path.name
             answer = android_metadata.write_classifier_metadata(
                 path,
@@ -135,6 +145,7 @@ def package_android(
                 associated_files=answer["associated_files"],
             )
         records["int8"]["raw_pixels_in"] = uint8_input_is_raw_pixels(int8_entry, spec)
+        stages.start("samples")
         copy_samples(samples, folder / "test_images")
         copy_template(
             "android/README.md",

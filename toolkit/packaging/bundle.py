@@ -23,6 +23,7 @@ from toolkit.errors import ArtifactError, DataError, PathError
 from toolkit.inputspec import InputSpec
 from toolkit.manifest import ArtifactEntry, Manifest, now_iso, sha256_file
 from toolkit.packaging.zipping import bundle_members, zip_bytes
+from toolkit.progress import ProgressFn, Step
 
 BUNDLE_SCHEMA = "cnnx.bundle/2"  # docs/bundles.md
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -232,8 +233,29 @@ def bundle_record(
     return record
 
 
+class Stages:
+    """A bundle's stages, reported as each starts (task "bundle"; the zip is the last)."""
+
+    def __init__(
+        self, progress: ProgressFn, target: str, names: list[str], *, make_zip: bool
+    ) -> None:
+        self.progress = progress
+        self.target = target
+        self.names = [*names, *(["zip"] if make_zip else [])]
+
+    def start(self, name: str) -> None:
+        done = self.names.index(name)
+        self.progress(Step("bundle", f"{self.target}: {name}", done, len(self.names)))
+
+    def finish(self) -> None:
+        total = len(self.names)
+        self.progress(Step("bundle", f"{self.target} bundle written", total, total))
+
+
 @contextmanager
-def writing_bundle(out: Path, *, force: bool, make_zip: bool) -> Iterator[Path]:
+def writing_bundle(
+    out: Path, *, force: bool, make_zip: bool, stages: Stages | None = None
+) -> Iterator[Path]:
     """Yield a temporary folder; on success it becomes `out` (and `out`.zip).
 
     An existing bundle is never merged into: PathError unless force, and with force it
@@ -255,6 +277,8 @@ def writing_bundle(out: Path, *, force: bool, make_zip: bool) -> Iterator[Path]:
         tmp.chmod(0o755)  # a bundle is for copying around, not private like a temp folder
         yield tmp
         if make_zip:
+            if stages is not None:
+                stages.start("zip")
             # Built from the finished staged folder, under the bundle's own name, before the
             # swap: a kill can then only fall in the one short write below, not in the
             # compression, and the zip holds exactly what `out` holds.
@@ -262,3 +286,5 @@ def writing_bundle(out: Path, *, force: bool, make_zip: bool) -> Iterator[Path]:
     if make_zip:
         write_bytes_atomic(zip_path, archive)
         zip_path.chmod(0o644)
+    if stages is not None:
+        stages.finish()

@@ -27,6 +27,7 @@ from toolkit.data import pixels as pixel_rule
 from toolkit.errors import ArtifactError, RuntimeUnavailable
 from toolkit.manifest import load_manifest
 from toolkit.packaging.bundle import (
+    Stages,
     bundle_record,
     copy_samples,
     copy_template,
@@ -37,6 +38,7 @@ from toolkit.packaging.bundle import (
     write_labels,
     writing_bundle,
 )
+from toolkit.progress import ProgressFn, no_progress
 
 TARGET = "rpi"
 MODELS = {"int8": "tflite_int8", "float32": "tflite_float32"}
@@ -48,7 +50,12 @@ TEMPLATE_FILES = {
 
 
 def package_rpi(
-    artifacts_dir: Path, out_dir: Path, *, force: bool = False, make_zip: bool = True
+    artifacts_dir: Path,
+    out_dir: Path,
+    *,
+    force: bool = False,
+    make_zip: bool = True,
+    progress: ProgressFn = no_progress,
 ) -> Path:
     """Write the Raspberry Pi bundle to out_dir (and out_dir.zip); return out_dir."""
     manifest = load_manifest(Path(artifacts_dir))
@@ -63,7 +70,9 @@ def package_rpi(
     samples = read_samples(manifest)
     out_dir = Path(out_dir)
 
-    with writing_bundle(out_dir, force=force, make_zip=make_zip) as folder:
+    stages = Stages(progress, TARGET, ["models", "self-test", "README"], make_zip=make_zip)
+    with writing_bundle(out_dir, force=force, make_zip=make_zip, stages=stages) as folder:
+        stages.start("models")
         (folder / "models").mkdir()
         model_records: dict[str, Any] = {}
         for name, (entry, path) in models.items():
@@ -80,7 +89,9 @@ def package_rpi(
         # classify.py reads the models from bundle.json; the file list and accuracies
         # are written again once it has run.
         bundle_record(folder, TARGET, manifest, models=model_records, samples=len(samples))
+        stages.start("self-test")
         accuracies = self_test(folder)
+        stages.start("README")
         for name, accuracy in accuracies.items():
             model_records[name]["accuracy_test_images"] = accuracy
         spec = manifest.input

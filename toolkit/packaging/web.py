@@ -28,7 +28,8 @@ from typing import Any
 from toolkit.atomic import write_text_atomic
 from toolkit.errors import ArtifactError, DataError, UsageError
 from toolkit.manifest import ArtifactEntry, Manifest, load_manifest
-from toolkit.packaging.bundle import bundle_record, model_record, writing_bundle
+from toolkit.packaging.bundle import Stages, bundle_record, model_record, writing_bundle
+from toolkit.progress import ProgressFn, no_progress
 from toolkit.serve import (
     ARTIFACTS_PREFIX,
     ENGINE_FORMATS,
@@ -129,6 +130,7 @@ def package_web(
     force: bool = False,
     engine: str = "tfjs",
     make_zip: bool = True,
+    progress: ProgressFn = no_progress,
 ) -> Path:
     """Write the web bundle of ARTIFACTS_DIR for `engine` (tfjs, litertjs or both) to
     OUT_DIR (and OUT_DIR.zip); return OUT_DIR.
@@ -149,15 +151,19 @@ def package_web(
         manifest.check_files(entry)  # never ship a model that changed after export
     samples = _sample_files(manifest)
 
-    with writing_bundle(out_dir, force=force, make_zip=make_zip) as tmp:
+    stages = Stages(progress, "web", ["page", "models", "samples"], make_zip=make_zip)
+    with writing_bundle(out_dir, force=force, make_zip=make_zip, stages=stages) as tmp:
+        stages.start("page")
         for name in PAGE_FILES:
             _copy(page_dir / name, tmp / name)
         for name, source in vendor.items():
             _copy(source, tmp / VENDOR_PREFIX / name)
         artifacts = tmp / ARTIFACTS_PREFIX
+        stages.start("models")
         for entry in subset.artifacts.values():
             for file_record in entry.files:
                 _copy(manifest.root / file_record["path"], artifacts / file_record["path"])
+        stages.start("samples")
         for relative in samples:
             _copy(manifest.root / relative, artifacts / relative)
         dataclasses.replace(subset, root=artifacts).save()
