@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import json
 import os
 import shutil
 import sys
@@ -21,6 +20,7 @@ from exporters.base import INPUT_NAME, OUTPUT_NAME, SIGNATURE, ExportOptions, Ex
 from exporters.quiet import silenced
 from exporters.savedmodel import load_pivot
 from toolkit.errors import ExportError, RuntimeUnavailable, shorten
+from toolkit.limits import read_json
 
 QUANTIZATIONS = ("float32", "uint8", "uint16", "float16")
 
@@ -179,8 +179,8 @@ def _signature(
     model_json: Path, input_shape: tuple[int, int, int], num_classes: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Read model.json back and check it takes `image` and gives `probabilities`."""
+    data = read_json(model_json, "TF.js converter output", ExportError)
     try:
-        data = json.loads(model_json.read_text(encoding="utf-8"))
         signature = data["signature"]
         inputs, outputs = signature["inputs"], signature["outputs"]
     except (OSError, ValueError, KeyError, TypeError) as error:

@@ -24,6 +24,7 @@ import numpy as np
 
 from toolkit.errors import DataError, PathError, UsageError
 from toolkit.inputspec import InputSpec
+from toolkit.limits import check_eval_memory
 from toolkit.manifest import Manifest
 
 
@@ -66,6 +67,7 @@ def load_eval_set(
         labels = None if labels is None else labels[:limit]
     if len(pixels) == 0:
         raise DataError(f"no evaluation images in {source}")
+    check_eval_memory(len(pixels), tuple(manifest.input.shape), len(manifest.labels))
     images = manifest.input.apply(fit(pixels, manifest.input, source))
     if labels is None and not note:
         note = " (unlabelled: parity only, no accuracy)"
@@ -160,18 +162,23 @@ def _recorded_images(
 
 
 def _sample_images(manifest: Manifest) -> tuple[np.ndarray, np.ndarray, str]:
-    from PIL import Image
+    from toolkit.data.images import load_image
 
     pixels, labels = [], []
-    mode = "L" if manifest.input.channels == 1 else "RGB"
+    height, width, channels = manifest.input.shape
     for sample in manifest.samples:
-        relative = sample.get("path") or f"samples/{sample['file']}"
-        path = manifest.root / relative
-        try:
-            with Image.open(path) as image:
-                array = np.asarray(image.convert(mode), dtype=np.uint8)
-        except (OSError, ValueError) as error:
-            raise DataError(f"sample image {path} cannot be read: {error}") from None
-        pixels.append(array.reshape(*array.shape[:2], manifest.input.channels))
-        labels.append(int(sample["label"]))
+        path = manifest.sample_path(sample, check=False)
+        array = load_image(path, None, channels)  # regular file, pixel limit, any mode
+        if array.shape[:2] != (height, width):
+            raise DataError(
+                f"sample image {path} is {array.shape[0]}x{array.shape[1]}, the model takes "
+                f"{height}x{width}",
+                "re-export to rewrite samples/, or pass --data DIR",
+            )
+        label = int(sample["label"])
+        if not 0 <= label < len(manifest.labels):
+            count = len(manifest.labels)
+            raise DataError(f"sample {path.name} has label {label}; the model has {count} classes")
+        pixels.append(array)
+        labels.append(label)
     return np.stack(pixels), np.asarray(labels, dtype=np.int64), "samples/ of the manifest"

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from typing import Any
 from toolkit.atomic import write_json_atomic
 from toolkit.errors import ArtifactError, CnnxError, PathError
 from toolkit.inputspec import InputSpec
+from toolkit.limits import read_json
 
 SCHEMA = "cnnx.manifest/1"
 FILENAME = "manifest.json"
@@ -228,10 +228,7 @@ def load_manifest(root: Path) -> Manifest:
     root = path.parent
     if not path.is_file():
         raise PathError(f"no {FILENAME} in {root}", "run cnnx export first, or name the folder")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ArtifactError(f"{path} is not valid JSON: {error}") from None
+    data = read_json(path, "manifest", ArtifactError)
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         seen = data.get("schema") if isinstance(data, dict) else type(data).__name__
         raise ArtifactError(f"{path} is not a cnnx manifest (schema {seen!r}, expected {SCHEMA!r})")

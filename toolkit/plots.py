@@ -21,6 +21,7 @@ Report = dict[str, Any]  # a report.json dict (toolkit/report.py)
 LATENCY = "latency.png"
 SIZE_ACCURACY = "size_accuracy.png"
 PER_CLASS = "per_class.png"
+MAX_PLOTTED_CLASSES = 200
 DPI = 110
 
 
@@ -124,6 +125,8 @@ def _per_class(report: Report, path: Path) -> bool:
     if not series:
         return False
     classes = report["manifest"]["labels"]
+    if len(classes) > MAX_PLOTTED_CLASSES:
+        return False  # one bar per class stops being readable (and fitting in memory)
     x = np.arange(len(classes))
     width = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(max(7, 0.6 * len(classes) + 2), 4.5))

@@ -9,7 +9,6 @@ or `ID=VALUE`). docs/verify.md has the details.
 
 from __future__ import annotations
 
-import json
 import math
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -20,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from exporters import registry
-from toolkit.errors import PathError, UsageError
+from toolkit.errors import UsageError
+from toolkit.limits import MAX_JSON_DEPTH, json_depth, read_json, read_text
 from toolkit.manifest import ArtifactEntry, Manifest
 
 REFERENCE_ID = registry.REFERENCE_ID  # flags may name the reference like any artifact id
@@ -156,17 +156,18 @@ def load_tolerances(path: Path) -> ToleranceOverrides:
     """A TOML or JSON file: top-level keys are tolerance names (for all), precisions or
     artifact ids, the latter two mapping to tables of tolerance names."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PathError(f"tolerances file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"cannot read tolerances file {path}: {error}") from None
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
-        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
-        raise UsageError(f"tolerances file {path} is not valid {kind}: {error}") from None
+    if path.suffix.lower() == ".json":
+        data = read_json(path, "tolerances file", UsageError)
+    else:
+        text = read_text(path, "tolerances file", UsageError)
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise UsageError(f"tolerances file {path} is not valid TOML: {error}") from None
+        except RecursionError:
+            raise UsageError(f"tolerances file {path} is nested too deeply") from None
+        if json_depth(data) > MAX_JSON_DEPTH:
+            raise UsageError(f"tolerances file {path} is nested too deeply")
     return tolerances_from_mapping(data, f"tolerances file {path}")
 
 

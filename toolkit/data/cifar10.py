@@ -23,6 +23,7 @@ import numpy as np
 
 from toolkit.data.dataset import Dataset, DataSpec, split_indices
 from toolkit.errors import DataError, PathError, shorten
+from toolkit.limits import read_limited, require_regular_file
 
 ARCHIVE = "cifar-10-python.tar.gz"
 FOLDER = "cifar-10-batches-py"
@@ -51,6 +52,9 @@ _ALLOWED = {
     ("numpy._core.multiarray", "scalar"),
     ("_codecs", "encode"),
 }
+
+
+MAX_BATCH_BYTES = 256 << 20  # one CIFAR-10 batch file is about 30 MB
 
 
 class _SafeUnpickler(pickle.Unpickler):
@@ -87,6 +91,7 @@ def _batch(reader: Callable[[str], bytes], name: str) -> tuple[np.ndarray, np.nd
 def _reader_for(path: Path) -> tuple[Callable[[str], bytes], Callable[[], None]]:
     """A function reading one batch file by name from an archive or a folder."""
     if path.is_file():
+        require_regular_file(path, "--data-path")
         try:
             archive = tarfile.open(path, "r:*")  # noqa: SIM115 (closed by the caller)
         except (tarfile.TarError, OSError) as error:
@@ -101,6 +106,9 @@ def _reader_for(path: Path) -> tuple[Callable[[str], bytes], Callable[[], None]]
                 raise DataError(f"{path} is damaged at {name}: {error}") from None
             if member is None:
                 raise DataError(f"{path} has no {FOLDER}/{name}", "is it cifar-10-python.tar.gz?")
+            declared = archive.getmember(f"{FOLDER}/{name}").size
+            if declared > MAX_BATCH_BYTES:  # a batch is 30 MB: anything huge is a bomb
+                raise DataError(f"{path}: {name} unpacks to {declared:,} bytes, not a batch")
             try:
                 return member.read()
             except (tarfile.TarError, OSError, EOFError) as error:
@@ -109,12 +117,9 @@ def _reader_for(path: Path) -> tuple[Callable[[str], bytes], Callable[[], None]]
         return read_member, archive.close
 
     def read_file(name: str) -> bytes:
-        try:
-            return (path / name).read_bytes()
-        except FileNotFoundError:
-            raise DataError(
-                f"{path} has no {name}", "is it the extracted cifar-10-batches-py?"
-            ) from None
+        if not (path / name).exists():
+            raise DataError(f"{path} has no {name}", "is it the extracted cifar-10-batches-py?")
+        return read_limited(path / name, "CIFAR-10 batch", MAX_BATCH_BYTES, DataError)
 
     return read_file, lambda: None
 

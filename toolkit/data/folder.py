@@ -14,6 +14,8 @@ import numpy as np
 from toolkit.data.dataset import Dataset, DataSpec, make_dataset
 from toolkit.data.images import IMAGE_SUFFIXES, is_grayscale, load_image
 from toolkit.errors import DataError, PathError
+from toolkit.limits import check_allocation
+from toolkit.walk import check_walkable, display_name, image_files
 
 
 def list_classes(root: Path) -> dict[str, list[Path]]:
@@ -22,15 +24,16 @@ def list_classes(root: Path) -> dict[str, list[Path]]:
         raise PathError(f"data folder {root} does not exist")
     if not root.is_dir():
         raise PathError(f"data path {root} is not a folder", "give a folder of class subfolders")
+    check_walkable(root, "data folder")  # not /, not /proc (toolkit/walk.py)
     classes: dict[str, list[Path]] = {}
     for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(
-            p
-            for p in sub.rglob("*")
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-        )
+        check_walkable(sub, "class folder", inside=root)
+        files = image_files(sub, IMAGE_SUFFIXES, "class folder")
+        name = display_name(sub.name)  # a folder name that is not UTF-8 still makes a label
+        if files and name in classes:
+            raise DataError(f"class folders {sub} and another both read as {name!r}")
         if files:
-            classes[sub.name] = files
+            classes[name] = files
     if not classes:
         raise DataError(
             f"data folder {root} has no class subfolders with images",
@@ -59,6 +62,11 @@ def load_folder(spec: DataSpec) -> Dataset:
     if channels is None:
         channels = 1 if all(is_grayscale(path) for path, _ in items) else 3
     size = (spec.image_size, spec.image_size)
+    check_allocation(
+        2 * len(items) * spec.image_size**2 * channels,
+        f"{len(items):,} images of {spec.image_size}x{spec.image_size}x{channels}",
+        "pass --size to use fewer images, or a smaller --image-size",
+    )
     x = np.empty((len(items), *size, channels), dtype=np.uint8)
     for i, (path, _) in enumerate(items):
         x[i] = load_image(path, size, channels)

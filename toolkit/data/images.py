@@ -18,6 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from toolkit.data.pixels import picture_pixels, to_8bit
 from toolkit.errors import DataError, shorten
+from toolkit.limits import require_regular_file
 
 # 40 MP: any photo a phone takes, far below what would exhaust memory.
 MAX_PIXELS = 40_000_000
@@ -56,7 +57,20 @@ def load_image(
     return pixels
 
 
+def open_image(path: Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """An image opened from its header only: a regular file (a FIFO would block), at
+    most max_pixels (checked before any pixel is decoded). Close it, or use `with`."""
+    return _open(path, max_pixels)
+
+
+def check_image(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) of an image that passes open_image's checks, without decoding it."""
+    with _open(path, max_pixels) as image:
+        return image.size
+
+
 def _open(path: Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    require_regular_file(path, "image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -65,8 +79,8 @@ def _open(path: Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise DataError(f"image {path} does not exist") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         raise DataError(f"image {path} is not a readable image: {_reason(error)}") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DataError(f"image {path} is too large to decode safely") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise DataError(f"image {path} is too large to decode safely: {_reason(error)}") from None
     width, height = image.size
     if width * height > max_pixels:
         image.close()

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from toolkit.data.dataset import Dataset, DataSpec, make_dataset
+from toolkit.limits import check_allocation
 
 CLASS_NAMES = [
     "circle",
@@ -36,6 +37,11 @@ def load_shapes(spec: DataSpec) -> Dataset:
     n = spec.size if spec.size is not None else 10_000
     rng = np.random.default_rng(spec.seed)
     # Balanced classes in a seeded order.
+    side = spec.image_size
+    # The images, then their split copies: refuse before drawing what cannot fit.
+    check_allocation(
+        2 * n * side * side * 3, f"{n:,} images of {side}x{side}", "pass a smaller --size"
+    )
     labels = rng.permutation(np.arange(n) % len(CLASS_NAMES)).astype(np.int64)
     images = np.empty((n, spec.image_size, spec.image_size, 3), dtype=np.uint8)
     for start in range(0, n, _CHUNK):

@@ -18,7 +18,6 @@ words and the Keras version that wrote the file (from its metadata, or guessed).
 from __future__ import annotations
 
 import io
-import json
 import re
 import zipfile
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 from toolkit.errors import ModelError, shorten
 from toolkit.sources.safety import refuse_code
+from toolkit.sources.stored_config import stored_config
 
 KERAS2_WEIGHTS = "_layer_checkpoint_dependencies"  # where Keras 2.13-2.15 put layer weights
 REASON_WORDS = 90  # characters of each loader's reason in the final error
@@ -42,19 +42,8 @@ def load_keras_model(path: Path, kind: str, *, unsafe: bool = False) -> Any:
 
 
 def _load_dot_keras(path: Path, unsafe: bool) -> Any:
-    if not zipfile.is_zipfile(path):
-        raise ModelError(
-            f"{path} is not a Keras archive (not a zip file; truncated or another format)"
-        )
-    try:
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-            names = set(archive.namelist())
-            metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in names else {}
-    except (KeyError, zipfile.BadZipFile, json.JSONDecodeError, OSError) as error:
-        raise ModelError(f"{path} is not a readable Keras archive: {shorten(str(error))}") from None
+    config, version = stored_config(path, "keras")  # under limits, before Keras
     refuse_code(config, path, unsafe)
-    version = str(metadata.get("keras_version") or "") if isinstance(metadata, dict) else ""
     loaders = [("keras 3", lambda: _keras3(path, unsafe))]
     if version.startswith("2.") or _keras2_config(config):
         loaders = [("keras 3", lambda: _keras3(path, unsafe, keras2_config=True))]
@@ -64,31 +53,8 @@ def _load_dot_keras(path: Path, unsafe: bool) -> Any:
 
 
 def _load_h5(path: Path, unsafe: bool) -> Any:
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as handle:
-            raw = handle.attrs.get("model_config")
-            keras_version = handle.attrs.get("keras_version")
-    except OSError as error:
-        raise ModelError(
-            f"{path} is not a readable HDF5 file (truncated?): {shorten(str(error))}"
-        ) from None
-    if raw is None:
-        raise ModelError(
-            f"{path} holds no model configuration (weights only?)",
-            "save the whole model, not only its weights",
-        )
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8")
-    if isinstance(keras_version, bytes):
-        keras_version = keras_version.decode("utf-8")
-    try:
-        config = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise ModelError(f"{path}: its model configuration is not JSON: {error}") from None
+    config, version = stored_config(path, "h5")  # under limits, before Keras
     refuse_code(config, path, unsafe)
-    version = str(keras_version or "")
     loaders = [
         ("tf_keras", lambda: _tf_keras(path, unsafe)),
         ("keras 3", lambda: _keras3(path, unsafe)),

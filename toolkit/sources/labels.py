@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from toolkit.errors import DataError, PathError
+from toolkit.errors import DataError
+from toolkit.limits import parse_json, read_text
 
 MAX_LABELS_BYTES = 10 << 20  # a labels file larger than this is not a labels file
 
@@ -46,16 +46,8 @@ def read_labels(path: Path | Sequence[str], expected: int | None) -> list[str]:
             raise DataError(f"the list of labels holds a blank name or a line break: {names[:5]!r}")
         return _checked([name.strip() for name in names], expected, "the list of labels")
     path = Path(path)
-    if not path.exists():
-        raise PathError(f"labels file {path} does not exist")
-    if not path.is_file():
-        raise PathError(f"labels file {path} is not a file")
-    if path.stat().st_size > MAX_LABELS_BYTES:
-        raise DataError(f"labels file {path} is {path.stat().st_size:,} bytes: not a labels file")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise DataError(f"labels file {path} is not UTF-8 text: {error.reason}") from None
+    # A regular file (a FIFO would block), under the size limit, UTF-8 (a BOM is dropped).
+    text = read_text(path, "labels file", DataError, MAX_LABELS_BYTES).removeprefix("\ufeff")
     suffix = path.suffix.lower()
     if suffix == ".json" or (suffix != ".csv" and text.lstrip()[:1] in ("[", "{")):
         labels = _json_labels(text, path)
@@ -78,10 +70,7 @@ def _checked(labels: list[str], expected: int | None, where: str) -> list[str]:
 
 
 def _json_labels(text: str, path: Path) -> list[str]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise DataError(f"labels file {path} is not valid JSON: {error}") from None
+    data = parse_json(text, f"labels file {path}", DataError)
     if isinstance(data, dict):
         for key in ("labels", "classes", "class_names"):
             if key in data:
