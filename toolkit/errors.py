@@ -65,6 +65,14 @@ def describe_internal(error: BaseException, limit: int = REASON_LENGTH) -> str:
     return f"internal error: {type(error).__name__}: {shorten(text, limit)}"
 
 
+class CnnxWarning(UserWarning):
+    """Something the user allowed but should know about (e.g. a graph run under --unsafe).
+
+    The library warns with `warnings.warn(CnnxWarning(text))`; the CLI prints
+    `cnnx: warning: text` on stderr.
+    """
+
+
 class UsageError(CnnxError):
     """Contradictory or out-of-range options (the same code as Typer's usage errors)."""
 
@@ -128,7 +136,8 @@ class ResourceError(CnnxError):
 # Exit codes that are not errors of the library.
 EXIT_OK = 0
 EXIT_INTERNAL = 1  # a bug: an unexpected exception (CNNX_DEBUG=1 shows the traceback)
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl+C)
+EXIT_TERMINATED = 143  # SIGTERM
 
 EXIT_CODES: dict[int, str] = {
     0: "success",
@@ -143,5 +152,6 @@ EXIT_CODES: dict[int, str] = {
     9: "verification failed: an artifact drifted past its tolerance",
     10: "a bench gate was breached (size, latency, accuracy drop, baseline)",
     11: "machine resource: disk full, port in use",
-    130: "interrupted",
+    130: "interrupted (SIGINT, Ctrl+C)",
+    143: "terminated (SIGTERM)",
 }

@@ -7,13 +7,13 @@ description of one) is one function and one table entry.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from toolkit.errors import ArtifactError, ModelError, PathError, shorten
+from toolkit.limits import require_regular_file
 from toolkit.locate import RUN_FILE
 
 
@@ -63,6 +63,7 @@ def detect_kind(path: Path) -> str:
         raise ModelError(
             f"{path} is a folder but not a run, an artifacts folder, a SavedModel or a TF.js model"
         )
+    require_regular_file(path, "model file")  # a FIFO would block the reader forever
     suffix = path.suffix.lower()
     kinds = {".keras": "keras", ".h5": "h5", ".hdf5": "h5", ".tflite": "tflite"}
     if suffix in kinds:
@@ -271,25 +272,30 @@ def _describe_tflite(path: Path, unsafe: bool) -> Info:
 
 
 def _describe_tfjs(path: Path, unsafe: bool) -> Info:
-    model_json = path / "model.json" if path.is_dir() else path
+    from toolkit.tfjs_model import read_tfjs_model
+
+    model = read_tfjs_model(path, unsafe=unsafe)
     try:
-        data = json.loads(model_json.read_text(encoding="utf-8"))
-        manifest = data.get("weightsManifest") or []
-        weights = [w for group in manifest for w in group.get("weights", [])]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as error:
-        raise ArtifactError(f"{model_json} is not a TF.js model.json: {error}") from None
+        return _tfjs_info(model.path, model.data)
+    except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as error:
+        raise ArtifactError(f"{model.path} is not a TF.js model.json: {error!r}") from None
+
+
+def _tfjs_info(model_json: Path, data: dict[str, Any]) -> Info:
+    manifest = data.get("weightsManifest") or []
+    weights = [w for group in manifest for w in group.get("weights", [])]
     signature = data.get("signature") or data.get("userDefinedMetadata", {}).get("signature") or {}
 
     def tensors(section: dict[str, Any]) -> list[dict[str, Any]]:
         out = []
         for key, spec in (section or {}).items():
             dims = [int(d.get("size", -1)) for d in spec.get("tensorShape", {}).get("dim", [])]
-            out.append({"name": key, "shape": dims, "dtype": spec.get("dtype", "?")})
+            out.append({"name": str(key), "shape": dims, "dtype": str(spec.get("dtype", "?"))})
         return out
 
     quantized: dict[str, int] = {}
     for w in weights:
-        kind = (w.get("quantization") or {}).get("dtype", w.get("dtype", "float32"))
+        kind = str((w.get("quantization") or {}).get("dtype", w.get("dtype", "float32")))
         quantized[kind] = quantized.get(kind, 0) + 1
     params = 0
     for w in weights:

@@ -100,9 +100,10 @@ def variant_label(runtime: str, options: dict[str, Any]) -> str:
     return text
 
 
-def runtime_options(device: str, timeout: float | None) -> dict[str, Any]:
-    """The options every runtime of a run gets; a timeout only when one was asked for."""
-    return {"device": device, **({"timeout": timeout} if timeout else {})}
+def runtime_options(device: str, timeout: float | None, unsafe: bool = False) -> dict[str, Any]:
+    """The options every runtime of a run gets; a timeout only when one was asked for;
+    `unsafe`: load graphs the graph-op policy refuses (with a warning)."""
+    return {"device": device, "unsafe": unsafe, **({"timeout": timeout} if timeout else {})}
 
 
 def plan(
@@ -234,6 +235,7 @@ def run_matrix(
     timer: Timer = time.perf_counter_ns,
     progress: ProgressFn = no_progress,
     task: str = "verify",
+    unsafe: bool = False,
 ) -> MatrixResult:
     """Every cell against the SavedModel's CPU outputs on `evalset`, in order.
 
@@ -243,7 +245,7 @@ def run_matrix(
     """
     cells = list(cells)
     progress(Step(task, f"reference outputs ({REFERENCE_RUNTIME})", 0, len(cells)))
-    reference, model = reference_outputs(manifest, evalset)
+    reference, model = reference_outputs(manifest, evalset, unsafe=unsafe)
     model.close()
     extra = reference_extra(manifest, evalset, min_reference_accuracy)
     rows = []

@@ -15,6 +15,7 @@ from typing import Any
 
 from toolkit.errors import ArtifactError, RuntimeUnavailable, VerificationFailed
 from toolkit.evalset import load_eval_set
+from toolkit.graph_policy import check_artifact_graphs
 from toolkit.manifest import Manifest
 from toolkit.matrix import plan, run_matrix, runtime_options, selected_entries
 from toolkit.progress import ProgressFn, no_progress
@@ -101,6 +102,7 @@ class VerifyConfig:
     min_reference_accuracy: float | None = None
     timeout: float | None = None
     reference_kernels: bool = False  # also run TFLite on LiteRT's reference kernels
+    unsafe: bool = False  # run graphs the graph-op policy refuses (with a warning)
 
 
 def verify(
@@ -113,12 +115,14 @@ def verify(
     from toolkit.manifest import load_manifest
 
     manifest = manifest or load_manifest(config.artifacts_dir)
+    entries = selected_entries(manifest, config.artifacts)
+    check_artifact_graphs(manifest, entries, unsafe=config.unsafe)
     cells = plan(
-        selected_entries(manifest, config.artifacts),
+        entries,
         config.runtimes,
         backends=config.backends,
         threads=(config.threads,),
-        common=runtime_options(config.device, config.timeout),
+        common=runtime_options(config.device, config.timeout, config.unsafe),
     )
     if config.reference_kernels:
         cells = with_reference_kernels(cells)
@@ -129,6 +133,7 @@ def verify(
         overrides=config.overrides,
         min_reference_accuracy=config.min_reference_accuracy,
         progress=progress,
+        unsafe=config.unsafe,
     )
     evalset = result.evalset
     return VerifyReport(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from toolkit.cli.common import console, handles_errors
+from toolkit.cli.options import Unsafe
 
 if TYPE_CHECKING:
     from toolkit.info import Info
@@ -25,9 +26,7 @@ NAME = "info"
 def command(
     path: Annotated[Path, typer.Argument(help="Model file or folder, run or artifacts folder.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
-    unsafe: Annotated[
-        bool, typer.Option("--unsafe", help="Allow models holding code (Lambda layers).")
-    ] = False,
+    unsafe: Unsafe = False,
 ) -> None:
     """Describe a model or artifact: format, tensors, shapes, dtypes, size, preprocessing."""
     from toolkit.info import describe

@@ -26,6 +26,7 @@ from toolkit.cli.options import (
     Device,
     DeviceOption,
     Limit,
+    Unsafe,
     split_names,
 )
 from toolkit.cli.progress import progress_bars
@@ -101,6 +102,7 @@ def command(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the results as JSON on stdout.")
     ] = False,
+    unsafe: Unsafe = False,
 ) -> None:
     from toolkit import locate
     from toolkit.cli.tables import render_verify
@@ -133,6 +135,7 @@ def command(
         if min_reference_accuracy is None
         else parse_fraction(min_reference_accuracy, "--min-reference-accuracy", "min_agreement"),
         reference_kernels=reference_kernels,
+        unsafe=unsafe,
     )
     with progress_bars(quiet=json_output) as progress:
         report = verify(config, manifest, progress)

@@ -36,6 +36,7 @@ from toolkit.runtimes.chromium import (
 )
 from toolkit.runtimes.tfjs_shared import (
     backend_option,
+    checked_model_json,
     npm_version,
     predict_in_chunks,
     timing_limit,
@@ -258,7 +259,10 @@ def load_in_page(
             f"the {engine.runtime} runtime runs {engine.format} artifacts, not {entry.format!r}"
         )
     timeout = float(options.get("timeout") or CALL_TIMEOUT)
-    manifest.artifact_path(entry, check=bool(options.get("check", True)))
+    if entry.format == "tfjs":  # its graph and shard paths checked before the page loads it
+        checked_model_json(manifest, entry, options)
+    else:
+        manifest.artifact_path(entry, check=bool(options.get("check", True)))
     started = time.perf_counter()
     session = shared_session(max(timeout, LOAD_TIMEOUT))
     server = session.server_for(manifest.root)

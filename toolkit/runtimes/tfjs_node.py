@@ -25,11 +25,12 @@ from typing import IO, Any
 
 import numpy as np
 
-from toolkit.errors import ArtifactError, RuntimeUnavailable, shorten
+from toolkit.errors import RuntimeUnavailable, shorten
 from toolkit.manifest import ArtifactEntry, Manifest
 from toolkit.runtimes import LoadedModel, MemoryReading, RuntimeInfo, check_batch
 from toolkit.runtimes.tfjs_shared import (
     backend_option,
+    checked_model_json,
     executable_from_env,
     predict_in_chunks,
     timing_limit,
@@ -70,16 +71,6 @@ def node_modules(package: str = "@tensorflow/tfjs") -> Path:
             "run make npm (npm ci in web_demo/), or set CNNX_NODE_MODULES",
         )
     return folder
-
-
-def model_json(manifest: Manifest, entry: ArtifactEntry, *, check: bool) -> Path:
-    path = manifest.artifact_path(entry, check=check)
-    target = path / "model.json" if path.is_dir() else path
-    if not target.is_file():
-        raise ArtifactError(
-            f"artifact {entry.id!r}: no model.json at {target}", "re-export it with cnnx export"
-        )
-    return target
 
 
 class NodeRunner:
@@ -312,7 +303,7 @@ def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> NodeModel:
     """Start a node runner and load `entry`; options: backend (wasm|cpu), timeout (s)."""
     backend = backend_option(options, BACKENDS, "tfjs-node")
     timeout = float(options.get("timeout") or CALL_TIMEOUT)
-    path = model_json(manifest, entry, check=bool(options.get("check", True)))
+    path = checked_model_json(manifest, entry, options)
     env = dict(os.environ, CNNX_NODE_MODULES=str(node_modules()))
     start = time.perf_counter()
     runner = NodeRunner(f"{entry.id} on tfjs-node/{backend}", env)

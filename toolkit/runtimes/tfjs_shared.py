@@ -15,11 +15,14 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from toolkit.errors import RuntimeUnavailable, UsageError
+
+if TYPE_CHECKING:
+    from toolkit.manifest import ArtifactEntry, Manifest
 
 
 def executable_from_env(variable: str, fix: str) -> str | None:
@@ -34,6 +37,15 @@ def executable_from_env(variable: str, fix: str) -> str | None:
     if not (os.path.isfile(given) and os.access(given, os.X_OK)):
         raise RuntimeUnavailable(f"{variable}={given} is not an executable file", fix)
     return given
+
+
+def checked_model_json(manifest: Manifest, entry: ArtifactEntry, options: dict[str, Any]) -> Path:
+    """The artifact's model.json: hash-checked (unless the `check` option is False), its
+    graph allowed by the graph-op policy (or `unsafe`), every shard inside its folder."""
+    from toolkit.tfjs_model import read_tfjs_model
+
+    path = manifest.artifact_path(entry, check=bool(options.get("check", True)))
+    return read_tfjs_model(path, unsafe=bool(options.get("unsafe", False))).path
 
 
 def backend_option(options: dict[str, Any], backends: tuple[str, ...], runtime: str) -> str:

@@ -6,12 +6,12 @@ serving signature). The pivot's signature is always `serving_default`, input `im
 float32 [None, H, W, C], output `probabilities` float32 [None, K].
 
 User code is never executed without `unsafe=True`: Lambda layers are looked for in the
-stored configuration *before* anything is deserialized.
+stored configuration, and SavedModel graphs are checked by the graph-op policy
+(toolkit/graph_policy.py), *before* anything is deserialized.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import Any
 from toolkit.atomic import staged_dir
 from toolkit.errors import CnnxError, ModelError, PathError, UsageError
 from toolkit.inputspec import InputSpec
+from toolkit.limits import read_json, require_regular_file
 from toolkit.locate import RUN_FILE, last_run
 from toolkit.manifest import sha256_file
 from toolkit.sources.heads import pick_head
@@ -36,6 +37,8 @@ from toolkit.sources.pivot import (
     save_pivot,
 )
 from toolkit.sources.preprocessing import Preprocessing, scaling_layers
+from toolkit.sources.safety import check_savedmodel_safety, refuse_code
+from toolkit.sources.stored_config import stored_config
 
 FORMATS = ("run", "keras", "h5", "savedmodel")
 MEMORY = "memory"  # a Keras model object handed over in Python (toolkit.api.export)
@@ -75,6 +78,7 @@ def detect_format(path: Path) -> str:
             f"(no {RUN_FILE})",
             "name a run folder, a .keras/.h5 file or a SavedModel folder",
         )
+    require_regular_file(path, "model file")  # a FIFO would block the loader forever
     suffix = path.suffix.lower()
     if suffix == ".keras":
         return "keras"
@@ -84,6 +88,20 @@ def detect_format(path: Path) -> str:
         f"{path} has an unsupported model format ({suffix or 'no extension'})",
         "give a run folder, a .keras or .h5 file, or a SavedModel folder",
     )
+
+
+def check_source(path: Path, kind: str, *, unsafe: bool = False) -> None:
+    """Refuse a source that holds code (Lambda layers, graph ops outside the safe list)
+    or is of absurd size, reading only its files: TensorFlow is not even imported."""
+    if kind == "run":
+        path = Path(path) / PIVOT_DIR
+        if not (path / "saved_model.pb").is_file():
+            return  # resolve_source says what is missing
+        kind = "savedmodel"
+    if kind == "savedmodel":
+        check_savedmodel_safety(path, unsafe)
+    else:
+        refuse_code(stored_config(path, kind)[0], path, unsafe)
 
 
 def resolve_source(
@@ -115,7 +133,7 @@ def resolve_source(
                 f"{path} is a cnnx run: its preprocessing and head are on record in {RUN_FILE}",
                 f"drop {', '.join(given)}",
             )
-        return _run_source(path, labels_file)
+        return _run_source(path, labels_file, unsafe=unsafe)
     target = Path(out_dir) / PIVOT_DIR
     in_model: list[str] = []
     notes: list[str] = []
@@ -172,22 +190,22 @@ def resolve_source(
 def read_run(run_dir: Path) -> dict[str, Any]:
     """run.json of a run folder, or a one-line error saying what is wrong with it."""
     path = Path(run_dir) / RUN_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PathError(f"{run_dir} is not a cnnx run (no {RUN_FILE})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelError(f"{path} is not valid JSON: {error}") from None
+    if not path.exists():
+        raise PathError(f"{run_dir} is not a cnnx run (no {RUN_FILE})")
+    data = read_json(path, "run record", ModelError)
     if not isinstance(data, dict) or "input" not in data:
         raise ModelError(f"{path} is not a cnnx run record (no 'input' entry)")
     return data
 
 
-def _run_source(run_dir: Path, labels_file: Path | tuple[str, ...] | None) -> Source:
+def _run_source(
+    run_dir: Path, labels_file: Path | tuple[str, ...] | None, *, unsafe: bool = False
+) -> Source:
     record = read_run(run_dir)
     pivot = run_dir / PIVOT_DIR
     if not (pivot / "saved_model.pb").is_file():
         raise ModelError(f"run {run_dir} has no {PIVOT_DIR}/saved_model.pb", "train it again")
+    check_savedmodel_safety(pivot, unsafe)  # a run folder is a file anyone can swap
     try:
         spec = InputSpec.from_dict(record["input"])
     except CnnxError as error:
@@ -230,6 +248,7 @@ __all__ = [
     "SIGNATURE",
     "Preprocessing",
     "Source",
+    "check_source",
     "default_labels",
     "detect_format",
     "is_model_object",

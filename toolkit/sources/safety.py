@@ -1,5 +1,6 @@
 """What refuses models that would run code: Lambda layers in a stored configuration
-(found before anything is deserialized) and graph ops that call Python or touch files."""
+(found before anything is deserialized) and graph ops outside the pure-computation
+allow-list (toolkit/graph_policy.py), checked before TensorFlow loads the graph."""
 
 from __future__ import annotations
 
@@ -7,12 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from toolkit.errors import ModelError, first_line
+from toolkit.errors import ModelError
 
 # Layers whose configuration carries Python code that deserializing would run.
-CODE_LAYERS = {"Lambda", "TFOpLambda", "SlicingOpLambda"}
-# Graph ops that call back into Python or touch the file system when a model runs.
-UNSAFE_OPS = {"PyFunc", "PyFuncStateless", "EagerPyFunc", "ReadFile", "WriteFile"}
+CODE_LAYERS = {"Lambda", "TFOpLambda", "SlicingOpLambda", "__lambda__"}
 
 
 def _walk_class_names(config: Any) -> Iterator[str]:
@@ -46,24 +45,6 @@ def check_savedmodel_safety(path: Path, unsafe: bool) -> None:
                     f"{path} holds {name} layers (embedded Python code)",
                     "pass --unsafe only if you trust where the model came from",
                 )
-    if unsafe:
-        return
-    from tensorflow.core.protobuf import saved_model_pb2
+    from toolkit.graph_policy import check_savedmodel
 
-    proto = saved_model_pb2.SavedModel()
-    try:
-        proto.ParseFromString((path / "saved_model.pb").read_bytes())
-    except Exception as error:  # protobuf raises DecodeError and friends
-        raise ModelError(
-            f"{path}/saved_model.pb is not a SavedModel: {first_line(error)}"
-        ) from None
-    for graph in proto.meta_graphs:
-        ops = {node.op for node in graph.graph_def.node}
-        for function in graph.graph_def.library.function:
-            ops.update(node.op for node in function.node_def)
-        bad = sorted(ops & UNSAFE_OPS)
-        if bad:
-            raise ModelError(
-                f"{path} runs {', '.join(bad)} ops (Python callbacks or file access)",
-                "pass --unsafe only if you trust where the model came from",
-            )
+    check_savedmodel(path, unsafe=unsafe)

@@ -33,6 +33,15 @@ function toArrayBuffer(buffer) {
   return buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength);
 }
 
+// A shard path that climbs out of the model's folder is refused (cnnx checks it too,
+// before starting this runner): model.json is a file anyone can edit.
+function insideFolder(dir, shard) {
+  const root = path.resolve(dir);
+  const full = path.resolve(root, String(shard));
+  if (!full.startsWith(root + path.sep)) throw new Error(`weight path ${shard} is outside ${root}`);
+  return full;
+}
+
 function fileHandler(modelJsonPath) {
   return {
     async load() {
@@ -42,7 +51,7 @@ function fileHandler(modelJsonPath) {
       const shards = [];
       for (const group of json.weightsManifest || []) {
         specs.push(...group.weights);
-        for (const shard of group.paths) shards.push(readFileSync(path.join(dir, shard)));
+        for (const shard of group.paths) shards.push(readFileSync(insideFolder(dir, shard)));
       }
       return {
         modelTopology: json.modelTopology,
