@@ -7,8 +7,9 @@ there is no moment when the final folder is absent; where the kernel or filesyst
 cannot exchange, it falls back to two renames.
 
 `fault_point(step)` is the one test hook: with `CNNX_FAULT_AFTER=<step>` in the
-environment the process kills itself with SIGKILL when it reaches that step, which is how
-the fault tests interrupt a writer at an exact point. Steps are named
+environment the process kills itself with SIGKILL (or sends itself the signal named by
+`CNNX_FAULT_SIGNAL`: INT, TERM, STOP) when it reaches that step, which is how the fault tests
+interrupt a writer at an exact point. Steps are named
 `staged:<folder name>` (content complete, not yet in place), `swapped:<folder name>`
 (new content in place, old copy not yet removed) and `written:<file name>` (a file's
 temporary copy complete, not yet renamed).
@@ -35,6 +36,13 @@ from typing import Any
 from toolkit.errors import PathError, ResourceError, shorten
 
 FAULT_ENV = "CNNX_FAULT_AFTER"
+FAULT_SIGNAL_ENV = "CNNX_FAULT_SIGNAL"
+_FAULT_SIGNALS = {
+    "KILL": signal.SIGKILL,
+    "TERM": signal.SIGTERM,
+    "INT": signal.SIGINT,
+    "STOP": signal.SIGSTOP,  # paused there until a SIGCONT: a writer held mid-transaction
+}
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -43,12 +51,18 @@ _NO_EXCHANGE = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
 
 
 def fault_point(step: str) -> None:
-    """Die here, as a SIGKILL would, when CNNX_FAULT_AFTER names this step (a glob)."""
+    """Die here, as a SIGKILL would, when CNNX_FAULT_AFTER names this step (a glob).
+
+    With CNNX_FAULT_SIGNAL=INT or TERM the process sends itself that signal instead:
+    its handler (toolkit/signals.py) raises at the next line, as a Ctrl+C or a `kill`
+    arriving at exactly this step would. STOP pauses it there until a SIGCONT.
+    """
     wanted = os.environ.get(FAULT_ENV)
     if wanted and fnmatch.fnmatchcase(step, wanted):
         sys.stdout.flush()
         sys.stderr.flush()
-        os.kill(os.getpid(), signal.SIGKILL)
+        name = os.environ.get(FAULT_SIGNAL_ENV, "KILL").upper()
+        os.kill(os.getpid(), _FAULT_SIGNALS.get(name, signal.SIGKILL))
 
 
 def machine_error(path: Path, error: OSError) -> Exception:
@@ -99,6 +113,8 @@ def staged_dir(final: Path, *, replace: bool = True) -> Iterator[Path]:
     try:
         yield tmp
         fault_point(f"staged:{final.name}")
+        if not replace and os.path.lexists(final):  # made by someone else meanwhile
+            raise PathError(f"{final} already exists", "remove it or choose another --out")
         replace_dir(tmp, final)
     except OSError as error:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -161,10 +177,11 @@ def replace_dir(new: Path, final: Path) -> None:
 def sweep_stale(final: Path) -> None:
     """Remove temporary siblings of `final` left by a writer that was killed.
 
-    Their names carry the writer's pid; one whose process is gone is garbage.
+    Their names (`.NAME.tmp-PID-…`, `.NAME.old-PID-…`, the scratch `.NAME.src-PID-…`)
+    carry the writer's pid; one whose process is gone is garbage.
     """
     final = Path(final)
-    for kind in ("tmp", "old"):
+    for kind in ("tmp", "old", "src"):
         for leftover in final.parent.glob(f".{glob.escape(final.name)}.{kind}-*-*"):
             pid_text = leftover.name[len(final.name) + len(kind) + 3 :].split("-", 1)[0]
             if pid_text.isdigit() and not _alive(int(pid_text)):

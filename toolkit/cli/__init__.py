@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import inspect
+import signal
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
-from toolkit import __version__
+from toolkit import __version__, signals
 from toolkit.cli import bench, demo, doctor, export, info, package, serve, train, verify
+from toolkit.cli.common import fail
 from toolkit.errors import EXIT_CODES
 from toolkit.quiet import silence_tensorflow
 
@@ -84,4 +86,23 @@ def root(
 
 
 def main() -> None:
-    app()
+    """The `cnnx` command. After SIGINT or SIGTERM it exits 130 or 143 with one line,
+    without TensorFlow's teardown (see toolkit/signals.py)."""
+    signals.install()
+    try:
+        app()
+    except signals.Terminated:
+        code = 143
+    except KeyboardInterrupt:
+        code = 130
+    except SystemExit:
+        number = signals.received()
+        if number is None:
+            raise
+        code = signals.EXIT_CODES[signal.Signals(number)]
+    else:
+        return
+    number = signals.received() or (signal.SIGTERM if code == 143 else signal.SIGINT)
+    if not signals.reported():
+        fail(signals.message(number), code)
+    signals.exit_now(code)

@@ -8,20 +8,25 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
 
-from toolkit.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CnnxError, describe_internal
+from toolkit import signals
+from toolkit.errors import EXIT_INTERNAL, CnnxError, CnnxWarning, describe_internal
 
 # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; report tables
 # are wider than that and unreadable when cut.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# markup=False: names, labels and paths from files and folders are printed as they are;
+# Rich markup in them ("[/]") would otherwise be parsed, or fail, mid-output.
+console = Console(width=None if sys.stdout.isatty() else 160, markup=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,20 +36,45 @@ def fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def warn(message: str) -> None:
+    err_console.print(f"cnnx: warning: {' '.join(message.split())}", markup=False)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:
+    if issubclass(category, CnnxWarning):
+        warn(str(message))
+
+
+def interrupted(number: int) -> typer.Exit:
+    """The one line and exit code (130 or 143) of a SIGINT or SIGTERM."""
+    signals.mark_reported()
+    return fail(signals.message(number), signals.EXIT_CODES[signal.Signals(number)])
+
+
 def handles_errors(command: F) -> F:
-    """Turn library errors into one line on stderr and the error's exit code."""
+    """Turn library errors into one line on stderr and the error's exit code; print the
+    library's CnnxWarnings as `cnnx: warning:` lines."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return command(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("default", CnnxWarning)
+                warnings.showwarning = _show_warning
+                return command(*args, **kwargs)
         except typer.Exit:
             raise
         except CnnxError as error:
+            if signals.received():  # a child killed by the same Ctrl+C failed first
+                raise interrupted(signals.received() or signal.SIGINT) from None
             raise fail(error.one_line(), error.exit_code) from None
         except KeyboardInterrupt:
-            raise fail("interrupted; nothing half-written was kept", EXIT_INTERRUPTED) from None
+            raise interrupted(signals.received() or signal.SIGINT) from None
+        except signals.Terminated:
+            raise interrupted(signal.SIGTERM) from None
         except Exception as error:  # a bug: say so in one line, traceback on request
+            if signals.received():
+                raise interrupted(signals.received() or signal.SIGINT) from None
             if os.environ.get("CNNX_DEBUG"):
                 traceback.print_exc(file=sys.stderr)
             raise fail(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from toolkit.cli.common import console, handles_errors
 
@@ -59,7 +60,7 @@ def command(
         if training:
             view.__exit__()
             training = False
-        console.rule(f"[bold]{index}/{total} {step.title}", align="left")
+        console.rule(Text(f"{index}/{total} {step.title}", style="bold"), align="left")
         if step.name == "train":
             view.__enter__()
             training = True
@@ -73,7 +74,7 @@ def command(
         from toolkit.cli.tables import render_bench
 
         console.print(render_bench(ctx.bench_report))
-    console.rule("[bold]done", align="left")
+    console.rule(Text("done", style="bold"), align="left")
     for result in results:
         details = ", ".join(
             f"{k}={v}" for k, v in result.summary.items() if not isinstance(v, list | dict)

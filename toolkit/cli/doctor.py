@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from toolkit.cli.common import console, handles_errors
 from toolkit.errors import RuntimeUnavailable, UsageError
@@ -44,7 +45,7 @@ def command(
             table.add_column(column, overflow="fold")
         for check in report.checks:
             name = f"{check.name} (core)" if check.core else check.name
-            status = f"[{STYLE.get(check.status, 'white')}]{check.status}[/]"
+            status = Text(check.status, style=STYLE.get(check.status, "white"))
             table.add_row(name, status, check.detail, check.fix)
         console.print(table)
     if not report.core_ok:

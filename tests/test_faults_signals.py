@@ -1,0 +1,220 @@
+"""SIGINT and SIGTERM at named steps and mid-work: exit 130/143 with one line, no
+traceback (TensorFlow's teardown included), the folder as it was (or complete), and
+no staging, scratch or lock left behind; a SIGKILL's scratch is swept by the next run.
+
+Named steps use the fault hook (CNNX_FAULT_AFTER with CNNX_FAULT_SIGNAL): the process
+signals itself exactly there. The mid-work case waits for a state (the scratch folder
+exists, so TensorFlow is converting) before sending the signal: nothing depends on how
+fast a loaded machine is.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.corpus import files
+from tests.corpus.models import build_models
+from toolkit.manifest import load_manifest
+
+CLI = [sys.executable, "-m", "toolkit"]
+CODES = {"INT": 130, "TERM": 143}
+WORDS = {"INT": "interrupted (SIGINT)", "TERM": "terminated (SIGTERM)"}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.getbasetemp() / "corpus-models"
+    build_models(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def base(models: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An artifacts folder holding the SavedModel and TFLite float32 of the tiny model."""
+    out = tmp_path_factory.mktemp("signals-base") / "artifacts"
+    done = run(
+        "export",
+        "--model",
+        str(models / "good_savedmodel"),
+        "--to",
+        "tflite",
+        "-q",
+        "none",
+        "--samples",
+        "0",
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args],
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Hidden siblings a writer makes beside its output: staging, scratch, lock."""
+    return sorted(p.name for p in folder.parent.iterdir() if p.name.startswith(f".{folder.name}."))
+
+
+def assert_one_interrupt_line(stderr: str, name: str) -> None:
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("cnnx: error: " + WORDS[name]), stderr
+
+
+# Step -> whether the new artifacts are in place when the signal lands.
+STEPS = {
+    "locked:artifacts": False,  # the lock just taken, nothing read yet
+    "staged:saved_model": False,  # the converted source in the scratch folder
+    "staged:artifacts": False,  # the new folder complete beside the old one
+    "swapped:artifacts": True,  # the new folder in place, the old one not yet removed
+}
+
+
+def test_signals_at_named_steps_keep_a_whole_folder_and_leave_nothing(
+    models: Path, base: Path, tmp_path: Path
+) -> None:
+    cases = [(step, name) for step in STEPS for name in CODES]
+
+    def one(case: tuple[str, str]) -> tuple[str, str, subprocess.CompletedProcess[str], Path]:
+        step, name = case
+        out = files.copy_tree(base, tmp_path / f"{step.replace(':', '-')}-{name}" / "artifacts")
+        done = run(
+            "export",
+            "--model",
+            str(models / "good_savedmodel"),
+            "--to",
+            "tfjs",
+            "-q",
+            "none",
+            "--samples",
+            "0",
+            "--out",
+            str(out),
+            env={"CNNX_FAULT_AFTER": step, "CNNX_FAULT_SIGNAL": name},
+        )
+        return step, name, done, out
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(one, cases))
+    for step, name, done, out in results:
+        assert done.returncode == CODES[name], (step, name, done.stderr)
+        assert_one_interrupt_line(done.stderr, name)
+        artifacts = set(load_manifest(out).artifacts)
+        expected = {"savedmodel", "tflite_float32"} | ({"tfjs_float32"} if STEPS[step] else set())
+        assert artifacts == expected, (step, name, artifacts)
+        for entry in load_manifest(out).artifacts.values():
+            load_manifest(out).check_files(entry)
+        assert leftovers(out) == [], (step, name)
+
+
+def test_a_signal_mid_conversion_exits_cleanly(models: Path, base: Path, tmp_path: Path) -> None:
+    for name in CODES:
+        out = files.copy_tree(base, tmp_path / name / "artifacts")
+        before = files.snapshot(out)
+        process = subprocess.Popen(
+            [
+                *CLI,
+                "export",
+                "--model",
+                str(models / "good.keras"),
+                "--to",
+                "all",
+                "--samples",
+                "0",
+                "--calibration-samples",
+                "10",
+                "--out",
+                str(out),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None:
+            if any(".src-" in n for n in leftovers(out)):  # TensorFlow is converting now
+                break
+            time.sleep(0.02)
+        assert process.poll() is None, "the export ended before the signal"
+        process.send_signal(getattr(signal, f"SIG{name}"))
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == CODES[name], err
+        assert_one_interrupt_line(err, name)
+        assert files.snapshot(out) == before  # the previous artifacts, untouched
+        assert leftovers(out) == []
+
+
+def test_a_killed_exports_scratch_is_swept_by_the_next_one(
+    models: Path, base: Path, tmp_path: Path
+) -> None:
+    out = files.copy_tree(base, tmp_path / "artifacts")
+    args = (
+        "export",
+        "--model",
+        str(models / "good_savedmodel"),
+        "--to",
+        "tfjs",
+        "-q",
+        "none",
+        "--samples",
+        "0",
+        "--out",
+        str(out),
+    )
+    killed = run(*args, env={"CNNX_FAULT_AFTER": "staged:saved_model"})
+    assert killed.returncode == -signal.SIGKILL
+    assert any(".src-" in n for n in leftovers(out)), leftovers(out)  # SIGKILL cleans nothing
+    done = run(*args)
+    assert done.returncode == 0, done.stderr
+    assert leftovers(out) == []
+    assert "tfjs_float32" in load_manifest(out).artifacts
+
+
+def test_sigterm_during_bench_leaves_the_report_folder_as_it_was(
+    base: Path, tmp_path: Path
+) -> None:
+    from tests.corpus import images
+
+    out = files.copy_tree(base, tmp_path / "artifacts")
+    data = images.class_folder(tmp_path / "images", classes=3, per_class=2)
+    done = run(
+        "bench",
+        str(out),
+        "--runtimes",
+        "tf",
+        "--data",
+        str(data),
+        "--runs",
+        "2",
+        "--warmup",
+        "0",
+        "--no-plots",
+        env={"CNNX_FAULT_AFTER": "written:report.json", "CNNX_FAULT_SIGNAL": "TERM"},
+    )
+    assert done.returncode == 143, done.stderr
+    assert_one_interrupt_line(done.stderr, "TERM")
+    assert not (out / "report").exists()
+    assert leftovers(out / "report") == []
