@@ -30,6 +30,8 @@ from toolkit.errors import (
 )
 from toolkit.evalset import EvalSet, load_eval_set
 from toolkit.gates import Breach, Gates, check_gates, read_baseline
+from toolkit.graph_policy import check_artifact_graphs
+from toolkit.limits import check_batch_memory
 from toolkit.machine import machine_info, machine_peak
 from toolkit.manifest import Manifest, load_manifest
 from toolkit.matrix import plan, run_matrix, runtime_options, selected_entries
@@ -74,6 +76,8 @@ class BenchConfig:
     ssh_config: Path | None = None  # another ssh config file for them
     timer: Timer = time.perf_counter_ns
     command: str = ""
+    unsafe: bool = False  # run graphs the graph-op policy refuses (with a warning)
+    wait: bool = False  # another bench writes the report folder: wait instead of failing
 
     def __post_init__(self) -> None:
         if self.runs < 1:
@@ -252,12 +256,14 @@ def run_bench(
     started = time.perf_counter()
     manifest = manifest or load_manifest(config.artifacts_dir)
     entries = selected_entries(manifest, config.artifacts)
+    check_artifact_graphs(manifest, entries, unsafe=config.unsafe)
     if config.gates.baseline is not None:
         read_baseline(config.gates.baseline)  # a bad baseline fails before minutes of work
     remote = _remote(config)
     if remote is not None:
         remote.check(manifest)  # a missing --ssh-config file or nothing to run there fails now
     evalset = evalset or load_eval_set(manifest, config.data, config.limit)
+    check_batch_memory(config.batch, manifest.input.shape, len(manifest.labels))
     machine = machine_info()
     peak = machine_peak()
     if peak is not None:
@@ -268,7 +274,7 @@ def run_bench(
         config.runtimes,
         backends=config.backends,
         threads=config.threads,
-        common=runtime_options(config.device, config.timeout),
+        common=runtime_options(config.device, config.timeout, config.unsafe),
     )
     result = run_matrix(
         manifest,
@@ -282,6 +288,7 @@ def run_bench(
         timer=config.timer,
         progress=progress,
         task="bench",
+        unsafe=config.unsafe,
     )
     rows = result.rows
     if remote is not None:
@@ -310,8 +317,21 @@ def bench(config: BenchConfig, progress: ProgressFn = no_progress) -> BenchRepor
     Returns the report with `written_to` set; call `raise_for_status()` afterwards for
     the exit code (the report is on disk either way).
     """
+    from toolkit.outputs import (
+        INSIDE_ARTIFACTS_OK,
+        artifacts_folder_reads,
+        output_lock,
+        refuse_overlap,
+    )
     from toolkit.report import write_report
 
-    report = run_bench(config, progress=progress)
-    written, plots = write_report(report.to_dict(), config.report_dir, plots=config.plots)
+    reads = {
+        **artifacts_folder_reads(load_manifest(config.artifacts_dir)),
+        "data folder": config.data,
+        "baseline report": config.gates.baseline,
+    }
+    refuse_overlap(config.report_dir, reads, inside_ok=INSIDE_ARTIFACTS_OK)
+    with output_lock(config.report_dir, wait=config.wait):
+        report = run_bench(config, progress=progress)
+        written, plots = write_report(report.to_dict(), config.report_dir, plots=config.plots)
     return replace(report, written_to=written, plots=plots)

@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from exporters import registry
-from toolkit.atomic import ensure_writable_dir, staged_dir
+from toolkit.atomic import ensure_writable_dir, staged_dir, sweep_stale
 from toolkit.errors import DataError, PathError, UsageError
 from toolkit.exportdata import DataRequest
-from toolkit.locate import ARTIFACTS_DIR
+from toolkit.locate import ARTIFACTS_DIR, last_run
 from toolkit.manifest import (
     FILENAME,
     ArtifactEntry,
@@ -40,6 +40,7 @@ from toolkit.manifest import (
     load_manifest,
     now_iso,
 )
+from toolkit.outputs import output_lock, refuse_overlap
 from toolkit.progress import ProgressFn, Step, no_progress
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ class ExportRequest:
     max_accuracy_drop: float | None = None
     target: str = "litert"
     calibration_check: bool = True  # measure what half the calibration images would give
+    wait: bool = False  # another export holds --out: wait for it instead of failing
 
     def __post_init__(self) -> None:
         if self.to not in TARGETS:
@@ -232,25 +234,64 @@ def export(
     then one unit an artifact) and of each calibration image (task "calibration").
     """
     from toolkit.quiet import silence_tensorflow
-    from toolkit.sources import detect_format, is_model_object
+    from toolkit.sources import is_model_object
 
-    if request.model is not None and not is_model_object(request.model):
-        detect_format(request.model)  # a bad path fails in milliseconds, before TensorFlow loads
-    for option, folder in (
-        ("--data", request.data),
-        ("--calibration-data", request.calibration_data),
-        ("--eval-data", request.eval_data),
-    ):
-        if folder is not None and not Path(folder).is_dir():
+    for option, folder in _image_folders(request):
+        if not Path(folder).is_dir():
             raise PathError(f"{option} {folder} is not a folder", "name a folder of images")
+    out = Path(request.out) if request.out is not None else Path.cwd() / ARTIFACTS_DIR
+    if not is_model_object(request.model):
+        model = Path(request.model) if request.model is not None else last_run()
+        request = replace(request, model=model)
+        _refuse_early(request, model, out)
     silence_tensorflow()
     from exporters.quiet import silenced
 
     with silenced():  # TF's C++ start-up lines ignore TF_CPP_MIN_LOG_LEVEL
         import tensorflow  # noqa: F401
-    out = Path(request.out) if request.out is not None else Path.cwd() / ARTIFACTS_DIR
-    previous = _previous(out, request.force)
     ensure_writable_dir(out.parent)
+    with output_lock(out, wait=request.wait):
+        return _export_locked(request, out, builder, progress)
+
+
+def _refuse_early(request: ExportRequest, model: Path, out: Path) -> None:
+    """What can be refused in milliseconds, before TensorFlow loads: a bad model path, an
+    --out over what is read, a model holding code, an unreadable labels file, an image
+    (data, calibration, evaluation) that is not a regular file or is over the pixel limit."""
+    from toolkit.data.images import IMAGE_SUFFIXES, check_image
+    from toolkit.sources import check_source, detect_format, read_labels
+    from toolkit.walk import image_files
+
+    kind = detect_format(model)
+    reads = {
+        "source model": model,
+        "labels file": request.labels_file if isinstance(request.labels_file, Path) else None,
+        **{f"{option} folder": folder for option, folder in _image_folders(request)},
+    }
+    refuse_overlap(out, reads)
+    check_source(model, kind, unsafe=request.unsafe)
+    if isinstance(request.labels_file, Path):
+        read_labels(request.labels_file, None)  # the count is checked once the model is read
+    for option, folder in _image_folders(request):
+        # Each image's header (a regular file, under the pixel limit), not its pixels.
+        for path in image_files(Path(folder), IMAGE_SUFFIXES, option):
+            check_image(path)
+
+
+def _image_folders(request: ExportRequest) -> list[tuple[str, Path]]:
+    """The image folders an export reads, by the option that names them."""
+    given = (
+        ("--data", request.data),
+        ("--calibration-data", request.calibration_data),
+        ("--eval-data", request.eval_data),
+    )
+    return [(option, Path(folder)) for option, folder in given if folder is not None]
+
+
+def _export_locked(
+    request: ExportRequest, out: Path, builder: Builder | None, progress: ProgressFn
+) -> Manifest:
+    previous = _previous(out, request.force)
     wanted = select_artifacts(request.to, request.quantize, request.tfjs_quantize)
     if any(registry.get(artifact_id).format == "tfjs" for artifact_id in wanted):
         from exporters.tfjs import load_converter
@@ -261,7 +302,7 @@ def export(
     from toolkit.sources import resolve_source
 
     progress(Step("export", "loading the model", 0, len(wanted)))
-    with _scratch(out.parent) as scratch:
+    with _scratch(out) as scratch:
         source = resolve_source(
             request.model,
             out_dir=scratch,
@@ -507,9 +548,14 @@ def _link_previous(previous: Manifest, tmp: Path, replaced: set[str]) -> dict[st
 
 
 @contextlib.contextmanager
-def _scratch(parent: Path) -> Iterator[Path]:
-    """A private folder for a converted source model; removed afterwards."""
-    folder = Path(tempfile.mkdtemp(prefix=".cnnx-source-", dir=parent))
+def _scratch(out: Path) -> Iterator[Path]:
+    """A private folder beside `out` for a converted source model; removed afterwards.
+
+    Its name carries this process's pid (`.OUT.src-PID-…`), so the next export sweeps it
+    if this one is killed before it can remove it.
+    """
+    sweep_stale(out)
+    folder = Path(tempfile.mkdtemp(prefix=f".{out.name}.src-{os.getpid()}-", dir=out.parent))
     try:
         yield folder
     finally:

@@ -3,13 +3,13 @@ earlier report. A breach exits 10 after the report is written (BenchReport)."""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from toolkit.errors import PathError, UsageError
+from toolkit.limits import read_json
 from toolkit.report import SCHEMA
 from toolkit.rows import Row
 from toolkit.tolerances import REFERENCE_ID
@@ -130,14 +130,9 @@ def read_baseline(path: Path) -> dict[str, dict[str, Any]]:
     path = Path(path)
     if path.is_dir():
         path = path / "report.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PathError(
-            f"--baseline {path} does not exist", "pass an earlier report.json"
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UsageError(f"--baseline {path} is not a readable JSON report: {error}") from None
+    if not path.exists():
+        raise PathError(f"--baseline {path} does not exist", "pass an earlier report.json")
+    data = read_json(path, "--baseline", UsageError)  # regular file, size and depth limits
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         seen = data.get("schema") if isinstance(data, dict) else type(data).__name__
         raise UsageError(

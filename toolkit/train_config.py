@@ -42,6 +42,7 @@ class TrainConfig:
     # multiworker: how long to wait for every worker to join, and for the next step,
     # before giving up (a dead or never-started worker otherwise hangs the others).
     worker_timeout: float = DEFAULT_WORKER_TIMEOUT
+    wait: bool = False  # another cnnx writes the same run folder: wait instead of failing
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:

@@ -23,6 +23,8 @@ from toolkit.errors import ModelError, PathError
 from toolkit.inputspec import InputSpec
 from toolkit.locate import RUN_FILE
 from toolkit.models import build_model
+from toolkit.outputs import output_lock, refuse_overlap
+from toolkit.textsafe import label_lines
 from toolkit.train_config import (
     ProgressFn,
     TrainConfig,
@@ -140,16 +142,26 @@ def train(config: TrainConfig, progress: ProgressFn | None = None) -> TrainResul
     if config.strategy == "multiworker":
         from toolkit.multiworker import train_multiworker
 
+        if config.out is not None:  # a new run folder must not sit inside what it reads
+            refuse_overlap(Path(config.out), _reads(config))
         return train_multiworker(config, progress)
 
     from toolkit.quiet import silence_tensorflow
 
     silence_tensorflow()
-    report: ProgressFn = progress or (lambda event: None)
     run_dir = Path(config.out) if config.out is not None else default_run_dir(config)
     if run_dir.exists():
         raise PathError(f"run folder {run_dir} already exists", "remove it or choose another --out")
+    refuse_overlap(run_dir, _reads(config))
+    with output_lock(run_dir, wait=config.wait):
+        return _train(config, progress or (lambda event: None), run_dir)
 
+
+def _reads(config: TrainConfig) -> dict[str, Path | str | None]:
+    return {"data": config.data.path, "model to resume": config.resume}
+
+
+def _train(config: TrainConfig, report: ProgressFn, run_dir: Path) -> TrainResult:
     dataset = load_training_data(config, report)
     strategy = _strategy(config.strategy)
     model = compiled_model(config, dataset, strategy)
@@ -310,7 +322,7 @@ def _write_run(
         save_pivot(model, tmp / PIVOT_DIR)
         (tmp / "history.json").write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
         plot_learning_curves(history, tmp / "learning_curves.png")
-        (tmp / "labels.txt").write_text("".join(f"{name}\n" for name in labels), encoding="utf-8")
+        (tmp / "labels.txt").write_text(label_lines(labels), encoding="utf-8")
         # run.json last: its presence marks a complete run (locate.last_run looks for it).
         (tmp / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 

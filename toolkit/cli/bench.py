@@ -33,6 +33,8 @@ from toolkit.cli.options import (
     Device,
     DeviceOption,
     Limit,
+    Unsafe,
+    Wait,
     split_names,
 )
 from toolkit.cli.progress import progress_bars
@@ -148,6 +150,8 @@ def command(
             show_default=False,
         ),
     ] = None,
+    unsafe: Unsafe = False,
+    wait: Wait = False,
 ) -> None:
     from toolkit import locate
     from toolkit.bench import BenchConfig, bench
@@ -189,6 +193,8 @@ def command(
         remotes=tuple(parse_remote(url) for url in remote or ()),
         ssh_config=ssh_config,
         command=shlex.join(["cnnx", *sys.argv[1:]]),
+        unsafe=unsafe,
+        wait=wait,
     )
     with progress_bars(quiet=json_output) as progress:
         report = bench(config, progress)

@@ -20,7 +20,9 @@ float16, dynamic and int8; TF.js float32, uint8, uint16 and float16 weights. For
 and int8: uint8); --tfjs-quantize picks one directly.
 
 Re-exporting one format keeps the others; a folder holding another model's artifacts is
-refused unless --force.
+refused unless --force. --out never replaces what the export reads (the model, its run,
+the images). One export writes a folder at a time: a second fails (exit 3) unless
+--wait.
 
 On a terminal, progress bars show the artifact being made, the calibration images read
 and the steps of --quantize auto's search; none when stdout is a pipe or a file.
@@ -39,7 +41,7 @@ import typer
 
 from exporters import registry
 from toolkit.cli.common import console, err_console, handles_errors
-from toolkit.cli.options import split_names
+from toolkit.cli.options import Unsafe, Wait, split_names
 from toolkit.cli.progress import progress_bars
 
 if TYPE_CHECKING:
@@ -247,9 +249,8 @@ def command(
             "--output", help="The classification head of a model with several outputs (its name)."
         ),
     ] = None,
-    unsafe: Annotated[
-        bool, typer.Option("--unsafe", help="Allow models holding code (Lambda layers).")
-    ] = False,
+    unsafe: Unsafe = False,
+    wait: Wait = False,
 ) -> None:
     """Export a model to TFLite / TF.js with a manifest; --to tflite --quantize int8 for int8."""
     from toolkit.exporting import ExportRequest, export
@@ -294,6 +295,7 @@ def command(
         if max_accuracy_drop is None
         else parse_fraction(max_accuracy_drop, "--max-accuracy-drop", "max_accuracy_drop"),
         target=target,
+        wait=wait,
         command="cnnx " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["export"] else "",
     )
     from toolkit.quantize_auto import NothingPassed, export_auto

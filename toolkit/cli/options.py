@@ -54,3 +54,15 @@ Backends = Annotated[
     ),
 ]
 DeviceOption = Annotated[Device, typer.Option("--device", help="Device of the TensorFlow runtime.")]
+Unsafe = Annotated[
+    bool,
+    typer.Option(
+        "--unsafe",
+        help="Load and run models holding code or graph ops outside the safe list "
+        "(file, network, process access); only for models you trust.",
+    ),
+]
+Wait = Annotated[
+    bool,
+    typer.Option("--wait", help="If another cnnx is writing the same output folder, wait for it."),
+]

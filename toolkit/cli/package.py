@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from toolkit.cli.common import console, handles_errors
+from toolkit.cli.options import Wait
 from toolkit.cli.progress import progress_bars
 
 NAME = "package"
@@ -62,6 +64,7 @@ def command(
             "default), litertjs (the .tflite files on LiteRT.js) or both.",
         ),
     ] = None,
+    wait: Wait = False,
 ) -> None:
     """Package an artifacts folder for android, rpi (Raspberry Pi) or web."""
     from toolkit.locate import artifacts_dir as locate_artifacts
@@ -77,8 +80,10 @@ def command(
             make_zip=make_zip,
             engine=engine.value if engine else None,
             progress=progress,
+            wait=wait,
         )
-    console.print(f"[bold]{target.value}[/] bundle: {folder}", highlight=False, soft_wrap=True)
+    line = Text.assemble((target.value, "bold"), f" bundle: {folder}")
+    console.print(line, highlight=False, soft_wrap=True)
     zip_path = folder.with_suffix(".zip")
     if make_zip and zip_path.is_file():
         size = zip_path.stat().st_size

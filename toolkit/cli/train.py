@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from toolkit.cli.common import console, handles_errors
+from toolkit.cli.options import Wait
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -113,6 +114,7 @@ def command(
             help="multiworker: seconds to wait for every worker to join, and for each step.",
         ),
     ] = 300.0,
+    wait: Wait = False,
 ) -> None:
     """Train a CNN (default: the seed CNN on the embedded shapes set) into a run folder."""
     from dataclasses import replace
@@ -137,6 +139,7 @@ def command(
         strategy=strategy.value,
         deterministic=deterministic,
         worker_timeout=worker_timeout,
+        wait=wait,
     )
     if epochs is not None:
         config = replace(config, epochs=epochs)

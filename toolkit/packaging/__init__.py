@@ -10,6 +10,7 @@ import importlib
 from pathlib import Path
 
 from toolkit.errors import RuntimeUnavailable, UsageError
+from toolkit.outputs import output_lock, refuse_overlap
 from toolkit.progress import ProgressFn, no_progress
 
 TARGETS = ("android", "rpi", "web")
@@ -24,12 +25,15 @@ def package(
     make_zip: bool = True,
     engine: str | None = None,
     progress: ProgressFn = no_progress,
+    wait: bool = False,
 ) -> Path:
     """Build the `target` bundle from artifacts_dir into out (default ./bundles/TARGET).
 
     Returns the bundle folder; with make_zip a zip of it sits beside it (TARGET.zip).
     `engine` (web only): tfjs (the default), litertjs or both. `progress` hears of each
     stage as it starts (task "bundle": models, metadata, the self-test, the zip).
+    `out` (and its zip) never overlap the artifacts folder, whatever `force` says; one
+    package writes `out` at a time (another waits with `wait`, else fails).
     """
     if target not in TARGETS:
         raise UsageError(f"unknown bundle target {target!r}", f"choose one of {', '.join(TARGETS)}")
@@ -37,6 +41,22 @@ def package(
         raise UsageError(f"--engine applies to --target web, not {target}")
     artifacts_dir = Path(artifacts_dir)
     out = Path(out) if out is not None else Path.cwd() / "bundles" / target
+    refuse_overlap(out, {"artifacts folder": artifacts_dir})
+    if make_zip:
+        refuse_overlap(out.with_suffix(".zip"), {"artifacts folder": artifacts_dir})
+    with output_lock(out, wait=wait):
+        return _package(target, artifacts_dir, out, force, make_zip, engine, progress)
+
+
+def _package(
+    target: str,
+    artifacts_dir: Path,
+    out: Path,
+    force: bool,
+    make_zip: bool,
+    engine: str | None,
+    progress: ProgressFn,
+) -> Path:
     if target == "rpi":
         from toolkit.packaging.rpi import package_rpi
 

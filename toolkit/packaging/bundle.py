@@ -9,7 +9,6 @@ after it was verified.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,11 +18,15 @@ from typing import Any
 
 from toolkit import __version__
 from toolkit.atomic import staged_dir, write_bytes_atomic, write_json_atomic, write_text_atomic
+from toolkit.data.images import check_image
 from toolkit.errors import ArtifactError, DataError, PathError
 from toolkit.inputspec import InputSpec
+from toolkit.limits import read_json
 from toolkit.manifest import ArtifactEntry, Manifest, now_iso, sha256_file
+from toolkit.packaging.contents import check_bundle_contents
 from toolkit.packaging.zipping import bundle_members, zip_bytes
 from toolkit.progress import ProgressFn, Step
+from toolkit.textsafe import label_lines
 
 BUNDLE_SCHEMA = "cnnx.bundle/2"  # docs/bundles.md
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -112,10 +115,7 @@ def read_samples(manifest: Manifest) -> list[Sample]:
             "their ground truth",
             "re-export with cnnx export, which records them",
         )
-    try:
-        data = json.loads(index_file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DataError(f"{index_file} is not valid JSON: {error}") from None
+    data = read_json(index_file, "samples index", DataError)
     records = data.get("samples") if isinstance(data, dict) else data
     if not isinstance(records, list) or not records:
         raise DataError(f"{index_file} lists no samples")
@@ -141,6 +141,7 @@ def _sample(folder: Path, record: Any, labels: list[str], where: Path) -> Sample
     path = (folder / record["file"]).resolve()
     if not path.is_relative_to(folder.resolve()) or not path.is_file():
         raise DataError(f"{where}: sample file {record['file']!r} is missing or outside samples/")
+    check_image(path)  # a regular file under the pixel limit: the bundle decodes it
     return Sample(path=path, index=index, label=labels[index])
 
 
@@ -168,7 +169,7 @@ def spec_normalization(spec: InputSpec) -> tuple[list[float], list[float]]:
 
 
 def write_labels(labels: list[str], target: Path) -> None:
-    write_text_atomic(target, "".join(f"{label}\n" for label in labels))
+    write_text_atomic(target, label_lines(labels))  # a newline in a name never shifts a line
 
 
 def copy_template(
@@ -276,6 +277,7 @@ def writing_bundle(
     with staged_dir(out, replace=True) as tmp:
         tmp.chmod(0o755)  # a bundle is for copying around, not private like a temp folder
         yield tmp
+        check_bundle_contents(tmp)
         if make_zip:
             if stages is not None:
                 stages.start("zip")

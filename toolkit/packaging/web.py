@@ -20,15 +20,17 @@ leaves nothing, and an existing OUT is an error, never merged.
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 from toolkit.atomic import write_text_atomic
+from toolkit.data.images import check_image
 from toolkit.errors import ArtifactError, DataError, UsageError
+from toolkit.limits import read_json
 from toolkit.manifest import ArtifactEntry, Manifest, load_manifest
 from toolkit.packaging.bundle import Stages, bundle_record, model_record, writing_bundle
+from toolkit.packaging.contents import check_bundle_contents
 from toolkit.progress import ProgressFn, no_progress
 from toolkit.serve import (
     ARTIFACTS_PREFIX,
@@ -41,6 +43,7 @@ from toolkit.serve import (
     vendor_files,
     web_demo_dir,
 )
+from toolkit.tfjs_model import read_tfjs_model
 
 WEB_ENGINES = {"tfjs": ("tfjs",), "litertjs": ("litertjs",), "both": ("tfjs", "litertjs")}
 EXPORT_FOR = {"tfjs": "cnnx export --to tfjs", "litertjs": "cnnx export --to tflite"}
@@ -99,10 +102,7 @@ def _sample_files(manifest: Manifest) -> list[str]:
     index = manifest.root / SAMPLES_DIR / "samples.json"
     if not index.is_file():
         return []
-    try:
-        data = json.loads(index.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DataError(f"{index} is not valid JSON: {error}") from None
+    data = read_json(index, "samples index", DataError)
     records = data.get("samples") if isinstance(data, dict) else data
     if not isinstance(records, list):
         raise DataError(f"{index} holds no list of samples")
@@ -114,6 +114,7 @@ def _sample_files(manifest: Manifest) -> list[str]:
         path = (manifest.root / SAMPLES_DIR / name).resolve()
         if not path.is_relative_to((manifest.root / SAMPLES_DIR).resolve()) or not path.is_file():
             raise DataError(f"{index} names {name!r}, which is not a file in {SAMPLES_DIR}/")
+        check_image(path)  # visitors' browsers decode it: a regular file under the pixel limit
         files.append(f"{SAMPLES_DIR}/{name}")
     return files
 
@@ -149,6 +150,8 @@ def package_web(
     subset = _web_manifest(manifest, out_dir / ARTIFACTS_PREFIX, engines)
     for entry in subset.artifacts.values():
         manifest.check_files(entry)  # never ship a model that changed after export
+        if entry.format == "tfjs":  # every shard it names inside its folder
+            read_tfjs_model(manifest.artifact_path(entry, check=False), check_graph=False)
     samples = _sample_files(manifest)
 
     stages = Stages(progress, "web", ["page", "models", "samples"], make_zip=make_zip)
@@ -182,6 +185,7 @@ def package_web(
             for artifact_id, entry in sorted(subset.artifacts.items())
         }
         bundle_record(tmp, "web", manifest, models=models, samples=max(0, len(samples) - 1))
+        check_bundle_contents(tmp)
     return out_dir
 
 
