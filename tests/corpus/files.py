@@ -35,7 +35,8 @@ def copy_tree(source: Path, target: Path) -> Path:
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    """Every file and folder under root -> its sha256 (or 'dir'/'link'), for before/after."""
+    """Every file and folder under root -> its sha256 (or 'dir', 'link', 'special'), for
+    before/after."""
     root = Path(root)
     state: dict[str, str] = {}
     if not root.exists():
@@ -50,6 +51,8 @@ def snapshot(root: Path) -> dict[str, str]:
                 state[relative] = "link"
             elif path.is_dir():
                 state[relative] = "dir"
+            elif not path.is_file():  # a FIFO or socket: opening it would block the test
+                state[relative] = "special"
             else:
                 state[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
     return state

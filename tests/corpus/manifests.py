@@ -71,3 +71,36 @@ def drop_artifacts(folder: Path, keep_prefix: str) -> None:
     data = _read(folder)
     data["artifacts"] = {k: v for k, v in data["artifacts"].items() if k.startswith(keep_prefix)}
     _write(folder, data)
+
+
+def rehash(folder: Path) -> None:
+    """Make the manifest match the files on disk again, as an attacker who swapped a
+    file would: every file record's sha256 and size recomputed (and new files listed)."""
+    from toolkit.manifest import describe_files
+
+    data = _read(folder)
+    for entry in data["artifacts"].values():
+        entry["files"] = describe_files(folder, entry["path"])
+        entry["size"] = sum(record["size"] for record in entry["files"])
+    _write(folder, data)
+
+
+def swap_savedmodel(folder: Path, replacement: Path) -> None:
+    """Put another SavedModel in place of the artifacts' own, manifest hashes updated."""
+    import shutil
+
+    target = folder / "saved_model"
+    shutil.rmtree(target)
+    shutil.copytree(replacement, target)
+    rehash(folder)
+
+
+def edit_model_json(folder: Path, edit: Any, artifact_id: str = "tfjs_float32") -> None:
+    """Change a TF.js artifact's model.json with `edit(data)`, manifest hashes updated."""
+    data = _read(folder)
+    path = folder / data["artifacts"][artifact_id]["path"]
+    model_json = path / "model.json" if path.is_dir() else path
+    model = json.loads(model_json.read_text())
+    edit(model)
+    model_json.write_text(json.dumps(model))
+    rehash(folder)
