@@ -84,6 +84,32 @@ def _machine_error(path: Path, error: OSError) -> Exception:
     return PathError(f"cannot write {path}: {error.strerror or error}")
 
 
+# This process's own temporary folders (staging and scratch) while they exist. After
+# SIGINT or SIGTERM the CLI removes whatever is left here before it exits, even where the
+# interrupt landed somewhere no `finally` could see it (a C++ call, a finalizer).
+_PRIVATE: set[Path] = set()
+
+
+@contextlib.contextmanager
+def private_dir(final: Path, kind: str) -> Iterator[Path]:
+    """A new folder `.NAME.KIND-PID-…` beside `final`, removed on leaving the block (its
+    pid lets the next writer sweep it if this process is killed first)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.{kind}-{os.getpid()}-", dir=final.parent))
+    _PRIVATE.add(tmp)
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _PRIVATE.discard(tmp)
+
+
+def remove_private_dirs() -> None:
+    """Remove this process's temporary folders (called once, on the way out)."""
+    for folder in list(_PRIVATE):
+        shutil.rmtree(folder, ignore_errors=True)
+        _PRIVATE.discard(folder)
+
+
 def ensure_writable_dir(path: Path) -> None:
     """Create `path` if needed and prove it is writable, with a clear error if not."""
     path = Path(path)
@@ -109,27 +135,22 @@ def staged_dir(final: Path, *, replace: bool = True) -> Iterator[Path]:
         raise PathError(f"{final} already exists", "remove it or choose another --out")
     ensure_writable_dir(final.parent)
     sweep_stale(final)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{os.getpid()}-", dir=final.parent))
-    try:
-        yield tmp
-        fault_point(f"staged:{final.name}")
-        if not replace and os.path.lexists(final):  # made by someone else meanwhile
-            raise PathError(f"{final} already exists", "remove it or choose another --out")
-        replace_dir(tmp, final)
-    except OSError as error:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise _machine_error(final, error) from None
-    except Exception as error:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if disk_full(error) and not isinstance(error, ResourceError):
-            # TensorFlow's C++ writers raise their own types, not OSError, on ENOSPC.
-            raise ResourceError(
-                f"no space left on device while writing {final}", "free disk space"
-            ) from None
-        raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with private_dir(final, "tmp") as tmp:
+        try:
+            yield tmp
+            fault_point(f"staged:{final.name}")
+            if not replace and os.path.lexists(final):  # made by someone else meanwhile
+                raise PathError(f"{final} already exists", "remove it or choose another --out")
+            replace_dir(tmp, final)  # tmp now holds the old content, removed on leaving
+        except OSError as error:
+            raise _machine_error(final, error) from None
+        except Exception as error:
+            if disk_full(error) and not isinstance(error, ResourceError):
+                # TensorFlow's C++ writers raise their own types, not OSError, on ENOSPC.
+                raise ResourceError(
+                    f"no space left on device while writing {final}", "free disk space"
+                ) from None
+            raise
 
 
 _DISK_FULL = (

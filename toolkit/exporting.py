@@ -19,7 +19,6 @@ import importlib.metadata
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from exporters import registry
-from toolkit.atomic import ensure_writable_dir, staged_dir, sweep_stale
+from toolkit.atomic import ensure_writable_dir, private_dir, staged_dir, sweep_stale
 from toolkit.errors import DataError, PathError, UsageError
 from toolkit.exportdata import DataRequest
 from toolkit.locate import ARTIFACTS_DIR, last_run
@@ -555,11 +554,8 @@ def _scratch(out: Path) -> Iterator[Path]:
     if this one is killed before it can remove it.
     """
     sweep_stale(out)
-    folder = Path(tempfile.mkdtemp(prefix=f".{out.name}.src-{os.getpid()}-", dir=out.parent))
-    try:
+    with private_dir(out, "src") as folder:
         yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 # Graph bookkeeping that says nothing about what is computed (and carries generated names).

@@ -74,12 +74,17 @@ def _handler(number: int, frame: FrameType | None) -> None:
 
 
 def _unraisable(unraisable: Any) -> None:
-    """A finalizer swallowed the interrupt: deliver the signal again."""
+    """A finalizer swallowed the interrupt: deliver the signal again, from another thread
+    and a moment later, so that it is raised at an ordinary line of the main thread and
+    not inside this hook (where Python would swallow it once more, with a traceback)."""
     if isinstance(unraisable.exc_value, KeyboardInterrupt | Terminated):
         number = _state["signal"]
         if number is not None:
             _state["raised"] = False
-            os.kill(os.getpid(), number)
+            _state["count"] -= 1  # the same interrupt, not a second Ctrl+C
+            timer = threading.Timer(0.05, os.kill, (os.getpid(), number))
+            timer.daemon = True
+            timer.start()
     # Anything else a finalizer says after an interrupt is noise on a half-torn state.
 
 
@@ -103,6 +108,9 @@ def exit_now(code: int) -> None:
     sys.unraisablehook = _unraisable
     for number in EXIT_CODES:
         signal.signal(number, signal.SIG_IGN)
+    from toolkit.atomic import remove_private_dirs
+
+    remove_private_dirs()  # whatever the unwinding could not reach (a C++ call, a finalizer)
     with contextlib.suppress(BaseException):
         atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
