@@ -14,6 +14,8 @@ evaluation images, and says what it did when the folder is too small for that.
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,8 @@ import numpy as np
 from toolkit.data.images import IMAGE_SUFFIXES, load_image
 from toolkit.errors import DataError, PathError
 from toolkit.inputspec import InputSpec
+from toolkit.limits import file_kind
+from toolkit.walk import check_walkable, image_files
 
 MAX_EVALUATION_IMAGES = 1000  # evaluation images recorded for verify and bench
 
@@ -44,13 +48,25 @@ class ImageFolder:
         return len(self.files)
 
 
-def _images_in(folder: Path, recursive: bool) -> list[Path]:
-    found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(
-        p
-        for p in found
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-    )
+def _images_in(folder: Path, recursive: bool, option: str = "--data") -> list[Path]:
+    """Image files of `folder` (and below, when `recursive`), each a regular file: the walk
+    stays inside (no symlinked folder, no kernel file system; toolkit/walk.py)."""
+    if recursive:
+        return image_files(folder, IMAGE_SUFFIXES, option)
+    found = []
+    for path in folder.iterdir():
+        if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith("."):
+            continue
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            continue  # a dangling symlink is not an image
+        if stat.S_ISDIR(mode):
+            continue
+        if not stat.S_ISREG(mode):
+            raise PathError(f"{path} is {file_kind(mode)}, not an image file", "remove it")
+        found.append(path)
+    return sorted(found)
 
 
 def class_folders(root: Path, option: str = "--data") -> dict[str, list[Path]]:
@@ -59,8 +75,11 @@ def class_folders(root: Path, option: str = "--data") -> dict[str, list[Path]]:
         raise PathError(f"{option} {root} does not exist")
     if not root.is_dir():
         raise PathError(f"{option} {root} is not a folder", "name a folder of images")
+    check_walkable(root, option)  # not /, not /proc
     subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    found = {sub.name: _images_in(sub, recursive=True) for sub in subfolders}
+    for sub in subfolders:
+        check_walkable(sub, f"{option} class folder", inside=root)
+    found = {sub.name: _images_in(sub, recursive=True, option=option) for sub in subfolders}
     return {name: files for name, files in found.items() if files}
 
 
