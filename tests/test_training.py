@@ -140,7 +140,8 @@ def test_demo_runs_its_steps_into_the_work_folder(tmp_path: Path) -> None:
     artifacts = tmp_path / "demo" / "artifacts"
     assert len(json.loads((artifacts / "manifest.json").read_text())["artifacts"]) == 9
     report = json.loads((artifacts / "report" / "report.json").read_text())
-    assert {row["runtime"] for row in report["rows"]} == {"tf", "litert", "tfjs-node", "browser"}
+    runtimes = {row["runtime"] for row in report["rows"]}
+    assert runtimes == {"tf", "litert", "tfjs-node", "browser", "litertjs"}
     assert all(row["status"] == "ok" for row in report["rows"]), report["rows"]
     bundles = ctx.outputs["package"]["bundles"]
     for target in ("web", "rpi", "android"):

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from toolkit.artifact_policy import check_artifact_graphs
 from toolkit.errors import (
     ArtifactError,
     GateFailed,
@@ -30,7 +31,6 @@ from toolkit.errors import (
 )
 from toolkit.evalset import EvalSet, load_eval_set
 from toolkit.gates import Breach, Gates, check_gates, read_baseline
-from toolkit.graph_policy import check_artifact_graphs
 from toolkit.limits import check_batch_memory
 from toolkit.machine import machine_info, machine_peak
 from toolkit.manifest import Manifest, load_manifest

@@ -241,7 +241,8 @@ def export(
     out = Path(request.out) if request.out is not None else Path.cwd() / ARTIFACTS_DIR
     if not is_model_object(request.model):
         model = Path(request.model) if request.model is not None else last_run()
-        request = replace(request, model=model)
+        # The manifest records the command as written, before the default model is filled in.
+        request = replace(request, model=model, command=request.command or _command(request))
         _refuse_early(request, model, out)
     silence_tensorflow()
     from exporters.quiet import silenced

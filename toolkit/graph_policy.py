@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from toolkit.errors import CnnxWarning, ModelError
 from toolkit.graph_ops import (
@@ -39,9 +39,6 @@ from toolkit.graph_ops import (
 )
 from toolkit.limits import MAX_GRAPH_NODES, require_regular_tree
 from toolkit.savedmodel_proto import read_savedmodel_proto
-
-if TYPE_CHECKING:
-    from toolkit.manifest import ArtifactEntry, Manifest
 
 # How far the checker follows a file name back through Identity / StringJoin / Pack.
 _MAX_PATH_STEPS = 64
@@ -73,25 +70,6 @@ def check_savedmodel(path: Path, *, unsafe: bool = False) -> None:
 def check_tfjs_graph(model_json: Path, data: dict[str, Any], *, unsafe: bool = False) -> None:
     """Refuse a TF.js model.json (already parsed: `data`) whose graph does more than compute."""
     enforce(tfjs_findings(data), f"TF.js model {model_json}", unsafe=unsafe)
-
-
-def check_artifact_graphs(
-    manifest: Manifest, entries: list[ArtifactEntry], *, unsafe: bool = False
-) -> None:
-    """Before verify or bench runs anything: the reference SavedModel and every selected
-    SavedModel and TF.js graph pass the policy. A manifest hash proves a file is the one
-    exported, not that a graph swapped in with a matching manifest is safe to run."""
-    from toolkit.tfjs_model import read_tfjs_model
-
-    chosen = {entry.id: entry for entry in entries}
-    if "savedmodel" in manifest.artifacts:
-        chosen.setdefault("savedmodel", manifest.artifacts["savedmodel"])
-    for entry in chosen.values():
-        path = manifest.artifact_path(entry, check=True)  # a missing or changed file: exit 7
-        if entry.format == "savedmodel":
-            check_savedmodel(path, unsafe=unsafe)
-        elif entry.format == "tfjs":
-            read_tfjs_model(path, unsafe=unsafe)
 
 
 def enforce(findings: list[Finding], what: str, *, unsafe: bool) -> None:

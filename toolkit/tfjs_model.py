@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import ArtifactError
+from toolkit.graph_policy import check_tfjs_graph
 from toolkit.limits import read_json, require_regular_file
 
 FILENAME = "model.json"
@@ -42,8 +43,6 @@ def read_tfjs_model(path: Path, *, unsafe: bool = False, check_graph: bool = Tru
     if not isinstance(data, dict):
         raise ArtifactError(f"{model_json} is not a TF.js model.json (not an object)")
     if check_graph:
-        from toolkit.graph_policy import check_tfjs_graph
-
         check_tfjs_graph(model_json, data, unsafe=unsafe)
     return TfjsModel(model_json, data, shard_paths(model_json, data))
 

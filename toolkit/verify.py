@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from toolkit.artifact_policy import check_artifact_graphs
 from toolkit.errors import ArtifactError, RuntimeUnavailable, VerificationFailed
 from toolkit.evalset import load_eval_set
-from toolkit.graph_policy import check_artifact_graphs
 from toolkit.manifest import Manifest
 from toolkit.matrix import plan, run_matrix, runtime_options, selected_entries
 from toolkit.progress import ProgressFn, no_progress
