@@ -42,12 +42,20 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def base(models: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An artifacts folder holding the SavedModel and TFLite float32 of the tiny model."""
     out = tmp_path_factory.mktemp("signals-base") / "artifacts"
-    done = run(
+    done = run(*export_args(models, "tflite", out))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def export_args(models: Path, to: str, out: Path) -> tuple[str, ...]:
+    """`cnnx export` of the corpus's tiny SavedModel to `to`, unquantized, no samples."""
+    model = str(models / "good_savedmodel")
+    return (
         "export",
         "--model",
-        str(models / "good_savedmodel"),
+        model,
         "--to",
-        "tflite",
+        to,
         "-q",
         "none",
         "--samples",
@@ -55,8 +63,6 @@ def base(models: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         "--out",
         str(out),
     )
-    assert done.returncode == 0, done.stderr
-    return out
 
 
 def run(
@@ -102,17 +108,7 @@ def test_signals_at_named_steps_keep_a_whole_folder_and_leave_nothing(
         step, name = case
         out = files.copy_tree(base, tmp_path / f"{step.replace(':', '-')}-{name}" / "artifacts")
         done = run(
-            "export",
-            "--model",
-            str(models / "good_savedmodel"),
-            "--to",
-            "tfjs",
-            "-q",
-            "none",
-            "--samples",
-            "0",
-            "--out",
-            str(out),
+            *export_args(models, "tfjs", out),
             env={"CNNX_FAULT_AFTER": step, "CNNX_FAULT_SIGNAL": name},
         )
         return step, name, done, out
@@ -122,11 +118,11 @@ def test_signals_at_named_steps_keep_a_whole_folder_and_leave_nothing(
     for step, name, done, out in results:
         assert done.returncode == CODES[name], (step, name, done.stderr)
         assert_one_interrupt_line(done.stderr, name)
-        artifacts = set(load_manifest(out).artifacts)
+        manifest = load_manifest(out)
         expected = {"savedmodel", "tflite_float32"} | ({"tfjs_float32"} if STEPS[step] else set())
-        assert artifacts == expected, (step, name, artifacts)
-        for entry in load_manifest(out).artifacts.values():
-            load_manifest(out).check_files(entry)
+        assert set(manifest.artifacts) == expected, (step, name, set(manifest.artifacts))
+        for entry in manifest.artifacts.values():
+            manifest.check_files(entry)
         assert leftovers(out) == [], (step, name)
 
 
@@ -171,19 +167,7 @@ def test_a_killed_exports_scratch_is_swept_by_the_next_one(
     models: Path, base: Path, tmp_path: Path
 ) -> None:
     out = files.copy_tree(base, tmp_path / "artifacts")
-    args = (
-        "export",
-        "--model",
-        str(models / "good_savedmodel"),
-        "--to",
-        "tfjs",
-        "-q",
-        "none",
-        "--samples",
-        "0",
-        "--out",
-        str(out),
-    )
+    args = export_args(models, "tfjs", out)
     killed = run(*args, env={"CNNX_FAULT_AFTER": "staged:saved_model"})
     assert killed.returncode == -signal.SIGKILL
     assert any(".src-" in n for n in leftovers(out)), leftovers(out)  # SIGKILL cleans nothing
