@@ -7,8 +7,10 @@ at load time, so activations stay float32 in every backend.
 
 from __future__ import annotations
 
+import base64
 import importlib
 import importlib.metadata
+import json
 import os
 import shutil
 import sys
@@ -155,6 +157,7 @@ def _export(saved_model_dir: Path, out_dir: Path, quantization: str) -> ExportRe
         tail = said.text.strip().splitlines()[-1:]  # the converter's last log line
         first = shorten(str(problem) or " ".join(tail), 300)
         raise ExportError(f"TF.js {quantization} conversion failed: {first}")
+    flattened = flatten_fused_biases(folder / "model.json")
     inputs, outputs = _signature(folder / "model.json", pivot.input_shape, pivot.num_classes)
     relative = artifact_folder(quantization)
     shards = sorted(p.relative_to(out_dir).as_posix() for p in folder.iterdir() if p.is_file())
@@ -170,9 +173,55 @@ def _export(saved_model_dir: Path, out_dir: Path, quantization: str) -> ExportRe
             # What a JS caller passes to model.execute / reads back.
             "input_node": inputs[0]["node"],
             "output_node": outputs[0]["node"],
+            **({"rank1_biases": len(flattened)} if flattened else {}),
         },
         extra_paths=tuple(shards),
     )
+
+
+# Fused ops whose third input is a bias when their first fused op is BiasAdd; the wasm
+# backend refuses any bias of them that is not rank 1.
+FUSED_WITH_BIAS = ("_FusedConv2D", "FusedDepthwiseConv2dNative", "_FusedMatMul")
+
+
+def flatten_fused_biases(model_json: Path) -> list[str]:
+    """Rewrite the biases of fused ops shaped [1, ..., 1, C] to [C]; return their names.
+
+    The converter turns an AddV2 right after a convolution into a BiasAdd without looking
+    at the added tensor's shape, and grappler then fuses it: a BatchNorm on `axis=3` (as
+    EfficientNet and ResNet write it) leaves a [1, 1, 1, C] bias in a _FusedConv2D. TF.js'
+    cpu and webgl backends broadcast it; wasm refuses the model ("FusedConv2D only
+    supports rank-1 bias"). Both shapes hold the same C values in the same order, so only
+    the shape in model.json changes (the weight node and weightsManifest), never a shard.
+    """
+    data = read_json(model_json, "TF.js converter output", ExportError)
+    nodes = data.get("modelTopology", {}).get("node", [])
+    biases: set[str] = set()
+    other_uses: set[str] = set()
+    for node in nodes:
+        names = [str(name).lstrip("^").split(":")[0] for name in node.get("input", [])]
+        fused = node.get("attr", {}).get("fused_ops", {}).get("list", {}).get("s", [])
+        first = base64.b64decode(fused[0]).decode() if fused else ""
+        if node.get("op") in FUSED_WITH_BIAS and first == "BiasAdd" and len(names) > 2:
+            biases.add(names[2])
+            other_uses.update(names[:2] + names[3:])
+        else:
+            other_uses.update(names)
+    flat = {name for name in biases - other_uses if name}
+    changed = []
+    for group in data.get("weightsManifest", []):
+        for weight in group.get("weights", []):
+            shape = weight.get("shape", [])
+            if weight.get("name") in flat and len(shape) > 1 and all(d == 1 for d in shape[:-1]):
+                weight["shape"] = shape[-1:]
+                changed.append(weight["name"])
+    for node in nodes:
+        shape = node.get("attr", {}).get("value", {}).get("tensor", {}).get("tensorShape", {})
+        if node.get("name") in changed and shape.get("dim"):
+            shape["dim"] = shape["dim"][-1:]  # the weight node, kept in step with the manifest
+    if changed:
+        model_json.write_text(json.dumps(data))
+    return sorted(changed)
 
 
 def _signature(
