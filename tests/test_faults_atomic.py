@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,6 +114,41 @@ def test_a_failure_inside_leaves_the_old_folder_and_no_temp(tmp_path: Path) -> N
         raise RuntimeError("converter failed")
     assert (final / "f0.txt").read_text() == "1\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize(
+    ("maker", "write", "kind"),
+    [
+        ("mkdir", lambda out: atomic.private_dir(out, "src").__enter__(), "src"),
+        ("open", lambda out: atomic.write_text_atomic(out, "new"), "tmp"),
+    ],
+    ids=["scratch-folder", "file"],
+)
+def test_an_interrupt_just_after_a_temporary_is_made_still_removes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, maker: str, write: Any, kind: str
+) -> None:
+    """A signal's handler runs at whichever line comes next, here the one right after
+    the system call that made the temporary; it must already be known to the clean-up."""
+    from toolkit.signals import Terminated
+
+    real = getattr(os, maker)
+
+    def make_then_signal(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        if not os.path.basename(args[0]).startswith(".out."):
+            return result  # another file (the writability probe)
+        if isinstance(result, int):
+            os.close(result)
+        raise Terminated
+
+    monkeypatch.setattr(os, maker, make_then_signal)
+    with pytest.raises(Terminated):
+        write(tmp_path / "out")
+    monkeypatch.undo()
+    names = [p.name for p in tmp_path.iterdir()]
+    assert len(names) == 1 and names[0].startswith(f".out.{kind}-"), names
+    atomic.remove_private_paths()  # what the CLI does on its way out after an interrupt
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_leftovers_of_dead_writers_are_swept_and_live_ones_kept(tmp_path: Path) -> None:

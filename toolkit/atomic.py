@@ -25,6 +25,7 @@ import fnmatch
 import glob
 import json
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -84,7 +85,7 @@ def _machine_error(path: Path, error: OSError) -> Exception:
     return PathError(f"cannot write {path}: {error.strerror or error}")
 
 
-# This process's own temporary folders (staging and scratch) while they exist. After
+# This process's own temporary files and folders (staging, scratch) while they exist. After
 # SIGINT or SIGTERM the CLI removes whatever is left here before it exits, even where the
 # interrupt landed somewhere no `finally` could see it (a C++ call, a finalizer).
 _PRIVATE: set[Path] = set()
@@ -94,8 +95,7 @@ _PRIVATE: set[Path] = set()
 def private_dir(final: Path, kind: str) -> Iterator[Path]:
     """A new folder `.NAME.KIND-PID-…` beside `final`, removed on leaving the block (its
     pid lets the next writer sweep it if this process is killed first)."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.{kind}-{os.getpid()}-", dir=final.parent))
-    _PRIVATE.add(tmp)
+    tmp = _new_private_path(final, kind, folder=True)
     try:
         yield tmp
     finally:
@@ -103,11 +103,36 @@ def private_dir(final: Path, kind: str) -> Iterator[Path]:
         _PRIVATE.discard(tmp)
 
 
-def remove_private_dirs() -> None:
-    """Remove this process's temporary folders (called once, on the way out)."""
-    for folder in list(_PRIVATE):
-        shutil.rmtree(folder, ignore_errors=True)
-        _PRIVATE.discard(folder)
+def _new_private_path(final: Path, kind: str, *, folder: bool) -> Path:
+    """Create the empty folder or file `.NAME.KIND-PID-…` beside `final`, registered
+    before it exists.
+
+    A signal can land between any two lines; registering the name first means there is
+    no moment when the path exists and `remove_private_paths` does not know it.
+    """
+    prefix = f".{final.name}.{kind}-{os.getpid()}-"
+    while True:
+        path = final.parent / (prefix + secrets.token_hex(4))
+        _PRIVATE.add(path)
+        try:
+            if folder:
+                os.mkdir(path, 0o700)
+            else:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            _PRIVATE.discard(path)
+            continue
+        except OSError:  # nothing was made (an interrupt, by contrast, keeps the name)
+            _PRIVATE.discard(path)
+            raise
+        return path
+
+
+def remove_private_paths() -> None:
+    """Remove this process's temporary files and folders (once, on the way out)."""
+    for path in list(_PRIVATE):
+        _remove(path)
+        _PRIVATE.discard(path)
 
 
 def ensure_writable_dir(path: Path) -> None:
@@ -117,8 +142,9 @@ def ensure_writable_dir(path: Path) -> None:
         raise PathError(f"{path} is a file, not a folder", "choose another --out")
     try:
         path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".cnnx-probe-"):
-            pass
+        probe = _new_private_path(path / "cnnx", "probe", folder=False)
+        _remove(probe)
+        _PRIVATE.discard(probe)
     except OSError as error:
         raise _machine_error(path, error) from None
 
@@ -270,20 +296,19 @@ def _replacing_file(path: Path) -> Iterator[str]:
     path = Path(path)
     ensure_writable_dir(path.parent)
     sweep_stale(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
-    os.close(fd)
+    tmp = _new_private_path(path, "tmp", folder=False)
     try:
-        yield tmp_name
+        yield str(tmp)
         fault_point(f"written:{path.name}")
-        os.replace(tmp_name, path)
+        os.replace(tmp, path)
     except OSError as error:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
+        _remove(tmp)
         raise _machine_error(path, error) from None
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
+        _remove(tmp)
         raise
+    finally:
+        _PRIVATE.discard(tmp)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

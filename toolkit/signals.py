@@ -108,9 +108,9 @@ def exit_now(code: int) -> None:
     sys.unraisablehook = _unraisable
     for number in EXIT_CODES:
         signal.signal(number, signal.SIG_IGN)
-    from toolkit.atomic import remove_private_dirs
+    from toolkit.atomic import remove_private_paths
 
-    remove_private_dirs()  # whatever the unwinding could not reach (a C++ call, a finalizer)
+    remove_private_paths()  # whatever the unwinding could not reach (a C++ call, a finalizer)
     with contextlib.suppress(BaseException):
         atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
