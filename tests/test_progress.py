@@ -165,3 +165,43 @@ def test_package_draws_each_stage_of_the_bundle_on_a_terminal_only(
     assert quiet.returncode == 0, quiet.stderr
     assert "\x1b" not in quiet.stdout and " eta " not in quiet.stdout
     assert "rpi bundle: " in quiet.stdout
+
+
+def test_demo_gives_every_step_after_training_its_own_bars(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The demo's export, bench and package steps report into bars opened for that step
+    and closed before the next one starts (the training step draws its own view)."""
+    import contextlib
+
+    from typer.testing import CliRunner
+
+    from toolkit import demo
+    from toolkit.cli import app
+    from toolkit.cli import progress as cli_progress
+
+    events: list[str] = []
+
+    @contextlib.contextmanager
+    def recording_bars(*, quiet: bool = False):  # type: ignore[no-untyped-def]
+        events.append("open")
+        yield lambda step: events.append(f"{step.task}:{step.label}")
+        events.append("close")
+
+    def reporting(name: str):  # type: ignore[no-untyped-def]
+        def run(ctx: demo.DemoContext) -> dict[str, str]:
+            ctx.progress(Step(task=name, label="working", done=0, total=1))
+            return {}
+
+        return demo.Step(name, name, run)
+
+    monkeypatch.setattr(cli_progress, "progress_bars", recording_bars)
+    steps = [reporting("export"), reporting("bench"), reporting("package")]
+    monkeypatch.setattr(demo, "STEPS", steps)
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "work")])
+    assert result.exit_code == 0, result.output
+    assert events == [
+        *("open", "export:working", "close"),
+        *("open", "bench:working", "close"),
+        *("open", "package:working", "close"),
+    ]

@@ -17,6 +17,7 @@ from toolkit.atomic import write_json_atomic
 from toolkit.data import DataSpec, load_dataset
 from toolkit.errors import PathError
 from toolkit.locate import ARTIFACTS_DIR, BUNDLES_DIR, RUNS_DIR
+from toolkit.progress import ProgressFn, no_progress
 from toolkit.train_config import DEFAULT_EPOCHS, TrainConfig, TrainEvent
 from toolkit.training import train
 
@@ -39,6 +40,7 @@ class DemoContext:
 
     config: DemoConfig
     on_train: Callable[[TrainEvent], None] | None = None
+    progress: ProgressFn = no_progress  # export, bench and package report here
     run_dir: Path | None = None
     bench_report: Any = None  # toolkit.bench.BenchReport, once the bench step ran
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -110,7 +112,8 @@ def _export(ctx: DemoContext) -> dict[str, Any]:
     from toolkit.exporting import ExportRequest, export
 
     # force: the demo folder is the demo's own; a rerun replaces the last model's artifacts.
-    manifest = export(ExportRequest(model=ctx.run_dir, to="all", out=ctx.artifacts_dir, force=True))
+    request = ExportRequest(model=ctx.run_dir, to="all", out=ctx.artifacts_dir, force=True)
+    manifest = export(request, progress=ctx.progress)
     return {"artifacts": sorted(manifest.artifacts), "folder": str(ctx.artifacts_dir)}
 
 
@@ -122,7 +125,7 @@ def _bench(ctx: DemoContext) -> dict[str, Any]:
     config = BenchConfig(
         artifacts_dir=ctx.artifacts_dir, runs=50, warmup=5, backends=("wasm",), command="cnnx demo"
     )
-    report = bench(config)
+    report = bench(config, ctx.progress)
     ctx.bench_report = report
     statuses = [row.status for row in report.rows]
     return {
@@ -140,7 +143,13 @@ def _bundles(ctx: DemoContext) -> dict[str, Any]:
     made: dict[str, str] = {}
     for target in TARGETS:
         try:
-            folder = package(target, ctx.artifacts_dir, ctx.bundles_dir / target, force=True)
+            folder = package(
+                target,
+                ctx.artifacts_dir,
+                ctx.bundles_dir / target,
+                force=True,
+                progress=ctx.progress,
+            )
             made[target] = str(folder)
         except RuntimeUnavailable as error:  # e.g. no metadata-writer env: say so, go on
             made[target] = f"skipped: {error.one_line()}"
@@ -163,6 +172,7 @@ def run_demo(
     *,
     on_step: Callable[[Step, int, int], None] | None = None,
     on_train: Callable[[TrainEvent], None] | None = None,
+    progress: ProgressFn = no_progress,
     steps: list[Step] | None = None,
 ) -> tuple[list[StepResult], DemoContext]:
     """Run every step in order into config.work_dir; demo.json records what each did."""
@@ -170,7 +180,7 @@ def run_demo(
     if work.exists() and not work.is_dir():
         raise PathError(f"demo folder {work} is a file", "choose another --out")
     work.mkdir(parents=True, exist_ok=True)
-    ctx = DemoContext(config=config, on_train=on_train)
+    ctx = DemoContext(config=config, on_train=on_train, progress=progress)
     chosen = STEPS if steps is None else steps
     results: list[StepResult] = []
     for index, step in enumerate(chosen, start=1):

@@ -3,12 +3,14 @@
 Each step prints as it starts: generate data, train the seed CNN, save the SavedModel
 pivot, export every format, verify and bench every artifact on TensorFlow, LiteRT,
 TF.js in Node and in headless Chromium, and build the web, Raspberry Pi and Android
-bundles. Everything lands in the work folder: runs/, artifacts/ (with report/),
-bundles/ and demo.json. Exits 9 if an artifact drifted, 8 if a runtime failed.
+bundles; on a terminal, training, export, bench and packaging draw progress bars.
+Everything lands in the work folder: runs/, artifacts/ (with report/), bundles/ and
+demo.json. Exits 9 if an artifact drifted, 8 if a runtime failed.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -40,9 +42,11 @@ def command(
     """Run the whole pipeline on the embedded dataset into ./cnnx-demo."""
     from dataclasses import replace
 
+    from toolkit.cli.progress import progress_bars
     from toolkit.cli.train import _ProgressView
     from toolkit.data import DataSpec
     from toolkit.demo import DemoConfig, Step, run_demo
+    from toolkit.progress import ProgressFn, no_progress
 
     config = DemoConfig(work_dir=out, width=width)
     if epochs is not None:
@@ -52,11 +56,15 @@ def command(
 
     view = _ProgressView(config.epochs)
     training = False
+    bars = contextlib.ExitStack()  # the current step's progress bars
+    current: list[ProgressFn] = [no_progress]
 
     def on_step(step: Step, index: int, total: int) -> None:
-        # The progress bars live only through the training step, so the other steps'
-        # output is not held back behind them.
+        # Each step's bars live only through that step, so the next step's title is not
+        # held back behind them; training draws its own view (epochs, loss, accuracy).
         nonlocal training
+        bars.close()
+        current[0] = no_progress
         if training:
             view.__exit__()
             training = False
@@ -64,10 +72,18 @@ def command(
         if step.name == "train":
             view.__enter__()
             training = True
+        else:
+            current[0] = bars.enter_context(progress_bars())
 
     try:
-        results, ctx = run_demo(config, on_step=on_step, on_train=view.update)
+        results, ctx = run_demo(
+            config,
+            on_step=on_step,
+            on_train=view.update,
+            progress=lambda report: current[0](report),
+        )
     finally:
+        bars.close()
         if training:
             view.__exit__()
     if ctx.bench_report is not None:
