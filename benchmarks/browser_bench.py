@@ -14,8 +14,9 @@ batch-1 latency on the same preprocessed image, after warm-up:
   await, the clock's step).
 
 Browser rows are timed in the page with performance.now() (fine-grained: the server
-sends COOP/COEP); each says its engine, backend, build, threads, isolation and WebGPU
-adapter (a software adapter's figures are marked so and never count as the best).
+sends COOP/COEP); each says its engine, backend, build, threads, isolation and GPU (the
+WebGPU adapter or WebGL renderer; a software one's figures, SwiftShader's here, are
+marked so and never count as the best).
 Every row also runs 32 images and records its largest difference from native LiteRT
 on the same artifact. Goals, from one run: the best browser float32 p50 at most 1.5x
 native LiteRT float32 on 1 thread, the best browser int8 p50 at most 3x native int8.
@@ -152,8 +153,8 @@ class Bench:
                         "cross_origin_isolated",
                         "wasm_build",
                         "wasm_relaxed_simd",
-                        "webgpu_adapter",
-                        "webgpu_adapter_software",
+                        "gpu_name",
+                        "gpu_software",
                         "fully_delegated",
                         "chromium",
                     )
@@ -173,14 +174,14 @@ class Bench:
 
 
 def best(rows: list[dict], artifact: str) -> dict | None:
-    """The fastest ok browser row on `artifact`, software WebGPU adapters left out."""
+    """The fastest ok browser row on `artifact`, rows on a software GPU left out."""
     usable = [
         r
         for r in rows
         if r["runtime"] in ("browser", "litertjs")
         and r.get("status") == "ok"
         and r["artifact"] == artifact
-        and not r.get("webgpu_adapter_software")
+        and not r.get("gpu_software")
         and not r["options"]
     ]
     return min(usable, key=lambda r: r["p50_ms"]) if usable else None
@@ -341,9 +342,9 @@ def print_table(result: dict[str, Any]) -> None:
         notes = []
         if "cross_origin_isolated" in row:
             notes.append("isolated" if row["cross_origin_isolated"] else "NOT isolated")
-        if row.get("webgpu_adapter"):
-            soft = " (software adapter)" if row.get("webgpu_adapter_software") else ""
-            notes.append(f"adapter {row['webgpu_adapter']}{soft}")
+        if row.get("gpu_name"):
+            soft = " (software)" if row.get("gpu_software") else ""
+            notes.append(f"gpu {row['gpu_name']}{soft}")
         print(
             f"{name:<44}{row['p50_ms']:>9.3f}{row['p90_ms']:>9.3f}"
             f"{'' if diff is None else f'{diff:.1e}':>9}  {', '.join(notes)}"

@@ -149,6 +149,11 @@ def test_every_backend_runs_and_the_active_one_is_shown(chromium: Any, server: D
         assert info["backend"] == backend and info["backendNote"] == ""
         assert page.locator("#backend-status").inner_text().startswith(f"TF.js · {backend}")
         assert page.locator("#backend").input_value() == backend
+        if backend == "webgl":  # the renderer is named, a software one as such
+            renderer = page.evaluate("window.cnnx.info().features.renderer")
+            assert "SwiftShader" in renderer["name"] and renderer["software"] is True
+            status = page.locator("#backend-status").inner_text()
+            assert status == f"TF.js · webgl · {renderer['name']} (software renderer) · isolated"
         probs = page.evaluate("window.cnnx.classifySample(0)")["probs"]
         assert np.abs(np.asarray(probs) - np.asarray(reference)).max() < 1e-4
         # Switching disposes the old model: the count is the weights again.

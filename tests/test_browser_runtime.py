@@ -1,8 +1,10 @@
 """The `browser` runtime adapter on real headless Chromium, against the SavedModel.
 
-Each backend (wasm, webgl, cpu) loads the session's TF.js artifacts through the demo
-page and must give the SavedModel's probabilities on the same preprocessed batch; the
-page's own timer must answer; a hung page must become a RuntimeUnavailable within its
+Each backend (wasm, webgl, cpu, webgpu) loads the session's TF.js artifacts through the
+demo page and must give the SavedModel's probabilities on the same preprocessed batch;
+webgl and webgpu rows must name the GPU they ran on, and here (headless, --disable-gpu)
+webgl renders on SwiftShader, a software GPU its row must say it is; the page's own
+timer must answer; a hung page must become a RuntimeUnavailable within its
 time limit (and the next load must work); a missing Chromium must say how to install it.
 """
 
@@ -78,10 +80,16 @@ def test_each_backend_matches_the_savedmodel(
         assert info.details["cross_origin_isolated"] is True
         if backend == "wasm":
             assert info.details["wasm_simd"] is True and info.threads is not None
+        if backend == "webgl":  # the renderer TF.js's own GL context reports
+            assert "SwiftShader" in info.details["gpu_name"]
+            assert info.details["gpu_software"] is True and info.threads is None
+            assert (info.device, info.label) == ("swiftshader", "browser/webgl@swiftshader")
         if backend == "webgpu":  # the adapter is named, and a software one says so
-            assert info.details["webgpu_adapter"]
-            software = info.details["webgpu_adapter_software"]
+            assert info.details["gpu_name"]
+            software = info.details["gpu_software"]
             assert info.device == ("swiftshader" if software else "gpu") and info.threads is None
+        if backend in ("wasm", "cpu"):
+            assert info.device == "cpu" and "gpu_name" not in info.details
 
         times = model.self_timed(batch[:1], 25)
         assert times is not None and len(times) == 25 and all(t > 0 for t in times)

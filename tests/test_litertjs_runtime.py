@@ -97,8 +97,8 @@ def test_each_backend_gives_litert_answers_in_chromium(
         }[backend]
         assert details["wasm_build"] == build
         if backend == "webgpu":
-            assert details["webgpu_adapter"] and info.threads is None
-            assert info.device == ("swiftshader" if details["webgpu_adapter_software"] else "gpu")
+            assert details["gpu_name"] and info.threads is None
+            assert info.device == ("swiftshader" if details["gpu_software"] else "gpu")
             assert info.label.startswith("litertjs/webgpu@")
         else:
             assert info.threads == (1 if backend == "wasm" else details["wasm_threads"]) >= 1

@@ -1,15 +1,17 @@
-"""The browser recommendation: the fastest browser row that passed parity, never a
-software WebGPU adapter's, never a drifted, failed or skipped row, and a reason when
-there is none. (That real bench rows carry what it reads, and that the report and the
-terminal show it, is checked where bench runs the browser runtimes:
+"""The browser recommendation: the fastest browser row that passed parity, never one on
+a software GPU (webgl or webgpu on SwiftShader), never a drifted, failed or skipped row,
+and a reason when there is none. (That real bench rows carry what it reads, and that
+the report and the terminal show it, is checked where bench runs the browser runtimes:
 tests/test_litertjs_runtime.py; here, hand-made rows.)
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from rich.console import Console
@@ -22,6 +24,7 @@ from toolkit.parity import Check, Metrics
 from toolkit.recommend import recommend
 from toolkit.report import report_markdown
 from toolkit.rows import Row, Speed
+from toolkit.runtimes import browser
 from toolkit.timing import LatencyStats
 
 PASSED = (Check("agreement", 1.0, 0.98, ">=", True),)
@@ -95,13 +98,58 @@ def test_the_fastest_browser_row_that_passed_wins() -> None:
     assert (again.artifact, again.engine, again.p50_ms) == ("b", "LiteRT.js", 0.4)
 
 
+SWIFTSHADER = "ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device (Subzero)), SwiftShader driver)"
+
+
+def webgl_row(renderer: str, software: bool, p50: float) -> Row:
+    """A TF.js webgl row whose runtime info browser.py builds from what the page reports
+    (web_demo/gpu.js's webglRenderer: here the strings headless Chromium gives)."""
+    page = {
+        "loadMs": 10.0,
+        "firstMs": 5.0,
+        "crossOriginIsolated": True,
+        "tfVersion": "4.22.0",
+        "features": {"renderer": {"name": renderer, "software": software, "vendor": "Google"}},
+    }
+    session: Any = SimpleNamespace(version="156.0", start_ms=900.0)  # what browser.py reads
+    info = browser._runtime_info(browser.TFJS, "webgl", page, session, time.perf_counter())
+    made = row("tfjs_float32", "browser", "webgl", p50, threads=None)
+    return replace(made, label=info.label, runtime_info=info.to_dict())
+
+
+def test_a_software_webgl_row_never_wins() -> None:
+    wasm = row("tfjs_float32", "browser", "wasm", 0.7)
+    software = webgl_row(SWIFTSHADER, True, 0.1)
+    assert software.label == "browser/webgl@swiftshader"
+    assert software.runtime_info["details"]["gpu_name"] == SWIFTSHADER
+    chosen = recommend([software, wasm])
+    assert (chosen.backend, chosen.p50_ms, chosen.candidates) == ("wasm", 0.7, 1)
+    llvmpipe = webgl_row("llvmpipe (LLVM 15.0.6, 256 bits)", True, 0.1)
+    assert llvmpipe.label == "browser/webgl@software"
+    alone = recommend([software, llvmpipe])
+    assert alone.artifact is None and alone.reason == (
+        "only rows on a software GPU passed (browser/webgl@software, "
+        "browser/webgl@swiftshader), and their figures are not GPU figures"
+    )
+    # On a real GPU the same row is a GPU figure, and the fastest wins.
+    gpu = webgl_row("ANGLE (NVIDIA, NVIDIA GeForce RTX 4070 Direct3D11 vs_5_0 ps_5_0)", False, 0.1)
+    assert gpu.label == "browser/webgl@gpu"
+    assert recommend([gpu, wasm]).label == "browser/webgl@gpu"
+
+
 def test_no_recommendation_says_why() -> None:
     none = recommend([row("tflite_float32", "litert", "xnnpack", 0.05)])
     assert none.artifact is None and "no browser runtime was measured" in none.sentence
     software = recommend(
-        [row("tflite_float32", "litertjs", "webgpu", 0.1, device="swiftshader", threads=None)]
+        [
+            row("tflite_float32", "litertjs", "webgpu", 0.1, device="swiftshader", threads=None),
+            row("tfjs_float32", "browser", "webgl", 0.2, device="software", threads=None),
+        ]
     )
-    assert "only software WebGPU rows passed" in software.reason
+    assert software.reason == (
+        "only rows on a software GPU passed (browser/webgl, litertjs/webgpu), and their "
+        "figures are not GPU figures"
+    )
     drifted = recommend([row("tfjs_float32", "browser", "wasm", 0.7, status="drift")])
     assert drifted.sentence.startswith("No browser recommendation: every browser row failed")
     assert drifted.to_dict()["artifact"] is None
@@ -114,7 +162,7 @@ def test_the_report_and_the_terminal_name_it_and_what_each_browser_row_ran_on(
     threaded.runtime_info["details"].update(engine="LiteRT.js", wasm_build="litert_wasm_threaded")
     software = row("tflite_int8", "litertjs", "webgpu", 0.1, device="swiftshader", threads=None)
     software.runtime_info["details"].update(
-        engine="LiteRT.js", webgpu_adapter="google swiftshader", webgpu_adapter_software=True
+        engine="LiteRT.js", gpu_name="google swiftshader", gpu_software=True
     )
     skipped = replace(
         row("tfjs_float32", "browser", "webgpu", 0.0, status="skipped"),

@@ -2,8 +2,9 @@
 
 Of the rows measured in a browser (TF.js and LiteRT.js in headless Chromium, the page a
 visitor runs), the fastest at batch-1 p50 that ran and passed every parity check of its
-artifact. A row on a software WebGPU adapter (SwiftShader) never wins: its figures say
-nothing about a visitor's GPU. The recommendation names the engine, backend, threads,
+artifact. A row on a software GPU (a webgl or webgpu row that SwiftShader, llvmpipe...
+rendered, device `swiftshader` or `software`) never wins: its figures say nothing about
+a visitor's GPU. The recommendation names the engine, backend, threads,
 cross-origin isolation and artifact with its latency, agreement and size; when no
 browser row passed, it says why.
 """
@@ -33,7 +34,7 @@ class Recommendation:
     p90_ms: float | None = None
     agreement: float | None = None
     size: int | None = None
-    candidates: int = 0  # browser rows that passed parity (software WebGPU left out)
+    candidates: int = 0  # browser rows that passed parity (software GPU rows left out)
     reason: str = ""  # why there is none
 
     @property
@@ -74,7 +75,11 @@ def recommend(rows: tuple[Row, ...] | list[Row]) -> Recommendation:
     if not hardware:
         why = "every browser row failed, was skipped or drifted past its tolerance"
         if passed:
-            why = "only software WebGPU rows passed, and their figures are not GPU figures"
+            labels = ", ".join(sorted({r.label for r in passed}))
+            why = (
+                f"only rows on a software GPU passed ({labels}), and their figures are not "
+                "GPU figures"
+            )
         return Recommendation(None, reason=why)
     best = min(hardware, key=lambda r: r.latency.p50 if r.latency else float("inf"))
     assert best.latency is not None

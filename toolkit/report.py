@@ -193,14 +193,14 @@ def report_markdown(data: dict[str, Any]) -> str:
 
 
 BROWSER_HEADER = [
-    "artifact", "runtime", "engine", "backend", "build", "threads", "isolated", "adapter",
+    "artifact", "runtime", "engine", "backend", "build", "threads", "isolated", "gpu",
     "p50 ms", "result",
 ]  # fmt: skip
 
 
 def _browser_section(data: dict[str, Any]) -> list[str]:
     """The recommendation, then what each browser row really ran on (engine, backend,
-    wasm build, threads, cross-origin isolation, WebGPU adapter)."""
+    wasm build, threads, cross-origin isolation, the WebGPU adapter or WebGL renderer)."""
     recommendation = data.get("recommendation")
     if not recommendation:
         return []
@@ -212,9 +212,9 @@ def _browser_section(data: dict[str, Any]) -> list[str]:
     for row in browser:
         info = row.get("runtime_info") or {}
         details = info.get("details") or {}
-        adapter = details.get("webgpu_adapter") or "-"
-        if details.get("webgpu_adapter_software"):
-            adapter += " (software)"
+        gpu = details.get("gpu_name") or "-"
+        if details.get("gpu_software"):
+            gpu += " (software)"
         isolated = details.get("cross_origin_isolated")
         result = "DRIFT" if row.get("drifted") else row["status"]
         lines.append(
@@ -227,7 +227,7 @@ def _browser_section(data: dict[str, Any]) -> list[str]:
                     details.get("wasm_build") or ("simd" if details.get("wasm_simd") else "-"),
                     info.get("threads") or "-",
                     "-" if isolated is None else ("yes" if isolated else "no"),
-                    adapter,
+                    gpu,
                     fmt_ms((row.get("latency") or {}).get("p50")),
                     result if row["status"] == "ok" else f"{result}: {row['reason']}",
                 ]

@@ -47,7 +47,7 @@ PAGE_FILES = (
     "engine_tfjs.js",
     "engine_litertjs.js",
     "tflite.js",
-    "webgpu.js",
+    "gpu.js",
 )
 SAMPLES_DIR = "samples"
 ARTIFACTS_PREFIX = "artifacts"

@@ -16,7 +16,7 @@
 // C++ buffers leak.
 
 import { ioTensors } from './tflite.js';
-import { adapterInfo, webgpuAdapter } from './webgpu.js';
+import { adapterInfo, webgpuAdapter } from './gpu.js';
 
 export const BACKENDS = ['wasm', 'wasm-threaded', 'webgpu'];
 const BUILD_FILES = {

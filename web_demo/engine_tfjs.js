@@ -3,9 +3,10 @@
 // The dist bundles are loaded on demand from vendor/ (a bundle made for LiteRT.js alone
 // does not carry them). After tf.setBackend the engine believes only tf.getBackend():
 // a backend that fails to start makes TF.js keep another one without an error, and the
-// note then says so.
+// note then says so. webgl and webgpu name the GPU they compute on (gpu.js): headless,
+// that is SwiftShader, a software one.
 
-import { adapterInfo, webgpuAdapter } from './webgpu.js';
+import { adapterInfo, webglRenderer, webgpuAdapter } from './gpu.js';
 
 export const BACKENDS = ['wasm', 'webgl', 'cpu', 'webgpu'];
 
@@ -84,6 +85,10 @@ export class TfjsEngine {
       const info = tf.backend().adapterInfo;
       return { adapter: info ? adapterInfo(info) : adapter };
     }
+    if (this.backend === 'webgl') {
+      const gl = this.webglContext();
+      return gl ? { renderer: webglRenderer(gl) } : {};
+    }
     if (this.backend !== 'wasm') return {};
     const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
     const threads = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
@@ -94,6 +99,14 @@ export class TfjsEngine {
       threadCount = 1;
     }
     return { simd, threads, threadCount };
+  }
+
+  // The webgl backend's own context (what its shaders run on), else a fresh canvas's.
+  webglContext() {
+    const own = this.tf.backend().gpgpu?.gl;
+    if (own) return own;
+    const canvas = document.createElement('canvas');
+    return canvas.getContext('webgl2') ?? canvas.getContext('webgl');
   }
 
   get version() {

@@ -71,6 +71,7 @@ export function badge(engine) {
   if (engine.name === 'litertjs' && engine.backend !== 'webgpu') bits.push(f.relaxedSimd ? 'relaxed SIMD' : 'compat build');
   if (engine.backend !== 'webgpu' && (f.threads || engine.name === 'litertjs')) bits.push(`${f.threadCount} thread${f.threadCount === 1 ? '' : 's'}`);
   if (f.adapter) bits.push(`${f.adapter.name}${f.adapter.software ? ' (software adapter)' : ''}`);
+  if (f.renderer) bits.push(`${f.renderer.name}${f.renderer.software ? ' (software renderer)' : ''}`);
   if (f.fullyDelegated === false && engine.backend === 'webgpu') bits.push('some ops on wasm');
   bits.push(f.isolated ?? globalThis.crossOriginIsolated ? 'isolated' : 'not isolated');
   return bits.join(' · ');

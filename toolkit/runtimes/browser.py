@@ -196,25 +196,34 @@ TFJS = PageEngine(
 )
 
 
-def _device(features: dict[str, Any]) -> str:
-    """Where a webgpu backend computes: 'gpu', or the software adapter's name."""
-    adapter = features.get("adapter") or {}
-    if not adapter.get("software"):
+def _gpu(features: dict[str, Any]) -> dict[str, Any]:
+    """The GPU the page says a backend computes on: the WebGPU adapter or the WebGL
+    renderer (web_demo/gpu.js), as {name, software}; {} on a CPU backend."""
+    return features.get("adapter") or features.get("renderer") or {}
+
+
+def _device(backend: str, features: dict[str, Any]) -> str:
+    """Where a backend computes: 'cpu' (wasm, cpu), 'gpu' (webgl, webgpu), or the
+    software adapter's or renderer's name where one draws on the CPU (SwiftShader)."""
+    if backend not in ("webgl", "webgpu"):
+        return "cpu"
+    gpu = _gpu(features)
+    if not gpu.get("software"):
         return "gpu"
-    return "swiftshader" if "swiftshader" in str(adapter.get("name")).lower() else "software"
+    return "swiftshader" if "swiftshader" in str(gpu.get("name")).lower() else "software"
 
 
 def _runtime_info(
     engine: PageEngine, backend: str, info: dict[str, Any], session: BrowserSession, started: float
 ) -> RuntimeInfo:
     features = info.get("features") or {}
-    adapter = features.get("adapter") or {}
+    gpu = _gpu(features)
     threaded = backend != "webgpu" and (engine.engine == "litertjs" or features.get("threads"))
     version = info.get("tfVersion") if engine.engine == "tfjs" else _litertjs_version()
     return RuntimeInfo(
         runtime=engine.runtime,
         backend=backend,
-        device=_device(features) if backend == "webgpu" else "cpu",
+        device=_device(backend, features),
         threads=int(features["threadCount"]) if threaded else None,
         init_ms=float(info["loadMs"]) + float(info["firstMs"]),
         # Only what applies to this engine and backend (no wasm build on TF.js...).
@@ -233,8 +242,8 @@ def _runtime_info(
                 "wasm_relaxed_simd": features.get("relaxedSimd"),
                 "wasm_build": features.get("build"),
                 "wasm_threads": features.get("threadCount") if threaded else None,
-                "webgpu_adapter": adapter.get("name"),
-                "webgpu_adapter_software": adapter.get("software"),
+                "gpu_name": gpu.get("name"),
+                "gpu_software": gpu.get("software"),
                 "fully_delegated": features.get("fullyDelegated"),
             }.items()
             if value is not None
