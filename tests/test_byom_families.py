@@ -1,0 +1,123 @@
+"""The architectures people ship, through export, verify and bench with the flags they
+naturally have (tests/byom_models.py builds them, once per session, small).
+
+- The 96x96 proof: a keras.applications MobileNetV2 (alpha 0.35) nested in a functional
+  model, a folder of 32x32 JPEGs, then exactly `cnnx export --model M --to all --data DIR
+  --labels L --preprocess symmetric`, `cnnx verify` and `cnnx bench` with nothing more
+  (bench's timing knobs aside).
+- Every other family at 32x32 (MobileNetV3Small, EfficientNet, a ResNet with a logits
+  head, a tf_keras `.h5`): exported with no data it gives the 8 artifacts that need no
+  images and exits 0, and verify reports parity on generated pictures; its images then
+  add full int8 and the evaluation set to the same folder, and verify and bench need no
+  data flags. Verify holds every artifact to its default tolerances throughout.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.byom_models import NAMES, Family, family, shapes, write_folder
+from toolkit.cli import app
+from toolkit.manifest import load_manifest
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+# Timing knobs only (figures are not the point here): few runs, and TF.js on wasm alone,
+# since its cpu backend (and webgl on SwiftShader) takes minutes over 200 images at 96x96.
+BENCH_TIMING = ("--runs", "3", "--warmup", "1", "--backends", "wasm")
+
+
+def cnnx(*args: Any) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("byom-models")
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A user's folder of 32x32 JPEGs in class subfolders, and labels.txt."""
+    root = tmp_path_factory.mktemp("byom-pictures")
+    # Other pictures than the models were trained on, enough that --data's split keeps 200
+    # to calibrate int8 (fewer than 100 make noisy int8 ranges) and 200 to evaluate.
+    x, y = shapes(400, seed=23)
+    write_folder(root / "pictures", x, y, by_index=False)
+    (root / "labels.txt").write_text("".join(f"{name}\n" for name in NAMES))
+    return root / "pictures", root / "labels.txt"
+
+
+def check_report(folder: Path, *, labelled: bool) -> dict[str, Any]:
+    report = json.loads((folder / "report" / "report.json").read_text())
+    ok = [row for row in report["rows"] if row["status"] == "ok"]
+    assert ok and len(ok) == len(report["rows"]), [r["status"] for r in report["rows"]]
+    assert all((row["metrics"]["accuracy"] is not None) == labelled for row in ok)
+    return report
+
+
+def test_mobilenet_v2_at_96_from_a_folder_of_32x32_jpegs(
+    models: Path, pictures: tuple[Path, Path]
+) -> None:
+    model: Family = family("mobilenet_v2", models)
+    assert model.accuracy >= 0.9, model.accuracy
+    folder, labels = pictures
+    out = models / "mobilenet_v2-artifacts"
+    code, stdout, err = cnnx(
+        "export", "--model", model.path, "--to", "all", "--data", folder, "--labels", labels,
+        *model.flags, "--out", out,
+    )  # fmt: skip
+    assert code == 0, err
+    assert (
+        "input: 96x96 RGB, bilinear resize, x * 0.00784314 - 1 (--preprocess symmetric)" in stdout
+    )
+    manifest = load_manifest(out)
+    assert len(manifest.artifacts) == 9
+    code, stdout, err = cnnx("verify", out)
+    assert code == 0, stdout + err
+    said = " ".join(stdout.split())  # the terminal may wrap the title
+    assert "on evaluation images of" in said and "200 images" in said
+    code, stdout, err = cnnx("bench", out, *BENCH_TIMING)
+    assert code == 0, stdout + err
+    report = check_report(out, labelled=True)
+    assert {row["runtime"] for row in report["rows"]} >= {"tf", "litert", "tfjs-node", "browser"}
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v3_small", "efficientnet", "resnet", "conv_act_bn_h5"])
+def test_family_with_no_data_then_with_its_pictures(
+    name: str, models: Path, pictures: tuple[Path, Path]
+) -> None:
+    model = family(name, models)
+    assert model.accuracy >= 0.9, (name, model.accuracy)
+    folder, labels = pictures
+    out = models / f"{name}-artifacts"
+    given = ("--model", model.path, "--labels", labels, *model.flags, "--out", out)
+    code, stdout, err = cnnx("export", *given)
+    assert code == 0, err
+    manifest = load_manifest(out)
+    assert len(manifest.artifacts) == 8 and "tflite_int8" not in manifest.artifacts
+    assert any(line.startswith("skipped tflite_int8") for line in stdout.splitlines())
+    assert manifest.source["output"]["kind"] == model.kind
+    said = " ".join(stdout.split())
+    assert ("the head gives logits (no softmax)" in said) == (model.kind == "logits"), said
+    code, stdout, err = cnnx("verify", out)
+    assert code == 0, stdout + err
+    assert "generated pictures" in stdout
+    # Their pictures add full int8 and the evaluation set; verify and bench need no more.
+    code, stdout, err = cnnx(
+        "export", "--to", "tflite", "--quantize", "int8", "--data", folder, *given
+    )  # fmt: skip
+    assert code == 0, err
+    assert len(load_manifest(out).artifacts) == 9
+    code, stdout, err = cnnx("verify", out)
+    assert code == 0, stdout + err
+    assert "on evaluation images of" in " ".join(stdout.split())
+    code, stdout, err = cnnx("bench", out, *BENCH_TIMING, "--runtimes", "tf,litert,tfjs-node")
+    assert code == 0, stdout + err
+    check_report(out, labelled=True)
