@@ -46,7 +46,7 @@ lint: venv
 
 # The whole suite: lint, types, unit, node, browser, emulation and android tests.
 test: setup lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 bench: setup
 	$(BIN)/python benchmarks/run.py

@@ -10,6 +10,27 @@ from toolkit.quiet import silence_tensorflow
 
 silence_tensorflow()
 
+# --- order: the longest files first -----------------------------------------------------
+
+# `make test` runs the suite on every core, one file per worker at a time (pytest-xdist
+# --dist loadfile, keeping each file's module fixtures in one process); the files that
+# take minutes start first, so no worker is left with one at the end while others idle.
+LONGEST_FIRST = (
+    "test_demo.py",
+    "test_faults.py",
+    "test_quantize.py",
+    "test_bad_input.py",
+    "test_litertjs.py",
+    "test_progress.py",
+    "test_faults_signals.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep order
+
+
 # --- tiny_data / tiny_run: one small dataset and one tiny trained run per session ----
 
 # Small enough to train in seconds on a shared 2-core machine, big enough that the model

@@ -47,6 +47,15 @@ def test_demo_with_defaults_passes_every_default_tolerance(tmp_path: Path) -> No
     assert int8["size"] <= 0.3 * rows[("tflite_float32", "litert x1")]["size"]
     assert rows[("tflite_float32", "litert x1")]["metrics"]["max_abs"] <= 1e-4
 
+    # demo.json lists the steps in order; the run is under work/runs; every format made.
+    from toolkit.demo import STEPS
+
+    steps = json.loads((work / "demo.json").read_text())["steps"]
+    assert [step["name"] for step in steps] == [step.name for step in STEPS]
+    run = tmp_path / next(step for step in steps if step["name"] == "train")["run"]
+    assert run.parent == work / "runs" and (run / "run.json").is_file()
+    assert len(json.loads((work / "artifacts" / "manifest.json").read_text())["artifacts"]) == 9
+
     # The end of the output says where everything is.
     assert "bundle rpi" in done.stdout and "cnnx serve work/artifacts" in done.stdout
     for target in ("web", "rpi", "android"):

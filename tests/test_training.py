@@ -123,26 +123,3 @@ def test_train_rejects_an_existing_out_and_bad_config(tiny_run: Path, tmp_path: 
         TrainConfig(epochs=0)
     with pytest.raises(UsageError):
         TrainConfig(strategy="tpu")
-
-
-def test_demo_runs_its_steps_into_the_work_folder(tmp_path: Path) -> None:
-    from toolkit.demo import STEPS, DemoConfig, run_demo
-
-    seen: list[str] = []
-    config = DemoConfig(work_dir=tmp_path / "demo", data=DataSpec(size=200), epochs=1, width=0.25)
-    results, ctx = run_demo(config, on_step=lambda step, i, n: seen.append(step.name))
-    assert seen == [s.name for s in STEPS] == [r.name for r in results]
-    record = json.loads((tmp_path / "demo" / "demo.json").read_text())
-    assert [s["name"] for s in record["steps"]] == seen
-    run = Path(results[1].summary["run"])
-    assert run.parent == tmp_path / "demo" / "runs" and (run / "run.json").is_file()
-    # The later stages: every artifact exported, measured in every runtime, bundled.
-    artifacts = tmp_path / "demo" / "artifacts"
-    assert len(json.loads((artifacts / "manifest.json").read_text())["artifacts"]) == 9
-    report = json.loads((artifacts / "report" / "report.json").read_text())
-    runtimes = {row["runtime"] for row in report["rows"]}
-    assert runtimes == {"tf", "litert", "tfjs-node", "browser", "litertjs"}
-    assert all(row["status"] == "ok" for row in report["rows"]), report["rows"]
-    bundles = ctx.outputs["package"]["bundles"]
-    for target in ("web", "rpi", "android"):
-        assert (tmp_path / "demo" / "bundles" / target).is_dir(), bundles[target]
