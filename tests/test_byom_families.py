@@ -8,8 +8,8 @@ naturally have (tests/byom_models.py builds them, once per session, small).
 - Every other family at 32x32 (MobileNetV3Small, EfficientNet, a ResNet with a logits
   head, a tf_keras `.h5`): exported with no data it gives the 8 artifacts that need no
   images and exits 0, and verify reports parity on generated pictures; its images then
-  add full int8 and the evaluation set to the same folder, and verify and bench need no
-  data flags. Verify holds every artifact to its default tolerances throughout.
+  add full int8 and the evaluation set to the same folder, and bench (verify's checks
+  plus timing) needs no data flags. Every artifact is held to its default tolerances.
 """
 
 from __future__ import annotations
@@ -116,9 +116,8 @@ def test_family_with_no_data_then_with_its_pictures(
     )  # fmt: skip
     assert code == 0, err
     assert len(load_manifest(out).artifacts) == 9
-    code, stdout, err = cnnx("verify", out)
-    assert code == 0, stdout + err
-    assert "on evaluation images of" in " ".join(stdout.split())
+    # Bench is verify's matrix plus timing: it holds every artifact to the same default
+    # tolerances (exit 9 on drift), so one run proves both need no data flags now.
     code, stdout, err = cnnx("bench", out, *BENCH_TIMING, "--runtimes", "tf,litert,tfjs-node")
     assert code == 0, stdout + err
     check_report(out, labelled=True)
