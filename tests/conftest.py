@@ -90,6 +90,20 @@ def artifacts(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+# --- corpus_models: the tiny models every loader must accept or refuse ----------------
+
+
+@pytest.fixture(scope="session")
+def corpus_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/corpus/models.py's folder (good.keras, good_savedmodel, lambda_*, ...), built
+    once per session; tests that change it (the unsafe models' marker) put it back."""
+    from tests.corpus.models import build_models
+
+    folder = tmp_path_factory.getbasetemp() / "corpus-models"
+    build_models(folder)
+    return folder
+
+
 # --- drifting_run: a model where plain int8 measurably loses agreement ----------------
 
 

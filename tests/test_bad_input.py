@@ -33,7 +33,6 @@ from tests.corpus import files, images, manifests
 from tests.corpus import hostile as h
 from tests.corpus.artifacts import fake_tfjs_artifacts
 from tests.corpus.graphs import REFUSED_OP, build_graphs
-from tests.corpus.models import build_models
 
 CLI = [sys.executable, "-m", "toolkit"]
 WORKERS = 3
@@ -1398,11 +1397,10 @@ def _run_case(item: Case, workspace: Workspace) -> Outcome:
 
 
 @pytest.fixture(scope="module")
-def corpus_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.getbasetemp() / "corpus-models"
-    build_models(folder)
-    build_graphs(folder / "graphs")
-    return folder
+def corpus_models(corpus_models: Path) -> Path:
+    """The session's tiny models (tests/conftest.py), with the graph corpus beside them."""
+    build_graphs(corpus_models / "graphs")
+    return corpus_models
 
 
 @pytest.fixture(scope="module")

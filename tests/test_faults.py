@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 
 from tests.corpus import files, images
-from tests.corpus.models import build_models
 from tests.corpus.runs import tiny_run
 from toolkit.manifest import load_manifest
 
@@ -43,13 +42,6 @@ def cnnx(
         timeout=timeout,
         check=False,
     )
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.getbasetemp() / "corpus-models"
-    build_models(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -229,14 +221,14 @@ def small_disk(where: Path, size: str) -> Iterator[Path]:
 
 @pytest.mark.parametrize("size", ["8k", "40k", "96k"])
 def test_full_disk_during_export_is_exit_11_and_leaves_nothing(
-    size: str, models: Path, tmp_path: Path
+    size: str, corpus_models: Path, tmp_path: Path
 ) -> None:
     # Three sizes: the disk fills in a copy, in TensorFlow's SavedModel writer, or later.
     with small_disk(tmp_path / "disk", size) as disk:
         done = cnnx(
             "export",
             "--model",
-            str(models / "good.keras"),
+            str(corpus_models / "good.keras"),
             "--to",
             "tflite",
             "--quantize",
@@ -291,12 +283,12 @@ def _fake_node(folder: Path, body: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tfjs_artifacts(tmp_path_factory: pytest.TempPathFactory, models: Path) -> Path:
+def tfjs_artifacts(tmp_path_factory: pytest.TempPathFactory, corpus_models: Path) -> Path:
     out = tmp_path_factory.mktemp("fault-tfjs") / "artifacts"
     done = cnnx(
         "export",
         "--model",
-        str(models / "good.keras"),
+        str(corpus_models / "good.keras"),
         "--to",
         "all",
         "--quantize",

@@ -22,7 +22,6 @@ import pytest
 from tests.corpus import files
 from tests.corpus.artifacts import fake_tfjs_artifacts
 from tests.corpus.hostile import LockHolder
-from tests.corpus.models import build_models
 from toolkit.outputs import lock_path
 
 CLI = [sys.executable, "-m", "toolkit"]
@@ -44,13 +43,6 @@ def cnnx(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess
 def finish(process: subprocess.Popen[str], timeout: float = 300) -> tuple[int, str, str]:
     out, err = process.communicate(timeout=timeout)
     return process.returncode, out, err
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.getbasetemp() / "corpus-models"
-    build_models(folder)
-    return folder
 
 
 def test_a_second_writer_fails_at_once_naming_the_holder(tmp_path: Path) -> None:
@@ -119,21 +111,21 @@ def _export(model: Path, out: Path, *formats: str) -> list[str]:
 
 
 def test_two_exports_of_different_formats_into_one_folder_both_land(
-    models: Path, tmp_path: Path
+    corpus_models: Path, tmp_path: Path
 ) -> None:
     """The first export is paused at its worst moment, its new folder complete and not
     yet in place; without the lock the second would read the same old manifest and one
     swap would drop the other's artifact. With it, the second waits its turn."""
     out = tmp_path / "artifacts"
     first = cnnx(
-        *_export(models / "good.keras", out, "--to", "tflite", "-q", "none"),
+        *_export(corpus_models / "good.keras", out, "--to", "tflite", "-q", "none"),
         cwd=tmp_path,
         env={"CNNX_FAULT_AFTER": "staged:artifacts", "CNNX_FAULT_SIGNAL": "STOP"},
     )
     try:
         wait_until_stopped(first.pid)
         second = cnnx(
-            *_export(models / "good.keras", out, "--to", "tfjs", "-q", "none", "--wait"),
+            *_export(corpus_models / "good.keras", out, "--to", "tfjs", "-q", "none", "--wait"),
             cwd=tmp_path,
         )
         assert second.stderr is not None
@@ -166,15 +158,16 @@ def wait_until_stopped(pid: int, timeout: float = 300) -> None:
 
 
 def test_without_wait_a_concurrent_export_never_loses_the_others_artifact(
-    models: Path, tmp_path: Path
+    corpus_models: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "artifacts"
     jobs = {
         "tflite_float32": cnnx(
-            *_export(models / "good.keras", out, "--to", "tflite", "-q", "none"), cwd=tmp_path
+            *_export(corpus_models / "good.keras", out, "--to", "tflite", "-q", "none"),
+            cwd=tmp_path,
         ),
         "tfjs_float32": cnnx(
-            *_export(models / "good.keras", out, "--to", "tfjs", "-q", "none"), cwd=tmp_path
+            *_export(corpus_models / "good.keras", out, "--to", "tfjs", "-q", "none"), cwd=tmp_path
         ),
     }
     results = {artifact: finish(process) for artifact, process in jobs.items()}

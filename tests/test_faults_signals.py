@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 
 from tests.corpus import files
-from tests.corpus.models import build_models
 from toolkit.manifest import load_manifest
 
 CLI = [sys.executable, "-m", "toolkit"]
@@ -32,24 +31,17 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.getbasetemp() / "corpus-models"
-    build_models(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def base(models: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def base(corpus_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An artifacts folder holding the SavedModel and TFLite float32 of the tiny model."""
     out = tmp_path_factory.mktemp("signals-base") / "artifacts"
-    done = run(*export_args(models, "tflite", out))
+    done = run(*export_args(corpus_models, "tflite", out))
     assert done.returncode == 0, done.stderr
     return out
 
 
-def export_args(models: Path, to: str, out: Path) -> tuple[str, ...]:
+def export_args(corpus_models: Path, to: str, out: Path) -> tuple[str, ...]:
     """`cnnx export` of the corpus's tiny SavedModel to `to`, unquantized, no samples."""
-    model = str(models / "good_savedmodel")
+    model = str(corpus_models / "good_savedmodel")
     return (
         "export",
         "--model",
@@ -100,7 +92,7 @@ STEPS = {
 
 
 def test_signals_at_named_steps_keep_a_whole_folder_and_leave_nothing(
-    models: Path, base: Path, tmp_path: Path
+    corpus_models: Path, base: Path, tmp_path: Path
 ) -> None:
     cases = [(step, name) for step in STEPS for name in CODES]
 
@@ -108,7 +100,7 @@ def test_signals_at_named_steps_keep_a_whole_folder_and_leave_nothing(
         step, name = case
         out = files.copy_tree(base, tmp_path / f"{step.replace(':', '-')}-{name}" / "artifacts")
         done = run(
-            *export_args(models, "tfjs", out),
+            *export_args(corpus_models, "tfjs", out),
             env={"CNNX_FAULT_AFTER": step, "CNNX_FAULT_SIGNAL": name},
         )
         return step, name, done, out
@@ -126,7 +118,9 @@ def test_signals_at_named_steps_keep_a_whole_folder_and_leave_nothing(
         assert leftovers(out) == [], (step, name)
 
 
-def test_a_signal_mid_conversion_exits_cleanly(models: Path, base: Path, tmp_path: Path) -> None:
+def test_a_signal_mid_conversion_exits_cleanly(
+    corpus_models: Path, base: Path, tmp_path: Path
+) -> None:
     for name in CODES:
         out = files.copy_tree(base, tmp_path / name / "artifacts")
         before = files.snapshot(out)
@@ -135,7 +129,7 @@ def test_a_signal_mid_conversion_exits_cleanly(models: Path, base: Path, tmp_pat
                 *CLI,
                 "export",
                 "--model",
-                str(models / "good.keras"),
+                str(corpus_models / "good.keras"),
                 "--to",
                 "all",
                 "--samples",
@@ -164,10 +158,10 @@ def test_a_signal_mid_conversion_exits_cleanly(models: Path, base: Path, tmp_pat
 
 
 def test_a_killed_exports_scratch_is_swept_by_the_next_one(
-    models: Path, base: Path, tmp_path: Path
+    corpus_models: Path, base: Path, tmp_path: Path
 ) -> None:
     out = files.copy_tree(base, tmp_path / "artifacts")
-    args = export_args(models, "tfjs", out)
+    args = export_args(corpus_models, "tfjs", out)
     killed = run(*args, env={"CNNX_FAULT_AFTER": "staged:saved_model"})
     assert killed.returncode == -signal.SIGKILL
     assert any(".src-" in n for n in leftovers(out)), leftovers(out)  # SIGKILL cleans nothing

@@ -21,7 +21,7 @@ import pytest
 
 from tests.corpus import images
 from tests.corpus.artifacts import fake_tfjs_artifacts
-from tests.corpus.models import build_models, marker
+from tests.corpus.models import marker
 from toolkit.data.images import load_image
 from toolkit.errors import DataError
 
@@ -32,13 +32,6 @@ def cnnx(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
     return subprocess.run(
         [*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
     )
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.getbasetemp() / "corpus-models"
-    build_models(folder)
-    return folder
 
 
 # --- embedded code -----------------------------------------------------------------------
@@ -55,37 +48,37 @@ UNSAFE = [
 @pytest.mark.slow
 @pytest.mark.parametrize("name", UNSAFE)
 def test_a_model_holding_code_is_refused_without_running_it(
-    name: str, models: Path, tmp_path: Path
+    name: str, corpus_models: Path, tmp_path: Path
 ) -> None:
-    marker(models).unlink(missing_ok=True)
+    marker(corpus_models).unlink(missing_ok=True)
     for args in (
         (
             "export",
             "--model",
-            str(models / name),
+            str(corpus_models / name),
             "--to",
             "savedmodel",
             "--out",
             str(tmp_path / "out"),
         ),
-        ("info", str(models / name)),
+        ("info", str(corpus_models / name)),
     ):
         done = cnnx(*args, cwd=tmp_path)
         assert done.returncode == 4, done.stderr
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and "--unsafe" in lines[0], done.stderr
-        assert not marker(models).exists(), f"{name}'s code ran during cnnx {args[0]}"
+        assert not marker(corpus_models).exists(), f"{name}'s code ran during cnnx {args[0]}"
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["lambda.keras", "lambda_keras2.h5", "lambda_savedmodel"])
-def test_with_unsafe_the_same_model_loads(name: str, models: Path, tmp_path: Path) -> None:
-    marker(models).unlink(missing_ok=True)
+def test_with_unsafe_the_same_model_loads(name: str, corpus_models: Path, tmp_path: Path) -> None:
+    marker(corpus_models).unlink(missing_ok=True)
     done = cnnx(
         "export",
         "--model",
-        str(models / name),
+        str(corpus_models / name),
         "--to",
         "savedmodel",
         "--unsafe",
@@ -100,8 +93,8 @@ def test_with_unsafe_the_same_model_loads(name: str, models: Path, tmp_path: Pat
         # Loaded through its traced graph: the Keras Lambda's Python is not needed.
         return
     # The Lambda ran: proof that the refusal above was what kept it from running.
-    assert marker(models).exists()
-    marker(models).unlink()
+    assert marker(corpus_models).exists()
+    marker(corpus_models).unlink()
 
 
 # --- the web server ------------------------------------------------------------------------
