@@ -16,6 +16,7 @@ from toolkit.progress import Step
 
 CLI = [sys.executable, "-m", "toolkit"]
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+BAR = r"\s+[━╸╺ ]+\s+"  # a Rich progress bar between a task's name and its figures
 
 
 def run_cli(*args: str, terminal: bool) -> subprocess.CompletedProcess[str]:
@@ -82,13 +83,12 @@ def test_export_draws_progress_bars_on_a_terminal_only(tiny_run: Path, tmp_path:
     shown = run_cli(*args, "--out", str(tmp_path / "shown"), terminal=True)
     assert shown.returncode == 0, shown.stderr
     lines = frames(shown.stdout)
-    bar = r"\s+[━╸╺ ]+\s+"
     # The export bar while the int8 model is made, then as it ends.
-    assert any(re.match(rf"export{bar}1/2 .* tflite_int8$", line) for line in lines), lines
+    assert any(re.match(rf"export{BAR}1/2 .* tflite_int8$", line) for line in lines), lines
     time = r"\d:\d\d:\d\d"
-    assert any(re.match(rf"export{bar}2/2 +{time} eta {time} manifest$", line) for line in lines)
+    assert any(re.match(rf"export{BAR}2/2 +{time} eta {time} manifest$", line) for line in lines)
     # The calibration bar's last run: the check on the first half of the 100 images.
-    assert any(re.match(rf"calibration{bar}50/50 .* tflite_int8$", line) for line in lines)
+    assert any(re.match(rf"calibration{BAR}50/50 .* tflite_int8$", line) for line in lines)
     assert "\x1b[?25l" in shown.stdout  # Rich hid the cursor: it was drawing live
     assert any(line.startswith("manifest: ") for line in lines)  # the usual summary after
     assert shown.stderr == ""
@@ -97,7 +97,7 @@ def test_export_draws_progress_bars_on_a_terminal_only(tiny_run: Path, tmp_path:
     assert quiet.returncode == 0, quiet.stderr
     assert "\x1b" not in quiet.stdout
     assert not any(
-        re.match(rf"(export|calibration){bar}\d", line) for line in quiet.stdout.splitlines()
+        re.match(rf"(export|calibration){BAR}\d", line) for line in quiet.stdout.splitlines()
     )
     assert " eta " not in quiet.stdout
     assert "tflite_int8" in quiet.stdout and "manifest: " in quiet.stdout
@@ -108,7 +108,6 @@ def test_verify_and_bench_draw_a_bar_per_row_and_nothing_under_json(
     exported: tuple[Path, list[Step]], tmp_path: Path
 ) -> None:
     artifacts, _ = exported
-    bar = r"\s+[━╸╺ ]+\s+"
     time = r"\d:\d\d:\d\d"
     # The tiny run's int8 model agrees on fewer than 98% of 40 images (low margins); its
     # parity is not what this test is about.
@@ -122,8 +121,8 @@ def test_verify_and_bench_draw_a_bar_per_row_and_nothing_under_json(
     lines = frames(shown.stdout)
     # savedmodel on tf and on litert is not a row: tf savedmodel, litert tflite_int8.
     # Each row is drawn as it starts (1 of 2 done), however fast it runs.
-    assert any(re.match(rf"verify{bar}1/2 .* tflite_int8 on litert$", s) for s in lines), lines
-    assert any(re.match(rf"verify{bar}2/2 +{time} eta {time} 2 rows$", line) for line in lines)
+    assert any(re.match(rf"verify{BAR}1/2 .* tflite_int8 on litert$", s) for s in lines), lines
+    assert any(re.match(rf"verify{BAR}2/2 +{time} eta {time} 2 rows$", line) for line in lines)
     quiet = run_cli(*verify, "--json", terminal=True)  # a terminal, but JSON was asked for
     assert quiet.returncode == 0, quiet.stderr
     assert [row["artifact"] for row in json.loads(quiet.stdout)["rows"]] == [
@@ -137,9 +136,9 @@ def test_verify_and_bench_draw_a_bar_per_row_and_nothing_under_json(
     shown = run_cli(*bench, "--out", str(tmp_path / "shown"), terminal=True)
     assert shown.returncode == 0, shown.stderr
     lines = frames(shown.stdout)
-    assert any(re.match(rf"bench{bar}0/2 .* tflite_int8 on litert x1$", line) for line in lines)
-    assert any(re.match(rf"bench{bar}1/2 .* tflite_int8 on litert x2$", line) for line in lines)
-    assert any(re.match(rf"bench{bar}2/2 +{time} eta {time} 2 rows$", line) for line in lines)
+    assert any(re.match(rf"bench{BAR}0/2 .* tflite_int8 on litert x1$", line) for line in lines)
+    assert any(re.match(rf"bench{BAR}1/2 .* tflite_int8 on litert x2$", line) for line in lines)
+    assert any(re.match(rf"bench{BAR}2/2 +{time} eta {time} 2 rows$", line) for line in lines)
     quiet = run_cli(*bench, "--out", str(tmp_path / "quiet"), "--json", terminal=True)
     assert quiet.returncode == 0, quiet.stderr
     assert len(json.loads(quiet.stdout)["rows"]) == 2
@@ -150,15 +149,14 @@ def test_package_draws_each_stage_of_the_bundle_on_a_terminal_only(
     exported: tuple[Path, list[Step]], tmp_path: Path
 ) -> None:
     artifacts, _ = exported
-    bar = r"\s+[━╸╺ ]+\s+"
     shown = run_cli(
         "package", "--target", "rpi", str(artifacts), "--out", str(tmp_path / "a"), terminal=True
     )
     assert shown.returncode == 0, shown.stderr
     lines = frames(shown.stdout)
     for done, stage in enumerate(["models", "self-test", "README", "zip"]):
-        assert any(re.match(rf"bundle{bar}{done}/4 .* rpi: {stage}$", s) for s in lines), lines
-    assert any(re.match(rf"bundle{bar}4/4 .* rpi bundle written$", s) for s in lines)
+        assert any(re.match(rf"bundle{BAR}{done}/4 .* rpi: {stage}$", s) for s in lines), lines
+    assert any(re.match(rf"bundle{BAR}4/4 .* rpi bundle written$", s) for s in lines)
     quiet = run_cli(
         "package", "--target", "rpi", str(artifacts), "--out", str(tmp_path / "b"), terminal=False
     )
