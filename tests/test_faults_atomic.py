@@ -208,3 +208,53 @@ def test_out_that_is_a_file_is_a_path_error(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("x")
     with pytest.raises(PathError), atomic.staged_dir(tmp_path / "afile" / "out"):
         pass
+
+
+# A signal seen by the C-level handler (the wakeup pipe written) while Python's handler
+# has not run yet, as when TensorFlow holds the main thread in C++; and a handler's
+# exception swallowed by a layer in between. Either way the folder must not be swapped.
+_PENDING_SIGNAL = """
+import os, signal, sys
+from pathlib import Path
+from toolkit import atomic, signals
+
+signals.install()
+final = Path(sys.argv[1])
+how = sys.argv[2]
+try:
+    with atomic.staged_dir(final) as tmp:
+        (tmp / "f.txt").write_text("new")
+        if how == "pending":
+            write_end = signal.set_wakeup_fd(-1)
+            signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+            os.write(write_end, bytes([signal.SIGTERM]))  # what the C-level handler writes
+        else:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                sum(range(1000))  # the handler raises here...
+            except BaseException:
+                pass  # ...and something in between swallows it
+except (KeyboardInterrupt, signals.Terminated) as interrupt:
+    print(type(interrupt).__name__)
+"""
+
+
+@pytest.mark.parametrize(
+    ("how", "raised"), [("pending", "Terminated"), ("swallowed", "KeyboardInterrupt")]
+)
+def test_an_interrupt_not_yet_raised_still_stops_the_swap(
+    tmp_path: Path, how: str, raised: str
+) -> None:
+    final = tmp_path / "out"
+    final.mkdir()
+    (final / "f.txt").write_text("old")
+    done = subprocess.run(
+        [sys.executable, "-c", _PENDING_SIGNAL, str(final), how],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.stdout.strip() == raised, done.stderr
+    assert (final / "f.txt").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]

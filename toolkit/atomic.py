@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from toolkit import signals
 from toolkit.errors import PathError, ResourceError, shorten
 
 FAULT_ENV = "CNNX_FAULT_AFTER"
@@ -165,6 +166,7 @@ def staged_dir(final: Path, *, replace: bool = True) -> Iterator[Path]:
         try:
             yield tmp
             fault_point(f"staged:{final.name}")
+            signals.raise_if_interrupted()  # a signal still pending must stop the swap
             if not replace and os.path.lexists(final):  # made by someone else meanwhile
                 raise PathError(f"{final} already exists", "remove it or choose another --out")
             replace_dir(tmp, final)  # tmp now holds the old content, removed on leaving
@@ -300,6 +302,7 @@ def _replacing_file(path: Path) -> Iterator[str]:
     try:
         yield str(tmp)
         fault_point(f"written:{path.name}")
+        signals.raise_if_interrupted()
         os.replace(tmp, path)
     except OSError as error:
         _remove(tmp)

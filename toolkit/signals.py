@@ -15,6 +15,14 @@ Two traps of a Python signal handler, both closed here:
 - A second signal while the first unwinds would abort the clean-up half way; once an
   interrupt is raised, further signals are noted and ignored.
 
+A third trap: while the main thread is inside a long C++ call (TensorFlow converting),
+the Python handler runs only when that call returns, and a C++ layer that checks for
+signals itself may swallow the exception the handler raised. Neither may let a writer
+swap its new folder into place after the user interrupted: `install()` also points
+`signal.set_wakeup_fd` at a pipe, which the C-level handler writes at once, and
+`raise_if_interrupted()` (called by atomic.py just before every swap or rename into
+place) raises the interrupt when the pipe or the handler saw one.
+
 After the interrupt nothing more is worth reporting: other finalizers' complaints are
 silenced (CNNX_DEBUG=1 shows them) and `exit_now` ends the process without running
 TensorFlow's own teardown, whose finalizers print tracebacks on a half-unwound state.
@@ -39,7 +47,13 @@ class Terminated(BaseException):
     `except Exception` must not swallow it)."""
 
 
-_state: dict[str, Any] = {"signal": None, "raised": False, "count": 0, "reported": False}
+_state: dict[str, Any] = {
+    "signal": None,
+    "raised": False,
+    "count": 0,
+    "reported": False,
+    "wakeup": None,  # the read end of the set_wakeup_fd pipe
+}
 # The third signal ends the process at once, whatever the clean-up is doing.
 _FORCE_AFTER = 3
 
@@ -50,6 +64,39 @@ def install() -> None:
         return
     for number in EXIT_CODES:
         signal.signal(number, _handler)
+    if _state["wakeup"] is None:
+        read_end, write_end = os.pipe()
+        os.set_blocking(read_end, False)
+        os.set_blocking(write_end, False)
+        signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+        _state["wakeup"] = read_end
+
+
+def raise_if_interrupted() -> None:
+    """Raise the interrupt now if SIGINT or SIGTERM has arrived, even when its Python
+    handler has not run yet (the C-level handler has written the wakeup pipe) or its
+    exception was swallowed on the way. Called before anything is put in place."""
+    number = _state["signal"] or _drain_wakeup()
+    if number is None:
+        return
+    if not _state["raised"]:
+        _state["count"] += 1
+    _state["signal"] = number
+    _state["raised"] = True
+    raise KeyboardInterrupt if number == signal.SIGINT else Terminated
+
+
+def _drain_wakeup() -> int | None:
+    """The last SIGINT or SIGTERM written to the wakeup pipe since it was read."""
+    if _state["wakeup"] is None:
+        return None
+    seen = None
+    with contextlib.suppress(BlockingIOError, OSError):
+        while chunk := os.read(_state["wakeup"], 64):
+            for number in chunk:
+                if number in (signal.SIGINT, signal.SIGTERM):
+                    seen = number
+    return seen
 
 
 def received() -> int | None:
@@ -104,13 +151,11 @@ def reported() -> bool:
 
 def exit_now(code: int) -> None:
     """End the process after an interrupt: exit handlers run (they stop child
-    processes such as Chromium), TensorFlow's finalizers do not."""
+    processes such as Chromium), TensorFlow's finalizers do not. The caller removes
+    the temporary paths the unwinding could not reach first (atomic.py)."""
     sys.unraisablehook = _unraisable
     for number in EXIT_CODES:
         signal.signal(number, signal.SIG_IGN)
-    from toolkit.atomic import remove_private_paths
-
-    remove_private_paths()  # whatever the unwinding could not reach (a C++ call, a finalizer)
     with contextlib.suppress(BaseException):
         atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):

@@ -11,6 +11,7 @@ from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
 from toolkit import __version__, signals
+from toolkit.atomic import remove_private_paths
 from toolkit.cli import bench, demo, doctor, export, info, package, serve, train, verify
 from toolkit.cli.common import fail
 from toolkit.errors import EXIT_CODES
@@ -105,4 +106,5 @@ def main() -> None:
     number = signals.received() or (signal.SIGTERM if code == 143 else signal.SIGINT)
     if not signals.reported():
         fail(signals.message(number), code)
+    remove_private_paths()  # whatever the unwinding could not reach (a C++ call, a finalizer)
     signals.exit_now(code)
