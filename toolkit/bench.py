@@ -311,18 +311,30 @@ def run_bench(
     )
 
 
+ARTIFACTS_FOLDER = "artifacts folder"
+INSIDE_ARTIFACTS_OK = frozenset({ARTIFACTS_FOLDER})
+
+
+def artifacts_folder_reads(manifest: Manifest) -> dict[str, Path | None]:
+    """What a reader of an artifacts folder reads: the folder (a report may sit inside
+    it, under INSIDE_ARTIFACTS_OK), its manifest, every artifact and the samples."""
+    reads: dict[str, Path | None] = {
+        ARTIFACTS_FOLDER: manifest.root,
+        "manifest": manifest.path,
+        "samples": manifest.root / "samples",
+    }
+    for entry in manifest.artifacts.values():
+        reads[f"artifact {entry.id}"] = manifest.root / entry.path
+    return reads
+
+
 def bench(config: BenchConfig, progress: ProgressFn = no_progress) -> BenchReport:
     """Run the bench and write report.json, report.md and the plots (atomically).
 
     Returns the report with `written_to` set; call `raise_for_status()` afterwards for
     the exit code (the report is on disk either way).
     """
-    from toolkit.outputs import (
-        INSIDE_ARTIFACTS_OK,
-        artifacts_folder_reads,
-        output_lock,
-        refuse_overlap,
-    )
+    from toolkit.outputs import output_lock, refuse_overlap
     from toolkit.report import write_report
 
     reads = {

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from toolkit.errors import DataError, PathError, UsageError
-from toolkit.inputspec import InputSpec
+from toolkit.inputspec import fit
 from toolkit.limits import check_eval_memory
 from toolkit.manifest import Manifest
 
@@ -76,26 +76,6 @@ def load_eval_set(
         None if labels is None else labels.astype(np.int64),
         list(manifest.labels),
         f"{source}, {len(images)} images{note}",
-    )
-
-
-def fit(pixels: np.ndarray, spec: InputSpec, source: str) -> np.ndarray:
-    """Pictures of another size brought to the model's by the spec's pixel rule."""
-    from toolkit.data.pixels import crop_box, resize
-
-    if tuple(pixels.shape[1:3]) == (spec.height, spec.width) and pixels.shape[3] == spec.channels:
-        return pixels
-    if pixels.shape[3] != spec.channels:
-        raise DataError(
-            f"evaluation images from {source} have {pixels.shape[3]} channel(s), "
-            f"the model takes {spec.channels}",
-            "pass --data with images of the model's kind",
-        )
-    left, top, right, bottom = crop_box(
-        pixels.shape[2], pixels.shape[1], spec.height, spec.width, spec.crop
-    )
-    return np.stack(
-        [resize(p[top:bottom, left:right], spec.height, spec.width, spec.resize) for p in pixels]
     )
 
 

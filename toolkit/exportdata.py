@@ -185,7 +185,7 @@ def _dataset_arrays(
     """A cnnx run's dataset: training images calibrate, the validation split measures
     float fallback and calibration, the test split evaluates."""
     from toolkit.data import DataSpec, load_dataset
-    from toolkit.evalset import fit
+    from toolkit.inputspec import fit
 
     spec = source.input_spec
     dataset: Dataset = load_dataset(DataSpec.from_dict(dict(source.eval_data or {})))

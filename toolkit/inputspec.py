@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from toolkit.data.pixels import COLORS, CROPS, RESIZE_METHODS, model_input
-from toolkit.errors import UsageError
+from toolkit.errors import DataError, UsageError
 
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)  # keras.applications imagenet_utils, "torch" mode
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
@@ -186,3 +186,23 @@ def _numbers(values: tuple[float, ...]) -> str:
     if len(set(values)) == 1:
         return f"{values[0]:.6g}"
     return "[" + ", ".join(f"{v:.6g}" for v in values) + "]"
+
+
+def fit(pixels: np.ndarray, spec: InputSpec, source: str) -> np.ndarray:
+    """Pictures of another size brought to the model's by the spec's pixel rule."""
+    from toolkit.data.pixels import crop_box, resize
+
+    if tuple(pixels.shape[1:3]) == (spec.height, spec.width) and pixels.shape[3] == spec.channels:
+        return pixels
+    if pixels.shape[3] != spec.channels:
+        raise DataError(
+            f"evaluation images from {source} have {pixels.shape[3]} channel(s), "
+            f"the model takes {spec.channels}",
+            "pass --data with images of the model's kind",
+        )
+    left, top, right, bottom = crop_box(
+        pixels.shape[2], pixels.shape[1], spec.height, spec.width, spec.crop
+    )
+    return np.stack(
+        [resize(p[top:bottom, left:right], spec.height, spec.width, spec.resize) for p in pixels]
+    )

@@ -25,13 +25,9 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from toolkit.atomic import fault_point
 from toolkit.errors import CnnxWarning, PathError
-
-if TYPE_CHECKING:
-    from toolkit.manifest import Manifest
 
 LOCK_SUFFIX = ".lock"
 
@@ -69,23 +65,6 @@ def refuse_overlap(
             "destroy it",
             f"choose an {flag} outside it (--force does not change this)",
         )
-
-
-def artifacts_folder_reads(manifest: Manifest) -> dict[str, Path | None]:
-    """What a reader of an artifacts folder reads: the folder (a report may sit inside
-    it, under INSIDE_ARTIFACTS_OK), its manifest, every artifact and the samples."""
-    reads: dict[str, Path | None] = {
-        ARTIFACTS_FOLDER: manifest.root,
-        "manifest": manifest.path,
-        "samples": manifest.root / "samples",
-    }
-    for entry in manifest.artifacts.values():
-        reads[f"artifact {entry.id}"] = manifest.root / entry.path
-    return reads
-
-
-ARTIFACTS_FOLDER = "artifacts folder"
-INSIDE_ARTIFACTS_OK = frozenset({ARTIFACTS_FOLDER})
 
 
 def _resolved(path: Path | str) -> Path:
