@@ -5,14 +5,14 @@ Records, with the machine (benchmarks/machine.py), into benchmarks/results/bench
 1. the whole `cnnx demo` time (a fresh work folder);
 2. the artifact table (id, format, precision, size) of the demo's artifacts;
 3. the harness's own overhead, for every TFLite artifact at 1 and 2 threads: the
-   batch-1 p50 `cnnx bench` reports (`toolkit.timing.timing`, the loop bench runs)
+   batch-1 p50 `cnnx bench` reports (`toolkit.measure.timing.timing`, the loop bench runs)
    against a bare `interpreter.invoke()` loop on the same interpreter in the same run,
    interleaved in blocks so both see the same load (goal: within 5%); with the harness's
    pre_ms / post_ms (quantize and copy in, copy out and dequantize) beside it;
 4. the headline: one image through Keras `model.predict` (the tutorial's way), Keras
    `model(x)`, the SavedModel's signature call and LiteRT through the harness, so the
    framework's overhead shows apart from the compute; with the graph's FLOPs and each
-   one's GFLOP/s against this machine's peak (toolkit/work.py, toolkit/machine.py);
+   one's GFLOP/s against this machine's peak (toolkit/bench/flops.py, toolkit/bench/machine.py);
 5. accuracy over 10,000 fresh test images (a new seed of the same generator) for every
    artifact on TensorFlow and LiteRT, and how long that takes (goal: 60 s).
 
@@ -33,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from toolkit.quiet import silence_tensorflow  # noqa: E402
+from toolkit.core.quiet import silence_tensorflow  # noqa: E402
 
 silence_tensorflow()
 
@@ -62,8 +62,8 @@ def ensure_artifacts(work: Path) -> Path:
     artifacts = work / "artifacts"
     if (artifacts / "manifest.json").is_file():
         return artifacts
-    from toolkit.exporting import ExportRequest, export
-    from toolkit.locate import last_run
+    from toolkit.core.locate import last_run
+    from toolkit.export.artifacts import ExportRequest, export
 
     export(ExportRequest(model=last_run(work), to="all", out=artifacts))
     return artifacts
@@ -85,10 +85,10 @@ def harness_overhead(artifacts: Path, runs: int) -> list[dict[str, Any]]:
     on the same interpreter, in alternating blocks so both see the same load."""
     import numpy as np
 
-    from toolkit.evalset import load_eval_set
     from toolkit.manifest import load_manifest
+    from toolkit.measure.evalset import load_eval_set
+    from toolkit.measure.timing import LatencyStats, time_inference
     from toolkit.runtimes import load
-    from toolkit.timing import LatencyStats, time_inference
 
     manifest = load_manifest(artifacts)
     x1 = np.ascontiguousarray(load_eval_set(manifest, limit=1).images)
@@ -118,7 +118,7 @@ def harness_overhead(artifacts: Path, runs: int) -> list[dict[str, Any]]:
                         start = timer()
                         interpreter.invoke()
                         bare.append(timer() - start)
-            h = LatencyStats.from_ns(harness, "cnnx bench's timed region (toolkit.timing)")
+            h = LatencyStats.from_ns(harness, "cnnx bench's timed region (toolkit.measure.timing)")
             b = LatencyStats.from_ns(bare, "bare interpreter.invoke() loop")
             overhead = h.p50 / b.p50 - 1
             results.append({"artifact": entry.id, "threads": threads,
@@ -137,13 +137,13 @@ def headline(work: Path, artifacts: Path, runs: int) -> dict[str, Any]:
     import numpy as np
     import tensorflow as tf
 
-    from toolkit.evalset import load_eval_set
-    from toolkit.locate import last_run
-    from toolkit.machine import machine_peak, peak_for
+    from toolkit.bench.flops import graph_work
+    from toolkit.bench.machine import machine_peak, peak_for
+    from toolkit.core.locate import last_run
     from toolkit.manifest import load_manifest
+    from toolkit.measure.evalset import load_eval_set
+    from toolkit.measure.timing import LatencyStats, timing
     from toolkit.runtimes import load
-    from toolkit.timing import LatencyStats, timing
-    from toolkit.work import graph_work
 
     manifest = load_manifest(artifacts)
     x1 = np.ascontiguousarray(load_eval_set(manifest, limit=1).images)
@@ -189,9 +189,9 @@ def headline(work: Path, artifacts: Path, runs: int) -> dict[str, Any]:
 def accuracy_10k(artifacts: Path) -> dict[str, Any]:
     """Every artifact on TF or LiteRT over 10,000 fresh test images, timed."""
     from toolkit.data import DataSpec, load_dataset
-    from toolkit.evalset import EvalSet
     from toolkit.manifest import load_manifest
-    from toolkit.matrix import plan, run_matrix
+    from toolkit.measure.evalset import EvalSet
+    from toolkit.measure.matrix import plan, run_matrix
 
     manifest = load_manifest(artifacts)
     start = time.perf_counter()

@@ -56,8 +56,8 @@ def seed_artifacts(workdir: Path) -> Path:
     from PIL import Image
 
     from toolkit.data import DataSpec, load_dataset
-    from toolkit.exporting import ExportRequest, export
-    from toolkit.models import build_model
+    from toolkit.export.artifacts import ExportRequest, export
+    from toolkit.train.models import build_model
 
     model = build_model("seed", (32, 32, 3), 10, seed=0)
     path = workdir / "seed.keras"
@@ -259,7 +259,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULT)
     args = parser.parse_args()
 
-    from toolkit.quiet import silence_tensorflow
+    from toolkit.core.quiet import silence_tensorflow
 
     silence_tensorflow()
     os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")

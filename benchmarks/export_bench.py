@@ -41,8 +41,8 @@ TARGET_SIZE_RATIO = 0.3
 def find_run(given: Path | None, scratch: Path) -> Path:
     if given is not None:
         return given
+    from toolkit.core.locate import last_run
     from toolkit.errors import PathError
-    from toolkit.locate import last_run
 
     try:
         return last_run()
@@ -56,7 +56,7 @@ def find_run(given: Path | None, scratch: Path) -> Path:
 
 def timed_imports() -> float:
     started = time.perf_counter()
-    from toolkit.quiet import silence_tensorflow
+    from toolkit.core.quiet import silence_tensorflow
 
     silence_tensorflow()
     from exporters.quiet import silenced
@@ -116,7 +116,7 @@ def main() -> None:
     try:
         run = find_run(args.model, scratch)
         import_seconds = timed_imports()
-        from toolkit.exporting import ExportRequest, export, versions
+        from toolkit.export.artifacts import ExportRequest, export, versions
 
         times = []
         for n in range(args.repeat):

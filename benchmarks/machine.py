@@ -8,7 +8,7 @@ Every benchmark script records this next to its figures, and writes the record w
     write_result(ROOT / "benchmarks" / "results" / "NAME.json", record)
 
 `python benchmarks/machine.py` prints it as JSON. The fields come from
-toolkit.machine.machine_info (the same record `cnnx bench` writes into report.json, with
+toolkit.bench.machine.machine_info (the same record `cnnx bench` writes into report.json, with
 the load average at the time, because a busy machine makes every latency pessimistic).
 """
 
@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from toolkit.machine import machine_info
+from toolkit.bench.machine import machine_info
 
 __all__ = ["machine_info", "write_result"]
 

@@ -42,7 +42,7 @@ ROUND = 20  # invokes per precision per round
 
 
 def export_three(run: Path, out: Path) -> dict[str, Path]:
-    from toolkit.exporting import ExportRequest, export
+    from toolkit.export.artifacts import ExportRequest, export
 
     paths = {}
     for precision in PRECISIONS:
@@ -58,7 +58,7 @@ def interleaved_latency(paths: dict[str, Path], runs: int) -> dict[str, dict[str
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
-    from toolkit.quiet import stderr_to_devnull
+    from toolkit.core.quiet import stderr_to_devnull
 
     interpreters = {}
     for name, path in paths.items():

@@ -8,7 +8,7 @@ says which runtimes run each format. The order of the rows is the display order 
 every table, report and plot.
 
 Everything else derives from here: the CLI's choices (toolkit/cli/export.py), the
-selection of an export (`select`), the default tolerances (toolkit/tolerances.py), the
+selection of an export (`select`), the default tolerances (toolkit/measure/tolerances.py), the
 runtimes verify and bench run an artifact in (toolkit/runtimes), the order of verify,
 bench, plots and `cnnx info`. Adding a format is one exporter module plus one row here;
 tests/test_registry.py walks the table.
@@ -79,7 +79,9 @@ class ArtifactSpec:
     precision: str  # float32 | float16 | dynamic | int8 | int16x8 | uint8 | uint16
     path: str  # relative to the artifacts folder: the file or folder a runtime loads
     exporter: str  # "module:function", a function (saved_model_dir, out_dir, options)
-    tolerance: Mapping[str, float]  # Tolerance field names -> limits (toolkit/tolerances.py)
+    tolerance: Mapping[
+        str, float
+    ]  # Tolerance field names -> limits (toolkit/measure/tolerances.py)
     quantize: tuple[str, ...] = ()  # the --quantize values that make it
     by_default: bool = True  # made by --to FORMAT (or all) with no --quantize
     tfjs_quantize: str | None = None  # the --tfjs-quantize value that makes it

@@ -21,8 +21,8 @@ from typing import Any
 from exporters.base import INPUT_NAME, OUTPUT_NAME, SIGNATURE, ExportOptions, ExportResult
 from exporters.quiet import silenced
 from exporters.savedmodel import load_pivot
+from toolkit.core.limits import read_json
 from toolkit.errors import ExportError, RuntimeUnavailable, shorten
-from toolkit.limits import read_json
 
 QUANTIZATIONS = ("float32", "uint8", "uint16", "float16")
 

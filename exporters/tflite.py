@@ -28,7 +28,7 @@ from exporters.tflite_debug import layer_table, write_tables
 from exporters.tflite_fallback import measured_fallback, selection
 from exporters.tflite_inspect import TfliteReport, inspect_tflite
 from exporters.tflite_run import predict_tflite
-from toolkit.atomic import write_bytes_atomic
+from toolkit.core.atomic import write_bytes_atomic
 from toolkit.errors import DataError, ExportError, UsageError, shorten
 
 PRECISIONS = ("float32", "float16", "dynamic", "int8")
@@ -183,7 +183,7 @@ def check_calibration(images: np.ndarray | None, input_shape: tuple[int, int, in
 
 
 # Who hears of each calibration image read, as (images read, total): set around one
-# export by its caller (toolkit/exporting.py), so every converter run that calibrates
+# export by its caller (toolkit/export/artifacts.py), so every converter run that calibrates
 # (int8, int16x8, the debugger, a check on half the images) reports without each call
 # passing it along.
 calibration_progress: ContextVar[Callable[[int, int], None] | None] = ContextVar(

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from toolkit.atomic import write_text_atomic
+from toolkit.core.atomic import write_text_atomic
 
 
 def layer_table(debugger: Any) -> list[dict[str, Any]]:

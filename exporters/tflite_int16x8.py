@@ -29,7 +29,7 @@ from exporters.calibration_check import half_calibration
 from exporters.savedmodel import Pivot, load_pivot
 from exporters.tflite import _convert, _converter, _representative, check_calibration
 from exporters.tflite_inspect import inspect_tflite
-from toolkit.atomic import write_bytes_atomic
+from toolkit.core.atomic import write_bytes_atomic
 from toolkit.errors import ExportError
 
 ARTIFACT_ID = "tflite_int16x8"

@@ -8,7 +8,7 @@
 #   sysroot/                           arm64 Debian bookworm python3.11, unpacked with dpkg -x
 #   sysroot/proc/cpuinfo               a Pi 4's; qemu -L redirects /proc/cpuinfo here
 #   site/                              the Pi bundle's requirements.txt, aarch64 wheels
-#   env.json                           the paths above, read by toolkit/emulation.py
+#   env.json                           the paths above, read by toolkit/autoquant/emulation.py
 #   .stamp                             what was built; a second run with the same inputs exits at once
 #
 # Raspberry Pi OS bookworm is Debian bookworm with Python 3.11, so the sysroot is the

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.quiet import silence_tensorflow
+from toolkit.core.quiet import silence_tensorflow
 
 silence_tensorflow()
 
@@ -52,7 +52,7 @@ def tiny_data():
 @pytest.fixture(scope="session")
 def tiny_run(tiny_data, tmp_path_factory) -> Path:
     """A run folder trained once per session: the seed CNN at width 0.25 on tiny_data."""
-    from toolkit.training import TrainConfig, train
+    from toolkit.train.training import TrainConfig, train
 
     out = tmp_path_factory.mktemp("tiny") / "run"
     result = train(
@@ -83,7 +83,7 @@ def artifacts(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     tflite_{float32,float16,dynamic,int8} and tfjs_{float32,uint8,uint16,float16}, plus
     samples/ (20 test-split PNGs).
     """
-    from toolkit.exporting import ExportRequest, export
+    from toolkit.export.artifacts import ExportRequest, export
 
     out = tmp_path_factory.mktemp("artifacts-session") / "artifacts"
     export(ExportRequest(model=Path(tiny_run), to="all", out=out))

@@ -158,7 +158,7 @@ def start_sshd(root: Path) -> SshServer:
 
 def emulated_python(folder: Path) -> Path:
     """A python3 for the remote login: the emulated Pi 4's (qemu-aarch64, Cortex-A72)."""
-    from toolkit.emulation import find_emulator
+    from toolkit.autoquant.emulation import find_emulator
 
     emulator = find_emulator()  # in CI a missing cache is a failure: make emulation
     folder.mkdir(parents=True, exist_ok=True)

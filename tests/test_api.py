@@ -169,8 +169,8 @@ def test_the_cli_measures_the_same_figures(notebook: Notebook, cli_artifacts: Pa
 def test_predict_applies_the_recorded_pixel_rule(notebook: Notebook) -> None:
     from PIL import Image
 
-    from toolkit.evalset import load_eval_set
     from toolkit.manifest import load_manifest
+    from toolkit.measure.evalset import load_eval_set
 
     manifest = load_manifest(notebook.artifacts)
     evalset = load_eval_set(manifest)  # the evaluation half that export recorded
@@ -325,7 +325,7 @@ def test_verify_on_unlabelled_pictures_of_another_size(notebook: Notebook, tmp_p
 def test_preprocess_as_a_preset_or_a_mapping(tmp_path: Path) -> None:
     import keras
 
-    from toolkit.inputspec import PRESETS
+    from toolkit.data.inputspec import PRESETS
 
     keras.utils.set_random_seed(1)
     layers = keras.layers

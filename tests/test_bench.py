@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from toolkit.bench import BenchConfig
+from toolkit.bench.gates import Gates, baseline_breaches, check_gates
+from toolkit.bench.run import BenchConfig
 from toolkit.cli import app
 from toolkit.errors import UsageError
-from toolkit.gates import Gates, baseline_breaches, check_gates
-from toolkit.parity import Check, Metrics
-from toolkit.rows import Row, Speed
+from toolkit.measure.parity import Check, Metrics
+from toolkit.measure.rows import Row, Speed
+from toolkit.measure.timing import LatencyStats, latency_samples, timing
+from toolkit.measure.tolerances import Tolerance
 from toolkit.runtimes import LoadedModel, RuntimeInfo, Stages
-from toolkit.timing import LatencyStats, latency_samples, timing
-from toolkit.tolerances import Tolerance
 
 runner = CliRunner()
 TINY_TOLERANCES = "min_agreement = 0.85\nmax_accuracy_drop = 0.05\n[float32]\nmin_agreement = 1.0\n"
@@ -258,7 +258,7 @@ def test_a_row_round_trips_through_json() -> None:
 
 @pytest.mark.slow
 def test_memory_does_not_depend_on_row_order(artifacts: Path) -> None:
-    from toolkit.bench import run_bench
+    from toolkit.bench.run import run_bench
     from toolkit.manifest import load_manifest
 
     manifest = load_manifest(artifacts)
@@ -281,7 +281,7 @@ def test_work_is_counted_from_the_graph(tiny_run: Path, artifacts: Path) -> None
     """The graph's MACs against the Keras layers' own arithmetic, counted by hand."""
     import keras
 
-    from toolkit.work import graph_work
+    from toolkit.bench.flops import graph_work
 
     model = keras.models.load_model(tiny_run / "model.keras")
     macs = 0
@@ -300,7 +300,7 @@ def test_work_is_counted_from_the_graph(tiny_run: Path, artifacts: Path) -> None
 def test_the_machine_peak_is_measured_once_and_cached(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from toolkit import machine
+    from toolkit.bench.run import machine
 
     monkeypatch.setenv("CNNX_CACHE_DIR", str(tmp_path))
     peak = machine.machine_peak()

@@ -1,4 +1,4 @@
-"""The web demo in headless Chromium, served by `toolkit.serve`, on exported artifacts.
+"""The web demo in headless Chromium, served by `toolkit.web.server`, on exported artifacts.
 
 The page classifies every sample image of the session's artifacts folder (the real
 exporters' output) and its top-1 must equal LiteRT's and TensorFlow's on the same
@@ -24,7 +24,7 @@ from test_web_support import PageLog, launch_chromium
 
 from toolkit.manifest import load_manifest
 from toolkit.runtimes import load
-from toolkit.serve import DemoServer, make_server
+from toolkit.web.server import DemoServer, make_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from tests.keras2_files import write_keras214
+from toolkit.data.inputspec import PRESETS, InputSpec
 from toolkit.errors import DataError, ModelError, UsageError
-from toolkit.inputspec import PRESETS, InputSpec
 from toolkit.sources import Preprocessing, resolve_source
 from toolkit.sources.heads import LOGITS, PROBABILITIES, SCORES, output_kind
 from toolkit.sources.labels import read_labels
@@ -270,7 +270,7 @@ def test_fingerprint_is_what_the_model_computes(tmp_path: Path) -> None:
     weights or another activation with the same weights are another model."""
     import keras
 
-    from toolkit.exporting import model_fingerprint
+    from toolkit.export.artifacts import model_fingerprint
 
     def build(activation: str) -> Any:
         keras.utils.set_random_seed(5)

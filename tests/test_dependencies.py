@@ -164,7 +164,7 @@ def test_a_missing_converter_stops_the_export_before_any_work(
     tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from exporters.tfjs import install_command
-    from toolkit.exporting import ExportRequest, export
+    from toolkit.export.artifacts import ExportRequest, export
 
     monkeypatch.setitem(sys.modules, "tensorflowjs", None)  # import tensorflowjs fails
     monkeypatch.setitem(sys.modules, "tensorflowjs.converters", None)

@@ -186,8 +186,8 @@ def test_float32_matches_and_has_static_batch(conv_model: Path, tmp_path: Path) 
 
 def test_int8_is_under_a_third_of_float32_at_seed_width(tmp_path: Path) -> None:
     """Size ratio of the default seed CNN (width 1, 32x32): weights dominate the file."""
-    from toolkit.models import build_model
     from toolkit.sources.pivot import save_pivot
+    from toolkit.train.models import build_model
 
     model = build_model("seed", (32, 32, 3), 10, width=1.0, seed=0)
     pivot = tmp_path / "saved_model"

@@ -1,7 +1,7 @@
 """Faults: writers killed at any point, a full disk, runtimes that crash or hang.
 
 Kills use the real CLI in a subprocess: either at a named step (CNNX_FAULT_AFTER, the
-hook in toolkit/atomic.py, which SIGKILLs the process there) or with a SIGKILL after a
+hook in toolkit/core/atomic.py, which SIGKILLs the process there) or with a SIGKILL after a
 delay. After every kill the artifacts folder must be exactly the old one or exactly
 the new one, its manifest valid and every file matching its hash; the next run must
 succeed and sweep what the killed one left behind.

@@ -1,4 +1,4 @@
-"""toolkit/atomic.py: folder replacement with no gap, leftovers swept, errors typed."""
+"""toolkit/core/atomic.py: folder replacement with no gap, leftovers swept, errors typed."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from toolkit import atomic
+from toolkit.core import atomic
 from toolkit.errors import PathError, ResourceError
 
 
@@ -129,7 +129,7 @@ def test_an_interrupt_just_after_a_temporary_is_made_still_removes_it(
 ) -> None:
     """A signal's handler runs at whichever line comes next, here the one right after
     the system call that made the temporary; it must already be known to the clean-up."""
-    from toolkit.signals import Terminated
+    from toolkit.core.signals import Terminated
 
     real = getattr(os, maker)
 
@@ -173,7 +173,7 @@ def test_leftovers_of_dead_writers_are_swept_and_live_ones_kept(tmp_path: Path) 
 
 def test_fault_point_kills_only_at_the_named_step(tmp_path: Path) -> None:
     code = (
-        "import sys; from pathlib import Path; from toolkit import atomic;"
+        "import sys; from pathlib import Path; from toolkit.core import atomic;"
         f"atomic.write_text_atomic(Path({str(tmp_path)!r}) / 'a.json', 'new')"
     )
     (tmp_path / "a.json").write_text("old")
@@ -216,7 +216,7 @@ def test_out_that_is_a_file_is_a_path_error(tmp_path: Path) -> None:
 _PENDING_SIGNAL = """
 import os, signal, sys
 from pathlib import Path
-from toolkit import atomic, signals
+from toolkit.core import atomic, signals
 
 signals.install()
 final = Path(sys.argv[1])

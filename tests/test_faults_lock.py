@@ -22,7 +22,7 @@ import pytest
 from tests.corpus import files
 from tests.corpus.artifacts import fake_tfjs_artifacts
 from tests.corpus.hostile import LockHolder
-from toolkit.outputs import lock_path
+from toolkit.core.writelock import lock_path
 
 CLI = [sys.executable, "-m", "toolkit"]
 

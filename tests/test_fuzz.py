@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from toolkit.data.images import load_image
+from toolkit.data.inputspec import InputSpec
 from toolkit.errors import ArtifactError, DataError, PathError, UsageError
-from toolkit.inputspec import InputSpec
 from toolkit.manifest import SCHEMA, load_manifest
 
 FUZZ = settings(

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from tests.test_package_support import tiny_artifacts
 from toolkit.cli import app
-from toolkit.gpu_readiness import GPU_OPS, check_gpu_readiness
+from toolkit.graph.gpu_readiness import GPU_OPS, check_gpu_readiness
 
 pytestmark = pytest.mark.slow
 

@@ -104,9 +104,9 @@ def test_the_detector_finds_a_cycle() -> None:
     assert cycles(graph) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
     # It reads type-only and function-level imports: the report reads rows as plain data.
-    assert "toolkit.rows" not in GRAPH["toolkit.report"]
-    assert "toolkit.runtimes" in GRAPH["toolkit.matrix"]
-    assert "toolkit.bench" in GRAPH["toolkit.cli.tables"]  # under TYPE_CHECKING only
+    assert "toolkit.measure.rows" not in GRAPH["toolkit.bench.report"]
+    assert "toolkit.runtimes" in GRAPH["toolkit.measure.matrix"]
+    assert "toolkit.bench.run" in GRAPH["toolkit.cli.tables"]  # under TYPE_CHECKING only
 
 
 def test_no_import_cycle_in_toolkit_and_exporters() -> None:
@@ -117,21 +117,72 @@ def test_no_import_cycle_in_toolkit_and_exporters() -> None:
 # Which stage may import which (docs/architecture.md): a module never imports a stage
 # that comes after it in the data flow.
 FORBIDDEN = {
-    "exporters": ("toolkit.cli", "toolkit.runtimes", "toolkit.matrix", "toolkit.bench",
-                  "toolkit.verify", "toolkit.report", "toolkit.packaging"),
-    "toolkit.runtimes": ("toolkit.matrix", "toolkit.bench", "toolkit.verify", "toolkit.report",
-                         "toolkit.cli", "toolkit.packaging"),
-    "toolkit.matrix": ("toolkit.bench", "toolkit.verify", "toolkit.report", "toolkit.cli"),
-    "toolkit.rows": ("toolkit.matrix", "toolkit.bench", "toolkit.verify", "toolkit.report"),
-    "toolkit.probe": ("toolkit.bench", "toolkit.verify", "toolkit.report", "toolkit.cli"),
-    "toolkit.report": ("toolkit.bench", "toolkit.verify", "toolkit.matrix", "toolkit.rows",
-                       "toolkit.runtimes", "toolkit.cli", "toolkit.gates"),
-    "toolkit.plots": ("toolkit.bench", "toolkit.verify", "toolkit.matrix", "toolkit.rows",
-                      "toolkit.runtimes", "toolkit.cli"),
-    "toolkit.packaging": ("toolkit.bench", "toolkit.verify", "toolkit.report", "toolkit.cli"),
-    "toolkit.remote": ("toolkit.matrix", "toolkit.bench", "toolkit.verify", "toolkit.report",
-                       "toolkit.cli"),
-}  # fmt: skip
+    "exporters": (
+        "toolkit.cli",
+        "toolkit.runtimes",
+        "toolkit.measure.matrix",
+        "toolkit.bench.run",
+        "toolkit.measure.verify",
+        "toolkit.bench.report",
+        "toolkit.packaging",
+    ),
+    "toolkit.runtimes": (
+        "toolkit.measure.matrix",
+        "toolkit.bench.run",
+        "toolkit.measure.verify",
+        "toolkit.bench.report",
+        "toolkit.cli",
+        "toolkit.packaging",
+    ),
+    "toolkit.measure.matrix": (
+        "toolkit.bench.run",
+        "toolkit.measure.verify",
+        "toolkit.bench.report",
+        "toolkit.cli",
+    ),
+    "toolkit.measure.rows": (
+        "toolkit.measure.matrix",
+        "toolkit.bench.run",
+        "toolkit.measure.verify",
+        "toolkit.bench.report",
+    ),
+    "toolkit.bench.speed_probe": (
+        "toolkit.bench.run",
+        "toolkit.measure.verify",
+        "toolkit.bench.report",
+        "toolkit.cli",
+    ),
+    "toolkit.bench.report": (
+        "toolkit.bench.run",
+        "toolkit.measure.verify",
+        "toolkit.measure.matrix",
+        "toolkit.measure.rows",
+        "toolkit.runtimes",
+        "toolkit.cli",
+        "toolkit.bench.gates",
+    ),
+    "toolkit.bench.plots": (
+        "toolkit.bench.run",
+        "toolkit.measure.verify",
+        "toolkit.measure.matrix",
+        "toolkit.measure.rows",
+        "toolkit.runtimes",
+        "toolkit.cli",
+    ),
+    "toolkit.packaging": (
+        "toolkit.bench.run",
+        "toolkit.measure.verify",
+        "toolkit.bench.report",
+        "toolkit.cli",
+    ),
+    "toolkit.remote": (
+        "toolkit.measure.matrix",
+        "toolkit.bench.run",
+        "toolkit.measure.verify",
+        "toolkit.bench.report",
+        "toolkit.cli",
+    ),
+}
 LIBRARY = [m for m in MODULES if not m.startswith("toolkit.cli") and m != "toolkit.__main__"]
 
 

@@ -25,7 +25,7 @@ from test_web_support import PageLog, launch_chromium, sample_pixels
 
 from toolkit.manifest import load_manifest
 from toolkit.runtimes import load
-from toolkit.serve import DemoServer, make_server
+from toolkit.web.server import DemoServer, make_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

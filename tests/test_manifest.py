@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from toolkit.data.imagefolder import balanced_indices
+from toolkit.data.inputspec import InputSpec
 from toolkit.errors import ArtifactError, UsageError
-from toolkit.exporting import (
+from toolkit.export.artifacts import (
     ExportRequest,
     fallback_auto,
     select_artifacts,
 )
-from toolkit.inputspec import InputSpec
 from toolkit.manifest import ArtifactEntry, Manifest, describe_files, load_manifest
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from toolkit.errors import UsageError
-from toolkit.models import build_model
+from toolkit.train.models import build_model
 
 
 def _summary(model) -> list[tuple[str, object]]:  # type: ignore[no-untyped-def]

@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from toolkit.cluster import Cluster, read_cluster
 from toolkit.errors import RuntimeUnavailable, UsageError
+from toolkit.train.cluster import Cluster, read_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -111,7 +111,7 @@ def test_two_workers_train_one_run_in_the_band_of_one_worker(
     colour_folder: Path, tmp_path: Path, workers: list[subprocess.Popen[str]]
 ) -> None:
     from toolkit.data import parse_data_arg
-    from toolkit.training import TrainConfig, train
+    from toolkit.train.training import TrainConfig, train
 
     single = train(
         TrainConfig(
@@ -240,7 +240,7 @@ def test_a_bad_tf_config_says_what_is_wrong(value: str, message: str) -> None:
 
 
 def test_cluster_roles_and_peer_failure_messages() -> None:
-    from toolkit.training_worker import peer_failure
+    from toolkit.train.worker import peer_failure
 
     cluster = read_cluster(
         {

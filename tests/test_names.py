@@ -15,8 +15,8 @@ import numpy as np
 from tests.corpus.artifacts import fake_tfjs_artifacts
 from tests.corpus.images import good_image
 from toolkit.data.folder import list_classes
+from toolkit.measure.parity import per_class_accuracy, reference_checks
 from toolkit.packaging.bundle import write_labels
-from toolkit.parity import per_class_accuracy, reference_checks
 
 CLI = [sys.executable, "-m", "toolkit"]
 MARKUP = ("[/]", "[bold]b", "c[/bold]")

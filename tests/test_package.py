@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from tests.test_package_support import tiny_artifacts
 from toolkit.cli import app
+from toolkit.data.inputspec import InputSpec
 from toolkit.errors import PathError
-from toolkit.inputspec import InputSpec
 from toolkit.manifest import load_manifest
 from toolkit.packaging import package
 from toolkit.packaging.bundle import spec_normalization

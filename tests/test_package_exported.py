@@ -63,7 +63,7 @@ def test_every_target_bundles_the_exported_artifacts(artifacts: Path, bundles: P
 
 def _run_both(bundle: Path, args: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The same program on x86 (this venv) and on the emulated Pi 4; both JSON answers."""
-    from toolkit.emulation import find_emulator
+    from toolkit.autoquant.emulation import find_emulator
 
     host = subprocess.run(
         [sys.executable, *args], cwd=bundle, capture_output=True, text=True, timeout=300

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tests.corpus.artifacts import write_samples
-from toolkit.inputspec import InputSpec
+from toolkit.data.inputspec import InputSpec
 from toolkit.manifest import ArtifactEntry, Manifest, describe_files, load_manifest
 
 SIZE = 16

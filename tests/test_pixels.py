@@ -19,7 +19,7 @@ from PIL import Image
 
 from toolkit.data import pixels as pixel_rule
 from toolkit.data.images import load_image
-from toolkit.inputspec import PRESETS, InputSpec
+from toolkit.data.inputspec import PRESETS, InputSpec
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "toolkit" / "packaging" / "templates" / "rpi"
 
@@ -154,7 +154,7 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
     from test_web_support import PageLog, launch_chromium, tiny_artifacts_dir
 
-    from toolkit.serve import make_server
+    from toolkit.web.server import make_server
 
     root = tiny_artifacts_dir(tmp_path_factory)
     with make_server(root, port=0) as running, sync_playwright() as playwright:

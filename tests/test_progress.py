@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.progress import Step
+from toolkit.core.progress import Step
 
 CLI = [sys.executable, "-m", "toolkit"]
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -38,7 +38,7 @@ def frames(output: str) -> list[str]:
 def exported(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Step]]:
     """tiny_run exported to the SavedModel and int8 (the progress steps it reported), then
     float32 beside them for the Raspberry Pi bundle."""
-    from toolkit.exporting import ExportRequest, export
+    from toolkit.export.artifacts import ExportRequest, export
 
     steps: list[Step] = []
     out = tmp_path_factory.mktemp("progress") / "artifacts"

@@ -104,7 +104,7 @@ def test_plain_int8_within_tolerance_is_not_touched() -> None:
 @pytest.fixture(scope="module")
 def drifting_artifacts(drifting_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """int8, int8 with measured fallback and int16x8 of the drifting model, side by side."""
-    from toolkit.exporting import ExportRequest, export
+    from toolkit.export.artifacts import ExportRequest, export
 
     root = tmp_path_factory.mktemp("drifting-artifacts")
     out = root / "artifacts"
@@ -120,7 +120,7 @@ def drifting_artifacts(drifting_run: Path, tmp_path_factory: pytest.TempPathFact
 
 
 def _verify(folder: Path, ids: tuple[str, ...]):
-    from toolkit.verify import VerifyConfig, verify
+    from toolkit.measure.verify import VerifyConfig, verify
 
     report = verify(VerifyConfig(artifacts_dir=folder, artifacts=ids, runtimes=("litert",)))
     return {row.artifact: row for row in report.rows}
@@ -200,8 +200,8 @@ def test_the_export_says_whether_more_calibration_images_would_help(
 
 @pytest.mark.slow
 def test_reference_kernels_say_where_the_drift_comes_from(drifting_artifacts: Path) -> None:
-    from toolkit.verify import VerifyConfig, verify
-    from toolkit.witness import verdict
+    from toolkit.measure.reference_kernels import verdict
+    from toolkit.measure.verify import VerifyConfig, verify
 
     config = VerifyConfig(
         artifacts_dir=drifting_artifacts / "artifacts",
@@ -222,7 +222,7 @@ def test_reference_kernels_say_where_the_drift_comes_from(drifting_artifacts: Pa
         assert witness.agreement == (default.metrics.agreement, reference.metrics.agreement)
     assert report.to_dict()["kernel_witness"][0]["artifact"] == "tflite_int8"
     # Two different kernel sets really ran: their int8 outputs differ by rounding steps.
-    from toolkit.evalset import load_eval_set
+    from toolkit.measure.evalset import load_eval_set
     from toolkit.runtimes import load
 
     manifest = load_manifest(drifting_artifacts / "artifacts")
@@ -243,9 +243,9 @@ def test_quantize_auto_keeps_the_fastest_passing_candidate(
 ) -> None:
     from PIL import Image
 
-    from toolkit.exporting import ExportRequest
-    from toolkit.progress import Step
-    from toolkit.quantize_auto import TIE, export_auto
+    from toolkit.autoquant.search import TIE, export_auto
+    from toolkit.core.progress import Step
+    from toolkit.export.artifacts import ExportRequest
 
     out = tmp_path / "auto"
     request = ExportRequest(model=drifting_run, to="tflite", quantize="auto", out=out)
@@ -287,7 +287,7 @@ def test_quantize_auto_keeps_the_fastest_passing_candidate(
 
 def test_quantize_auto_options_are_checked_before_any_work() -> None:
     from toolkit.errors import UsageError
-    from toolkit.exporting import ExportRequest
+    from toolkit.export.artifacts import ExportRequest
 
     with pytest.raises(UsageError, match="picks a TFLite precision"):
         ExportRequest(to="all", quantize="auto")
@@ -308,7 +308,7 @@ def test_nothing_within_budget_exits_9_with_the_table_and_writes_nothing(
     the candidates themselves are really built (two of them, to keep it short)."""
     from typer.testing import CliRunner
 
-    from toolkit import quantize_auto
+    from toolkit.autoquant import search as quantize_auto
     from toolkit.cli import app
 
     def drifting(manifest, spec, evalset, reference, budget, target):  # type: ignore[no-untyped-def]
@@ -337,8 +337,8 @@ def test_target_rpi_runs_the_candidates_on_the_emulated_pi(
     drifting_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two candidates (plain int8, float32) on the emulated Pi 4's aarch64 LiteRT."""
-    from toolkit import quantize_auto
-    from toolkit.exporting import ExportRequest
+    from toolkit.autoquant import search as quantize_auto
+    from toolkit.export.artifacts import ExportRequest
 
     candidates = (quantize_auto.CANDIDATES[0], quantize_auto.CANDIDATES[-1])
     monkeypatch.setattr(quantize_auto, "CANDIDATES", candidates)

@@ -16,16 +16,16 @@ from typing import Any
 
 from rich.console import Console
 
-from toolkit.bench import BenchConfig, BenchReport
+from toolkit.bench.recommend import recommend
+from toolkit.bench.report import report_markdown
+from toolkit.bench.run import BenchConfig, BenchReport
 from toolkit.cli.tables import render_bench
-from toolkit.inputspec import InputSpec
+from toolkit.data.inputspec import InputSpec
 from toolkit.manifest import Manifest
-from toolkit.parity import Check, Metrics
-from toolkit.recommend import recommend
-from toolkit.report import report_markdown
-from toolkit.rows import Row, Speed
+from toolkit.measure.parity import Check, Metrics
+from toolkit.measure.rows import Row, Speed
+from toolkit.measure.timing import LatencyStats
 from toolkit.runtimes import browser
-from toolkit.timing import LatencyStats
 
 PASSED = (Check("agreement", 1.0, 0.98, ">=", True),)
 DRIFTED = (Check("agreement", 0.9, 0.98, ">=", False),)

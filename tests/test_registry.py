@@ -17,11 +17,11 @@ from exporters import registry
 from exporters.registry import ALL, ARTIFACTS, FORMATS, ArtifactSpec
 from toolkit.cli import app
 from toolkit.cli import export as export_cli
-from toolkit.exporting import ExportRequest, select_artifacts
+from toolkit.export.artifacts import ExportRequest, select_artifacts
 from toolkit.manifest import ArtifactEntry
-from toolkit.parity import check, compare
+from toolkit.measure.parity import check, compare
+from toolkit.measure.tolerances import PRECISIONS, Tolerance, parse_flag_values, tolerance_for
 from toolkit.runtimes import RUNTIMES, get_runtime, runtimes_for
-from toolkit.tolerances import PRECISIONS, Tolerance, parse_flag_values, tolerance_for
 
 ROWS = [pytest.param(spec, id=spec.id) for spec in ARTIFACTS]
 
@@ -90,7 +90,7 @@ def test_the_table_is_consistent() -> None:
 
 def test_cli_choices_are_the_tables() -> None:
     assert [m.value for m in export_cli.Target] == list(registry.TARGETS)
-    # --quantize auto chooses among the table's TFLite rows (toolkit/quantize_auto.py).
+    # --quantize auto chooses among the table's TFLite rows (toolkit/autoquant/search.py).
     assert [m.value for m in export_cli.Quantize] == [*registry.QUANTIZE, "auto"]
     assert [m.value for m in export_cli.TfjsQuantize] == list(registry.TFJS_QUANTIZE)
     result = CliRunner().invoke(app, ["export", "--help"], env={"COLUMNS": "200"})
@@ -102,9 +102,9 @@ def test_cli_choices_are_the_tables() -> None:
 
 
 def test_listings_follow_the_table_order(tmp_path: Path) -> None:
-    from toolkit.inputspec import InputSpec
+    from toolkit.data.inputspec import InputSpec
     from toolkit.manifest import Manifest
-    from toolkit.matrix import selected_entries
+    from toolkit.measure.matrix import selected_entries
 
     shuffled = list(reversed(ARTIFACTS))
     entries = {spec.id: _entry(spec) for spec in shuffled}

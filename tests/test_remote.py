@@ -22,10 +22,10 @@ import pytest
 
 from tests.sshd import SshServer, start_sshd
 from tests.test_package_support import LABELS, images, tiny_artifacts
+from toolkit.data.inputspec import InputSpec
 from toolkit.errors import DataError, UsageError
-from toolkit.evalset import EvalSet
-from toolkit.inputspec import InputSpec
 from toolkit.manifest import Manifest, load_manifest
+from toolkit.measure.evalset import EvalSet
 from toolkit.remote.device import RemoteResult, folder_hashes, run_on_device
 from toolkit.remote.inputs import eval_pixels, matching_bundle, pi_bundle, write_eval_images
 from toolkit.remote.ssh import SshClient, parse_remote

@@ -8,17 +8,17 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from toolkit.bench import BenchConfig, BenchReport
+from toolkit.bench.gates import Breach
+from toolkit.bench.machine import machine_info
+from toolkit.bench.report import SCHEMA, report_markdown, write_report
+from toolkit.bench.run import BenchConfig, BenchReport
 from toolkit.cli.tables import render_bench
+from toolkit.data.inputspec import InputSpec
 from toolkit.errors import PathError
-from toolkit.gates import Breach
-from toolkit.inputspec import InputSpec
-from toolkit.machine import machine_info
 from toolkit.manifest import Manifest
-from toolkit.parity import Check, Metrics
-from toolkit.report import SCHEMA, report_markdown, write_report
-from toolkit.rows import Row, Speed
-from toolkit.timing import LatencyStats
+from toolkit.measure.parity import Check, Metrics
+from toolkit.measure.rows import Row, Speed
+from toolkit.measure.timing import LatencyStats
 
 
 def _report(tmp_path: Path) -> BenchReport:

@@ -167,7 +167,7 @@ def test_classify_refuses_bad_paths_and_changed_models(bundle: Path, tmp_path: P
 def test_bundle_gives_the_same_answers_on_an_emulated_pi4(bundle: Path) -> None:
     """classify.py under qemu-aarch64 (Cortex-A72) with the bundle's pinned aarch64 wheels:
     int8 outputs within one step of x86 LiteRT, float32 within 1e-5, the same accuracy."""
-    from toolkit.emulation import find_emulator
+    from toolkit.autoquant.emulation import find_emulator
 
     emulator = find_emulator()  # in CI a missing cache is a failure: make emulation
     record = json.loads((bundle / "bundle.json").read_text())

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from toolkit.data.inputspec import InputSpec
 from toolkit.errors import ArtifactError, RuntimeUnavailable, UsageError
-from toolkit.inputspec import InputSpec
 from toolkit.manifest import ArtifactEntry, Manifest, describe_files, load_manifest
 from toolkit.runtimes import RUNTIMES, RuntimeSkipped, load, parse_runtimes, runtimes_for
 

@@ -16,10 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from toolkit.cli import app
+from toolkit.data.inputspec import InputSpec
 from toolkit.errors import ArtifactError, ResourceError, UsageError
-from toolkit.inputspec import InputSpec
 from toolkit.manifest import ArtifactEntry, Manifest, describe_files
-from toolkit.serve import DemoServer, Refused, make_server, request_segments
+from toolkit.web.server import DemoServer, Refused, make_server, request_segments
 
 SECRET = "top secret, never served"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from toolkit.exporting import ExportRequest, export
+from toolkit.export.artifacts import ExportRequest, export
 from toolkit.manifest import Manifest
 from toolkit.runtimes import load
 

@@ -73,13 +73,13 @@ def test_resolve_source_of_a_run_reuses_its_pivot(tiny_run: Path, tmp_path: Path
 STRATEGY_SCRIPT = """
 import json, os, sys
 from pathlib import Path
-from toolkit.quiet import silence_tensorflow
+from toolkit.core.quiet import silence_tensorflow
 silence_tensorflow()
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from toolkit.data import DataSpec
-from toolkit.training import TrainConfig, train
+from toolkit.train.training import TrainConfig, train
 strategy, out = sys.argv[1], Path(sys.argv[2])
 result = train(TrainConfig(data=DataSpec(size=300), epochs=1, width=0.25, batch_size=32,
                            strategy=strategy, out=out))
@@ -115,7 +115,7 @@ def test_mirrored_training_on_two_logical_cpus(tmp_path: Path) -> None:
 
 def test_train_rejects_an_existing_out_and_bad_config(tiny_run: Path, tmp_path: Path) -> None:
     from toolkit.errors import PathError, UsageError
-    from toolkit.training import TrainConfig, train
+    from toolkit.train.training import TrainConfig, train
 
     with pytest.raises(PathError, match="already exists"):
         train(TrainConfig(data=DataSpec(size=100), out=tiny_run))

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from toolkit.cli import app
 from toolkit.errors import UsageError
 from toolkit.manifest import ArtifactEntry, describe_files, load_manifest
-from toolkit.parity import Metrics, check, compare, reference_checks
-from toolkit.tolerances import (
+from toolkit.measure.parity import Metrics, check, compare, reference_checks
+from toolkit.measure.tolerances import (
     Tolerance,
     default_tolerance,
     for_outputs,
@@ -94,7 +94,7 @@ def test_tolerance_layers_later_wins(tmp_path: Path) -> None:
 def test_logits_heads_scale_absolute_limits_to_the_output_range() -> None:
     """A head without softmax (recorded by export) spans more than [0, 1]: its max_abs and
     max_mean_abs limits grow with the range of the reference's outputs; agreement does not."""
-    from toolkit.inputspec import InputSpec
+    from toolkit.data.inputspec import InputSpec
     from toolkit.manifest import Manifest
 
     float32 = Tolerance(min_agreement=1.0, max_abs=1e-4, max_mean_abs=1e-5)
@@ -216,7 +216,7 @@ def test_unmodified_artifacts_pass(artifacts: Path, tolerances: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.node
 def test_tfjs_float32_in_node_matches_savedmodel_to_1e4(artifacts: Path) -> None:
-    from toolkit.verify import VerifyConfig, verify
+    from toolkit.measure.verify import VerifyConfig, verify
 
     report = verify(VerifyConfig(artifacts, artifacts=("tfjs_float32",), runtimes=("tfjs-node",)))
     assert [r.label for r in report.rows] == ["tfjs-node/wasm", "tfjs-node/cpu"]

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from tests.corpus.artifacts import write_samples
-from toolkit.inputspec import InputSpec
+from toolkit.data.inputspec import InputSpec
 from toolkit.manifest import ArtifactEntry, Manifest, describe_files
 
 LABELS = ["red", "green", "blue", "gray"]
@@ -38,7 +38,7 @@ def _images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def build_tiny_artifacts(root: Path, samples: int = 12) -> Path:
     """Write a tiny artifacts folder (savedmodel, tflite_float32, tfjs_float32) at root."""
-    from toolkit.quiet import silence_tensorflow
+    from toolkit.core.quiet import silence_tensorflow
 
     silence_tensorflow()
     # TF Decision Forests (pulled in by the converter) prints a banner at import and,

@@ -9,7 +9,7 @@
         scores = predictor.predict(picture)                      # raw uint8 HxWxC, any size
 
 Each call builds the same request the matching `cnnx` command builds and calls the same
-library function (toolkit/exporting.py, verify.py, bench.py), so a call and the command
+library function (toolkit/export/artifacts.py, verify.py, bench.py), so a call and the command
 with the same options write the same artifacts and measure the same figures. Nothing
 here prints or exits: bad input raises the typed errors of toolkit/errors.py (each with
 the exit code the command would give); results are frozen dataclasses with `to_dict()`.
@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Any
 from toolkit.errors import UsageError
 
 if TYPE_CHECKING:
-    from toolkit.bench import BenchReport
+    from toolkit.bench.run import BenchReport
     from toolkit.manifest import Manifest
+    from toolkit.measure.tolerances import ToleranceOverrides
+    from toolkit.measure.verify import VerifyReport
     from toolkit.predictor import Predictor
     from toolkit.sources.preprocessing import Preprocessing
-    from toolkit.tolerances import ToleranceOverrides
-    from toolkit.verify import VerifyReport
 
 PathLike = str | os.PathLike[str]
 Names = str | Sequence[str]
@@ -85,8 +85,8 @@ def export(
     Raises UsageError (2), PathError (3), ModelError (4), DataError (5), ExportError (6),
     ResourceError (11), as `cnnx export` exits.
     """
-    from toolkit.exporting import ExportRequest
-    from toolkit.exporting import export as run_export
+    from toolkit.export.artifacts import ExportRequest
+    from toolkit.export.artifacts import export as run_export
 
     model, described = _model(model_or_path)
     request = ExportRequest(
@@ -141,8 +141,8 @@ def verify(
     bad option, DataError for unusable images.
     """
     from toolkit.manifest import load_manifest
-    from toolkit.verify import VERIFY_RUNTIMES, VerifyConfig
-    from toolkit.verify import verify as run_verify
+    from toolkit.measure.verify import VERIFY_RUNTIMES, VerifyConfig
+    from toolkit.measure.verify import verify as run_verify
 
     folder = Path(artifacts)
     manifest = load_manifest(folder)
@@ -191,8 +191,8 @@ def bench(
     Returns the report whatever drifted (`report.raise_for_status()` raises what the
     command exits with); raises the typed errors for bad input.
     """
-    from toolkit.bench import BENCH_RUNTIMES, BenchConfig, run_bench
-    from toolkit.bench import bench as run_and_write
+    from toolkit.bench.run import BENCH_RUNTIMES, BenchConfig, run_bench
+    from toolkit.bench.run import bench as run_and_write
 
     folder = Path(artifacts)
     config = BenchConfig(
@@ -297,7 +297,7 @@ def _runtimes(value: Names | None, default: tuple[str, ...]) -> tuple[str, ...]:
 
 def _fraction(value: float | str | None, name: str, kind: str = "") -> float | None:
     """0.99, "99%" or "1pp" as a fraction (None stays None), checked as the flags are."""
-    from toolkit.tolerances import parse_fraction
+    from toolkit.measure.tolerances import parse_fraction
 
     return None if value is None else parse_fraction(value, name, kind or name)
 
@@ -309,7 +309,7 @@ def _count(value: Any) -> int:
 
 
 def _overrides(value: PathLike | Mapping[str, Any] | None) -> tuple[ToleranceOverrides, ...]:
-    from toolkit.tolerances import load_tolerances, tolerances_from_mapping
+    from toolkit.measure.tolerances import load_tolerances, tolerances_from_mapping
 
     if value is None:
         return ()

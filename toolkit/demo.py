@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolkit.atomic import write_json_atomic
+from toolkit.core.atomic import write_json_atomic
+from toolkit.core.locate import ARTIFACTS_DIR, BUNDLES_DIR, RUNS_DIR
+from toolkit.core.progress import ProgressFn, no_progress
 from toolkit.data import DataSpec, load_dataset
 from toolkit.errors import PathError
-from toolkit.locate import ARTIFACTS_DIR, BUNDLES_DIR, RUNS_DIR
-from toolkit.progress import ProgressFn, no_progress
-from toolkit.train_config import DEFAULT_EPOCHS, TrainConfig, TrainEvent
-from toolkit.training import train
+from toolkit.train.config import DEFAULT_EPOCHS, TrainConfig, TrainEvent
+from toolkit.train.training import train
 
 DEFAULT_WORK_DIR = Path("cnnx-demo")
 
@@ -42,7 +42,7 @@ class DemoContext:
     on_train: Callable[[TrainEvent], None] | None = None
     progress: ProgressFn = no_progress  # export, bench and package report here
     run_dir: Path | None = None
-    bench_report: Any = None  # toolkit.bench.BenchReport, once the bench step ran
+    bench_report: Any = None  # toolkit.bench.run.BenchReport, once the bench step ran
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -109,7 +109,7 @@ def _saved(ctx: DemoContext) -> dict[str, Any]:
 
 
 def _export(ctx: DemoContext) -> dict[str, Any]:
-    from toolkit.exporting import ExportRequest, export
+    from toolkit.export.artifacts import ExportRequest, export
 
     # force: the demo folder is the demo's own; a rerun replaces the last model's artifacts.
     request = ExportRequest(model=ctx.run_dir, to="all", out=ctx.artifacts_dir, force=True)
@@ -120,7 +120,7 @@ def _export(ctx: DemoContext) -> dict[str, Any]:
 # The demo measures every runtime, but fewer repetitions and one browser backend (wasm,
 # the page's default) than a full `cnnx bench`, to keep the whole demo near 3 minutes.
 def _bench(ctx: DemoContext) -> dict[str, Any]:
-    from toolkit.bench import BenchConfig, bench
+    from toolkit.bench.run import BenchConfig, bench
 
     config = BenchConfig(
         artifacts_dir=ctx.artifacts_dir, runs=50, warmup=5, backends=("wasm",), command="cnnx demo"

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolkit.core.limits import require_regular_file
+from toolkit.core.locate import RUN_FILE
 from toolkit.errors import ArtifactError, ModelError, PathError, shorten
-from toolkit.limits import require_regular_file
-from toolkit.locate import RUN_FILE
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def _signature_tensors(function: Any) -> tuple[list[dict[str, Any]], list[dict[s
 
 
 def _describe_savedmodel(path: Path, unsafe: bool) -> Info:
-    from toolkit.quiet import silence_tensorflow
+    from toolkit.core.quiet import silence_tensorflow
 
     silence_tensorflow()
     from toolkit.sources.pivot import SIGNATURE
@@ -245,7 +245,7 @@ def _describe_artifacts(path: Path, unsafe: bool) -> Info:
 def _describe_tflite(path: Path, unsafe: bool) -> Info:
     """Tensors, ops, dtypes, quantization and Flex ops, read by exporters.tflite_inspect."""
     from exporters.tflite_inspect import inspect_tflite
-    from toolkit.gpu_readiness import gpu_summary
+    from toolkit.graph.gpu_readiness import gpu_summary
 
     report = inspect_tflite(path)
     details: dict[str, Any] = {
@@ -272,7 +272,7 @@ def _describe_tflite(path: Path, unsafe: bool) -> Info:
 
 
 def _describe_tfjs(path: Path, unsafe: bool) -> Info:
-    from toolkit.tfjs_model import read_tfjs_model
+    from toolkit.graph.tfjs_model import read_tfjs_model
 
     model = read_tfjs_model(path, unsafe=unsafe)
     try:

@@ -38,10 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolkit.atomic import write_json_atomic
+from toolkit.core.atomic import write_json_atomic
+from toolkit.core.limits import read_json
+from toolkit.data.inputspec import InputSpec
 from toolkit.errors import ArtifactError, CnnxError, PathError
-from toolkit.inputspec import InputSpec
-from toolkit.limits import read_json
 
 SCHEMA = "cnnx.manifest/1"
 FILENAME = "manifest.json"

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from toolkit.data.inputspec import InputSpec
 from toolkit.errors import UsageError
-from toolkit.inputspec import InputSpec
 from toolkit.manifest import ArtifactEntry, Manifest, load_manifest
 from toolkit.runtimes import LoadedModel, RuntimeInfo, get_runtime, load, runtimes_for
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from toolkit.inputspec import InputSpec
+from toolkit.data.inputspec import InputSpec
 from toolkit.manifest import SCHEMA, describe_files
 
 TFJS_DIR = "tfjs/float32"

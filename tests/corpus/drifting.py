@@ -47,7 +47,7 @@ def build_conv_act_bn(input_shape: tuple[int, int, int], classes: int, seed: int
 def drifting_run(folder: Path) -> Path:
     """Train the Conv -> Activation -> BN model into `folder` (a cnnx run folder)."""
     from toolkit.data import DataSpec
-    from toolkit.training import TrainConfig, train
+    from toolkit.train.training import TrainConfig, train
 
     folder = Path(folder)
     run = folder / "run"

@@ -20,7 +20,7 @@ from typing import Any
 
 from tests.corpus import images, manifests
 from tests.corpus.artifacts import fake_tfjs_artifacts
-from toolkit.inputspec import InputSpec
+from toolkit.data.inputspec import InputSpec
 
 Setup = Callable[[Any], None]
 

@@ -10,12 +10,13 @@ import typer
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
-from toolkit import __version__, signals
-from toolkit.atomic import remove_private_paths
+from toolkit import __version__
 from toolkit.cli import bench, demo, doctor, export, info, package, serve, train, verify
 from toolkit.cli.common import fail
+from toolkit.core import signals
+from toolkit.core.atomic import remove_private_paths
+from toolkit.core.quiet import silence_tensorflow
 from toolkit.errors import EXIT_CODES
-from toolkit.quiet import silence_tensorflow
 
 silence_tensorflow()
 
@@ -88,7 +89,7 @@ def root(
 
 def main() -> None:
     """The `cnnx` command. After SIGINT or SIGTERM it exits 130 or 143 with one line,
-    without TensorFlow's teardown (see toolkit/signals.py)."""
+    without TensorFlow's teardown (see toolkit/core/signals.py)."""
     signals.install()
     try:
         app()

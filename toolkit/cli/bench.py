@@ -153,14 +153,14 @@ def command(
     unsafe: Unsafe = False,
     wait: Wait = False,
 ) -> None:
-    from toolkit import locate
-    from toolkit.bench import BenchConfig, bench
+    from toolkit.bench.gates import Gates
+    from toolkit.bench.run import BenchConfig, bench
     from toolkit.cli.tables import render_bench
-    from toolkit.gates import Gates
+    from toolkit.core import locate
     from toolkit.manifest import load_manifest
+    from toolkit.measure.tolerances import load_tolerances, parse_fraction
     from toolkit.remote.ssh import parse_remote
     from toolkit.runtimes import parse_runtimes
-    from toolkit.tolerances import load_tolerances, parse_fraction
 
     folder = locate.artifacts_dir(artifacts_dir)
     load_manifest(folder)  # a bad manifest fails before anything else

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
-from toolkit import signals
+from toolkit.core import signals
 from toolkit.errors import EXIT_INTERNAL, CnnxError, CnnxWarning, describe_internal
 
 # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; report tables

@@ -44,9 +44,9 @@ def command(
 
     from toolkit.cli.progress import progress_bars
     from toolkit.cli.train import _ProgressView
+    from toolkit.core.progress import ProgressFn, no_progress
     from toolkit.data import DataSpec
     from toolkit.demo import DemoConfig, Step, run_demo
-    from toolkit.progress import ProgressFn, no_progress
 
     config = DemoConfig(work_dir=out, width=width)
     if epochs is not None:

@@ -45,7 +45,7 @@ from toolkit.cli.options import Unsafe, Wait, split_names
 from toolkit.cli.progress import progress_bars
 
 if TYPE_CHECKING:
-    from toolkit.exporting import ExportRequest
+    from toolkit.export.artifacts import ExportRequest
     from toolkit.manifest import Manifest
 
 NAME = "export"
@@ -253,7 +253,7 @@ def command(
     wait: Wait = False,
 ) -> None:
     """Export a model to TFLite / TF.js with a manifest; --to tflite --quantize int8 for int8."""
-    from toolkit.exporting import ExportRequest, export
+    from toolkit.export.artifacts import ExportRequest, export
     from toolkit.sources.preprocessing import Preprocessing, parse_number, parse_numbers
 
     preprocessing = Preprocessing(
@@ -266,7 +266,7 @@ def command(
         resize=resize.value if resize else None,
         crop=crop.value if crop else None,
     )
-    from toolkit.tolerances import parse_fraction
+    from toolkit.measure.tolerances import parse_fraction
 
     fallback = split_names(float_fallback)
     request = ExportRequest(
@@ -298,7 +298,7 @@ def command(
         wait=wait,
         command="cnnx " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["export"] else "",
     )
-    from toolkit.quantize_auto import NothingPassed, export_auto
+    from toolkit.autoquant.search import NothingPassed, export_auto
 
     started = time.perf_counter()
     try:
@@ -345,7 +345,7 @@ def _print(manifest: Manifest, request: ExportRequest, seconds: float) -> None:
         for table_name in details.get("debug_tables", []):
             console.print(f"per-layer int8 error: {manifest.root / 'tflite' / table_name}")
     if decision is not None:
-        from toolkit.tradeoff import PLOT, TABLE
+        from toolkit.autoquant.tradeoff import PLOT, TABLE
 
         console.print(_decision_table(decision))
         console.print(f"winner: {decision['winner']}: {decision['reason']}", highlight=False)
@@ -372,7 +372,7 @@ def _decision_table(decision: dict[str, Any]) -> Any:
     """The --quantize auto candidates with their figures."""
     from rich.table import Table
 
-    from toolkit.tradeoff import describe_budget
+    from toolkit.autoquant.tradeoff import describe_budget
 
     table = Table(
         title=f"--quantize auto on {decision['images']} images of the {decision['on']}, "

@@ -99,8 +99,8 @@ def render(info: Info) -> None:
 
 
 def _preprocessing(spec: dict[str, Any]) -> str:
+    from toolkit.data.inputspec import InputSpec
     from toolkit.errors import CnnxError
-    from toolkit.inputspec import InputSpec
 
     try:
         return InputSpec.from_dict(spec).describe()

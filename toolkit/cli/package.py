@@ -67,7 +67,7 @@ def command(
     wait: Wait = False,
 ) -> None:
     """Package an artifacts folder for android, rpi (Raspberry Pi) or web."""
-    from toolkit.locate import artifacts_dir as locate_artifacts
+    from toolkit.core.locate import artifacts_dir as locate_artifacts
     from toolkit.packaging import package
 
     source = locate_artifacts(artifacts_dir)

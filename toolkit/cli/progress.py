@@ -1,4 +1,4 @@
-"""Rich progress bars for the library's progress reports (toolkit.progress.Step).
+"""Rich progress bars for the library's progress reports (toolkit.core.progress.Step).
 
 One bar per task (export, calibration, verify, bench, bundle) with what it is doing now,
 units done, elapsed time and an estimate of the time left. Only on a terminal: under
@@ -18,13 +18,13 @@ from toolkit.cli.common import console
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-    from toolkit.progress import ProgressFn, Step
+    from toolkit.core.progress import ProgressFn, Step
 
 
 @contextlib.contextmanager
 def progress_bars(*, quiet: bool = False) -> Iterator[ProgressFn]:
     """A progress callback drawing on the terminal while the block runs."""
-    from toolkit.progress import no_progress
+    from toolkit.core.progress import no_progress
 
     if quiet or not console.is_terminal:
         yield no_progress

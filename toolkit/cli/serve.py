@@ -37,9 +37,9 @@ def command(
     ] = "127.0.0.1",
 ) -> None:
     """Serve the web demo for ARTIFACTS_DIR until interrupted."""
-    from toolkit.locate import artifacts_dir as locate_artifacts
+    from toolkit.core.locate import artifacts_dir as locate_artifacts
     from toolkit.manifest import load_manifest
-    from toolkit.serve import ENGINE_FORMATS, ENGINE_NAMES, make_server
+    from toolkit.web.server import ENGINE_FORMATS, ENGINE_NAMES, make_server
 
     folder = locate_artifacts(artifacts_dir)
     server = make_server(folder, host=host, port=port)

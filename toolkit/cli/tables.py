@@ -13,8 +13,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from toolkit.recommend import BROWSER_RUNTIMES
-from toolkit.report import (
+from toolkit.bench.recommend import BROWSER_RUNTIMES
+from toolkit.bench.report import (
     JSON_NAME,
     MD_NAME,
     fmt_ms,
@@ -24,11 +24,11 @@ from toolkit.report import (
     fmt_rate,
     fmt_size,
 )
-from toolkit.rows import Speed
+from toolkit.measure.rows import Speed
 
 if TYPE_CHECKING:
-    from toolkit.bench import BenchReport
-    from toolkit.verify import VerifyReport
+    from toolkit.bench.run import BenchReport
+    from toolkit.measure.verify import VerifyReport
 
 SPEED_COLUMNS = [
     "artifact", "runtime", "size", "load", "first", "p50", "p90", "img/s", "memory",

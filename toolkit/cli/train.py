@@ -20,7 +20,7 @@ from toolkit.cli.options import Wait
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
-    from toolkit.train_config import TrainEvent, TrainResult
+    from toolkit.train.config import TrainEvent, TrainResult
 
 NAME = "train"
 
@@ -120,8 +120,8 @@ def command(
     from dataclasses import replace
 
     from toolkit.data import parse_data_arg
-    from toolkit.train_config import TrainConfig
-    from toolkit.training import train
+    from toolkit.train.config import TrainConfig
+    from toolkit.train.training import train
 
     options: dict[str, object] = {"seed": seed, "image_size": image_size}
     if size is not None:

@@ -104,12 +104,12 @@ def command(
     ] = False,
     unsafe: Unsafe = False,
 ) -> None:
-    from toolkit import locate
     from toolkit.cli.tables import render_verify
+    from toolkit.core import locate
     from toolkit.manifest import load_manifest
+    from toolkit.measure.tolerances import load_tolerances, parse_flag_values, parse_fraction
+    from toolkit.measure.verify import VerifyConfig, verify
     from toolkit.runtimes import parse_runtimes
-    from toolkit.tolerances import load_tolerances, parse_flag_values, parse_fraction
-    from toolkit.verify import VerifyConfig, verify
 
     folder = locate.artifacts_dir(artifacts_dir)
     manifest = load_manifest(folder)

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from toolkit.core.limits import read_limited, require_regular_file
 from toolkit.data.dataset import Dataset, DataSpec, split_indices
 from toolkit.errors import DataError, PathError, shorten
-from toolkit.limits import read_limited, require_regular_file
 
 ARCHIVE = "cifar-10-python.tar.gz"
 FOLDER = "cifar-10-batches-py"

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from toolkit.core.limits import check_allocation
+from toolkit.core.walk import check_walkable, display_name, image_files
 from toolkit.data.dataset import Dataset, DataSpec, make_dataset
 from toolkit.data.images import IMAGE_SUFFIXES, is_grayscale, load_image
 from toolkit.errors import DataError, PathError
-from toolkit.limits import check_allocation
-from toolkit.walk import check_walkable, display_name, image_files
 
 
 def list_classes(root: Path) -> dict[str, list[Path]]:
@@ -24,7 +24,7 @@ def list_classes(root: Path) -> dict[str, list[Path]]:
         raise PathError(f"data folder {root} does not exist")
     if not root.is_dir():
         raise PathError(f"data path {root} is not a folder", "give a folder of class subfolders")
-    check_walkable(root, "data folder")  # not /, not /proc (toolkit/walk.py)
+    check_walkable(root, "data folder")  # not /, not /proc (toolkit/core/walk.py)
     classes: dict[str, list[Path]] = {}
     for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         check_walkable(sub, "class folder", inside=root)

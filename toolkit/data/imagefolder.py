@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from toolkit.core.limits import file_kind
+from toolkit.core.walk import check_walkable, image_files
 from toolkit.data.images import IMAGE_SUFFIXES, load_image
+from toolkit.data.inputspec import InputSpec
 from toolkit.errors import DataError, PathError
-from toolkit.inputspec import InputSpec
-from toolkit.limits import file_kind
-from toolkit.walk import check_walkable, image_files
 
 MAX_EVALUATION_IMAGES = 1000  # evaluation images recorded for verify and bench
 
@@ -50,7 +50,7 @@ class ImageFolder:
 
 def _images_in(folder: Path, recursive: bool, option: str = "--data") -> list[Path]:
     """Image files of `folder` (and below, when `recursive`), each a regular file: the walk
-    stays inside (no symlinked folder, no kernel file system; toolkit/walk.py)."""
+    stays inside (no symlinked folder, no kernel file system; toolkit/core/walk.py)."""
     if recursive:
         return image_files(folder, IMAGE_SUFFIXES, option)
     found = []

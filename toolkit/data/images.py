@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from toolkit.core.limits import require_regular_file
 from toolkit.data.pixels import picture_pixels, to_8bit
 from toolkit.errors import DataError, shorten
-from toolkit.limits import require_regular_file
 
 # 40 MP: any photo a phone takes, far below what would exhaust memory.
 MAX_PIXELS = 40_000_000

@@ -14,8 +14,8 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
+from toolkit.core.limits import check_allocation
 from toolkit.data.dataset import Dataset, DataSpec, make_dataset
-from toolkit.limits import check_allocation
 
 CLASS_NAMES = [
     "circle",

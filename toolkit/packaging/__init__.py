@@ -9,9 +9,9 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from toolkit.core.progress import ProgressFn, no_progress
+from toolkit.core.writelock import output_lock, refuse_overlap
 from toolkit.errors import RuntimeUnavailable, UsageError
-from toolkit.outputs import output_lock, refuse_overlap
-from toolkit.progress import ProgressFn, no_progress
 
 TARGETS = ("android", "rpi", "web")
 

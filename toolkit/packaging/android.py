@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from toolkit import __version__
+from toolkit.core.progress import ProgressFn, no_progress
+from toolkit.data.inputspec import InputSpec
 from toolkit.errors import ArtifactError, ExportError
-from toolkit.inputspec import InputSpec
 from toolkit.manifest import ArtifactEntry, load_manifest, sha256_file
 from toolkit.packaging import android_metadata
 from toolkit.packaging.bundle import (
@@ -36,7 +37,6 @@ from toolkit.packaging.bundle import (
     write_labels,
     writing_bundle,
 )
-from toolkit.progress import ProgressFn, no_progress
 
 TARGET = "android"
 MODELS = {"float32": "tflite_float32", "int8": "tflite_int8"}

@@ -17,16 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from toolkit import __version__
-from toolkit.atomic import staged_dir, write_bytes_atomic, write_json_atomic, write_text_atomic
+from toolkit.core.atomic import staged_dir, write_bytes_atomic, write_json_atomic, write_text_atomic
+from toolkit.core.limits import read_json
+from toolkit.core.progress import ProgressFn, Step
+from toolkit.core.textsafe import label_lines
 from toolkit.data.images import check_image
+from toolkit.data.inputspec import InputSpec
 from toolkit.errors import ArtifactError, DataError, PathError
-from toolkit.inputspec import InputSpec
-from toolkit.limits import read_json
 from toolkit.manifest import ArtifactEntry, Manifest, now_iso, sha256_file
 from toolkit.packaging.contents import check_bundle_contents
 from toolkit.packaging.zipping import bundle_members, zip_bytes
-from toolkit.progress import ProgressFn, Step
-from toolkit.textsafe import label_lines
 
 BUNDLE_SCHEMA = "cnnx.bundle/2"  # docs/bundles.md
 TEMPLATES = Path(__file__).resolve().parent / "templates"

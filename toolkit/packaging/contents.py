@@ -13,10 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from toolkit.core.limits import read_json
 from toolkit.errors import ArtifactError
-from toolkit.limits import read_json
-from toolkit.tfjs_model import FILENAME as MODEL_JSON
-from toolkit.tfjs_model import read_tfjs_model
+from toolkit.graph.tfjs_model import FILENAME as MODEL_JSON
+from toolkit.graph.tfjs_model import read_tfjs_model
 
 BUNDLE_RECORD = "bundle.json"
 

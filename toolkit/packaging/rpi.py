@@ -22,7 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from toolkit.atomic import write_json_atomic
+from toolkit.core.atomic import write_json_atomic
+from toolkit.core.progress import ProgressFn, no_progress
 from toolkit.data import pixels as pixel_rule
 from toolkit.errors import ArtifactError, RuntimeUnavailable
 from toolkit.manifest import load_manifest
@@ -38,7 +39,6 @@ from toolkit.packaging.bundle import (
     write_labels,
     writing_bundle,
 )
-from toolkit.progress import ProgressFn, no_progress
 
 TARGET = "rpi"
 MODELS = {"int8": "tflite_int8", "float32": "tflite_float32"}

@@ -24,15 +24,16 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from toolkit.atomic import write_text_atomic
+from toolkit.core.atomic import write_text_atomic
+from toolkit.core.limits import read_json
+from toolkit.core.progress import ProgressFn, no_progress
 from toolkit.data.images import check_image
 from toolkit.errors import ArtifactError, DataError, UsageError
-from toolkit.limits import read_json
+from toolkit.graph.tfjs_model import read_tfjs_model
 from toolkit.manifest import ArtifactEntry, Manifest, load_manifest
 from toolkit.packaging.bundle import Stages, bundle_record, model_record, writing_bundle
 from toolkit.packaging.contents import check_bundle_contents
-from toolkit.progress import ProgressFn, no_progress
-from toolkit.serve import (
+from toolkit.web.server import (
     ARTIFACTS_PREFIX,
     ENGINE_FORMATS,
     ENGINE_NAMES,
@@ -43,7 +44,6 @@ from toolkit.serve import (
     vendor_files,
     web_demo_dir,
 )
-from toolkit.tfjs_model import read_tfjs_model
 
 WEB_ENGINES = {"tfjs": ("tfjs",), "litertjs": ("litertjs",), "both": ("tfjs", "litertjs")}
 EXPORT_FOR = {"tfjs": "cnnx export --to tfjs", "litertjs": "cnnx export --to tflite"}

@@ -15,7 +15,7 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from toolkit.atomic import write_bytes_atomic
+from toolkit.core.atomic import write_bytes_atomic
 from toolkit.errors import PathError
 
 # 1980-01-01, the earliest time a zip can hold: reproducible bytes, no clock in them.

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from toolkit.core.locate import BUNDLES_DIR
+from toolkit.data.inputspec import InputSpec
 from toolkit.errors import DataError
-from toolkit.evalset import EvalSet
-from toolkit.inputspec import InputSpec
-from toolkit.locate import BUNDLES_DIR
 from toolkit.manifest import Manifest, sha256_file
+from toolkit.measure.evalset import EvalSet
 
 GROUND_TRUTH = "ground_truth.json"
 
@@ -67,7 +67,7 @@ def _pin_created(bundle: Path, manifest: Manifest) -> None:
     """A temporary build's bundle.json carries the manifest's time instead of the build's:
     the same artifacts then give the same bytes, so a device that has them (same sha256)
     is sent nothing the next time."""
-    from toolkit.atomic import write_json_atomic
+    from toolkit.core.atomic import write_json_atomic
 
     path = bundle / "bundle.json"
     record = json.loads(path.read_text(encoding="utf-8"))

@@ -22,14 +22,14 @@ from typing import Any
 import numpy as np
 
 from toolkit.errors import CnnxError, UsageError
-from toolkit.evalset import EvalSet
 from toolkit.manifest import Manifest
-from toolkit.parity import check, compare
+from toolkit.measure.evalset import EvalSet
+from toolkit.measure.parity import check, compare
+from toolkit.measure.rows import Row, Speed
+from toolkit.measure.timing import LatencyStats
+from toolkit.measure.tolerances import ToleranceOverrides, for_outputs, tolerance_for
 from toolkit.remote.device import RemoteResult, RemoteRun, run_on_device
 from toolkit.remote.ssh import SshClient, SshTarget
-from toolkit.rows import Row, Speed
-from toolkit.timing import LatencyStats
-from toolkit.tolerances import ToleranceOverrides, for_outputs, tolerance_for
 
 RUNTIME = "litert"
 # The Pi bundle's models and the artifacts they are (toolkit/packaging/rpi.py).

@@ -29,7 +29,7 @@ The LoadedModel contract (subclass `LoadedModel`):
   `predict` whole.
 - `memory()`: optional. A runtime in a process of its own per model reports that
   process's memory (`MemoryReading(bytes, source)`). How bench reads each runtime's
-  memory is its RuntimeSpec's `memory` (toolkit/memory.py).
+  memory is its RuntimeSpec's `memory` (toolkit/bench/memory.py).
 
 Options every adapter accepts (and ignores when they do not apply, so bench can pass
 the same options to every runtime): `device` ("cpu" | "gpu"), `threads` (int),
@@ -173,7 +173,7 @@ class RuntimeSpec:
     variant_option: str | None = None
     default_variants: tuple[Any, ...] = ()
     supported_variants: tuple[Any, ...] = ()
-    # How bench reads a model's memory (toolkit/memory.py): "worker" loads it again in
+    # How bench reads a model's memory (toolkit/bench/memory.py): "worker" loads it again in
     # a fresh Python process that has imported `imports`; "adapter" asks the model's
     # own process (`memory()`); "none" reports no figure.
     memory: str = "none"

@@ -1,7 +1,7 @@
 """Models in the web demo page in headless Chromium: the `browser` runtime (TF.js) here,
 and the `litertjs` runtime (litertjs.py) through the same code.
 
-`load_in_page` serves the artifacts folder with the demo server (toolkit/serve.py) on
+`load_in_page` serves the artifacts folder with the demo server (toolkit/web/server.py) on
 127.0.0.1:0, opens the page in the shared Chromium (chromium.py) with
 `?model=ID&backend=NAME`, and talks to the page's `window.cnnx` API: the engine, the
 preprocessing-free `predictInput` and the in-page timer are exactly what a visitor's
@@ -252,7 +252,7 @@ def _runtime_info(
 
 
 def _litertjs_version() -> str | None:
-    from toolkit.serve import web_demo_dir
+    from toolkit.web.server import web_demo_dir
 
     return npm_version(web_demo_dir() / "node_modules", "@litertjs/core")
 

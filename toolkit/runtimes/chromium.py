@@ -193,7 +193,7 @@ class BrowserSession:
             return set()
 
     def server_for(self, root: Path) -> Any:
-        from toolkit.serve import make_server
+        from toolkit.web.server import make_server
 
         key = root.resolve()
         if key not in self._servers:

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from toolkit.core.quiet import stderr_to_devnull
 from toolkit.errors import ArtifactError, RuntimeUnavailable, UsageError, shorten
 from toolkit.manifest import ArtifactEntry, Manifest
-from toolkit.quiet import stderr_to_devnull
 from toolkit.runtimes import LoadedModel, RuntimeInfo, Stages, check_batch
 
 # The default resolver applies XNNPACK where it has kernels (float32, int8) and LiteRT's

@@ -91,7 +91,7 @@ def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> TFModel:
     device = str(options.get("device") or "cpu")
     path = manifest.artifact_path(entry, check=bool(options.get("check", True)))
     start = time.perf_counter()
-    from toolkit.graph_policy import check_savedmodel
+    from toolkit.graph.policy import check_savedmodel
 
     # A hash proves the file is the one exported, not that the graph is safe to run.
     check_savedmodel(path, unsafe=bool(options.get("unsafe", False)))

@@ -42,7 +42,7 @@ def executable_from_env(variable: str, fix: str) -> str | None:
 def checked_model_json(manifest: Manifest, entry: ArtifactEntry, options: dict[str, Any]) -> Path:
     """The artifact's model.json: hash-checked (unless the `check` option is False), its
     graph allowed by the graph-op policy (or `unsafe`), every shard inside its folder."""
-    from toolkit.tfjs_model import read_tfjs_model
+    from toolkit.graph.tfjs_model import read_tfjs_model
 
     path = manifest.artifact_path(entry, check=bool(options.get("check", True)))
     return read_tfjs_model(path, unsafe=bool(options.get("unsafe", False))).path

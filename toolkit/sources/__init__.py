@@ -7,7 +7,7 @@ float32 [None, H, W, C], output `probabilities` float32 [None, K].
 
 User code is never executed without `unsafe=True`: Lambda layers are looked for in the
 stored configuration, and SavedModel graphs are checked by the graph-op policy
-(toolkit/graph_policy.py), *before* anything is deserialized.
+(toolkit/graph/policy.py), *before* anything is deserialized.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolkit.atomic import staged_dir
+from toolkit.core.atomic import staged_dir
+from toolkit.core.limits import read_json, require_regular_file
+from toolkit.core.locate import RUN_FILE, last_run
+from toolkit.data.inputspec import InputSpec
 from toolkit.errors import CnnxError, ModelError, PathError, UsageError
-from toolkit.inputspec import InputSpec
-from toolkit.limits import read_json, require_regular_file
-from toolkit.locate import RUN_FILE, last_run
 from toolkit.manifest import sha256_file
 from toolkit.sources.heads import pick_head
 from toolkit.sources.keras_files import load_keras_model

@@ -33,7 +33,7 @@ REASON_WORDS = 90  # characters of each loader's reason in the final error
 
 def load_keras_model(path: Path, kind: str, *, unsafe: bool = False) -> Any:
     """A `.keras` or `.h5` file as a Keras model (Keras 3, or tf_keras for Keras 2 files)."""
-    from toolkit.quiet import silence_tensorflow
+    from toolkit.core.quiet import silence_tensorflow
 
     silence_tensorflow()
     if kind == "keras":

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from toolkit.core.limits import parse_json, read_text
 from toolkit.errors import DataError
-from toolkit.limits import parse_json, read_text
 
 MAX_LABELS_BYTES = 10 << 20  # a labels file larger than this is not a labels file
 

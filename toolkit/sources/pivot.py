@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toolkit.atomic import staged_dir
+from toolkit.core.atomic import staged_dir
 from toolkit.errors import ModelError, first_line
 from toolkit.sources.heads import pick_signature_output
 from toolkit.sources.safety import check_savedmodel_safety
@@ -106,7 +106,7 @@ def save_pivot(model: Any, out_dir: Path) -> None:
 def pivot_from_savedmodel(
     path: Path, target: Path, *, unsafe: bool, output: str | None = None
 ) -> tuple[tuple[int, int, int], int]:
-    from toolkit.quiet import silence_tensorflow
+    from toolkit.core.quiet import silence_tensorflow
 
     silence_tensorflow()
     check_savedmodel_safety(path, unsafe)

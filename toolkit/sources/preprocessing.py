@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from toolkit.data.inputspec import PRESETS, InputSpec
 from toolkit.errors import UsageError
-from toolkit.inputspec import PRESETS, InputSpec
 
 # Layers that map pixels to the network's range; a model starting with them takes 0..255.
 SCALING_LAYERS = ("Rescaling", "Normalization")

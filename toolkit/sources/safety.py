@@ -1,6 +1,6 @@
 """What refuses models that would run code: Lambda layers in a stored configuration
 (found before anything is deserialized) and graph ops outside the pure-computation
-allow-list (toolkit/graph_policy.py), checked before TensorFlow loads the graph."""
+allow-list (toolkit/graph/policy.py), checked before TensorFlow loads the graph."""
 
 from __future__ import annotations
 
@@ -45,6 +45,6 @@ def check_savedmodel_safety(path: Path, unsafe: bool) -> None:
                     f"{path} holds {name} layers (embedded Python code)",
                     "pass --unsafe only if you trust where the model came from",
                 )
-    from toolkit.graph_policy import check_savedmodel
+    from toolkit.graph.policy import check_savedmodel
 
     check_savedmodel(path, unsafe=unsafe)

@@ -13,8 +13,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from toolkit.core.limits import MAX_JSON_BYTES, MAX_LAYERS, check_allocation, parse_json
 from toolkit.errors import ModelError, shorten
-from toolkit.limits import MAX_JSON_BYTES, MAX_LAYERS, check_allocation, parse_json
 
 
 def stored_config(path: Path, kind: str) -> tuple[Any, str]:

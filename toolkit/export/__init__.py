@@ -1,0 +1,1 @@
+"""Export: a model source to an artifacts folder, one transaction per request."""
