@@ -1,13 +1,14 @@
-"""No import cycle anywhere in toolkit/ and exporters/: every import counts, at module
-level, inside functions and under TYPE_CHECKING, and so do the stage rules of
-docs/architecture.md (the report and the stages before it never import a later one)."""
+"""The layers of toolkit/ and exporters/ (docs/architecture.md), as an allow-list.
+
+Every import counts, at module level, inside functions and under TYPE_CHECKING. LAYERS
+ranks every package and top-level module from the ground up; a module may import its
+own package and anything ranked below it, nothing above, and a module that belongs to
+no rank fails until it is given one. No import cycle either, between modules."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("toolkit", "exporters")
@@ -114,87 +115,77 @@ def test_no_import_cycle_in_toolkit_and_exporters() -> None:
     assert cycles(GRAPH) == []
 
 
-# Which stage may import which (docs/architecture.md): a module never imports a stage
-# that comes after it in the data flow.
-FORBIDDEN = {
-    "exporters": (
-        "toolkit.cli",
-        "toolkit.runtimes",
-        "toolkit.measure.matrix",
-        "toolkit.bench.run",
-        "toolkit.measure.verify",
-        "toolkit.bench.report",
-        "toolkit.packaging",
-    ),
-    "toolkit.runtimes": (
-        "toolkit.measure.matrix",
-        "toolkit.bench.run",
-        "toolkit.measure.verify",
-        "toolkit.bench.report",
-        "toolkit.cli",
-        "toolkit.packaging",
-    ),
-    "toolkit.measure.matrix": (
-        "toolkit.bench.run",
-        "toolkit.measure.verify",
-        "toolkit.bench.report",
-        "toolkit.cli",
-    ),
-    "toolkit.measure.rows": (
-        "toolkit.measure.matrix",
-        "toolkit.bench.run",
-        "toolkit.measure.verify",
-        "toolkit.bench.report",
-    ),
-    "toolkit.bench.speed_probe": (
-        "toolkit.bench.run",
-        "toolkit.measure.verify",
-        "toolkit.bench.report",
-        "toolkit.cli",
-    ),
-    "toolkit.bench.report": (
-        "toolkit.bench.run",
-        "toolkit.measure.verify",
-        "toolkit.measure.matrix",
-        "toolkit.measure.rows",
-        "toolkit.runtimes",
-        "toolkit.cli",
-        "toolkit.bench.gates",
-    ),
-    "toolkit.bench.plots": (
-        "toolkit.bench.run",
-        "toolkit.measure.verify",
-        "toolkit.measure.matrix",
-        "toolkit.measure.rows",
-        "toolkit.runtimes",
-        "toolkit.cli",
-    ),
-    "toolkit.packaging": (
-        "toolkit.bench.run",
-        "toolkit.measure.verify",
-        "toolkit.bench.report",
-        "toolkit.cli",
-    ),
-    "toolkit.remote": (
-        "toolkit.measure.matrix",
-        "toolkit.bench.run",
-        "toolkit.measure.verify",
-        "toolkit.bench.report",
-        "toolkit.cli",
-    ),
-}
-LIBRARY = [m for m in MODULES if not m.startswith("toolkit.cli") and m != "toolkit.__main__"]
+# From the ground up. A module imports inside its own package or downward only.
+LAYERS = (
+    "toolkit",  # the package itself: __version__
+    "toolkit.errors",
+    "toolkit.core",
+    "exporters",
+    "toolkit.data",
+    "toolkit.manifest",
+    "toolkit.graph",
+    "toolkit.web",
+    "toolkit.sources",
+    "toolkit.train",
+    "toolkit.export",
+    "toolkit.runtimes",
+    "toolkit.measure",
+    "toolkit.autoquant",
+    "toolkit.packaging",
+    "toolkit.remote",
+    "toolkit.bench",
+    "toolkit.predictor",
+    "toolkit.info",
+    "toolkit.doctor",
+    "toolkit.api",
+    "toolkit.demo",
+    "toolkit.cli",
+    "toolkit.__main__",
+)
 
 
-@pytest.mark.parametrize("prefix", sorted(FORBIDDEN))
-def test_stages_import_only_earlier_stages(prefix: str) -> None:
-    for module in (m for m in MODULES if m == prefix or m.startswith(prefix + ".")):
-        bad = {
-            t for t in GRAPH[module] for f in FORBIDDEN[prefix] if t == f or t.startswith(f + ".")
-        }
-        assert not bad, f"{module} imports {sorted(bad)}"
+def layer_of(module: str, layers: tuple[str, ...] = LAYERS) -> str | None:
+    """The rank a module belongs to: its package's, or its own (the root only itself)."""
+    owners = [
+        unit
+        for unit in layers
+        if module == unit or (unit != "toolkit" and module.startswith(unit + "."))
+    ]
+    return max(owners, key=len, default=None)
 
 
-def test_the_library_never_imports_the_cli() -> None:
-    for module in LIBRARY:
-        assert not any(t.startswith("toolkit.cli") for t in GRAPH[module]), module
+def violations(graph: dict[str, set[str]], layers: tuple[str, ...] = LAYERS) -> list[str]:
+    """Each module without a rank, and each import of a higher rank, in words."""
+    rank = {unit: index for index, unit in enumerate(layers)}
+    found = []
+    for module in sorted(graph):
+        own = layer_of(module, layers)
+        if own is None:
+            found.append(f"{module} belongs to no layer")
+            continue
+        for target in sorted(graph[module]):
+            theirs = layer_of(target, layers)
+            if theirs is None or rank[theirs] > rank[own]:
+                found.append(f"{module} imports {target}, above it")
+    return found
+
+
+def test_the_rule_refuses_an_upward_import_and_a_module_with_no_rank() -> None:
+    upward = {"toolkit.core.atomic": {"toolkit.bench.run"}, "toolkit.bench.run": set()}
+    assert violations(upward) == ["toolkit.core.atomic imports toolkit.bench.run, above it"]
+    assert violations({"toolkit.bench.run": {"toolkit.core.atomic"}}) == []
+    assert violations({"toolkit.extras": set()}) == ["toolkit.extras belongs to no layer"]
+    # Inside a package any direction is allowed; the root is its own rank, not a prefix.
+    assert violations({"toolkit.bench.gates": {"toolkit.bench.report"}}) == []
+    assert layer_of("toolkit.errors") == "toolkit.errors"
+    assert layer_of("toolkit.toolbox") is None
+
+
+def test_every_import_goes_downward() -> None:
+    assert violations(GRAPH) == []
+
+
+def test_exporters_import_only_core_and_errors() -> None:
+    for module in (m for m in GRAPH if layer_of(m) == "exporters"):
+        outside = {t for t in GRAPH[module] if layer_of(t) not in ("exporters", "toolkit.core")}
+        assert outside <= {"toolkit.errors"}, f"{module} imports {sorted(outside)}"
