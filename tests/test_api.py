@@ -205,6 +205,26 @@ def test_predict_applies_the_recorded_pixel_rule(notebook: Notebook) -> None:
 
 
 @pytest.mark.slow
+def test_quantize_auto_keeps_the_chosen_artifact(notebook: Notebook, tmp_path: Path) -> None:
+    """The library's --quantize auto: the same search as the CLI's, one artifact kept."""
+    from toolkit.manifest import load_manifest
+
+    out = tmp_path / "auto"
+    names = notebook.names
+    manifest = api.export(
+        names["model"], out, to="tflite", quantize="auto", data=notebook.folder / "images",
+        labels=names["dataset"].class_names,
+    )  # fmt: skip
+    (winner,) = [e for e in manifest.artifacts.values() if "quantize_auto" in e.details]
+    assert set(manifest.artifacts) == {"savedmodel", winner.id}
+    decision = winner.details["quantize_auto"]
+    assert decision["candidates"][0]["candidate"] == "int8" and decision["reason"]
+    assert decision["candidates"][-1]["candidate"] == "float32"
+    assert (out / winner.path).is_file() and (out / "tflite" / "quantize_auto.md").is_file()
+    assert load_manifest(out).artifact(winner.id).size == winner.size
+
+
+@pytest.mark.slow
 @pytest.mark.node
 @pytest.mark.browser
 def test_an_in_memory_export_joins_the_cli_folder_and_predicts_in_tfjs(

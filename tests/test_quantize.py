@@ -243,14 +243,14 @@ def test_quantize_auto_keeps_the_fastest_passing_candidate(
 ) -> None:
     from PIL import Image
 
-    from toolkit.autoquant.search import TIE, export_auto
+    from toolkit.autoquant.search import TIE, export
     from toolkit.core.progress import Step
     from toolkit.export.artifacts import ExportRequest
 
     out = tmp_path / "auto"
     request = ExportRequest(model=drifting_run, to="tflite", quantize="auto", out=out)
     steps: list[Step] = []
-    manifest = export_auto(request, steps.append)
+    manifest = export(request, steps.append)
     (winner_id,) = [k for k, e in manifest.artifacts.items() if "quantize_auto" in e.details]
     assert set(manifest.artifacts) == {"savedmodel", winner_id}
     decision = manifest.artifact(winner_id).details["quantize_auto"]
@@ -308,19 +308,19 @@ def test_nothing_within_budget_exits_9_with_the_table_and_writes_nothing(
     the candidates themselves are really built (two of them, to keep it short)."""
     from typer.testing import CliRunner
 
-    from toolkit.autoquant import search as quantize_auto
+    from toolkit.autoquant import search
     from toolkit.cli import app
 
     def drifting(manifest, spec, evalset, reference, budget, target):  # type: ignore[no-untyped-def]
         entry = manifest.artifact(spec.artifact_id)
-        return quantize_auto.Measured(
+        return search.Measured(
             spec, "drift", entry.size, 1.0, 0.5, 0.2, 0.9, ("agreement 50.0% (limit >= 99.9%)",)
         )
 
-    monkeypatch.setattr(quantize_auto, "measure", drifting)
+    monkeypatch.setattr(search, "measure", drifting)
     # Two candidates are enough to reach the exit: plain int8 and float32.
-    candidates = (quantize_auto.CANDIDATES[0], quantize_auto.CANDIDATES[-1])
-    monkeypatch.setattr(quantize_auto, "CANDIDATES", candidates)
+    candidates = (search.CANDIDATES[0], search.CANDIDATES[-1])
+    monkeypatch.setattr(search, "CANDIDATES", candidates)
     out = tmp_path / "auto"
     args = ["export", "--model", str(drifting_run), "--to", "tflite", "--quantize", "auto"]
     result = CliRunner().invoke(app, [*args, "--min-agreement", "99.9%", "--out", str(out)])
@@ -337,15 +337,15 @@ def test_target_rpi_runs_the_candidates_on_the_emulated_pi(
     drifting_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two candidates (plain int8, float32) on the emulated Pi 4's aarch64 LiteRT."""
-    from toolkit.autoquant import search as quantize_auto
+    from toolkit.autoquant import search
     from toolkit.export.artifacts import ExportRequest
 
-    candidates = (quantize_auto.CANDIDATES[0], quantize_auto.CANDIDATES[-1])
-    monkeypatch.setattr(quantize_auto, "CANDIDATES", candidates)
+    candidates = (search.CANDIDATES[0], search.CANDIDATES[-1])
+    monkeypatch.setattr(search, "CANDIDATES", candidates)
     request = ExportRequest(
         model=drifting_run, to="tflite", quantize="auto", target="rpi", out=tmp_path / "pi"
     )
-    manifest = quantize_auto.export_auto(request)
+    manifest = search.export(request)
     decision = manifest.artifact("tflite_float32").details["quantize_auto"]
     assert decision["target"] == "rpi" and decision["winner"] == "float32"
     rows = {row["candidate"]: row for row in decision["candidates"]}

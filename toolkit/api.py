@@ -85,8 +85,8 @@ def export(
     Raises UsageError (2), PathError (3), ModelError (4), DataError (5), ExportError (6),
     ResourceError (11), as `cnnx export` exits.
     """
-    from toolkit.export.artifacts import ExportRequest
-    from toolkit.export.artifacts import export as run_export
+    from toolkit.autoquant.search import export as run_export
+    from toolkit.export.request import ExportRequest
 
     model, described = _model(model_or_path)
     request = ExportRequest(

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,7 +32,8 @@ from toolkit.errors import VerificationFailed
 from toolkit.measure.evalset import EvalSet, load_eval_set
 
 if TYPE_CHECKING:
-    from toolkit.export.artifacts import ExportRequest
+    from toolkit.export.artifacts import BuildContext
+    from toolkit.export.request import ExportRequest
     from toolkit.manifest import Manifest
     from toolkit.measure.matrix import Cell
     from toolkit.measure.rows import Speed
@@ -276,28 +276,24 @@ def measure_on_pi(
     )
 
 
-def export_auto(request: ExportRequest, progress: ProgressFn = no_progress) -> Manifest:
-    """`cnnx export --to tflite --quantize auto`: see the module docstring.
+def export(request: ExportRequest, progress: ProgressFn = no_progress) -> Manifest:
+    """The export a request asks for: with `quantize="auto"` this search, otherwise the
+    plain export. `cnnx export` and `api.export` both come through here.
 
     `progress` hears of each step of the search (task "auto": the candidates' build, each
     measurement, the winner's export) and of the exports within it (toolkit.export.artifacts)."""
-    from toolkit.export.artifacts import export
+    from toolkit.export.artifacts import export as export_artifacts
+    from toolkit.export.request import AUTO
 
-    return export(request, builder=auto_build, progress=progress)
+    builder = auto_build if request.quantize == AUTO else None
+    return export_artifacts(request, builder=builder, progress=progress)
 
 
-def auto_build(
-    out: Path,
-    request: ExportRequest,
-    source: Source,
-    fingerprint: str,
-    previous: Manifest | None,
-    scratch: Path,
-    progress: ProgressFn = no_progress,
-) -> Manifest:
-    """Build, measure and choose; export the winner into `out` with the decision."""
-    from toolkit.export.artifacts import _build
+def auto_build(context: BuildContext) -> Manifest:
+    """Build, measure and choose; export the winner into context.out with the decision."""
+    from toolkit.export.artifacts import build
 
+    request, source, progress = context.request, context.source, context.progress
     started = time.perf_counter()
     steps = len(CANDIDATES) + 2  # build the candidates, measure each, export the winner
     progress(Step("auto", "building the candidates", 0, steps))
@@ -312,9 +308,8 @@ def auto_build(
         max_accuracy_drop=None,
         calibration_check=False,  # the winner's own export measures it
     )
-    plain = _build(
-        scratch / "candidates", base, source, fingerprint, plain_ids, None, progress=progress
-    )
+    scratch = replace(context, request=base, previous=None)
+    plain = build(replace(scratch, out=context.scratch / "candidates"), plain_ids)
     evalset = selection_set(plain, source)
     from toolkit.measure.matrix import reference_outputs
 
@@ -329,14 +324,13 @@ def auto_build(
         if measured[0].passed:  # plain int8 passes: the fallback search keeps it as is
             measured.append(Measured(spec, "same as int8", measured[0].size))
             continue
-        with_fallback = _build(
-            scratch / "fallback",
-            replace(base, quantize="int8", float_fallback=("auto",)),
-            source,
-            fingerprint,
+        with_fallback = build(
+            replace(
+                scratch,
+                out=context.scratch / "fallback",
+                request=replace(base, quantize="int8", float_fallback=("auto",)),
+            ),
             [registry.REFERENCE_ID, spec.artifact_id],
-            None,
-            progress=progress,
         )
         measured.append(measure(with_fallback, spec, evalset, reference, budget, request.target))
     winner, reason = choose(measured)
@@ -361,15 +355,10 @@ def auto_build(
         float_fallback=("auto",) if winner.spec.fallback else (),
     )
     progress(Step("auto", f"exporting {winner.spec.name}", steps - 1, steps))
-    manifest = _build(
-        out,
-        final,
-        source,
-        fingerprint,
+    manifest = build(
+        replace(context, request=final),
         [registry.REFERENCE_ID, winner.spec.artifact_id],
-        previous,
         annotate={winner.spec.artifact_id: {"quantize_auto": decision.to_dict()}},
-        progress=progress,
     )
     progress(Step("auto", f"chose {winner.spec.name}", steps, steps))
     from toolkit.autoquant.tradeoff import write_tradeoff

@@ -45,7 +45,7 @@ from toolkit.cli.options import Unsafe, Wait, split_names
 from toolkit.cli.progress import progress_bars
 
 if TYPE_CHECKING:
-    from toolkit.export.artifacts import ExportRequest
+    from toolkit.export.request import ExportRequest
     from toolkit.manifest import Manifest
 
 NAME = "export"
@@ -253,7 +253,7 @@ def command(
     wait: Wait = False,
 ) -> None:
     """Export a model to TFLite / TF.js with a manifest; --to tflite --quantize int8 for int8."""
-    from toolkit.export.artifacts import ExportRequest, export
+    from toolkit.export.request import ExportRequest
     from toolkit.sources.preprocessing import Preprocessing, parse_number, parse_numbers
 
     preprocessing = Preprocessing(
@@ -298,15 +298,12 @@ def command(
         wait=wait,
         command="cnnx " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["export"] else "",
     )
-    from toolkit.autoquant.search import NothingPassed, export_auto
+    from toolkit.autoquant.search import NothingPassed, export
 
     started = time.perf_counter()
     try:
         with progress_bars() as progress:
-            if request.quantize == "auto":
-                manifest = export_auto(request, progress)
-            else:
-                manifest = export(request, progress=progress)
+            manifest = export(request, progress)
     except NothingPassed as error:
         console.print(_decision_table(error.decision.to_dict()))
         raise

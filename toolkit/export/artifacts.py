@@ -20,7 +20,7 @@ import importlib.metadata
 import os
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,15 +51,29 @@ from toolkit.manifest import (
 )
 
 if TYPE_CHECKING:
+    from exporters.base import ExportOptions
     from toolkit.export.images import ExportData
     from toolkit.sources import Source
 
-# What builds the artifacts folder once the source is resolved and checked:
-# (out, request, source, fingerprint, previous manifest, scratch folder, progress) -> the
-# manifest.
-Builder = Callable[
-    [Path, "ExportRequest", "Source", str, "Manifest | None", Path, ProgressFn], Manifest
-]
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a build of the artifacts folder works from, once the source is resolved and
+    checked: where it writes (`out`, replacing `previous`), what was asked, the source and
+    its fingerprint, a scratch folder beside `out`, and who hears of progress."""
+
+    out: Path
+    request: ExportRequest
+    source: Source
+    fingerprint: str
+    previous: Manifest | None
+    scratch: Path
+    progress: ProgressFn = no_progress
+
+
+# What builds the artifacts folder from a context: `build` (the plain export) or
+# --quantize auto's search (toolkit.autoquant.search.auto_build).
+Builder = Callable[[BuildContext], Manifest]
 
 
 def export(
@@ -68,7 +82,8 @@ def export(
     """Export the requested artifacts into request.out and return the new manifest.
 
     `builder` replaces the plain build: --quantize auto passes its search
-    (toolkit.autoquant.search.export_auto), which builds candidates before the winner.
+    (toolkit.autoquant.search.auto_build), which builds candidates before the winner;
+    `toolkit.autoquant.search.export` picks it for such a request.
 
     Full int8 needs calibration images: without any (no --data, no --calibration-data,
     a source naming no dataset) it is skipped when it only came with a set of artifacts
@@ -81,6 +96,11 @@ def export(
     from toolkit.core.quiet import silence_tensorflow
     from toolkit.sources import is_model_object
 
+    if request.quantize == AUTO and builder is None:
+        raise UsageError(
+            "quantize 'auto' is a search over builds, not one build",
+            "call toolkit.autoquant.search.export, which runs it (as cnnx export does)",
+        )
     for option, folder in _image_folders(request):
         if not Path(folder).is_dir():
             raise PathError(f"{option} {folder} is not a folder", "name a folder of images")
@@ -184,21 +204,10 @@ def _export_locked(
                 raise DataError(reason, found.calibration_hint)
             skipped = {a: f"{reason} ({found.calibration_hint})" for a in needing}
             wanted = [a for a in wanted if a not in skipped]
+        context = BuildContext(out, request, source, fingerprint, previous, scratch, progress)
         if builder is not None:
-            return builder(out, request, source, fingerprint, previous, scratch, progress)
-        if request.quantize == AUTO:
-            raise UsageError("--quantize auto runs through toolkit.autoquant.search.export_auto")
-        return _build(
-            out,
-            request,
-            source,
-            fingerprint,
-            wanted,
-            previous,
-            found=found,
-            skipped=skipped,
-            progress=progress,
-        )
+            return builder(context)
+        return build(context, wanted, found=found, skipped=skipped)
 
 
 def _differs(previous: Manifest, source: Source, fingerprint: str) -> str:
@@ -212,97 +221,36 @@ def _differs(previous: Manifest, source: Source, fingerprint: str) -> str:
     return ""
 
 
-def _build(
-    out: Path,
-    request: ExportRequest,
-    source: Source,
-    fingerprint: str,
+def build(
+    context: BuildContext,
     wanted: list[str],
-    previous: Manifest | None,
     annotate: dict[str, dict[str, Any]] | None = None,
     *,
     found: ExportData | None = None,
     skipped: dict[str, str] | None = None,
-    progress: ProgressFn = no_progress,
 ) -> Manifest:
-    """One staged export of `wanted`; `annotate` adds details to some of their entries.
-    `found` is the images export() gathered (gathered here when a builder calls)."""
-    from exporters.base import ExportOptions
-    from exporters.tflite import calibration_progress
-    from toolkit.export.images import calibration_warnings, gather, write_samples
-    from toolkit.sources.heads import LOGITS, output_kind
+    """One staged export of `wanted` into context.out; `annotate` adds details to some of
+    their entries. `found` is the images export() gathered (gathered here when a builder
+    calls), `skipped` the artifacts it left out and why."""
+    from toolkit.export.images import gather, write_samples
 
+    request, source = context.request, context.source
     if found is None:
         found = gather(
             source, request.data_request(), calibrate=calibrated(wanted), samples=request.samples
         )
-    skipped = skipped or {}
-    options = ExportOptions(io=request.io)
-    if calibrated(wanted):
-        check_x, check_y = None, None
-        if found.evaluation is not None:
-            # Images apart from calibration that measure float fallback and calibration:
-            # a run's validation split (then verified on its test split, which chose
-            # nothing), or the evaluation images of --data / --eval-data.
-            check_x, check_y = found.evaluation
-        auto = fallback_auto(request.float_fallback)
-        options = ExportOptions(
-            calibration=found.calibration,
-            io=request.io,
-            float_fallback=() if auto else tuple(request.float_fallback),
-            float_fallback_auto=auto,
-            debug_quant=request.debug_quant,
-            check_images=check_x,
-            check_labels=check_y,
-            check_on=found.check_on,
-            calibration_check=request.calibration_check,
-        )
-    kind = output_kind(_generated_outputs(source))
-    notes = [*source.notes, *found.notes]
-    if kind == LOGITS:
-        notes.append(
-            "the head gives logits (no softmax): verify scales its absolute tolerances to "
-            "the range of the outputs and keeps top-1 agreement"
-        )
-
-    with staged_dir(out) as tmp:
-        kept: dict[str, ArtifactEntry] = {}
-        if previous is not None:
-            kept = _link_previous(previous, tmp, replaced=set(wanted))
-        entries = dict(kept)
+    kind, notes = _head(source, found)
+    options = _options(request, found, wanted)
+    progress = context.progress
+    with staged_dir(context.out) as tmp:
+        entries: dict[str, ArtifactEntry] = {}
+        if context.previous is not None:
+            entries = _link_previous(context.previous, tmp, replaced=set(wanted))
         for done, artifact_id in enumerate(wanted):
             progress(Step("export", artifact_id, done, len(wanted)))
-            spec = registry.get(artifact_id)
-            calibrating = calibration_progress.set(_calibration_reporter(progress, artifact_id))
-            try:
-                result = spec.export(source.saved_model_dir, tmp, options)
-            finally:
-                calibration_progress.reset(calibrating)
-            details = dict(result.details)
-            warnings = list(result.warnings)
-            if spec.calibrated:
-                details["calibration"] = found.calibration_record
-                warnings += calibration_warnings(found)
-            if warnings:
-                details["warnings"] = warnings
-            details.update((annotate or {}).get(artifact_id, {}))
-            details["exported"] = now_iso()
-            details["command"] = request.command or command_line(request)
-            paths = result.extra_paths or (result.path,)
-            files = [record for p in paths for record in describe_files(tmp, p)]
-            entries[artifact_id] = ArtifactEntry(
-                id=artifact_id,
-                format=spec.format,
-                precision=spec.precision,
-                runtime=spec.runtime,
-                path=result.path,
-                files=files,
-                inputs=result.inputs,
-                outputs=result.outputs,
-                tolerance=dict(spec.tolerance),
-                details=details,
-            )
-        samples = previous.samples if previous is not None else []
+            extra = (annotate or {}).get(artifact_id, {})
+            entries[artifact_id] = _export_one(artifact_id, tmp, context, options, found, extra)
+        samples = context.previous.samples if context.previous is not None else []
         fresh_data = request.data is not None or request.eval_data is not None
         if (fresh_data or not samples) and request.samples and found.samples is not None:
             if fresh_data and samples:
@@ -314,7 +262,7 @@ def _build(
             input=source.input_spec,
             labels=list(source.labels),
             artifacts=entries,
-            source={**source.origin, "fingerprint": fingerprint, "output": {"kind": kind}},
+            source={**source.origin, "fingerprint": context.fingerprint, "output": {"kind": kind}},
             eval_data=found.eval_data,
             versions=versions(),
             command=request.command or command_line(request),
@@ -322,13 +270,98 @@ def _build(
             samples=samples,
             export={
                 "made": list(wanted),
-                "skipped": skipped,
-                "notes": notes,
+                "skipped": skipped or {},
+                "notes": [*source.notes, *found.notes, *notes],
                 "warnings": list(source.warnings),
             },
         )
         manifest.save()
-    return load_manifest(out)
+    return load_manifest(context.out)
+
+
+def _options(request: ExportRequest, found: ExportData, wanted: list[str]) -> ExportOptions:
+    """The exporters' options: the I/O type, and for a calibrated artifact its images,
+    float fallback and the checks of calibration."""
+    from exporters.base import ExportOptions
+
+    if not calibrated(wanted):
+        return ExportOptions(io=request.io)
+    check_x, check_y = None, None
+    if found.evaluation is not None:
+        # Images apart from calibration that measure float fallback and calibration:
+        # a run's validation split (then verified on its test split, which chose
+        # nothing), or the evaluation images of --data / --eval-data.
+        check_x, check_y = found.evaluation
+    auto = fallback_auto(request.float_fallback)
+    return ExportOptions(
+        calibration=found.calibration,
+        io=request.io,
+        float_fallback=() if auto else tuple(request.float_fallback),
+        float_fallback_auto=auto,
+        debug_quant=request.debug_quant,
+        check_images=check_x,
+        check_labels=check_y,
+        check_on=found.check_on,
+        calibration_check=request.calibration_check,
+    )
+
+
+def _head(source: Source, found: ExportData) -> tuple[str, list[str]]:
+    """What kind of head the model has, and the note it calls for."""
+    from toolkit.sources.heads import LOGITS, output_kind
+
+    kind = output_kind(_generated_outputs(source))
+    if kind != LOGITS:
+        return kind, []
+    return kind, [
+        "the head gives logits (no softmax): verify scales its absolute tolerances to "
+        "the range of the outputs and keeps top-1 agreement"
+    ]
+
+
+def _export_one(
+    artifact_id: str,
+    tmp: Path,
+    context: BuildContext,
+    options: ExportOptions,
+    found: ExportData,
+    extra: dict[str, Any],
+) -> ArtifactEntry:
+    """One artifact converted into the staged folder, and its manifest entry (`extra`
+    added to its details)."""
+    from exporters.tflite import calibration_progress
+    from toolkit.export.images import calibration_warnings
+
+    spec = registry.get(artifact_id)
+    reporter = _calibration_reporter(context.progress, artifact_id)
+    calibrating = calibration_progress.set(reporter)
+    try:
+        result = spec.export(context.source.saved_model_dir, tmp, options)
+    finally:
+        calibration_progress.reset(calibrating)
+    details = dict(result.details)
+    warnings = list(result.warnings)
+    if spec.calibrated:
+        details["calibration"] = found.calibration_record
+        warnings += calibration_warnings(found)
+    if warnings:
+        details["warnings"] = warnings
+    details.update(extra)
+    details["exported"] = now_iso()
+    details["command"] = context.request.command or command_line(context.request)
+    paths = result.extra_paths or (result.path,)
+    return ArtifactEntry(
+        id=artifact_id,
+        format=spec.format,
+        precision=spec.precision,
+        runtime=spec.runtime,
+        path=result.path,
+        files=[record for p in paths for record in describe_files(tmp, p)],
+        inputs=result.inputs,
+        outputs=result.outputs,
+        tolerance=dict(spec.tolerance),
+        details=details,
+    )
 
 
 def _generated_outputs(source: Source) -> np.ndarray:
