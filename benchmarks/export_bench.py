@@ -60,12 +60,12 @@ def timed_imports() -> float:
 
     silence_tensorflow()
     from exporters.quiet import silenced
-    from exporters.tfjs import _converter
+    from exporters.tfjs import load_converter
 
     with silenced():
         import tensorflow  # noqa: F401
         from ai_edge_litert.interpreter import Interpreter  # noqa: F401
-    _converter()
+    load_converter()
     return time.perf_counter() - started
 
 

@@ -114,7 +114,7 @@ def _export(
     )
 
 
-def _converter(pivot: Pivot) -> Any:
+def converter_of(pivot: Pivot) -> Any:
     """A converter for the pivot's signature with the batch fixed to 1."""
     import tensorflow as tf
 
@@ -133,7 +133,7 @@ def _converter(pivot: Pivot) -> Any:
     return converter
 
 
-def _convert(converter: Any, what: str) -> bytes:
+def convert(converter: Any, what: str) -> bytes:
     with silenced() as said:
         try:
             return bytes(converter.convert())
@@ -151,12 +151,12 @@ def _first_error(error: Exception, log: str) -> str:
 def _convert_float(pivot: Pivot, precision: str) -> bytes:
     import tensorflow as tf
 
-    converter = _converter(pivot)
+    converter = converter_of(pivot)
     if precision in ("float16", "dynamic"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if precision == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    return _convert(converter, precision)
+    return convert(converter, precision)
 
 
 # --- full int8 -------------------------------------------------------------------------
@@ -191,7 +191,7 @@ calibration_progress: ContextVar[Callable[[int, int], None] | None] = ContextVar
 )
 
 
-def _representative(images: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
+def representative_dataset(images: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
     def generate() -> Iterator[list[np.ndarray]]:
         report = calibration_progress.get()
         for index, image in enumerate(images):
@@ -216,9 +216,9 @@ def _io_dtype(io: str) -> Any:
 def _int8_converter(pivot: Pivot, calibration: np.ndarray) -> Any:
     import tensorflow as tf
 
-    converter = _converter(pivot)
+    converter = converter_of(pivot)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = _representative(calibration)
+    converter.representative_dataset = representative_dataset(calibration)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     return converter
 
@@ -227,7 +227,7 @@ def plain_int8(pivot: Pivot, calibration: np.ndarray, io: str) -> bytes:
     """Full int8 with no layer in float, calibrated on `calibration`, with `io` I/O."""
     converter = _int8_converter(pivot, calibration)
     converter.inference_input_type = converter.inference_output_type = _io_dtype(io)
-    return _convert(converter, "int8")
+    return convert(converter, "int8")
 
 
 def split_fallback(names: tuple[str, ...]) -> tuple[list[str], list[str]]:
@@ -264,7 +264,7 @@ def _int8(
         try:
             debugger = tf.lite.experimental.QuantizationDebugger(
                 converter=_int8_converter(pivot, calibration),
-                debug_dataset=_representative(calibration[: min(len(calibration), 100)]),
+                debug_dataset=representative_dataset(calibration[: min(len(calibration), 100)]),
             )
             debugger.run()
             stats = layer_table(debugger)

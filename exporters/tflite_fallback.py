@@ -27,7 +27,7 @@ import numpy as np
 
 from exporters.base import ExportOptions
 from exporters.quiet import silenced
-from exporters.tflite_inspect import BOUNDARY_OPS
+from exporters.tflite_inspect import BOUNDARY_OPS, interpreter_of, op_details
 
 if TYPE_CHECKING:
     from exporters.savedmodel import Pivot
@@ -202,16 +202,11 @@ def search(
 
 def tensor_graph(content: bytes) -> dict[str, tuple[str, list[str]]]:
     """Tensor name -> (op producing it, its input tensor names) of a .tflite model."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
     with silenced():
-        interpreter = Interpreter(
-            model_content=content,
-            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-        )
+        interpreter = interpreter_of(content, allocate=False)
     names = {d["index"]: str(d["name"]) for d in interpreter.get_tensor_details()}
     graph: dict[str, tuple[str, list[str]]] = {}
-    for op in interpreter._get_ops_details():
+    for op in op_details(interpreter):
         inputs = [names[i] for i in op["inputs"] if i in names]
         for output in op["outputs"]:
             if output in names:

@@ -87,11 +87,11 @@ def inspect_tflite(model: Path | bytes) -> TfliteReport:
     float_ops: list[str] = []
     loads, load_error = True, None
     try:
-        interpreter = _interpreter(content)
+        interpreter = interpreter_of(content)
         inputs = [_io(d) for d in interpreter.get_input_details()]
         outputs = [_io(d) for d in interpreter.get_output_details()]
         signatures = interpreter.get_signature_list()
-        for detail in interpreter._get_ops_details():
+        for detail in op_details(interpreter):
             name = str(detail["op_name"])
             types = [*detail.get("operand_types", []), *detail.get("result_types", [])]
             if name not in BOUNDARY_OPS and any(np.dtype(t) == np.float32 for t in types):
@@ -116,16 +116,25 @@ def inspect_tflite(model: Path | bytes) -> TfliteReport:
     )
 
 
-def _interpreter(content: bytes) -> Any:
+def interpreter_of(content: bytes, *, allocate: bool = True) -> Any:
+    """LiteRT's interpreter of a model, without the default delegate, so the op list
+    shows the model's ops, not one DELEGATE node."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    # Without the default delegate, so the op list shows the model's ops, not "DELEGATE".
     interpreter = Interpreter(
         model_content=content,
         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
     )
-    interpreter.allocate_tensors()
+    if allocate:
+        interpreter.allocate_tensors()
     return interpreter
+
+
+def op_details(interpreter: Any) -> list[dict[str, Any]]:
+    """Every op of the interpreter's graph in order (op_name, inputs, outputs, operand and
+    result types). LiteRT lists them only through a private method: this is its one
+    caller, so a LiteRT release that renames it breaks here alone."""
+    return list(interpreter._get_ops_details())
 
 
 def _io(detail: dict[str, Any]) -> dict[str, Any]:

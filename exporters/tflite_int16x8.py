@@ -27,7 +27,7 @@ import numpy as np
 from exporters.base import ExportOptions, ExportResult
 from exporters.calibration_check import half_calibration
 from exporters.savedmodel import Pivot, load_pivot
-from exporters.tflite import _convert, _converter, _representative, check_calibration
+from exporters.tflite import check_calibration, convert, converter_of, representative_dataset
 from exporters.tflite_inspect import inspect_tflite
 from toolkit.core.atomic import write_bytes_atomic
 from toolkit.errors import ExportError
@@ -41,11 +41,11 @@ def convert_int16x8(pivot: Pivot, calibration: np.ndarray) -> bytes:
     """The int16x8 model's bytes, calibrated on float32 preprocessed images."""
     import tensorflow as tf
 
-    converter = _converter(pivot)
+    converter = converter_of(pivot)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = _representative(calibration)
+    converter.representative_dataset = representative_dataset(calibration)
     converter.target_spec.supported_ops = [getattr(tf.lite.OpsSet, OPS_SET)]
-    return _convert(converter, "int16x8")
+    return convert(converter, "int16x8")
 
 
 def export_tflite_int16x8(

@@ -190,9 +190,9 @@ def test_the_converter_install_command_keeps_the_installed_tensorflow() -> None:
 
 
 def test_a_keras_2_file_without_tf_keras_names_the_matching_release() -> None:
-    from toolkit.sources.keras_files import _tf_keras_hint
+    from toolkit.sources.keras_files import tf_keras_hint
 
     minor = ".".join(importlib.metadata.version("tensorflow").split(".")[:2])
-    hint = _tf_keras_hint(["tf_keras: No module named 'tf_keras'", "keras: bad config"])
+    hint = tf_keras_hint(["tf_keras: No module named 'tf_keras'", "keras: bad config"])
     assert hint == f"Keras 2 files load through tf_keras: pip install 'tf_keras~={minor}.0'"
-    assert _tf_keras_hint(["tf_keras: bad config", "keras: bad config"]) == ""
+    assert tf_keras_hint(["tf_keras: bad config", "keras: bad config"]) == ""

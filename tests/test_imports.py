@@ -189,3 +189,67 @@ def test_exporters_import_only_core_and_errors() -> None:
     for module in (m for m in GRAPH if layer_of(m) == "exporters"):
         outside = {t for t in GRAPH[module] if layer_of(t) not in ("exporters", "toolkit.core")}
         assert outside <= {"toolkit.errors"}, f"{module} imports {sorted(outside)}"
+
+
+# --- one public seam per module: no `_private` name crosses a module boundary ----------
+
+# Tests may reach into a module they unit-test (a fault hook, a stand-in), not import
+# its private names; the library and the benchmarks do neither.
+CHECKED = (*PACKAGES, "benchmarks")
+
+
+def private_uses(path: Path, tree: ast.AST, *, reads: bool = True) -> list[str]:
+    """`from ours import _name`, and (with `reads`) `module._name` on a module of ours."""
+    modules: set[str] = set()  # local names bound to a module of ours
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in PACKAGES:
+            for alias in node.names:
+                if f"{node.module}.{alias.name}" in MODULES:
+                    modules.add(alias.asname or alias.name)
+                elif alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.append(f"{path}:{node.lineno} imports {node.module}.{alias.name}")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] in PACKAGES:
+                    modules.add(alias.asname or alias.name.split(".")[0])
+    for node in ast.walk(tree) if reads else ():
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in modules
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
+            found.append(f"{path}:{node.lineno} reads {node.value.id}.{node.attr}")
+    return found
+
+
+def test_the_seam_check_sees_both_forms() -> None:
+    tree = ast.parse("from toolkit.core import atomic\nfrom toolkit.api import _model\natomic._x")
+    assert private_uses(Path("t.py"), tree) == [
+        "t.py:2 imports toolkit.api._model",
+        "t.py:3 reads atomic._x",
+    ]
+
+
+def test_no_private_name_is_used_from_another_module() -> None:
+    found = []
+    for folder in (*CHECKED, "tests"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if "templates" in path.parts:
+                continue
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            found += private_uses(path.relative_to(ROOT), tree, reads=folder in CHECKED)
+    assert found == []
+
+
+def test_tflite_ops_are_read_in_one_module() -> None:
+    """LiteRT lists a model's ops only through a private method: one module calls it."""
+    callers = {
+        path.relative_to(ROOT).as_posix()
+        for folder in PACKAGES
+        for path in (ROOT / folder).rglob("*.py")
+        if "_get_ops_details" in path.read_text(encoding="utf-8")
+    }
+    assert callers == {"exporters/tflite_inspect.py"}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.cli.info import _preprocessing
+from toolkit.cli.info import preprocessing_line
 from toolkit.errors import ModelError, PathError
 from toolkit.info import DESCRIBERS, describe, detect_kind
 
@@ -36,7 +36,9 @@ def test_artifacts_tflite_and_tfjs(artifacts: Path) -> None:
     assert folder.kind == "artifacts" and "tflite_int8" in folder.details["artifacts"]
     assert folder.preprocessing is not None and folder.labels
     # The spec in force, as cnnx info prints it.
-    assert _preprocessing(folder.preprocessing) == "32x32 RGB, bilinear resize, raw 0..255 pixels"
+    assert (
+        preprocessing_line(folder.preprocessing) == "32x32 RGB, bilinear resize, raw 0..255 pixels"
+    )
     int8 = describe(next(artifacts.rglob("*int8*.tflite")))
     assert int8.kind == "tflite"
     assert int8.inputs[0]["shape"] == [1, 32, 32, 3]

@@ -43,7 +43,7 @@ def command(
     from dataclasses import replace
 
     from toolkit.cli.progress import progress_bars
-    from toolkit.cli.train import _ProgressView
+    from toolkit.cli.train import ProgressView
     from toolkit.core.progress import ProgressFn, no_progress
     from toolkit.data import DataSpec
     from toolkit.demo import DemoConfig, Step, run_demo
@@ -54,7 +54,7 @@ def command(
     if size is not None:
         config = replace(config, data=DataSpec(size=size))
 
-    view = _ProgressView(config.epochs)
+    view = ProgressView(config.epochs)
     training = False
     bars = contextlib.ExitStack()  # the current step's progress bars
     current: list[ProgressFn] = [no_progress]

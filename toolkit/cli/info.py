@@ -62,7 +62,7 @@ def render(info: Info) -> None:
     if info.params is not None:
         head.add_row("parameters", f"{info.params:,}")
     if info.preprocessing:
-        head.add_row("preprocessing", _preprocessing(info.preprocessing))
+        head.add_row("preprocessing", preprocessing_line(info.preprocessing))
     if info.labels:
         shown = ", ".join(info.labels[:12]) + (" ..." if len(info.labels) > 12 else "")
         head.add_row("labels", f"{len(info.labels)}: {shown}")
@@ -98,7 +98,7 @@ def render(info: Info) -> None:
         console.print(table)
 
 
-def _preprocessing(spec: dict[str, Any]) -> str:
+def preprocessing_line(spec: dict[str, Any]) -> str:
     from toolkit.data.inputspec import InputSpec
     from toolkit.errors import CnnxError
 

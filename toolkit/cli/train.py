@@ -148,12 +148,12 @@ def command(
     if learning_rate is not None:
         config = replace(config, learning_rate=learning_rate)
 
-    with _ProgressView(config.epochs) as view:
+    with ProgressView(config.epochs) as view:
         result = train(config, progress=view.update)
     _print(result)
 
 
-class _ProgressView:
+class ProgressView:
     """A rich progress bar per epoch, with the running loss and accuracy."""
 
     def __init__(self, epochs: int) -> None:
@@ -177,7 +177,7 @@ class _ProgressView:
         )
         self.task: TaskID | None = None
 
-    def __enter__(self) -> _ProgressView:
+    def __enter__(self) -> ProgressView:
         self.progress.start()
         return self
 

@@ -79,22 +79,18 @@ class GpuReadiness:
 
 def check_gpu_readiness(model: Path | bytes) -> GpuReadiness:
     """Whether `model` (a .tflite file or its bytes) can run fully on the GPU delegate."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from exporters.tflite_inspect import interpreter_of, op_details
 
     name = "<bytes>" if isinstance(model, bytes) else str(model)
     try:
         content = model if isinstance(model, bytes) else Path(model).read_bytes()
-        # Without XNNPACK, so the op list is the model's own, not one DELEGATE node.
-        interpreter = Interpreter(
-            model_content=content,
-            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-        )
+        interpreter = interpreter_of(content, allocate=False)
     except OSError as error:
         raise ArtifactError(f"cannot read {name}: {error.strerror or error}") from None
     except (ValueError, RuntimeError) as error:
         summary = shorten(str(error))
         return GpuReadiness(name, False, [f"LiteRT cannot load it: {summary}"], {})
-    ops: list[dict[str, Any]] = list(interpreter._get_ops_details())
+    ops = op_details(interpreter)
     tensors = {int(t["index"]): t for t in interpreter.get_tensor_details()}
     produced = {int(i) for op in ops for i in op["outputs"]}
     graph_inputs = {int(d["index"]) for d in interpreter.get_input_details()}

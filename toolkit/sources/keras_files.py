@@ -73,12 +73,12 @@ def _first_that_loads(path: Path, loaders: list[tuple[str, Any]], writer: str) -
             reasons.append(f"{name}: {reason(error)}")
     raise ModelError(
         f"cannot load {path} ({writer}); tried {'; '.join(reasons)}",
-        _tf_keras_hint(reasons)
+        tf_keras_hint(reasons)
         or "re-save it where it was trained with model.save('model.h5') or model.export('dir')",
     )
 
 
-def _tf_keras_hint(reasons: list[str]) -> str:
+def tf_keras_hint(reasons: list[str]) -> str:
     """How to install tf_keras when its absence was one of the failures: the release of
     the installed TensorFlow's minor version (a newer one would upgrade TensorFlow)."""
     if not any(r.startswith("tf_keras: No module named") for r in reasons):

@@ -50,7 +50,7 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def _strategy(name: str) -> Any:
+def distribution_strategy(name: str) -> Any:
     import tensorflow as tf
 
     if name == "mirrored":
@@ -163,7 +163,7 @@ def _reads(config: TrainConfig) -> dict[str, Path | str | None]:
 
 def _train(config: TrainConfig, report: ProgressFn, run_dir: Path) -> TrainResult:
     dataset = load_training_data(config, report)
-    strategy = _strategy(config.strategy)
+    strategy = distribution_strategy(config.strategy)
     model = compiled_model(config, dataset, strategy)
 
     batch = config.batch_size

@@ -35,8 +35,8 @@ from toolkit.train.cluster import Cluster, read_cluster
 from toolkit.train.config import ProgressFn, TrainConfig, TrainEvent
 from toolkit.train.multiworker import CHANNEL_FD_VAR
 from toolkit.train.training import (
-    _strategy,
     compiled_model,
+    distribution_strategy,
     finish_run,
     load_training_data,
     pipeline,
@@ -100,7 +100,7 @@ def run(request: dict[str, Any], report: ProgressFn) -> dict[str, Any]:
 
     import tensorflow as tf
 
-    strategy = _strategy("multiworker")  # blocks until every worker has started
+    strategy = distribution_strategy("multiworker")  # blocks until every worker has started
     _barrier(strategy)
     replicas = int(strategy.num_replicas_in_sync)
     report(
