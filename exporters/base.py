@@ -19,8 +19,7 @@ SIGNATURE = "serving_default"
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
 
-IO_TYPES = ("uint8", "int8", "float32")
-TFJS_QUANTIZATIONS = ("float32", "uint8", "uint16", "float16")
+IO_TYPES = ("uint8", "int8", "float32")  # --io: the int8 model's input and output type
 
 
 @dataclass(frozen=True, eq=False)

@@ -232,7 +232,7 @@ def _ordered(values: Iterable[str | None]) -> tuple[str, ...]:
 
 PRECISIONS: tuple[str, ...] = _ordered(spec.precision for spec in ARTIFACTS)
 # --to: the formats that are shipped, the reference alone, then all of them.
-TARGETS: tuple[str, ...] = (
+TO_CHOICES: tuple[str, ...] = (
     *(name for name in FORMATS if name != REFERENCE.format),
     REFERENCE.format,
     ALL,

@@ -24,8 +24,6 @@ from exporters.savedmodel import load_pivot
 from toolkit.core.limits import read_json
 from toolkit.errors import ExportError, RuntimeUnavailable, shorten
 
-QUANTIZATIONS = ("float32", "uint8", "uint16", "float16")
-
 
 def artifact_folder(quantization: str) -> str:
     return f"tfjs/{quantization}"

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from exporters.base import INPUT_NAME, ExportOptions, ExportResult
+from exporters.base import INPUT_NAME, IO_TYPES, ExportOptions, ExportResult
 from exporters.calibration_check import half_calibration
 from exporters.quiet import silenced
 from exporters.savedmodel import Pivot, load_pivot
@@ -207,10 +207,9 @@ def representative_dataset(images: np.ndarray) -> Callable[[], Iterator[list[np.
 def _io_dtype(io: str) -> Any:
     import tensorflow as tf
 
-    types = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}
-    if io not in types:
-        raise UsageError(f"--io must be one of {sorted(types)}, got {io!r}")
-    return types[io]
+    if io not in IO_TYPES:
+        raise UsageError(f"--io must be one of {sorted(IO_TYPES)}, got {io!r}")
+    return getattr(tf, io)  # tf.uint8, tf.int8, tf.float32
 
 
 def _int8_converter(pivot: Pivot, calibration: np.ndarray) -> Any:

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.corpus.cifar10 import write_archive
 from toolkit.data import DataSpec, load_dataset, parse_data_arg, split_indices
 from toolkit.data.cifar10 import CLASS_NAMES as CIFAR_CLASSES
-from toolkit.data.cifar10 import FOLDER, write_archive
+from toolkit.data.cifar10 import FOLDER
 from toolkit.data.images import load_image
 from toolkit.errors import DataError, PathError, UsageError
 

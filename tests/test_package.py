@@ -19,7 +19,7 @@ from toolkit.errors import PathError
 from toolkit.manifest import load_manifest
 from toolkit.packaging import package
 from toolkit.packaging.bundle import spec_normalization
-from toolkit.packaging.zipping import safe_member_name, write_zip, zip_folder
+from toolkit.packaging.zipping import bundle_members, safe_member_name, write_zip
 
 runner = CliRunner()
 
@@ -72,12 +72,12 @@ def test_zip_folder_refuses_symlinks(tmp_path: Path) -> None:
     (folder / "ok.txt").write_text("fine")
     os.symlink("/etc/hostname", folder / "link")
     with pytest.raises(PathError, match="symlink"):
-        zip_folder(folder, tmp_path / "bundle.zip")
+        write_zip(bundle_members(folder), tmp_path / "bundle.zip", top=folder.name)
     assert not (tmp_path / "bundle.zip").exists()
     (folder / "link").unlink()
     os.symlink(tmp_path, folder / "dirlink")  # a link to a folder: never followed
     with pytest.raises(PathError, match="symlink"):
-        zip_folder(folder, tmp_path / "bundle.zip")
+        write_zip(bundle_members(folder), tmp_path / "bundle.zip", top=folder.name)
 
 
 def test_zip_folder_is_reproducible_and_rooted(tmp_path: Path) -> None:
@@ -85,9 +85,9 @@ def test_zip_folder_is_reproducible_and_rooted(tmp_path: Path) -> None:
     (folder / "sub").mkdir(parents=True)
     (folder / "sub" / "b.txt").write_text("b")
     (folder / "a.txt").write_text("a")
-    first = zip_folder(folder, tmp_path / "one.zip").read_bytes()
+    first = write_zip(bundle_members(folder), tmp_path / "one.zip", top=folder.name).read_bytes()
     os.utime(folder / "a.txt", (0, 0))
-    second = zip_folder(folder, tmp_path / "two.zip").read_bytes()
+    second = write_zip(bundle_members(folder), tmp_path / "two.zip", top=folder.name).read_bytes()
     assert first == second  # fixed timestamps, sorted members
     with zipfile.ZipFile(tmp_path / "one.zip") as archive:
         assert archive.namelist() == ["web/a.txt", "web/sub/b.txt"]

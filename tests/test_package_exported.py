@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from toolkit.cli import app
 from toolkit.manifest import load_manifest, sha256_file
-from toolkit.packaging import TARGETS
+from toolkit.packaging import BUNDLE_TARGETS
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +45,7 @@ def test_every_target_bundles_the_exported_artifacts(artifacts: Path, bundles: P
         assert (bundles / target / "labels.txt").read_text().splitlines() == manifest.labels
     # One bundle.json schema for every target: the same fields, every model described
     # alike and matching its file.
-    records = {t: json.loads((bundles / t / "bundle.json").read_text()) for t in TARGETS}
+    records = {t: json.loads((bundles / t / "bundle.json").read_text()) for t in BUNDLE_TARGETS}
     assert {r["schema"] for r in records.values()} == {"cnnx.bundle/2"}
     assert len({tuple(r) for r in records.values()}) == 1, {t: list(r) for t, r in records.items()}
     for target, record in records.items():

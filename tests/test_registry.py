@@ -85,17 +85,17 @@ def test_the_table_is_consistent() -> None:
     assert named == set(RUNTIMES), "every runtime runs some format, every format a runtime"
     for name in RUNTIMES:
         assert get_runtime(name).formats
-    assert set(registry.TARGETS) == {*FORMATS, ALL}
+    assert set(registry.TO_CHOICES) == {*FORMATS, ALL}
 
 
 def test_cli_choices_are_the_tables() -> None:
-    assert [m.value for m in export_cli.Target] == list(registry.TARGETS)
+    assert [m.value for m in export_cli.To] == list(registry.TO_CHOICES)
     # --quantize auto chooses among the table's TFLite rows (toolkit/autoquant/search.py).
     assert [m.value for m in export_cli.Quantize] == [*registry.QUANTIZE, "auto"]
     assert [m.value for m in export_cli.TfjsQuantize] == list(registry.TFJS_QUANTIZE)
     result = CliRunner().invoke(app, ["export", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
-    for choices in (registry.TARGETS, registry.QUANTIZE, registry.TFJS_QUANTIZE):
+    for choices in (registry.TO_CHOICES, registry.QUANTIZE, registry.TFJS_QUANTIZE):
         assert "|".join(choices) in result.output
     result = CliRunner().invoke(app, ["export", "--quantize", "int4"])
     assert result.exit_code == 2 and "'int4' is not one of" in result.output

@@ -138,10 +138,10 @@ def _bench(ctx: DemoContext) -> dict[str, Any]:
 
 def _bundles(ctx: DemoContext) -> dict[str, Any]:
     from toolkit.errors import RuntimeUnavailable
-    from toolkit.packaging import TARGETS, package
+    from toolkit.packaging import BUNDLE_TARGETS, package
 
     made: dict[str, str] = {}
-    for target in TARGETS:
+    for target in BUNDLE_TARGETS:
         try:
             folder = package(
                 target,

@@ -134,7 +134,6 @@ class ResourceError(CnnxError):
 
 
 # Exit codes that are not errors of the library.
-EXIT_OK = 0
 EXIT_INTERNAL = 1  # a bug: an unexpected exception (CNNX_DEBUG=1 shows the traceback)
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl+C)
 EXIT_TERMINATED = 143  # SIGTERM

@@ -40,9 +40,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from exporters import registry
+from exporters.base import IO_TYPES
 from toolkit.cli.common import console, err_console, handles_errors
 from toolkit.cli.options import Unsafe, Wait, split_names
 from toolkit.cli.progress import progress_bars
+from toolkit.data.inputspec import PRESETS
+from toolkit.data.pixels import COLORS, CROPS, RESIZE_METHODS
 
 if TYPE_CHECKING:
     from toolkit.export.request import ExportRequest
@@ -51,44 +54,18 @@ if TYPE_CHECKING:
 NAME = "export"
 
 
-# The choices come from the artifact table (exporters/registry.py): a new row with a new
-# --quantize value is a new choice here without an edit.
-Target = enum.StrEnum("Target", [(v, v) for v in registry.TARGETS])  # type: ignore[misc]
-Quantize = enum.StrEnum(  # type: ignore[misc]
-    "Quantize", [(v, v) for v in (*registry.QUANTIZE, "auto")]
-)
-TfjsQuantize = enum.StrEnum(  # type: ignore[misc]
-    "TfjsQuantize", [(v, v) for v in registry.TFJS_QUANTIZE]
-)
-
-
-class IoType(enum.StrEnum):
-    uint8 = "uint8"
-    int8 = "int8"
-    float32 = "float32"
-
-
-class Preset(enum.StrEnum):  # inputspec.PRESETS, the keras.applications modes
-    none = "none"
-    unit = "unit"
-    symmetric = "symmetric"
-    imagenet = "imagenet"
-    caffe = "caffe"
-
-
-class Color(enum.StrEnum):
-    rgb = "rgb"
-    bgr = "bgr"
-
-
-class Resize(enum.StrEnum):
-    bilinear = "bilinear"
-    nearest = "nearest"
-
-
-class Crop(enum.StrEnum):
-    none = "none"
-    centre = "centre"
+# Every choice comes from the table that owns it: the artifact table
+# (exporters/registry.py: a new row with a new --quantize value is a new choice here
+# without an edit), the exporters' I/O types, the presets and the pixel rule.
+To = enum.StrEnum("To", [(v, v) for v in registry.TO_CHOICES])  # type: ignore[misc]
+Quantize = enum.StrEnum("Quantize", [(v, v) for v in (*registry.QUANTIZE, "auto")])  # type: ignore[misc]
+TfjsQuantize = enum.StrEnum("TfjsQuantize", [(v, v) for v in registry.TFJS_QUANTIZE])  # type: ignore[misc]
+IoType = enum.StrEnum("IoType", [(v, v) for v in IO_TYPES])  # type: ignore[misc]
+Preset = enum.StrEnum("Preset", [(v, v) for v in PRESETS])  # type: ignore[misc]
+# --color names the channel order of 3-channel pictures; GRAY follows from a 1-channel model.
+Color = enum.StrEnum("Color", [(c.lower(), c.lower()) for c in COLORS if c != "GRAY"])  # type: ignore[misc]
+Resize = enum.StrEnum("Resize", [(v, v) for v in RESIZE_METHODS])  # type: ignore[misc]
+Crop = enum.StrEnum("Crop", [(v, v) for v in CROPS])  # type: ignore[misc]
 
 
 @handles_errors
@@ -102,7 +79,7 @@ def command(
             show_default=False,
         ),
     ] = None,
-    to: Annotated[Target, typer.Option("--to", help="Format(s) to export.")] = Target(registry.ALL),
+    to: Annotated[To, typer.Option("--to", help="Format(s) to export.")] = To(registry.ALL),
     quantize: Annotated[
         Quantize | None,
         typer.Option(
@@ -126,7 +103,7 @@ def command(
     io: Annotated[
         IoType,
         typer.Option("--io", help="int8 model's input/output dtype (uint8 takes camera bytes)."),
-    ] = IoType.uint8,
+    ] = IoType("uint8"),
     data: Annotated[
         Path | None,
         typer.Option(

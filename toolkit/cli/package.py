@@ -23,14 +23,12 @@ from rich.text import Text
 from toolkit.cli.common import console, handles_errors
 from toolkit.cli.options import Wait
 from toolkit.cli.progress import progress_bars
+from toolkit.packaging import BUNDLE_TARGETS
 
 NAME = "package"
 
 
-class Target(StrEnum):
-    android = "android"
-    rpi = "rpi"
-    web = "web"
+Target = StrEnum("Target", [(v, v) for v in BUNDLE_TARGETS])  # type: ignore[misc]
 
 
 class Engine(StrEnum):

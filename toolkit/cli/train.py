@@ -16,6 +16,7 @@ import typer
 
 from toolkit.cli.common import console, handles_errors
 from toolkit.cli.options import Wait
+from toolkit.train.models import ARCHS
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -25,9 +26,7 @@ if TYPE_CHECKING:
 NAME = "train"
 
 
-class Arch(enum.StrEnum):
-    seed = "seed"
-    seed_plus = "seed-plus"
+Arch = enum.StrEnum("Arch", [(v, v) for v in ARCHS])  # type: ignore[misc]
 
 
 class Strategy(enum.StrEnum):
@@ -61,7 +60,7 @@ def command(
     grayscale: Annotated[
         bool, typer.Option("--grayscale", help="Train on one channel (gray) images.")
     ] = False,
-    arch: Annotated[Arch, typer.Option("--arch", "-a", help="Network.")] = Arch.seed,
+    arch: Annotated[Arch, typer.Option("--arch", "-a", help="Network.")] = Arch("seed"),
     epochs: Annotated[
         int | None,
         typer.Option(

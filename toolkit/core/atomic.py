@@ -69,10 +69,6 @@ def fault_point(step: str) -> None:
 
 def machine_error(path: Path, error: OSError) -> Exception:
     """The typed error for an OSError met while writing `path` (disk full -> exit 11)."""
-    return _machine_error(path, error)
-
-
-def _machine_error(path: Path, error: OSError) -> Exception:
     if isinstance(error, shutil.Error):
         # copytree gathers its failures as text: (src, dst, "[Errno 28] No space ...").
         text = str(error.args[0] if error.args else error)
@@ -147,7 +143,7 @@ def ensure_writable_dir(path: Path) -> None:
         _remove(probe)
         _PRIVATE.discard(probe)
     except OSError as error:
-        raise _machine_error(path, error) from None
+        raise machine_error(path, error) from None
 
 
 @contextlib.contextmanager
@@ -171,7 +167,7 @@ def staged_dir(final: Path, *, replace: bool = True) -> Iterator[Path]:
                 raise PathError(f"{final} already exists", "remove it or choose another --out")
             replace_dir(tmp, final)  # tmp now holds the old content, removed on leaving
         except OSError as error:
-            raise _machine_error(final, error) from None
+            raise machine_error(final, error) from None
         except Exception as error:
             if disk_full(error) and not isinstance(error, ResourceError):
                 # TensorFlow's C++ writers raise their own types, not OSError, on ENOSPC.
@@ -306,7 +302,7 @@ def _replacing_file(path: Path) -> Iterator[str]:
         os.replace(tmp, path)
     except OSError as error:
         _remove(tmp)
-        raise _machine_error(path, error) from None
+        raise machine_error(path, error) from None
     except BaseException:
         _remove(tmp)
         raise
@@ -328,9 +324,3 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
-
-
-def copy_file_atomic(source: Path, target: Path) -> None:
-    """Copy one file so that `target` is either the old file or the whole new one."""
-    with _replacing_file(target) as tmp_name:
-        shutil.copyfile(source, tmp_name)

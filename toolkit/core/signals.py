@@ -39,7 +39,9 @@ import threading
 from types import FrameType
 from typing import Any
 
-EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+from toolkit.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
+
+EXIT_CODES = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
 
 
 class Terminated(BaseException):

@@ -214,27 +214,3 @@ def _download() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         np.asarray(x_test, dtype=np.uint8),
         np.asarray(y_test, dtype=np.int64).reshape(-1),
     )
-
-
-def write_archive(path: Path, per_batch: int = 10, seed: int = 0) -> None:
-    """A tiny archive in the real CIFAR-10 format (the same pickles and tar layout).
-
-    For tests and offline demos: the loader reads it through the same code path as the
-    real 170 MB archive.
-    """
-    rng = np.random.default_rng(seed)
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-
-        def add(name: str, payload: dict[bytes, Any]) -> None:
-            blob = pickle.dumps(payload, protocol=2)
-            info = tarfile.TarInfo(f"{FOLDER}/{name}")
-            info.size = len(blob)
-            archive.addfile(info, io.BytesIO(blob))
-
-        for name in [*TRAIN_BATCHES, TEST_BATCH]:
-            labels = [int(v) for v in rng.integers(0, 10, per_batch)]
-            data = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
-            add(name, {b"batch_label": name.encode(), b"labels": labels, b"data": data})
-        add(META, {b"label_names": [n.encode() for n in CLASS_NAMES], b"num_vis": 3072})
-    Path(path).write_bytes(buffer.getvalue())

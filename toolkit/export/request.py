@@ -18,7 +18,6 @@ from toolkit.export.images import DataRequest
 if TYPE_CHECKING:
     from toolkit.sources import Preprocessing
 
-TARGETS = registry.TARGETS
 QUANTIZE = registry.QUANTIZE
 TFJS_QUANTIZE = registry.TFJS_QUANTIZE
 AUTO = "auto"  # --quantize auto: the fastest TFLite precision within budget (quantize_auto.py)
@@ -62,8 +61,9 @@ class ExportRequest:
     wait: bool = False  # another export holds --out: wait for it instead of failing
 
     def __post_init__(self) -> None:
-        if self.to not in TARGETS:
-            raise UsageError(f"--to must be one of {', '.join(TARGETS)}, got {self.to!r}")
+        if self.to not in registry.TO_CHOICES:
+            choices = ", ".join(registry.TO_CHOICES)
+            raise UsageError(f"--to must be one of {choices}, got {self.to!r}")
         if self.quantize == AUTO:
             self._check_auto()
             return

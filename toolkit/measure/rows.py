@@ -15,8 +15,6 @@ from toolkit.measure.parity import Check, Metrics
 from toolkit.measure.timing import LatencyStats
 from toolkit.measure.tolerances import Tolerance
 
-STATUSES = ("ok", "drift", "failed", "skipped")
-
 
 @dataclass(frozen=True)
 class Speed:

@@ -13,7 +13,7 @@ from toolkit.core.progress import ProgressFn, no_progress
 from toolkit.core.writelock import output_lock, refuse_overlap
 from toolkit.errors import RuntimeUnavailable, UsageError
 
-TARGETS = ("android", "rpi", "web")
+BUNDLE_TARGETS = ("android", "rpi", "web")
 
 
 def package(
@@ -35,8 +35,10 @@ def package(
     `out` (and its zip) never overlap the artifacts folder, whatever `force` says; one
     package writes `out` at a time (another waits with `wait`, else fails).
     """
-    if target not in TARGETS:
-        raise UsageError(f"unknown bundle target {target!r}", f"choose one of {', '.join(TARGETS)}")
+    if target not in BUNDLE_TARGETS:
+        raise UsageError(
+            f"unknown bundle target {target!r}", f"choose one of {', '.join(BUNDLE_TARGETS)}"
+        )
     if engine is not None and target != "web":
         raise UsageError(f"--engine applies to --target web, not {target}")
     artifacts_dir = Path(artifacts_dir)

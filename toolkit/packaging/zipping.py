@@ -85,9 +85,3 @@ def zip_bytes(members: Iterable[tuple[Path, str]], *, top: str = "") -> bytes:
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, source.read_bytes())
     return buffer.getvalue()
-
-
-def zip_folder(folder: Path, target: Path) -> Path:
-    """Zip a whole bundle folder under its own name (rpi.zip unpacks to rpi/)."""
-    folder = Path(folder)
-    return write_zip(bundle_members(folder), target, top=folder.name)

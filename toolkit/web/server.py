@@ -84,9 +84,6 @@ ENGINE_VENDOR: dict[str, dict[str, Path]] = {
     },
 }
 ENGINES = tuple(ENGINE_VENDOR)
-VENDOR_SOURCES: dict[str, Path] = {
-    k: v for files in ENGINE_VENDOR.values() for k, v in files.items()
-}
 
 MIME_TYPES = {
     ".html": "text/html; charset=utf-8",
