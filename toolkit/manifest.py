@@ -32,7 +32,6 @@ TensorInfo: {"name", "shape" (list, -1 for dynamic), "dtype", "quantization": nu
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ from typing import Any
 
 from toolkit.core.atomic import write_json_atomic
 from toolkit.core.limits import read_json
+from toolkit.core.provenance import now_iso
 from toolkit.data.inputspec import InputSpec
 from toolkit.errors import ArtifactError, CnnxError, PathError
 
@@ -204,10 +204,6 @@ class Manifest:
     def save(self) -> None:
         """Write manifest.json atomically (a reader sees the old or the new, never half)."""
         write_json_atomic(self.path, self.to_dict())
-
-
-def now_iso() -> str:
-    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
 
 def _inside(root: Path, relative: str) -> Path:

@@ -15,7 +15,6 @@ machine: a busy one gives a low peak.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import platform
@@ -23,9 +22,10 @@ import shutil
 import subprocess
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from toolkit.core.provenance import now_iso, package_version
 
 PEAK_FILE = "machine_peak.json"
 PEAK_SECONDS = 0.5  # of repeats per thread setting, after calibration
@@ -58,13 +58,6 @@ def _ram_bytes() -> int | None:
 
         return int(psutil.virtual_memory().total)
     except (ImportError, OSError):
-        return None
-
-
-def _version(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
         return None
 
 
@@ -108,15 +101,15 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "python": platform.python_version(),
-        "cnnx": _version("cnnx"),
-        "tensorflow": _version("tensorflow"),
-        "keras": _version("keras"),
-        "tensorflowjs": _version("tensorflowjs"),
-        "ai_edge_litert": _version("ai-edge-litert"),
-        "numpy": _version("numpy"),
+        "cnnx": package_version("cnnx"),
+        "tensorflow": package_version("tensorflow"),
+        "keras": package_version("keras"),
+        "tensorflowjs": package_version("tensorflowjs"),
+        "ai_edge_litert": package_version("ai-edge-litert"),
+        "numpy": package_version("numpy"),
         "node": _node_version(),
         "load_average": load_average(),
-        "date": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
+        "date": now_iso(),
     }
 
 
@@ -124,7 +117,7 @@ def machine_info() -> dict[str, Any]:
 
 
 def _peak_key() -> dict[str, Any]:
-    return {"cpu": _cpu_model(), "cores_usable": usable_cores(), "numpy": _version("numpy")}
+    return {"cpu": _cpu_model(), "cores_usable": usable_cores(), "numpy": package_version("numpy")}
 
 
 def machine_peak(*, measure: bool = True) -> dict[str, Any] | None:
@@ -164,7 +157,7 @@ def _measure_peak() -> dict[str, Any] | None:
         "threads_all": usable_cores(),
         "kernel": f"numpy float32 matmul {one['n']}x{one['n']} (BLAS sgemm), best of "
         f"{one['repeats']} in a fresh process",
-        "measured": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
+        "measured": now_iso(),
         "load_average": load_average(),
     }
 

@@ -252,7 +252,7 @@ def run_bench(
 
     `progress` hears of each row as it starts (task "bench"; toolkit.measure.matrix.run_matrix).
     """
-    from toolkit.manifest import now_iso
+    from toolkit.core.provenance import now_iso
 
     started = time.perf_counter()
     manifest = manifest or load_manifest(config.artifacts_dir)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import importlib.metadata
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from exporters import registry
+from toolkit.core import provenance
 from toolkit.core.atomic import ensure_writable_dir, private_dir, staged_dir, sweep_stale
 from toolkit.core.locate import ARTIFACTS_DIR, last_run
 from toolkit.core.progress import ProgressFn, Step, no_progress
@@ -47,7 +47,6 @@ from toolkit.manifest import (
     Manifest,
     describe_files,
     load_manifest,
-    now_iso,
 )
 
 if TYPE_CHECKING:
@@ -266,7 +265,7 @@ def build(
             eval_data=found.eval_data,
             versions=versions(),
             command=request.command or command_line(request),
-            created=now_iso(),
+            created=provenance.now_iso(),
             samples=samples,
             export={
                 "made": list(wanted),
@@ -347,7 +346,7 @@ def _export_one(
     if warnings:
         details["warnings"] = warnings
     details.update(extra)
-    details["exported"] = now_iso()
+    details["exported"] = provenance.now_iso()
     details["command"] = context.request.command or command_line(context.request)
     paths = result.extra_paths or (result.path,)
     return ArtifactEntry(
@@ -443,20 +442,4 @@ def _scratch(out: Path) -> Iterator[Path]:
 
 def versions() -> dict[str, str]:
     """Versions of what made the artifacts (read from package metadata, nothing imported)."""
-    import platform
-
-    from toolkit import __version__
-
-    found = {"cnnx": __version__, "python": platform.python_version()}
-    for name, dist in (
-        ("tensorflow", "tensorflow"),
-        ("tensorflowjs", "tensorflowjs"),
-        ("ai_edge_litert", "ai-edge-litert"),
-        ("keras", "keras"),
-        ("numpy", "numpy"),
-    ):
-        try:
-            found[name] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+    return provenance.versions(("tensorflow", "tensorflowjs", "ai-edge-litert", "keras", "numpy"))

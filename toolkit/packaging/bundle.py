@@ -20,11 +20,12 @@ from toolkit import __version__
 from toolkit.core.atomic import staged_dir, write_bytes_atomic, write_json_atomic, write_text_atomic
 from toolkit.core.limits import read_json
 from toolkit.core.progress import ProgressFn, Step
+from toolkit.core.provenance import now_iso
 from toolkit.core.textsafe import label_lines
 from toolkit.data.images import check_image
 from toolkit.data.inputspec import InputSpec
 from toolkit.errors import ArtifactError, DataError, PathError
-from toolkit.manifest import ArtifactEntry, Manifest, now_iso, sha256_file
+from toolkit.manifest import ArtifactEntry, Manifest, sha256_file
 from toolkit.packaging.contents import check_bundle_contents
 from toolkit.packaging.zipping import bundle_members, zip_bytes
 

@@ -4,13 +4,13 @@ supervisor (toolkit/train/multiworker.py) without either importing the other's m
 
 from __future__ import annotations
 
-import datetime as _dt
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from toolkit.core.locate import RUNS_DIR
+from toolkit.core.provenance import utc_stamp
 from toolkit.data import DataSpec
 from toolkit.errors import UsageError
 from toolkit.train.models import ARCHS
@@ -109,7 +109,7 @@ class TrainResult:
 
 
 def default_run_dir(config: TrainConfig) -> Path:
-    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
+    stamp = utc_stamp()
     base = Path(config.runs_dir) / f"{config.data.name}-{config.arch}-{stamp}"
     candidate, n = base, 1
     while candidate.exists():  # two runs in the same second

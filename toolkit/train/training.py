@@ -8,17 +8,15 @@ The library reports progress through a callback and never prints.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
-from toolkit import __version__
 from toolkit.core.atomic import staged_dir
 from toolkit.core.locate import RUN_FILE
+from toolkit.core.provenance import now_iso, versions
 from toolkit.core.textsafe import label_lines
 from toolkit.core.writelock import output_lock, refuse_overlap
 from toolkit.data import Dataset, load_dataset
@@ -37,17 +35,7 @@ RUN_SCHEMA = "cnnx.run/1"
 
 
 def library_versions() -> dict[str, str]:
-    import keras
-    import numpy
-    import tensorflow as tf
-
-    return {
-        "cnnx": __version__,
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "numpy": numpy.__version__,
-    }
+    return versions(("tensorflow", "keras", "numpy"))
 
 
 def distribution_strategy(name: str) -> Any:
@@ -273,7 +261,7 @@ def finish_run(
     )
     record = {
         "schema": RUN_SCHEMA,
-        "created": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
+        "created": now_iso(),
         "config": config.to_dict(),
         "data": config.data.to_dict(),
         "data_summary": dataset.summary(),
