@@ -185,6 +185,15 @@ def test_every_import_goes_downward() -> None:
     assert violations(GRAPH) == []
 
 
+def test_the_report_reads_plain_data() -> None:
+    """The report and its plots take the report dict: nothing of bench, measure or the
+    runtimes, so a row measured elsewhere reports the same."""
+    for module in ("toolkit.bench.report", "toolkit.bench.plots"):
+        allowed = {"toolkit.errors", "exporters.registry", "toolkit.bench.plots"}
+        outside = {t for t in GRAPH[module] if layer_of(t) != "toolkit.core"} - allowed
+        assert not outside, f"{module} imports {sorted(outside)}"
+
+
 def test_exporters_import_only_core_and_errors() -> None:
     for module in (m for m in GRAPH if layer_of(m) == "exporters"):
         outside = {t for t in GRAPH[module] if layer_of(t) not in ("exporters", "toolkit.core")}
