@@ -21,7 +21,7 @@ from toolkit.errors import RuntimeUnavailable
 CPU = "cortex-a72"
 ENV_VAR = "CNNX_EMULATION_DIR"
 SETUP_HINT = "build it with: make emulation (or bash scripts/setup_emulation.sh DIR)"
-_SOURCE_ROOT = Path(__file__).resolve().parents[1]
+_SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the repository: toolkit/autoquant/..
 
 
 @dataclass(frozen=True)

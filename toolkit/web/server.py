@@ -115,7 +115,7 @@ SECURITY_HEADERS = {
 def web_demo_dir() -> Path:
     """The page's folder: $CNNX_WEB_DEMO, else web_demo/ beside the toolkit package."""
     override = os.environ.get("CNNX_WEB_DEMO")
-    folder = Path(override) if override else Path(__file__).resolve().parents[1] / "web_demo"
+    folder = Path(override) if override else Path(__file__).resolve().parents[2] / "web_demo"
     missing = [name for name in PAGE_FILES if not (folder / name).is_file()]
     if missing:
         raise PathError(
