@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 
+from toolkit.core.closing import Closing
 from toolkit.data.inputspec import InputSpec
 from toolkit.errors import UsageError
 from toolkit.manifest import ArtifactEntry, Manifest, load_manifest
@@ -107,7 +107,7 @@ class Prediction:
         }
 
 
-class Predictor:
+class Predictor(Closing):
     """An artifact loaded in a runtime; `predict` takes raw pictures. Close it (or use it
     as a context manager) to release the interpreter, Node process or browser."""
 
@@ -184,17 +184,6 @@ class Predictor:
 
     def close(self) -> None:
         self._model.close()
-
-    def __enter__(self) -> Predictor:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"Predictor({self.entry.id!r} on {self._model.info.label}, {self.manifest.root})"

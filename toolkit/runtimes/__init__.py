@@ -49,12 +49,12 @@ import abc
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Protocol
 
 import numpy as np
 
 from exporters import registry
+from toolkit.core.closing import Closing
 from toolkit.errors import ArtifactError, RuntimeUnavailable, UsageError
 from toolkit.manifest import ArtifactEntry, Manifest
 
@@ -119,7 +119,7 @@ class Stages:
     finish: Callable[[Any], np.ndarray]  # run's result -> float32 [N, K] probabilities
 
 
-class LoadedModel(abc.ABC):
+class LoadedModel(Closing):
     """An artifact loaded in one runtime. See the package docstring for the contract."""
 
     info: RuntimeInfo
@@ -143,17 +143,6 @@ class LoadedModel(abc.ABC):
     def memory(self) -> MemoryReading | None:
         """Memory of the runtime's own process for this model, or None."""
         return None
-
-    def __enter__(self) -> LoadedModel:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class _AdapterModule(Protocol):

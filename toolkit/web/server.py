@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
+from toolkit.core.closing import Closing
 from toolkit.errors import ArtifactError, PathError, ResourceError, RuntimeUnavailable, UsageError
 from toolkit.manifest import FILENAME as MANIFEST_FILE
 from toolkit.manifest import load_manifest
@@ -302,7 +302,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a stuck browser connection never blocks shutdown
 
 
-class DemoServer:
+class DemoServer(Closing):
     """A running (or ready to run) web demo server. Use as a context manager."""
 
     def __init__(self, httpd: ThreadingHTTPServer, site: Site) -> None:
@@ -338,17 +338,6 @@ class DemoServer:
             self._thread.join(timeout=5)
             self._thread = None
         self._httpd.server_close()
-
-    def __enter__(self) -> DemoServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def make_server(artifacts_dir: Path, host: str = "127.0.0.1", port: int = 8000) -> DemoServer:
