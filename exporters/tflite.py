@@ -242,6 +242,9 @@ def split_fallback(names: tuple[str, ...]) -> tuple[list[str], list[str]]:
 def _int8(
     pivot: Pivot, options: ExportOptions, target: Path
 ) -> tuple[bytes, dict[str, Any], list[Path]]:
+    """Full int8 in one of four ways: plain; plain with the per-layer error tables
+    (--debug-quant); with named layers kept in float; with float layers chosen by
+    measurement (--float-fallback auto)."""
     calibration = check_calibration(options.calibration, pivot.input_shape)
     io_type = _io_dtype(options.io)
     details: dict[str, Any] = {
@@ -253,10 +256,30 @@ def _int8(
     tables: list[Path] = []
     wants_debugger = options.debug_quant or options.float_fallback or options.float_fallback_auto
     if not wants_debugger:
-        content = plain_int8(pivot, calibration, options.io)
-        _refuse_float_islands(inspect_tflite(content), allowed=set())
-        return content, details, tables
+        return _checked_plain_int8(pivot, calibration, options.io), details, tables
+    debugger, stats = _debugged(pivot, calibration)
+    if options.debug_quant:
+        tables = write_tables(stats, target)
+        details["debug_tables"] = [p.name for p in tables]
+    ops, nodes = _fallback_names(options.float_fallback, stats)
+    if not (ops or nodes or options.float_fallback_auto):  # only the table was asked for
+        return _checked_plain_int8(pivot, calibration, options.io), details, tables
+    content, fallback, recovery = _with_fallback(
+        pivot, options, io_type, debugger, stats, ops, nodes
+    )
+    details["float_fallback"] = fallback
+    details["fallback_recovery"] = recovery
+    return content, details, tables
 
+
+def _checked_plain_int8(pivot: Pivot, calibration: np.ndarray, io: str) -> bytes:
+    content = plain_int8(pivot, calibration, io)
+    _refuse_float_islands(inspect_tflite(content), allowed=set())
+    return content
+
+
+def _debugged(pivot: Pivot, calibration: np.ndarray) -> tuple[Any, list[dict[str, Any]]]:
+    """The quantization debugger, run, and its per-layer error table."""
     import tensorflow as tf
 
     with silenced() as said:
@@ -273,11 +296,14 @@ def _int8(
             problem = None
     if problem is not None:
         raise ExportError(f"int8 quantization debugger failed: {_first_error(problem, said.text)}")
-    if options.debug_quant:
-        tables = write_tables(stats, target)
-        details["debug_tables"] = [p.name for p in tables]
+    return debugger, stats
 
-    ops, nodes = split_fallback(options.float_fallback)
+
+def _fallback_names(
+    names: tuple[str, ...], stats: list[dict[str, Any]]
+) -> tuple[list[str], list[str]]:
+    """--float-fallback's op types and tensor names, every tensor name a known layer."""
+    ops, nodes = split_fallback(names)
     known_nodes = {row["tensor_name"] for row in stats}
     unknown = [n for n in nodes if n not in known_nodes]
     if unknown:
@@ -285,10 +311,21 @@ def _int8(
             f"--float-fallback names unknown layers {unknown}",
             "use op types such as CONV_2D or tensor names from the --debug-quant table",
         )
-    if not (ops or nodes or options.float_fallback_auto):  # only the table was asked for
-        content = plain_int8(pivot, calibration, options.io)
-        _refuse_float_islands(inspect_tflite(content), allowed=set())
-        return content, details, tables
+    return ops, nodes
+
+
+def _with_fallback(
+    pivot: Pivot,
+    options: ExportOptions,
+    io_type: Any,
+    debugger: Any,
+    stats: list[dict[str, Any]],
+    ops: list[str],
+    nodes: list[str],
+) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
+    """Int8 with layers kept in float (named, or chosen by measurement): the model, its
+    float_fallback record and what the fallback recovered."""
+    import tensorflow as tf
 
     def quantize(nodes: list[str]) -> tuple[bytes, TfliteReport]:
         with silenced():
@@ -320,9 +357,7 @@ def _int8(
         )
     node_ops = {row["tensor_name"]: row["op_name"] for row in stats}
     _refuse_float_islands(report, allowed=set(ops) | {node_ops[n] for n in nodes})
-    details["float_fallback"] = {"ops": ops, "nodes": nodes, "float_ops": report.float_ops}
-    details["fallback_recovery"] = recovery
-    return content, details, tables
+    return content, {"ops": ops, "nodes": nodes, "float_ops": report.float_ops}, recovery
 
 
 def _with_io(content: bytes, io_type: Any) -> bytes:
