@@ -25,7 +25,7 @@ from toolkit.errors import ArtifactError, PathError, UsageError
 from toolkit.manifest import load_manifest, sha256_file
 from toolkit.packaging import web as web_packaging
 from toolkit.packaging.web import package_web
-from toolkit.web.server import ENGINE_VENDOR
+from toolkit.web.page import ENGINE_VENDOR
 
 
 @pytest.fixture(scope="module")

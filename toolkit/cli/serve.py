@@ -39,7 +39,8 @@ def command(
     """Serve the web demo for ARTIFACTS_DIR until interrupted."""
     from toolkit.core.locate import artifacts_dir as locate_artifacts
     from toolkit.manifest import load_manifest
-    from toolkit.web.server import ENGINE_FORMATS, ENGINE_NAMES, make_server
+    from toolkit.web.page import ENGINE_FORMATS, ENGINE_NAMES
+    from toolkit.web.server import make_server
 
     folder = locate_artifacts(artifacts_dir)
     server = make_server(folder, host=host, port=port)

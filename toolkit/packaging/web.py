@@ -33,7 +33,7 @@ from toolkit.graph.tfjs_model import read_tfjs_model
 from toolkit.manifest import ArtifactEntry, Manifest, load_manifest
 from toolkit.packaging.bundle import Stages, bundle_record, model_record, writing_bundle
 from toolkit.packaging.contents import check_bundle_contents
-from toolkit.web.server import (
+from toolkit.web.page import (
     ARTIFACTS_PREFIX,
     ENGINE_FORMATS,
     ENGINE_NAMES,

@@ -252,7 +252,7 @@ def _runtime_info(
 
 
 def _litertjs_version() -> str | None:
-    from toolkit.web.server import web_demo_dir
+    from toolkit.web.page import web_demo_dir
 
     return npm_version(web_demo_dir() / "node_modules", "@litertjs/core")
 
