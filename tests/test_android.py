@@ -4,6 +4,7 @@ by MediaPipe Tasks' ImageClassifier (the task code Android runs) on the bundled 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,18 @@ def test_models_carry_normalization_labels_and_descriptions(bundle: Path) -> Non
     readme = (bundle / "README.md").read_text()
     assert "tasks-vision" in readme and "ImageClassifier" in readme and "Interpreter(" in readme
     assert "floatArrayOf(0f, 0f, 0f)" in readme and "{{" not in readme
+
+
+def test_readme_names_a_litert_aligned_to_16_kb_pages(bundle: Path) -> None:
+    """Google Play refuses native libraries aligned to 4 KB for apps targeting Android 15+
+    (since 2025-11-01); the LiteRT AAR is 16 KB aligned from 1.4.0 on."""
+    readme = (bundle / "README.md").read_text()
+    named = re.findall(r'"com\.google\.ai\.edge\.litert:([\w-]+):(\d+)\.(\d+)\.(\d+)"', readme)
+    assert {artifact for artifact, *_ in named} == {"litert", "litert-support"}
+    for artifact, *version in named:
+        assert tuple(map(int, version)) >= (1, 4, 0), f"{artifact} {'.'.join(version)}"
+    assert 'implementation("org.tensorflow:' not in readme  # 4 KB aligned up to 2.17
+    assert "16 KB" in readme and "Android 15" in readme
 
 
 def test_metadata_leaves_the_model_computing_the_same(

@@ -39,6 +39,9 @@ from toolkit.packaging.bundle import (
 )
 
 TARGET = "android"
+# The LiteRT AAR the README names: 1.4.0 is the first whose native libraries are aligned
+# to 16 KB pages, which Google Play requires of apps targeting Android 15+ (2025-11-01).
+LITERT_ANDROID = "1.4.0"
 MODELS = {"float32": "tflite_float32", "int8": "tflite_int8"}
 
 
@@ -159,6 +162,7 @@ def package_android(
                 "mean": _floats(mean),
                 "std": _floats(std),
                 "test_count": str(len(samples)),
+                "litert_version": LITERT_ANDROID,
                 "labels": ", ".join(manifest.labels[:10])
                 + (", ..." if len(manifest.labels) > 10 else ""),
             },
