@@ -13,6 +13,7 @@ outright on some accelerators.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
@@ -26,7 +27,7 @@ from exporters.quiet import silenced
 from exporters.savedmodel import Pivot, load_pivot
 from exporters.tflite_debug import layer_table, write_tables
 from exporters.tflite_fallback import measured_fallback, selection
-from exporters.tflite_inspect import TfliteReport, inspect_tflite
+from exporters.tflite_inspect import TfliteReport, flex_ops, inspect_tflite
 from exporters.tflite_run import predict_tflite
 from toolkit.core.atomic import write_bytes_atomic
 from toolkit.errors import DataError, ExportError, UsageError, shorten
@@ -92,12 +93,6 @@ def _export(
         if precision == "float16":
             details["supported_types"] = ["float16"]
     report = inspect_tflite(content)
-    if report.flex_ops:
-        # Never happens with builtin-only conversion; guards against a changed converter.
-        raise ExportError(
-            f"the {precision} model needs TensorFlow select ops {report.flex_ops}",
-            "LiteRT on devices cannot run them; change the model",
-        )
     write_bytes_atomic(target, content)
     details["ops"] = report.op_counts
     details["weight_dtypes"] = report.weight_dtypes
@@ -134,12 +129,41 @@ def converter_of(pivot: Pivot) -> Any:
 
 
 def convert(converter: Any, what: str) -> bytes:
+    """The converted model's bytes; every TFLite artifact is converted here, so none can
+    need the Flex delegate (refuse_flex)."""
     with silenced() as said:
         try:
-            return bytes(converter.convert())
+            content = bytes(converter.convert())
         except Exception as error:  # ConverterError and friends: all mean "cannot convert"
             problem = error
+        else:
+            refuse_flex(flex_ops(content), what)
+            return content
+    needed = needed_flex_ops(f"{problem}\n{said.text}")
+    if needed:
+        refuse_flex(needed, what)
     raise ExportError(f"TFLite {what} conversion failed: {_first_error(problem, said.text)}")
+
+
+def needed_flex_ops(log: str) -> list[str]:
+    """The Flex ops a builtin-only conversion asked for (the converter's "TF Select ops:"
+    line, else its per-op "neither a custom op nor a flex op" errors)."""
+    listed = re.search(r"TF Select ops: ([\w, ]+)", log)
+    names = listed.group(1).split(",") if listed else []
+    names += re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", log)
+    return sorted({f"Flex{name.strip()}" for name in names if name.strip()})
+
+
+def refuse_flex(ops: list[str], what: str) -> None:
+    """Refuse a model that needs Flex ops: the pip LiteRT runtimes and LiteRT on Android
+    without select-tf-ops cannot run them, so it would fail on the device; it fails here."""
+    if ops:
+        raise ExportError(
+            f"the TFLite {what} model needs TensorFlow ops that TFLite has no builtin kernel "
+            f"for: {', '.join(ops)} (they would need the Flex delegate, which LiteRT on "
+            "devices lacks)",
+            "replace the layers that use them with ones TFLite supports",
+        )
 
 
 def _first_error(error: Exception, log: str) -> str:

@@ -76,7 +76,7 @@ def inspect_tflite(model: Path | bytes) -> TfliteReport:
         if isinstance(model, bytes):
             raise
         raise ArtifactError(f"{model}: {error.message}", "is it truncated? re-export it") from None
-    flex = sorted({op for op in ops if op.startswith("Flex")})
+    flex = _flex(ops)
     custom = sorted({op for op in ops if op.startswith("custom:")})
     weight_dtypes = Counter(tensor_types[i] for i in constants)
     activation_dtypes = Counter(t for i, t in enumerate(tensor_types) if i not in constants)
@@ -114,6 +114,16 @@ def inspect_tflite(model: Path | bytes) -> TfliteReport:
         loads=loads,
         load_error=load_error,
     )
+
+
+def flex_ops(content: bytes) -> list[str]:
+    """The Flex ops (TensorFlow select ops) a .tflite model's bytes name, from the
+    flatbuffer alone: LiteRT without the Flex delegate would refuse to load them."""
+    return _flex(_read_flatbuffer(content)[0])
+
+
+def _flex(ops: list[str]) -> list[str]:
+    return sorted({op for op in ops if op.startswith("Flex")})
 
 
 def interpreter_of(content: bytes, *, allocate: bool = True) -> Any:

@@ -32,6 +32,7 @@ import pytest
 from tests.corpus import files, images, manifests
 from tests.corpus import hostile as h
 from tests.corpus.artifacts import fake_tfjs_artifacts
+from tests.corpus.flex import flex_savedmodel
 from tests.corpus.graphs import REFUSED_OP, build_graphs
 
 CLI = [sys.executable, "-m", "toolkit"]
@@ -368,6 +369,15 @@ CASES: list[Case] = [
         4,
         "--unsafe",
         needs=M,
+    ),
+    case(
+        "export-needs-flex-ops",
+        "export",
+        "export --model needs_flex --to tflite --quantize none",
+        6,
+        "needs TensorFlow ops that TFLite has no builtin kernel for: FlexCumprod, "
+        "FlexExtractImagePatches",
+        setup=lambda ws: flex_savedmodel(_in(ws, "needs_flex")) and None,
     ),
     case(
         "info-random-tflite",

@@ -16,6 +16,7 @@ import pytest
 from exporters.base import ExportOptions
 from exporters.tflite import (
     check_calibration,
+    convert,
     export_tflite_float32,
     export_tflite_int8,
     predict_tflite,
@@ -228,6 +229,9 @@ def test_info_flags_ops_that_need_flex(tmp_path: Path) -> None:
     details = json.loads(result.stdout)["details"]
     assert details["flex ops (need TF select ops)"] == ["FlexMatrixDeterminant"]
     assert "RESHAPE x2" in details["ops"]
+    # A converter that was allowed SELECT_TF_OPS still makes no artifact of it.
+    with pytest.raises(ExportError, match=r"no builtin kernel for: FlexMatrixDeterminant \("):
+        convert(converter, "float32")
 
 
 def test_int16x8_has_float_io_int16_activations_agrees(conv_model: Path, tmp_path: Path) -> None:
