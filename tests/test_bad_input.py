@@ -34,6 +34,7 @@ from tests.corpus import hostile as h
 from tests.corpus.artifacts import fake_tfjs_artifacts
 from tests.corpus.flex import flex_savedmodel
 from tests.corpus.graphs import REFUSED_OP, build_graphs
+from tests.corpus.keras34 import write_keras34
 
 CLI = [sys.executable, "-m", "toolkit"]
 WORKERS = 3
@@ -369,6 +370,16 @@ CASES: list[Case] = [
         4,
         "--unsafe",
         needs=M,
+    ),
+    case(
+        "export-keras-minor-unknown-argument",
+        "export",
+        "export --model old.keras --to tflite",
+        4,
+        "layer 'conv2d' (Conv2D) has argument 'fancy_padding', which Keras 3.",
+        setup=lambda ws: (
+            write_keras34(_in(ws, "old.keras"), {"conv2d": {"fancy_padding": 1}}) and None
+        ),
     ),
     case(
         "export-needs-flex-ops",

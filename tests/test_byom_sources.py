@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.corpus.keras34 import reference_model, write_keras34
 from tests.keras2_files import write_keras214
 from toolkit.data.inputspec import PRESETS, InputSpec
 from toolkit.errors import DataError, ModelError, UsageError
@@ -178,6 +179,76 @@ def test_a_keras_214_dot_keras_is_rebuilt_and_gives_its_outputs(tmp_path: Path) 
         pivot_outputs(source.saved_model_dir, X), model.predict(X, verbose=0), atol=1e-6
     )
     assert "Rescaling(x * 0.00392157 + 0)" in " ".join(source.notes)
+
+
+def test_a_keras_34_file_is_rebuilt_without_augmentation_arguments(tmp_path: Path) -> None:
+    import keras
+
+    from toolkit.sources.keras_files import load_keras_file
+
+    path = write_keras34(tmp_path / "keras34.keras")
+    with pytest.raises((TypeError, ValueError), match="value_range"):  # what a user saw
+        keras.saving.load_model(path, compile=False)
+    loaded = load_keras_file(path, "keras")
+    assert tuple(loaded.model.inputs[0].shape) == (None, 16, 16, 3)  # batch 32 freed
+    assert loaded.rebuilt == {
+        "written_by_keras": "3.4.1",
+        "dropped": [
+            {"layer": "random_rotation", "class": "RandomRotation", "argument": "value_range"}
+        ],
+        "freed_batch": 32,
+    }
+    source = resolve_source(path, out_dir=tmp_path / "scratch")
+    assert source.origin["rebuilt"] == loaded.rebuilt
+    (warning,) = source.warnings
+    assert "random_rotation (RandomRotation): value_range" in warning
+    assert "freed the batch size its InputLayer fixed at 32" in warning
+    expected = reference_model().predict(X, verbose=0)
+    assert np.allclose(pivot_outputs(source.saved_model_dir, X), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (
+            {"conv2d": {"fancy_padding": True}},
+            "layer 'conv2d' (Conv2D) has argument 'fancy_padding'",
+        ),
+        # Rescaling changes every pixel at inference: no argument of it is dropped.
+        (
+            {"rescaling": {"value_range": [0, 1]}},
+            "layer 'rescaling' (Rescaling) has argument 'value_range'",
+        ),
+    ],
+)
+def test_an_unknown_argument_outside_augmentation_is_refused(
+    tmp_path: Path, extra: dict[str, Any], says: str
+) -> None:
+    path = write_keras34(tmp_path / "keras34.keras", extra)
+    with pytest.raises(ModelError) as caught:
+        resolve_source(path, out_dir=tmp_path / "scratch")
+    assert says in caught.value.one_line()
+    assert "which Keras 3." in caught.value.one_line()
+
+
+def test_augmentation_layers_do_nothing_at_inference() -> None:
+    """The rebuild drops unknown arguments only from these layers: each must hand its
+    input back unchanged at inference in the installed Keras."""
+    import keras
+
+    from toolkit.sources.earlier_keras import AUGMENTATION
+
+    found = [name for name in sorted(AUGMENTATION) if hasattr(keras.layers, name)]
+    assert len(found) >= 20
+    for name in found:
+        cls = getattr(keras.layers, name)
+        for args in [(), (0.2,), (0.2, 0.2), (3,)]:
+            try:
+                layer = cls(*args)
+                break
+            except (TypeError, ValueError):
+                continue
+        assert np.array_equal(np.asarray(layer(X, training=False)), X), name
 
 
 def test_when_every_loader_fails_the_line_names_each_and_the_writer(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from toolkit.data.inputspec import InputSpec
 from toolkit.errors import CnnxError, ModelError, PathError, UsageError
 from toolkit.manifest import sha256_file
 from toolkit.sources.heads import pick_head
-from toolkit.sources.keras_files import load_keras_model
+from toolkit.sources.keras_files import Loaded, load_keras_file
 from toolkit.sources.labels import default_labels, read_labels
 from toolkit.sources.pivot import (
     INPUT_KEY,
@@ -137,12 +137,16 @@ def resolve_source(
     target = Path(out_dir) / PIVOT_DIR
     in_model: list[str] = []
     notes: list[str] = []
+    warnings: list[str] = []
+    rebuilt: dict[str, Any] | None = None
     if kind == "savedmodel":
         shape, classes = pivot_from_savedmodel(path, target, unsafe=unsafe, output=output)
     else:
         if kind == MEMORY:
             check_built(model, path)
-        keras_model = model if kind == MEMORY else load_keras_model(path, kind, unsafe=unsafe)
+        loaded = Loaded(model) if kind == MEMORY else load_keras_file(path, kind, unsafe=unsafe)
+        keras_model, rebuilt = loaded.model, loaded.rebuilt
+        warnings.extend(loaded.warnings)
         keras_model = pick_head(keras_model, output, path)
         if output is not None:
             notes.append(f"head: {output} (--output), from input {keras_model.inputs[0].name}")
@@ -152,7 +156,6 @@ def resolve_source(
             save_pivot(keras_model, tmp)
     labels = read_labels(labels_file, classes) if labels_file else default_labels(classes)
     spec = prep.input_spec(shape, in_model, source_format=kind)
-    warnings: list[str] = []
     if in_model:
         found = ", ".join(in_model)
         if prep.given:
@@ -178,7 +181,7 @@ def resolve_source(
         input_spec=spec,
         labels=labels,
         eval_data=None,
-        origin=_origin(path, kind),
+        origin={**_origin(path, kind), **({"rebuilt": rebuilt} if rebuilt else {})},
         notes=tuple(notes),
         warnings=tuple(warnings),
     )

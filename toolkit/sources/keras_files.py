@@ -2,12 +2,15 @@
 
 Loaders are tried in turn until one works:
 
-- `.keras`: Keras 3; then, for a file Keras 2.13-2.15 wrote (its config has
-  `batch_input_shape`, its weights sit under `_layer_checkpoint_dependencies/`, where no
-  later Keras looks), a rebuild: the model is made by Keras 3 from its config through
-  Keras' own Keras 2 reader, and each layer's weights are assigned from the group of its
-  name (Keras 2 named a layer's group after its class, in layer order: `conv2d`,
-  `conv2d_1`, ...); then tf_keras.
+- `.keras` from Keras 3: Keras 3; then, for a file an earlier minor wrote with arguments
+  this Keras no longer knows, a rebuild without them where they sit on augmentation
+  layers (earlier_keras.py; refused, naming layer and argument, anywhere else); then
+  tf_keras.
+- `.keras` from Keras 2.13-2.15 (its config has `batch_input_shape`, its weights sit
+  under `_layer_checkpoint_dependencies/`, where no later Keras looks): a rebuild: the
+  model is made by Keras 3 from its config through Keras' own Keras 2 reader, and each
+  layer's weights are assigned from the group of its name (Keras 2 named a layer's group
+  after its class, in layer order: `conv2d`, `conv2d_1`, ...); then tf_keras.
 - `.h5`: tf_keras first for Keras 2 files (Keras 3 reads many of them subtly wrong), then
   Keras 3; the other way round for Keras 3 files.
 
@@ -20,10 +23,12 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from toolkit.errors import ModelError, shorten
+from toolkit.sources import earlier_keras
 from toolkit.sources.safety import refuse_code
 from toolkit.sources.stored_config import stored_config
 
@@ -31,25 +36,66 @@ KERAS2_WEIGHTS = "_layer_checkpoint_dependencies"  # where Keras 2.13-2.15 put l
 REASON_WORDS = 90  # characters of each loader's reason in the final error
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """A model as loaded, and what was changed to load it (for the warning and manifest)."""
+
+    model: Any
+    warnings: tuple[str, ...] = ()
+    rebuilt: dict[str, Any] | None = None  # the manifest's source.rebuilt
+
+
 def load_keras_model(path: Path, kind: str, *, unsafe: bool = False) -> Any:
     """A `.keras` or `.h5` file as a Keras model (Keras 3, or tf_keras for Keras 2 files)."""
+    return load_keras_file(path, kind, unsafe=unsafe).model
+
+
+def load_keras_file(path: Path, kind: str, *, unsafe: bool = False) -> Loaded:
+    """A `.keras` or `.h5` file as a Keras model, with what its loading changed."""
     from toolkit.core.quiet import silence_tensorflow
 
     silence_tensorflow()
     if kind == "keras":
         return _load_dot_keras(path, unsafe)
-    return _load_h5(path, unsafe)
+    return Loaded(_load_h5(path, unsafe))
 
 
-def _load_dot_keras(path: Path, unsafe: bool) -> Any:
+def _load_dot_keras(path: Path, unsafe: bool) -> Loaded:
     config, version = stored_config(path, "keras")  # under limits, before Keras
     refuse_code(config, path, unsafe)
-    loaders = [("keras 3", lambda: _keras3(path, unsafe))]
+    writer = _writer(version, config, "metadata.json")
     if version.startswith("2.") or _keras2_config(config):
-        loaders = [("keras 3", lambda: _keras3(path, unsafe, keras2_config=True))]
-        loaders.append(("rebuild from config", lambda: _rebuild_keras2(path, config)))
-    loaders.append(("tf_keras", lambda: _tf_keras(path, unsafe)))
-    return _first_that_loads(path, loaders, _writer(version, config, "metadata.json"))
+        loaders = [
+            ("keras 3", lambda: _keras3(path, unsafe, keras2_config=True)),
+            ("rebuild from config", lambda: _rebuild_keras2(path, config)),
+            ("tf_keras", lambda: _tf_keras(path, unsafe)),
+        ]
+        return Loaded(_first_that_loads(path, loaders, writer))
+    try:
+        return Loaded(_keras3(path, unsafe))
+    except Exception as error:  # Keras raises many types for a file it cannot read
+        failed = f"keras 3: {reason(error)}"
+    # A file from an earlier Keras 3 minor: arguments this Keras dropped (refused here
+    # unless they sit on augmentation layers), a fixed batch.
+    rebuild = earlier_keras.plan(config, path)
+    if not rebuild:
+        return Loaded(
+            _first_that_loads(path, [("tf_keras", lambda: _tf_keras(path, unsafe))], writer, failed)
+        )
+    model = _first_that_loads(
+        path,
+        [
+            (
+                "rebuild from config",
+                lambda: earlier_keras.load_rebuilt(path, config, rebuild, unsafe=unsafe),
+            )
+        ],
+        writer,
+        failed,
+    )
+    import keras
+
+    return Loaded(model, (rebuild.warning(keras.__version__),), rebuild.record(version))
 
 
 def _load_h5(path: Path, unsafe: bool) -> Any:
@@ -64,8 +110,8 @@ def _load_h5(path: Path, unsafe: bool) -> Any:
     return _first_that_loads(path, loaders, _writer(version, config, "its keras_version"))
 
 
-def _first_that_loads(path: Path, loaders: list[tuple[str, Any]], writer: str) -> Any:
-    reasons = []
+def _first_that_loads(path: Path, loaders: list[tuple[str, Any]], writer: str, *failed: str) -> Any:
+    reasons = list(failed)  # loaders already tried, "name: reason"
     for name, load in loaders:
         try:
             return load()
