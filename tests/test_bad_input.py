@@ -372,6 +372,35 @@ CASES: list[Case] = [
         needs=M,
     ),
     case(
+        "export-data-folder-reads-as-two-classes",
+        "export",
+        "export --model models/good.keras --to tflite --quantize none --data images "
+        "--labels images/labels.txt",
+        5,
+        "subfolder '0_Dog' reads as two classes: 'Cat' (class index 0) and '0 Dog'",
+        setup=chain(
+            mkdir("images"),
+            lambda ws: images.class_folder(_in(ws, "images"), classes=3, per_class=2) and None,
+            lambda ws: _in(ws, "images/class_0").rename(_in(ws, "images/0_Dog")),
+            lambda ws: _in(ws, "images/labels.txt").write_text("Cat\n0 Dog\nBird\n") and None,
+        ),
+        needs=M,
+    ),
+    case(
+        "export-data-without-pictures",
+        "export",
+        "export --model models/good.keras --to tflite --quantize none --data notes",
+        5,
+        "holds no pictures (left out 3 files: 2 .txt (not an image), 1 a FIFO (named pipe))",
+        setup=chain(
+            mkdir("notes/cats"),
+            lambda ws: _in(ws, "notes/cats/a.txt").write_text("not a picture") and None,
+            lambda ws: _in(ws, "notes/cats/b.txt").write_text("nor this") and None,
+            lambda ws: os.mkfifo(_in(ws, "notes/cats/pipe")),  # never opened: left out
+        ),
+        needs=M,
+    ),
+    case(
         "export-keras-minor-unknown-argument",
         "export",
         "export --model old.keras --to tflite",

@@ -43,6 +43,7 @@ def pivot_outputs(saved_model_dir: Path, x: np.ndarray) -> np.ndarray:
     ("name", "text"),
     [
         ("labels.txt", "T-shirt/top\nTrouser\n\nPullover\n"),
+        ("labels.txt", "0 T-shirt/top\n1 Trouser\n2 Pullover\n"),  # Teachable Machine's
         ("labels.csv", "index,label\n0,T-shirt/top\n2,Pullover\n1,Trouser\n"),
         ("labels.csv", "T-shirt/top\nTrouser\nPullover\n"),
         ("labels.json", '["T-shirt/top", "Trouser", "Pullover"]'),
@@ -390,3 +391,83 @@ def test_folder_labels_and_any_size_data_record(tmp_path: Path) -> None:
         Image.new("RGB", (3, 3)).save(tmp_path / "by-index" / "7" / "x.png")
         scan(tmp_path / "by-index", labels)
     json.dumps(parts.record)  # the record goes into manifest.json as it is
+
+
+def _teachable_machine_folder(root: Path) -> Path:
+    """Folders named as Teachable Machine names them, its pictures as it saves them
+    (JPEG under .jfif), other formats Pillow decodes, and files that are not pictures."""
+    from PIL import Image
+
+    def picture(path: Path, colour: tuple[int, int, int], kind: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (20, 14), colour).save(path, kind)
+
+    picture(root / "0_Apple_Scab" / "a.jfif", (200, 30, 30), "JPEG")
+    picture(root / "0_Apple_Scab" / "b.jfif", (190, 40, 30), "JPEG")
+    picture(root / "1_Apple_healthy" / "c.webp", (30, 200, 30), "WEBP")
+    picture(root / "1_Apple_healthy" / "d", (40, 190, 30), "BMP")  # no suffix at all
+    picture(root / "2_Corn_healhy" / "e.tif", (30, 30, 200), "TIFF")  # TM's own typo
+    Image.new("L", (20, 14), 90).save(root / "2_Corn_healhy" / "f.pgm")
+    (root / "0_Apple_Scab" / "notes.txt").write_text("taken in the orchard\n")
+    (root / "2_Corn_healhy" / "Thumbs.db").write_bytes(bytes(64))
+    (root / "2_Corn_healhy" / ".DS_Store").write_bytes(b"Bud1")
+    (root / "labels.txt").write_text("0 Apple Scab\n1 Apple healthy\n2 Corn healthy\n")
+    return root
+
+
+def test_teachable_machine_folders_and_every_picture_pillow_reads(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from toolkit.data.imagefolder import load_pixels, scan
+    from toolkit.data.inputspec import InputSpec
+
+    root = _teachable_machine_folder(tmp_path / "tm")
+    labels = read_labels(root / "labels.txt", 3)
+    assert labels == ["Apple Scab", "Apple healthy", "Corn healthy"]
+    found = scan(root, labels)
+    assert found.classes == {"0_Apple_Scab": 0, "1_Apple_healthy": 1, "2_Corn_healhy": 2}
+    assert found.files == (
+        "0_Apple_Scab/a.jfif",
+        "0_Apple_Scab/b.jfif",
+        "1_Apple_healthy/c.webp",
+        "1_Apple_healthy/d",
+        "2_Corn_healhy/e.tif",
+        "2_Corn_healhy/f.pgm",
+    )
+    assert found.labels == (0, 0, 1, 1, 2, 2)
+    # labels.txt at the top is not a loose picture; each file left out is counted by why.
+    assert found.left_out == {".db (not an image)": 1, ".txt (not an image)": 2, "hidden": 1}
+    said = found.describe(labels)
+    assert "6 pictures" in said
+    assert "2_Corn_healhy -> 'Corn healthy' (2)" in said
+    assert "left out 4 files: 1 .db (not an image), 2 .txt (not an image), 1 hidden" in said
+    # Read for real: each picture's pixels are its own colour.
+    spec = InputSpec(height=14, width=20, channels=3)
+    pixels = load_pixels(found, list(found.files), spec)
+    assert abs(int(pixels[0, 7, 10, 0]) - 200) <= 3 and abs(int(pixels[2, 7, 10, 1]) - 200) <= 3
+    assert np.all(pixels[5] == 90)
+    with Image.open(root / "0_Apple_Scab" / "a.jfif") as image:
+        assert image.format == "JPEG"
+
+
+@pytest.mark.parametrize(
+    ("folder", "labels", "says"),
+    [
+        ("apple_SCAB", ["Apple Scab", "Corn"], None),
+        ("1 corn", ["Apple Scab", "Corn"], None),
+        ("0_Dog", ["Cat", "0 Dog"], "'Cat' (class index 0) and '0 Dog' (class name '0 Dog')"),
+        ("APPLE SCAB", ["Apple Scab", "apple_scab"], "'Apple Scab' (class name 'Apple Scab') and"),
+    ],
+)
+def test_class_folder_names_loosely_matched_or_refused_when_ambiguous(
+    tmp_path: Path, folder: str, labels: list[str], says: str | None
+) -> None:
+    from toolkit.data.imagefolder import label_index
+
+    if says is None:
+        expected = 0 if "scab" in folder.lower() else 1
+        assert label_index(folder, labels, tmp_path) == expected
+    else:
+        with pytest.raises(DataError, match="reads as two classes") as caught:
+            label_index(folder, labels, tmp_path)
+        assert says in caught.value.one_line()

@@ -186,8 +186,10 @@ class ProgressView:
     def update(self, event: TrainEvent) -> None:
         label = f"{event.epoch}/{event.epochs}"
         if event.kind == "data":
+            left = int(event.logs.get("left_out", 0))
+            why = f"; left out {left:,} files (run.json data_summary.left_out: why)" if left else ""
             console.print(
-                f"data: {event.logs['train']:,} training images, {event.logs['test']:,} test"
+                f"data: {event.logs['train']:,} training images, {event.logs['test']:,} test{why}"
             )
         elif event.kind == "cluster":
             rank, workers = int(event.logs["rank"]), int(event.logs["workers"])

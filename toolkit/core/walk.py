@@ -6,14 +6,18 @@ walked here without following symlinked sub-folders, never into a kernel file sy
 (proc, sysfs, devtmpfs, ...), and never past MAX_ENTRIES entries; a folder that is the
 root itself, a kernel file system or a loop back to its own parent is refused. Files
 with an image suffix must be regular files (a FIFO among the images would block the
-loader), and names that are not UTF-8 are shown, not crashed on.
+loader); other files are pictures when their content says so, read only when they are
+regular files; every file left out is counted by why. Names that are not UTF-8 are
+shown, not crashed on.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolkit.core.limits import file_kind
@@ -56,24 +60,66 @@ def check_walkable(folder: Path, what: str, *, inside: Path | None = None) -> Pa
     return resolved
 
 
-def image_files(folder: Path, suffixes: tuple[str, ...], what: str) -> list[Path]:
-    """Every file under `folder` whose suffix is in `suffixes` (hidden ones skipped),
-    sorted; each must be a regular file."""
+@dataclass(frozen=True)
+class Pictures:
+    """The picture files of a folder, sorted, and the files left out: why -> how many."""
+
+    files: list[Path]
+    left_out: dict[str, int] = field(default_factory=dict)
+
+
+def picture_files(
+    folder: Path,
+    suffixes: tuple[str, ...],
+    what: str,
+    is_picture: Callable[[Path], bool],
+    *,
+    recursive: bool = True,
+) -> Pictures:
+    """Every file under `folder` (only its own files unless `recursive`) that is a
+    picture: a regular file named with one of `suffixes` (one that then does not decode is
+    an error, not a silent loss), or any other regular file `is_picture` recognises by its
+    content (a `.jfif`, a file without a suffix). Every other file is left out and counted
+    by why: its suffix when it is not a picture, hidden, a dangling link, a FIFO..."""
     check_walkable(folder, what)
+    left_out: Counter[str] = Counter()
     found: list[Path] = []
-    for path in _walk(Path(folder), what):
-        if path.suffix.lower() not in suffixes or path.name.startswith("."):
+    paths = _walk(Path(folder), what) if recursive else _own_files(Path(folder))
+    for path in paths:
+        if path.name.startswith("."):
+            left_out["hidden"] += 1
             continue
         try:
             mode = os.stat(path).st_mode
         except OSError:
-            continue  # a dangling symlink is not an image
+            left_out["a dangling link"] += 1
+            continue
+        known = path.suffix.lower() in suffixes
         if not stat.S_ISREG(mode):
-            raise PathError(
-                f"{path} is {file_kind(mode)}, not an image file", "remove it from the folder"
-            )
-        found.append(path)
-    return sorted(found)
+            if known:  # a FIFO named like an image would block the loader: say so
+                raise PathError(
+                    f"{path} is {file_kind(mode)}, not an image file", "remove it from the folder"
+                )
+            left_out[file_kind(mode)] += 1
+        elif known or is_picture(path):
+            found.append(path)
+        else:
+            left_out[f"{path.suffix.lower() or 'no suffix'} (not an image)"] += 1
+    return Pictures(sorted(found), dict(sorted(left_out.items())))
+
+
+def describe_left_out(left_out: dict[str, int]) -> str:
+    """'left out 3 files: 2 .txt (not an image), 1 hidden' ('' when none were)."""
+    total = sum(left_out.values())
+    if not total:
+        return ""
+    reasons = ", ".join(f"{count} {why}" for why, count in left_out.items())
+    return f"left out {total} file{'s' if total != 1 else ''}: {reasons}"
+
+
+def _own_files(folder: Path) -> Iterator[Path]:
+    """The entries of `folder` that are not folders (a link to one counts as a folder)."""
+    return (path for path in sorted(folder.iterdir()) if not path.is_dir())
 
 
 def _walk(folder: Path, what: str) -> Iterator[Path]:

@@ -1,9 +1,14 @@
 """A folder of the user's own images for a model that exists: labelled or not, any size.
 
-- Labelled: one subfolder per class, named by the class (`cat/`) or by its index in the
+- Labelled: one subfolder per class, named by the class (`cat/`), by its index in the
   model's output (`0/`, `1/`, ...), so class names that cannot be folder names
-  ("T-shirt/top") still work. A name is matched first, then an index.
+  ("T-shirt/top") still work, by its index and a separator (`5_Corn_healhy`, as
+  Teachable Machine names them), or by its name with case, spaces and underscores
+  ignored. An exact name is matched first; a folder that reads as two classes is refused.
 - Flat: images directly in the folder, no labels: they give parity, never accuracy.
+
+A picture is any file Pillow recognises by content (JPEG under `.jfif`, WebP, BMP, TIFF,
+PGM/PPM, ...); the files left out are counted by why, for the output and the manifest.
 
 Images of any size and mode are brought to the model's input by the pixel rule of the
 input spec (toolkit/data/pixels.py), the same the web page and the bundles use.
@@ -14,17 +19,16 @@ evaluation images, and says what it did when the folder is too small for that.
 
 from __future__ import annotations
 
-import os
-import stat
-from dataclasses import dataclass
+import re
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from toolkit.core.limits import file_kind
-from toolkit.core.walk import check_walkable, image_files
-from toolkit.data.images import IMAGE_SUFFIXES, load_image
+from toolkit.core.walk import Pictures, check_walkable, describe_left_out, picture_files
+from toolkit.data.images import IMAGE_SUFFIXES, is_picture, load_image
 from toolkit.data.inputspec import InputSpec
 from toolkit.errors import DataError, PathError
 
@@ -39,6 +43,7 @@ class ImageFolder:
     files: tuple[str, ...]
     labels: tuple[int, ...] | None  # index into the model's labels, per file
     classes: dict[str, int]  # subfolder name -> label index ({} for a flat folder)
+    left_out: dict[str, int] = field(default_factory=dict)  # files not read: why -> count
 
     @property
     def labelled(self) -> bool:
@@ -47,30 +52,33 @@ class ImageFolder:
     def __len__(self) -> int:
         return len(self.files)
 
+    def describe(self, labels: list[str]) -> str:
+        """What was read: the folder -> class mapping, and the files left out and why."""
+        said = [f"{len(self)} pictures"]
+        if self.classes:
+            mapping = ", ".join(
+                f"{name} -> {labels[k]!r} ({k})" if name != labels[k] else name
+                for name, k in self.classes.items()
+            )
+            said.append(f"class folders: {mapping}")
+        left = describe_left_out(self.left_out)
+        return "; ".join([*said, left] if left else said)
 
-def _images_in(folder: Path, recursive: bool, option: str = "--data") -> list[Path]:
-    """Image files of `folder` (and below, when `recursive`), each a regular file: the walk
-    stays inside (no symlinked folder, no kernel file system; toolkit/core/walk.py)."""
-    if recursive:
-        return image_files(folder, IMAGE_SUFFIXES, option)
-    found = []
-    for path in folder.iterdir():
-        if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith("."):
-            continue
-        try:
-            mode = os.stat(path).st_mode
-        except OSError:
-            continue  # a dangling symlink is not an image
-        if stat.S_ISDIR(mode):
-            continue
-        if not stat.S_ISREG(mode):
-            raise PathError(f"{path} is {file_kind(mode)}, not an image file", "remove it")
-        found.append(path)
-    return sorted(found)
+
+def _pictures(folder: Path, option: str, *, recursive: bool = True) -> Pictures:
+    """The pictures of `folder` (and below, when `recursive`), each a regular file,
+    recognised by content; the walk stays inside (toolkit/core/walk.py)."""
+    return picture_files(folder, IMAGE_SUFFIXES, option, is_picture, recursive=recursive)
 
 
 def class_folders(root: Path, option: str = "--data") -> dict[str, list[Path]]:
     """{subfolder name: its images} for the non-hidden subfolders holding images."""
+    found = _class_pictures(root, option)
+    return {name: pictures.files for name, pictures in found.items() if pictures.files}
+
+
+def _class_pictures(root: Path, option: str) -> dict[str, Pictures]:
+    """The pictures of each non-hidden subfolder, those without any included."""
     if not root.exists():
         raise PathError(f"{option} {root} does not exist")
     if not root.is_dir():
@@ -79,23 +87,28 @@ def class_folders(root: Path, option: str = "--data") -> dict[str, list[Path]]:
     subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     for sub in subfolders:
         check_walkable(sub, f"{option} class folder", inside=root)
-    found = {sub.name: _images_in(sub, recursive=True, option=option) for sub in subfolders}
-    return {name: files for name, files in found.items() if files}
+    return {sub.name: _pictures(sub, option) for sub in subfolders}
 
 
 def scan(root: Path, labels: list[str] | None, option: str = "--data") -> ImageFolder:
     """The images of `root` and, for class subfolders, their label indices in `labels`
     (None: the subfolders numbered in sorted order, when only their balance matters)."""
     root = Path(root)
-    classes = class_folders(root, option)
-    loose = _images_in(root, recursive=False)
+    subfolders = _class_pictures(root, option)
+    own = _pictures(root, option, recursive=False)
+    left_out: Counter[str] = Counter(own.left_out)
+    for pictures in subfolders.values():
+        left_out.update(pictures.left_out)
+    classes = {name: pictures for name, pictures in subfolders.items() if pictures.files}
+    loose = own.files
     if not classes:
         if not loose:
+            left = describe_left_out(dict(left_out))
             raise DataError(
-                f"{option} {root} holds no images ({', '.join(IMAGE_SUFFIXES)})",
+                f"{option} {root} holds no pictures{f' ({left})' if left else ''}",
                 "give class subfolders of images, or a folder of images",
             )
-        return ImageFolder(root, tuple(p.name for p in loose), None, {})
+        return ImageFolder(root, tuple(p.name for p in loose), None, {}, dict(left_out))
     if loose:
         raise DataError(
             f"{option} {root} mixes class subfolders with {len(loose)} loose images "
@@ -107,25 +120,55 @@ def scan(root: Path, labels: list[str] | None, option: str = "--data") -> ImageF
     else:
         mapping = {name: label_index(name, labels, root, option) for name in classes}
     files, indices = [], []
-    for name, paths in classes.items():
-        for path in paths:
+    for name, pictures in classes.items():
+        for path in pictures.files:
             files.append(path.relative_to(root).as_posix())
             indices.append(mapping[name])
-    return ImageFolder(root, tuple(files), tuple(indices), mapping)
+    return ImageFolder(root, tuple(files), tuple(indices), mapping, dict(sorted(left_out.items())))
+
+
+# A folder named by a class index and a separator, as Teachable Machine names them:
+# "5_Corn_healhy" (whatever follows the separator, typos included).
+_INDEX_PREFIX = re.compile(r"(\d+)[ _.\-]+\S")
 
 
 def label_index(name: str, labels: list[str], root: Path, option: str = "--data") -> int:
-    """A class subfolder's label: its name among the labels, else its index 0..K-1."""
+    """A class subfolder's label: its name among the labels; else its class index 0..K-1,
+    alone or followed by a separator (`5_Corn_healhy`), or its name with spaces,
+    underscores and case ignored (`apple_scab` for "Apple Scab"). A folder that reads as
+    two different classes is refused, naming both."""
     if name in labels:
         return labels.index(name)
-    if name.isdigit() and int(name) < len(labels):
-        return int(name)
+    candidates: dict[int, str] = {}
+    prefix = _INDEX_PREFIX.match(name)
+    for index in (name if name.isdigit() else None, prefix.group(1) if prefix else None):
+        if index is not None and int(index) < len(labels):
+            candidates.setdefault(int(index), f"class index {int(index)}")
+    key = _loose(name)
+    for k, label in enumerate(labels):
+        if _loose(label) == key:
+            candidates.setdefault(k, f"class name {label!r}")
+    if len(candidates) > 1:
+        (first, why), (second, other) = list(candidates.items())[:2]
+        raise DataError(
+            f"{option} {root}: subfolder {name!r} reads as two classes: {labels[first]!r} "
+            f"({why}) and {labels[second]!r} ({other})",
+            "rename the folder to the exact class name",
+        )
+    if candidates:
+        return next(iter(candidates))
     shown = ", ".join(labels[:6]) + (", ..." if len(labels) > 6 else "")
     raise DataError(
         f"{option} {root}: subfolder {name!r} is neither one of the model's classes "
         f"({shown}) nor a class index 0..{len(labels) - 1}",
-        "name class folders by class or by index, or pass --labels with the class names",
+        "name class folders by class or by index (`3` or `3_name`), or pass --labels with "
+        "the class names",
     )
+
+
+def _loose(name: str) -> str:
+    """A class name with case, spaces and underscores ignored."""
+    return re.sub(r"[\s_]+", "", name).casefold()
 
 
 def folder_labels(root: Path, classes: int) -> list[str] | None:
@@ -225,6 +268,7 @@ def calibration_images(
         "files": files,
         "resize": spec.resize,
         "crop": spec.crop,
+        "left_out": found.left_out,
     }
     return spec.apply(load_pixels(found, files, spec)), record
 
@@ -240,6 +284,7 @@ def evaluation_record(
         "labelled": folder.labelled,
         "files": list(files),
         "split": split_record,
+        "left_out": folder.left_out,
     }
     if folder.labels is not None:
         record["labels"] = [folder.labels[index[f]] for f in files]

@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from toolkit.core.limits import require_regular_file
 from toolkit.data.pixels import picture_pixels, to_8bit
@@ -22,8 +22,26 @@ from toolkit.errors import DataError, shorten
 
 # 40 MP: any photo a phone takes, far below what would exhaust memory.
 MAX_PIXELS = 40_000_000
+# Files named so must be pictures (one that does not decode is an error naming it); a file
+# with any other name is a picture when Pillow recognises its content (is_picture).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+def is_picture(path: Path) -> bool:
+    """Does Pillow recognise the file's content as a picture it can decode (JPEG, PNG,
+    WebP, BMP, TIFF, PGM/PPM, ...), whatever its name? Reads the header only; the file
+    must be a regular file (the caller checked: a FIFO would block)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                # Stub formats (HDF5, GRIB, BUFR, MPEG...) are recognised but not decoded.
+                return not isinstance(image, ImageFile.StubImageFile)
+    except Image.DecompressionBombError:
+        return True  # a picture, too large: load_image refuses it, naming it
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return False
 
 
 def is_grayscale(path: Path) -> bool:

@@ -123,8 +123,8 @@ def _refuse_early(request: ExportRequest, model: Path, out: Path) -> None:
     """What can be refused in milliseconds, before TensorFlow loads: a bad model path, an
     --out over what is read, a model holding code, an unreadable labels file, an image
     (data, calibration, evaluation) that is not a regular file or is over the pixel limit."""
-    from toolkit.core.walk import image_files
-    from toolkit.data.images import IMAGE_SUFFIXES, check_image
+    from toolkit.core.walk import picture_files
+    from toolkit.data.images import IMAGE_SUFFIXES, check_image, is_picture
     from toolkit.sources import check_source, detect_format, read_labels
 
     kind = detect_format(model)
@@ -139,7 +139,7 @@ def _refuse_early(request: ExportRequest, model: Path, out: Path) -> None:
         read_labels(request.labels_file, None)  # the count is checked once the model is read
     for option, folder in _image_folders(request):
         # Each image's header (a regular file, under the pixel limit), not its pixels.
-        for path in image_files(Path(folder), IMAGE_SUFFIXES, option):
+        for path in picture_files(Path(folder), IMAGE_SUFFIXES, option, is_picture).files:
             check_image(path)
 
 

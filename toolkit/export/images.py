@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from toolkit.core.walk import describe_left_out
 from toolkit.data.imagefolder import (
     MAX_EVALUATION_IMAGES,
     ImageFolder,
@@ -113,6 +114,7 @@ def gather(source: Source, request: DataRequest, *, calibrate: bool, samples: in
     split_record: dict[str, Any] = {}
     if request.data is not None:
         folder = scan(Path(request.data), labels, "--data")
+        found.notes.append(f"--data {request.data}: {folder.describe(labels)}")
         if request.eval_data is not None:  # --data calibrates, --eval-data evaluates
             if calibrate:
                 found.calibration, found.calibration_record = calibration_images(
@@ -141,8 +143,12 @@ def gather(source: Source, request: DataRequest, *, calibrate: bool, samples: in
         found.calibration, found.calibration_record = calibration_images(
             Path(request.calibration_data), spec, request.calibration_samples, request.seed
         )
+        left = describe_left_out(found.calibration_record["left_out"])
+        if left:
+            found.notes.append(f"--calibration-data {request.calibration_data}: {left}")
     if request.eval_data is not None:
         evaluation = scan(Path(request.eval_data), labels, "--eval-data")
+        found.notes.append(f"--eval-data {request.eval_data}: {evaluation.describe(labels)}")
         keep = balanced_indices(
             np.asarray(evaluation.labels or [0] * len(evaluation)), MAX_EVALUATION_IMAGES
         )

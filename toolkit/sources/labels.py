@@ -2,7 +2,8 @@
 
 A labels file is read by its content as much as its name:
 
-- text (`.txt`, anything else): one name per line;
+- text (`.txt`, anything else): one name per line, or `index name` lines numbered 0, 1,
+  ... in order, as Teachable Machine writes them ("0 Apple Scab");
 - CSV (`.csv`): one row per class, `index,name` or just `name`, an optional header row
   (`index,label`, `id,name`, ...);
 - JSON (`.json`): a list of names; `{"0": "cat", ...}` (index to name);
@@ -18,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,8 +56,17 @@ def read_labels(path: Path | Sequence[str], expected: int | None) -> list[str]:
     elif suffix == ".csv":
         labels = _csv_labels(text, path)
     else:
-        labels = [line.strip() for line in text.splitlines() if line.strip()]
+        labels = _numbered([line.strip() for line in text.splitlines() if line.strip()])
     return _checked(labels, expected, f"labels file {path}")
+
+
+def _numbered(lines: list[str]) -> list[str]:
+    """Names without their line numbers when every line starts with its own index and a
+    space ("0 Apple Scab", "1 Apple healthy", ...: Teachable Machine's labels.txt)."""
+    names = [re.match(rf"{i}\s+(\S.*)$", line) for i, line in enumerate(lines)]
+    if len(lines) > 1 and all(names):
+        return [found.group(1) for found in names if found]
+    return lines
 
 
 def _checked(labels: list[str], expected: int | None, where: str) -> list[str]:

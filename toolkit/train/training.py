@@ -192,7 +192,9 @@ def _train(config: TrainConfig, report: ProgressFn, run_dir: Path) -> TrainResul
 def load_training_data(config: TrainConfig, report: ProgressFn) -> Dataset:
     """The dataset, reported, refused when it leaves no validation or test images."""
     dataset = load_dataset(config.data)
-    report(TrainEvent("data", logs={"train": len(dataset.y_train), "test": len(dataset.y_test)}))
+    left_out = sum(dataset.details.get("left_out", {}).values())
+    logs = {"train": len(dataset.y_train), "test": len(dataset.y_test), "left_out": left_out}
+    report(TrainEvent("data", logs=logs))
     if len(dataset.y_val) == 0 or len(dataset.y_test) == 0:
         from toolkit.errors import DataError
 
