@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 QUANTIZE = registry.QUANTIZE
 TFJS_QUANTIZE = registry.TFJS_QUANTIZE
-AUTO = "auto"  # --quantize auto: the fastest TFLite precision within budget (quantize_auto.py)
+AUTO = "auto"  # --quantize auto: the fastest TFLite precision within budget (autoquant/)
 # Where --quantize auto runs its candidates: LiteRT here, or on the emulated Pi 4.
 AUTO_TARGETS = ("litert", "rpi")
 
