@@ -300,7 +300,7 @@ def test_work_is_counted_from_the_graph(tiny_run: Path, artifacts: Path) -> None
 def test_the_machine_peak_is_measured_once_and_cached(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from toolkit.bench.run import machine
+    from toolkit.bench import machine
 
     monkeypatch.setenv("CNNX_CACHE_DIR", str(tmp_path))
     peak = machine.machine_peak()
