@@ -49,6 +49,13 @@ INT8_TOLERANCE: Mapping[str, float] = {"min_agreement": 0.98, "max_accuracy_drop
 # int8 weights, activations at 65,536 levels: between full int8 and dynamic range.
 INT16X8_TOLERANCE: Mapping[str, float] = {"min_agreement": 0.985, "max_accuracy_drop": 0.01}
 REFERENCE_TOLERANCE: Mapping[str, float] = {"max_abs": 1e-4, "min_agreement": 0.999}
+# A GPU accelerator may compute a float model in float16 (10-bit mantissa: about 1e-3
+# relative per op, compounding over the layers), as mobile GPU delegates do by default.
+GPU_FLOAT_TOLERANCE: Mapping[str, float] = {"max_abs": 1e-2, "min_agreement": 0.995}
+# The runtimes that compute on a GPU accelerator: their rows take an artifact's
+# `gpu_tolerance` where it has one (quantized artifacts keep theirs: the accelerator
+# dequantizes them, which moves less than their own quantization does).
+GPU_RUNTIMES: tuple[str, ...] = ("litert-gpu",)
 # An artifact id this table does not know (a manifest from a newer cnnx).
 FALLBACK_TOLERANCE: Mapping[str, float] = {"min_agreement": 0.98}
 
@@ -66,7 +73,7 @@ FORMATS: dict[str, FormatSpec] = {
     spec.name: spec
     for spec in (
         FormatSpec("savedmodel", "tf", ("tf",)),
-        FormatSpec("tflite", "litert", ("litert", "litertjs", "litertjs-node")),
+        FormatSpec("tflite", "litert", ("litert", "litert-gpu", "litertjs", "litertjs-node")),
         FormatSpec("tfjs", "tfjs", ("tfjs-node", "browser")),
     )
 }
@@ -87,6 +94,7 @@ class ArtifactSpec:
     tfjs_quantize: str | None = None  # the --tfjs-quantize value that makes it
     calibrated: bool = False  # needs calibration images (full integer quantization)
     reference: bool = False  # the SavedModel every other artifact is compared with
+    gpu_tolerance: Mapping[str, float] | None = None  # its rows in GPU_RUNTIMES, if not `tolerance`
 
     @property
     def runtime(self) -> str:
@@ -113,6 +121,7 @@ class ArtifactSpec:
             "runtime": self.runtime,
             "runtimes": list(self.runtimes),
             "tolerance": dict(self.tolerance),
+            "gpu_tolerance": dict(self.gpu_tolerance or self.tolerance),
         }
 
 
@@ -134,6 +143,7 @@ ARTIFACTS: tuple[ArtifactSpec, ...] = (
         "exporters.tflite:export_tflite_float32",
         FLOAT32_TOLERANCE,
         quantize=("none",),
+        gpu_tolerance=GPU_FLOAT_TOLERANCE,
     ),
     ArtifactSpec(
         "tflite_float16",
@@ -143,6 +153,7 @@ ARTIFACTS: tuple[ArtifactSpec, ...] = (
         "exporters.tflite:export_tflite_float16",
         FLOAT16_TOLERANCE,
         quantize=("float16",),
+        gpu_tolerance=GPU_FLOAT_TOLERANCE,
     ),
     ArtifactSpec(
         "tflite_dynamic",
@@ -247,9 +258,14 @@ def get(artifact_id: str) -> ArtifactSpec:
     return BY_ID[artifact_id]
 
 
-def default_tolerance(artifact_id: str) -> dict[str, float]:
+def default_tolerance(artifact_id: str, runtime: str | None = None) -> dict[str, float]:
+    """An artifact's default limits; a GPU runtime's row takes its `gpu_tolerance`."""
     spec = BY_ID.get(artifact_id)
-    return dict(spec.tolerance if spec is not None else FALLBACK_TOLERANCE)
+    if spec is None:
+        return dict(FALLBACK_TOLERANCE)
+    if runtime in GPU_RUNTIMES and spec.gpu_tolerance is not None:
+        return dict(spec.gpu_tolerance)
+    return dict(spec.tolerance)
 
 
 def exporter(spec: ArtifactSpec) -> Exporter:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -57,11 +58,41 @@ def test_unloadable_bytes_are_not_ready_and_a_missing_file_is_an_error(tmp_path:
         check_gpu_readiness(tmp_path / "missing.tflite")
 
 
-def test_cnnx_info_reports_it(tflite: Path) -> None:
+def test_cnnx_info_reports_the_accelerators_answer(tflite: Path) -> None:
+    """Where LiteRT's GPU accelerator runs (SwiftShader here), `cnnx info` gives its
+    answer: fully accelerated, or the reason it refused the dynamic-batch file."""
     runner = CliRunner()
     ready = runner.invoke(app, ["info", str(tflite / "model_int8.tflite")])
     assert ready.exit_code == 0, ready.stderr
-    assert "GPU delegate" in ready.stdout and "ready (" in ready.stdout
+    text = " ".join(ready.stdout.split())
+    assert "GPU delegate fully accelerated on SwiftShader Device" in text
+    assert "max |GPU - CPU| 0.0e+00" in text  # uint8 outputs: the same bytes as the CPU's
     dynamic = runner.invoke(app, ["info", str(tflite / "model_dynamic.tflite")])
     assert dynamic.exit_code == 0, dynamic.stderr
-    assert "not ready" in dynamic.stdout
+    text = " ".join(dynamic.stdout.split())
+    assert "LiteRT's GPU accelerator rejects" in text and "dynamic-sized tensors" in text
+
+
+def test_cnnx_info_names_the_op_the_accelerator_left_on_the_cpu(tmp_path: Path) -> None:
+    """A model ending in L2_NORMALIZATION, an op the accelerator lacks (the static list
+    has no say here): `cnnx info` names it from the accelerator's own answer."""
+    import numpy as np
+    import tensorflow as tf
+
+    kernel = tf.constant(np.random.default_rng(0).normal(size=(3, 3, 3, 4)), tf.float32)
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 8, 8, 3], tf.float32)])
+    def classify(image: tf.Tensor) -> tf.Tensor:
+        features = tf.reduce_mean(tf.nn.relu(tf.nn.conv2d(image, kernel, 1, "SAME")), [1, 2])
+        return tf.math.l2_normalize(features, 1)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [classify.get_concrete_function()], classify
+    )
+    path = tmp_path / "l2.tflite"
+    path.write_bytes(converter.convert())
+    result = CliRunner().invoke(app, ["info", str(path), "--json"])
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)["details"]["GPU delegate"]
+    assert summary.startswith("not fully accelerated on SwiftShader Device"), summary
+    assert "ops left on the CPU: L2_NORMALIZATION" in summary

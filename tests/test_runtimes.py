@@ -127,7 +127,15 @@ def reference(tiny: Manifest) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_registry_names_and_formats(tiny: Manifest) -> None:
-    assert set(RUNTIMES) == {"tf", "litert", "tfjs-node", "browser", "litertjs", "litertjs-node"}
+    assert set(RUNTIMES) == {
+        "tf",
+        "litert",
+        "litert-gpu",
+        "tfjs-node",
+        "browser",
+        "litertjs",
+        "litertjs-node",
+    }
     assert runtimes_for(tiny.artifact("tflite_int8")) == ["litert", "litertjs", "litertjs-node"]
     assert runtimes_for(tiny.artifact("tfjs_float32")) == ["tfjs-node", "browser"]
     assert parse_runtimes("tf, litert,tf") == ("tf", "litert")

@@ -1,4 +1,10 @@
-"""Can a .tflite run entirely on a mobile GPU delegate? A static check, no GPU needed.
+"""Can a .tflite run entirely on a GPU? The accelerator's own answer where it runs.
+
+`gpu_readiness(model)` asks LiteRT's GPU accelerator (toolkit/runtimes/litert_gpu.py):
+whether it takes every op, the ops it leaves on the CPU with its reasons, and how far
+its outputs are from LiteRT's CPU interpreter on a few seeded inputs. On a machine with
+no Vulkan device at all it falls back to `check_gpu_readiness`, the static reading
+below, and says so.
 
 A model runs "fully on the GPU" only if the delegate takes every op: otherwise the
 graph is split and tensors go back and forth between GPU and CPU, which is often slower
@@ -10,16 +16,13 @@ than the CPU alone. The TFLite GPU delegate (and LiteRT's GPU accelerator) refus
 - integer or boolean activations (it computes in float16/float32; int8/uint8 models are
   accepted and run dequantized, so quantized tensors are fine).
 
-Why static: LiteRT's GPU accelerator (WebGPU over Vulkan) was tried here on Mesa's
-software Vulkan driver (lavapipe, Debian bookworm); Dawn finds no usable adapter on it
-("Vulkan shaderUniform*ArrayDynamicIndexing required"), so nothing could run. This
-check reads the model with LiteRT's interpreter instead (docs/bundles.md).
+The static reading reads the model with LiteRT's interpreter (docs/bundles.md).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,9 @@ GPU_OPS = frozenset(
     }
 )  # fmt: skip
 
+STATIC = "static: ops, dtypes and shapes against the TFLite GPU delegate's op list"
+ACCELERATOR = "LiteRT's GPU accelerator: its own answer, and its outputs against the CPU's"
+
 # Activation dtypes the delegate computes with (quantized ones are dequantized).
 GPU_DTYPES = frozenset({"float32", "float16", "int8", "uint8"})
 
@@ -55,11 +61,25 @@ class GpuReadiness:
     ready: bool
     problems: list[str]
     op_counts: dict[str, int]
-    method: str = "static: ops, dtypes and shapes against the TFLite GPU delegate's op list"
+    method: str = STATIC
     notes: list[str] = field(default_factory=list)
+    adapter: dict[str, Any] | None = None  # the accelerator's adapter, when it answered
+    cpu_ops: list[str] = field(default_factory=list)  # what it left on the CPU, and why
+    max_abs_vs_cpu: float | None = None  # its outputs against LiteRT's CPU interpreter
 
     def summary(self) -> str:
         """One line for `cnnx info` and reports."""
+        if self.adapter is not None:
+            where = f"on {self.adapter['name']} ({self.adapter['backend']}"
+            where += ", software)" if self.adapter.get("software") else ")"
+            parity = (
+                f"; max |GPU - CPU| {self.max_abs_vs_cpu:.1e}"
+                if self.max_abs_vs_cpu is not None
+                else ""
+            )
+            if self.ready:
+                return f"fully accelerated {where}{parity}"
+            return f"not fully accelerated {where}: " + "; ".join(self.problems) + parity
         if self.ready:
             return (
                 f"ready ({sum(self.op_counts.values())} ops, all GPU-delegate ops, static shapes)"
@@ -74,6 +94,9 @@ class GpuReadiness:
             "op_counts": self.op_counts,
             "method": self.method,
             "notes": self.notes,
+            "adapter": self.adapter,
+            "cpu_ops": self.cpu_ops,
+            "max_abs_vs_cpu": self.max_abs_vs_cpu,
         }
 
 
@@ -133,6 +156,45 @@ def _dtype(tensor: dict[str, Any]) -> str:
     return np.dtype(tensor["dtype"]).name
 
 
+def gpu_readiness(path: Path) -> GpuReadiness:
+    """The accelerator's answer for a .tflite file; the static reading where no GPU
+    adapter exists here (with the reason in `notes`)."""
+    from toolkit.runtimes import RuntimeSkipped
+    from toolkit.runtimes.litert_gpu import GpuProgram, cpu_parity
+
+    static = check_gpu_readiness(path)
+    try:
+        program = GpuProgram(path)
+    except RuntimeSkipped as error:
+        return replace(static, notes=[*static.notes, f"static only: {error.one_line()}"])
+    except ArtifactError as error:
+        return replace(
+            static, ready=False, problems=[error.one_line()], method=ACCELERATOR, notes=[]
+        )
+    try:
+        acceleration = program.acceleration
+        problems = (
+            []
+            if acceleration.fully_accelerated
+            else [
+                f"{acceleration.cpu_op_count} of "
+                f"{acceleration.cpu_op_count + (acceleration.gpu_op_count or 0)} ops left on "
+                "the CPU: " + ", ".join(acceleration.cpu_op_names)
+            ]
+        )
+        return replace(
+            static,
+            ready=acceleration.fully_accelerated,
+            problems=problems,
+            method=ACCELERATOR,
+            adapter=acceleration.adapter.to_dict() if acceleration.adapter else None,
+            cpu_ops=list(acceleration.cpu_ops),
+            max_abs_vs_cpu=cpu_parity(program, path),
+        )
+    finally:
+        program.close()
+
+
 def gpu_summary(path: Path) -> str:
     """The one line `cnnx info` shows for a .tflite."""
-    return check_gpu_readiness(path).summary()
+    return gpu_readiness(path).summary()

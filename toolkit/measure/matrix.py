@@ -180,7 +180,9 @@ def run_cell(
     runtime's failure: it becomes a failed (or skipped) row."""
     started = time.perf_counter()
     entry = cell.entry
-    tolerance = for_outputs(tolerance_for(entry, *overrides), manifest, reference)
+    tolerance = for_outputs(
+        tolerance_for(entry, *overrides, runtime=cell.runtime), manifest, reference
+    )
     row = Row(
         artifact=entry.id,
         runtime=cell.runtime,

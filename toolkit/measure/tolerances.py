@@ -52,10 +52,11 @@ class Tolerance:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def default_tolerance(artifact_id: str) -> Tolerance:
-    """The registry's default for an artifact id (a fallback for ids it does not know)."""
+def default_tolerance(artifact_id: str, runtime: str | None = None) -> Tolerance:
+    """The registry's default for an artifact id (a fallback for ids it does not know);
+    a GPU runtime's rows take the artifact's GPU limits."""
     return Tolerance().merged(
-        registry.default_tolerance(artifact_id), f"the default of {artifact_id}"
+        registry.default_tolerance(artifact_id, runtime), f"the default of {artifact_id}"
     )
 
 
@@ -95,10 +96,19 @@ class ToleranceOverrides:
     by_artifact: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def tolerance_for(entry: ArtifactEntry, *layers: ToleranceOverrides) -> Tolerance:
-    """The tolerance of one artifact: defaults, manifest entry, then each override layer."""
-    tolerance = default_tolerance(entry.id).merged(
-        entry.tolerance, f"the manifest entry {entry.id!r}"
+def tolerance_for(
+    entry: ArtifactEntry, *layers: ToleranceOverrides, runtime: str | None = None
+) -> Tolerance:
+    """The tolerance of one artifact (in `runtime`): defaults, manifest entry, then each
+    override layer."""
+    recorded = entry.tolerance
+    if runtime in registry.GPU_RUNTIMES:
+        # The manifest records the CPU limits an export applied; a GPU row keeps only
+        # what someone changed there from the CPU default.
+        cpu = registry.default_tolerance(entry.id)
+        recorded = {k: v for k, v in recorded.items() if cpu.get(k, None) != v}
+    tolerance = default_tolerance(entry.id, runtime).merged(
+        recorded, f"the manifest entry {entry.id!r}"
     )
     for layer in layers:
         tolerance = tolerance.merged(layer.every, "the overrides")

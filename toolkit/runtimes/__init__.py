@@ -33,7 +33,8 @@ The LoadedModel contract (subclass `LoadedModel`):
 
 Options every adapter accepts (and ignores when they do not apply, so bench can pass
 the same options to every runtime): `device` ("cpu" | "gpu"), `threads` (int),
-`backend` (str, for TF.js), `kernels` (LiteRT: "xnnpack" or "reference"), `timeout`
+`backend` (str, for TF.js), `kernels` (LiteRT: "xnnpack" or "reference"), `precision`
+(litert-gpu: "float16" allowed or "float32" enforced), `timeout`
 (seconds for one call to an outside process), `check` (bool, verify the artifact's
 sha256 before loading; default True).
 
@@ -197,6 +198,12 @@ RUNTIMES: dict[str, RuntimeSpec] = {
             memory="worker",
             imports=("ai_edge_litert.interpreter",),
             usual_backend="xnnpack",
+        ),
+        RuntimeSpec(
+            "litert-gpu",
+            "toolkit.runtimes.litert_gpu",
+            "LiteRT's GPU accelerator (WebGPU over Vulkan; SwiftShader where there is no GPU)",
+            usual_backend="webgpu",
         ),
         RuntimeSpec(
             "tfjs-node",
