@@ -15,7 +15,7 @@ from toolkit import doctor
 CLI = [sys.executable, "-m", "toolkit"]
 CORE = {"python", "tensorflow", "litert"}
 ALL = CORE | {"tfjs-converter", "node", "npm-packages", "chromium", "emulation", "mediapipe"}
-ALL |= {"ssh", "gpu"}
+ALL |= {"ssh", "gpu", "litert-gpu"}
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -44,6 +44,10 @@ def test_doctor_json_on_this_machine_reports_every_check_and_a_working_core() ->
     assert by_name["mediapipe"]["status"] == "ok", by_name["mediapipe"]
     assert by_name["ssh"]["status"] == "ok", by_name["ssh"]  # make ssh installs OpenSSH
     assert by_name["ssh"]["detail"].startswith("OpenSSH_") and "sshd /" in by_name["ssh"]["detail"]
+    # make setup's libvulkan1 and Chromium give LiteRT's GPU accelerator SwiftShader.
+    gpu = by_name["litert-gpu"]
+    assert gpu["status"] == "ok", gpu
+    assert gpu["detail"].startswith("SwiftShader Device (Subzero) (google, swiftshader, Vulkan")
     for check in by_name.values():
         assert check["status"] in {"ok", "missing", "broken", "info"}
         if check["status"] in {"missing", "broken"}:

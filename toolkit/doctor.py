@@ -6,7 +6,8 @@ reported as that check's failure instead of taking the doctor down with it. Chec
 in parallel; the slowest (the TF.js converter import) bounds the wall time.
 
 The core is TensorFlow and LiteRT: without them nothing exports. Everything else (the
-TF.js converter, Node, Chromium, the emulation cache, MediaPipe, a GPU) only turns off
+TF.js converter, Node, Chromium, the emulation cache, MediaPipe, a GPU, a Vulkan device
+for LiteRT's GPU accelerator) only turns off
 one format, one runtime or one bundle proof.
 """
 
@@ -399,6 +400,30 @@ def check_gpu(timeout: float) -> Check:
     return Check("gpu", OK, _last_line(probe.out) + " (TF needs pip install -e '.[gpu]')")
 
 
+def check_litert_gpu(timeout: float) -> Check:
+    """Which Vulkan device LiteRT's GPU accelerator selects (toolkit/runtimes/litert_gpu.py:
+    a hardware GPU, SwiftShader's software one, or none)."""
+    probe = _python_probe("from toolkit.runtimes.litert_gpu import main; main()", timeout)
+    fix = "make setup (installs libvulkan1 and chromium, whose SwiftShader is a Vulkan device)"
+    if probe.code is None:
+        return Check("litert-gpu", BROKEN, f"probe hung past {timeout:.0f}s", fix)
+    try:
+        seen = json.loads(probe.out.splitlines()[-1])
+    except (IndexError, ValueError):
+        detail = _last_line(probe.err) or f"probe exited {probe.code}"
+        return Check("litert-gpu", BROKEN, detail, fix, seconds=probe.seconds)
+    drivers = "; ".join(f"{k}={v}" for k, v in seen["drivers"].items()) or "the system's"
+    adapter = seen.get("adapter")
+    if adapter is None:
+        return Check("litert-gpu", MISSING, f"{seen['reason']} (drivers: {drivers})", fix)
+    kind = "software, rows labelled @" + seen["device"] if adapter["software"] else "hardware"
+    detail = (
+        f"{adapter['name']} ({adapter['vendor']}, {adapter['architecture']}, "
+        f"{adapter['backend']}, {kind}); drivers: {drivers}"
+    )
+    return Check("litert-gpu", OK, detail, seconds=probe.seconds)
+
+
 def run_checks(timeout: float = 60.0, root: Path = PROJECT_ROOT) -> DoctorReport:
     """Run every check (in parallel, each bounded by `timeout` seconds)."""
     short = min(timeout, 15.0)
@@ -414,6 +439,7 @@ def run_checks(timeout: float = 60.0, root: Path = PROJECT_ROOT) -> DoctorReport
         lambda: check_mediapipe(timeout),
         lambda: check_ssh(short),
         lambda: check_gpu(short),
+        lambda: check_litert_gpu(timeout),
     ]
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
         checks = tuple(pool.map(lambda job: job(), jobs))

@@ -499,7 +499,12 @@ def probe() -> dict[str, Any]:
     }
 
 
-if __name__ == "__main__":  # `python -m toolkit.runtimes.litert_gpu`: cnnx doctor's probe
+def main() -> None:
+    """`python -m toolkit.runtimes.litert_gpu`: cnnx doctor's probe, one JSON line."""
     import json
 
     print(json.dumps(probe()))
+
+
+if __name__ == "__main__":
+    main()
