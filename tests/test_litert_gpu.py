@@ -18,11 +18,11 @@ import pytest
 from exporters import registry
 from toolkit.errors import UsageError
 from toolkit.manifest import load_manifest
-from toolkit.rows import Row
+from toolkit.measure.rows import Row
+from toolkit.measure.tolerances import parse_flag_values
+from toolkit.measure.verify import VerifyConfig, verify
 from toolkit.runtimes import load
 from toolkit.runtimes.litert_gpu import read_log
-from toolkit.tolerances import parse_flag_values
-from toolkit.verify import VerifyConfig, verify
 
 pytestmark = pytest.mark.slow
 

@@ -245,7 +245,7 @@ def _describe_artifacts(path: Path, unsafe: bool) -> Info:
 def _describe_tflite(path: Path, unsafe: bool) -> Info:
     """Tensors, ops, dtypes, quantization and Flex ops, read by exporters.tflite_inspect."""
     from exporters.tflite_inspect import inspect_tflite
-    from toolkit.graph.gpu_readiness import gpu_summary
+    from toolkit.measure.gpu_answer import gpu_summary
 
     report = inspect_tflite(path)
     details: dict[str, Any] = {

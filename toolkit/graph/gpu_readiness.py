@@ -1,10 +1,10 @@
 """Can a .tflite run entirely on a GPU? The accelerator's own answer where it runs.
 
-`gpu_readiness(model)` asks LiteRT's GPU accelerator (toolkit/runtimes/litert_gpu.py):
-whether it takes every op, the ops it leaves on the CPU with its reasons, and how far
-its outputs are from LiteRT's CPU interpreter on a few seeded inputs. On a machine with
-no Vulkan device at all it falls back to `check_gpu_readiness`, the static reading
-below, and says so.
+`toolkit.measure.gpu_answer.gpu_readiness` asks LiteRT's GPU accelerator: whether it
+takes every op, the ops it leaves on the CPU with its reasons, and how far its outputs
+are from LiteRT's CPU interpreter on a few seeded inputs; it fills the GpuReadiness
+below. On a machine with no Vulkan device at all it falls back to
+`check_gpu_readiness`, the static reading here, and says so.
 
 A model runs "fully on the GPU" only if the delegate takes every op: otherwise the
 graph is split and tensors go back and forth between GPU and CPU, which is often slower
@@ -22,7 +22,7 @@ The static reading reads the model with LiteRT's interpreter (docs/bundles.md).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -154,47 +154,3 @@ def _is_dynamic(tensor: dict[str, Any]) -> bool:
 
 def _dtype(tensor: dict[str, Any]) -> str:
     return np.dtype(tensor["dtype"]).name
-
-
-def gpu_readiness(path: Path) -> GpuReadiness:
-    """The accelerator's answer for a .tflite file; the static reading where no GPU
-    adapter exists here (with the reason in `notes`)."""
-    from toolkit.runtimes import RuntimeSkipped
-    from toolkit.runtimes.litert_gpu import GpuProgram, cpu_parity
-
-    static = check_gpu_readiness(path)
-    try:
-        program = GpuProgram(path)
-    except RuntimeSkipped as error:
-        return replace(static, notes=[*static.notes, f"static only: {error.one_line()}"])
-    except ArtifactError as error:
-        return replace(
-            static, ready=False, problems=[error.one_line()], method=ACCELERATOR, notes=[]
-        )
-    try:
-        acceleration = program.acceleration
-        problems = (
-            []
-            if acceleration.fully_accelerated
-            else [
-                f"{acceleration.cpu_op_count} of "
-                f"{acceleration.cpu_op_count + (acceleration.gpu_op_count or 0)} ops left on "
-                "the CPU: " + ", ".join(acceleration.cpu_op_names)
-            ]
-        )
-        return replace(
-            static,
-            ready=acceleration.fully_accelerated,
-            problems=problems,
-            method=ACCELERATOR,
-            adapter=acceleration.adapter.to_dict() if acceleration.adapter else None,
-            cpu_ops=list(acceleration.cpu_ops),
-            max_abs_vs_cpu=cpu_parity(program, path),
-        )
-    finally:
-        program.close()
-
-
-def gpu_summary(path: Path) -> str:
-    """The one line `cnnx info` shows for a .tflite."""
-    return gpu_readiness(path).summary()
