@@ -43,7 +43,24 @@ CHROMIUM_FLAGS = (
     "--disable-component-update",
     "--disable-sync",
 )
+# CNNX_CHROMIUM_GPU=1 (benchmarks/gpu_check.py on a GPU machine): the hardware GPU for
+# WebGL (ANGLE over Vulkan) and WebGPU instead of --disable-gpu's software paths.
+HARDWARE_GPU_FLAGS = (
+    "--enable-gpu",
+    "--ignore-gpu-blocklist",
+    "--use-angle=vulkan",
+    "--enable-features=Vulkan,VulkanFromANGLE,DefaultANGLEVulkan",
+)
 CHROMIUM_FIX = "apt-get install chromium (make browser), or set CNNX_CHROMIUM"
+
+
+def chromium_flags() -> list[str]:
+    """CHROMIUM_FLAGS, with the hardware GPU's flags instead of --disable-gpu where
+    CNNX_CHROMIUM_GPU=1 asks for them."""
+    if os.environ.get("CNNX_CHROMIUM_GPU") != "1":
+        return list(CHROMIUM_FLAGS)
+    return [f for f in CHROMIUM_FLAGS if f != "--disable-gpu"] + list(HARDWARE_GPU_FLAGS)
+
 
 T = TypeVar("T")
 
@@ -158,7 +175,7 @@ class BrowserSession:
         try:
             browser = playwright.chromium.launch(
                 executable_path=self.executable,
-                args=list(CHROMIUM_FLAGS),
+                args=chromium_flags(),
                 timeout=timeout * 1e3,
             )
         except Exception as error:

@@ -47,7 +47,7 @@ class Quantization:
         ).astype(np.float32)
 
 
-def _quantization(detail: dict[str, Any]) -> Quantization | None:
+def quantization_of(detail: dict[str, Any]) -> Quantization | None:
     dtype = np.dtype(detail["dtype"])
     if dtype.kind not in "iu":
         return None
@@ -70,8 +70,8 @@ class LiteRTModel(LoadedModel):
         self.info = info
         self._input = interpreter.get_input_details()[0]
         self._output = interpreter.get_output_details()[0]
-        self._in_q = _quantization(self._input)
-        self._out_q = _quantization(self._output)
+        self._in_q = quantization_of(self._input)
+        self._out_q = quantization_of(self._output)
         self._in_dtype = np.dtype(self._input["dtype"])
         signature = self._input.get("shape_signature")
         self._dynamic = signature is not None and len(signature) > 0 and int(signature[0]) == -1

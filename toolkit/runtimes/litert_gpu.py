@@ -48,7 +48,7 @@ import numpy as np
 from toolkit.errors import ArtifactError, RuntimeUnavailable, UsageError, shorten
 from toolkit.manifest import ArtifactEntry, Manifest
 from toolkit.runtimes import LoadedModel, RuntimeInfo, RuntimeSkipped, Stages, check_batch
-from toolkit.runtimes.litert import _quantization as quantization_of
+from toolkit.runtimes.litert import quantization_of
 
 # Where Debian's chromium package puts SwiftShader's Vulkan driver (its ICD file).
 SWIFTSHADER_ICDS = ("/usr/lib/chromium/vk_swiftshader_icd.json",)
@@ -330,14 +330,21 @@ class GpuProgram:
     def run(self, _: object = None) -> None:
         self.compiled.run_by_index(0, self._inputs, self._outputs)
 
-    def read(self, _: object = None) -> np.ndarray:
-        out = np.asarray(self._outputs[0].read(self._size, self._out_dtype))
+    def run_and_read(self, _: object = None) -> np.ndarray:
+        """Run, and read the output as the model gives it. The read is part of the
+        inference: the GPU's work is queued, and only reading the output waits for it."""
+        self.run()
+        return np.asarray(self._outputs[0].read(self._size, self._out_dtype))
+
+    def dequantize(self, out: np.ndarray) -> np.ndarray:
         return self._out_q.dequantize(out) if self._out_q is not None else out.astype(np.float32)
+
+    def read(self) -> np.ndarray:
+        return self.dequantize(np.asarray(self._outputs[0].read(self._size, self._out_dtype)))
 
     def infer(self, row: np.ndarray) -> np.ndarray:
         self.write(row)
-        self.run()
-        return self.read()
+        return self.dequantize(self.run_and_read())
 
     def close(self) -> None:
         with captured_stderr():  # the accelerators log their release
@@ -364,15 +371,16 @@ class LiteRTGpuModel(LoadedModel):
         return self._program
 
     def stages(self, batch: np.ndarray) -> Stages | None:
-        """Quantize and write the input buffer | run | read and dequantize (batch of one)."""
+        """Quantize and write the input buffer | run and read the output (the read waits
+        for the GPU) | dequantize (batch of one)."""
         array = check_batch(batch, self._entry, self._manifest)
         program = self._ready()
         if len(array) != 1:
             return None
         return Stages(
             prepare=lambda: program.write(array),
-            run=program.run,
-            finish=lambda _: program.read().reshape(1, -1),
+            run=program.run_and_read,
+            finish=lambda out: program.dequantize(out).reshape(1, -1),
         )
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
