@@ -5,9 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 CACHE := .cache
 
-.PHONY: setup venv npm browser emulation ssh demo test lint unit bench clean
+.PHONY: setup venv npm browser vulkan emulation ssh demo test lint unit bench clean
 
-setup: venv npm browser emulation ssh
+setup: venv npm browser vulkan emulation ssh
 
 # Python: the exact set in requirements.lock (pyproject gives the compatible ranges).
 venv: $(BIN)/.installed
@@ -26,6 +26,11 @@ web_demo/node_modules/.installed: web_demo/package.json web_demo/package-lock.js
 # Debian's Chromium for the browser runtime and tests (no browser download).
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Debian's Vulkan loader: LiteRT's GPU accelerator (litert-gpu) reaches a Vulkan device
+# through it; with no GPU, the device is the SwiftShader driver Chromium installs.
+vulkan: browser
+	@test -e /usr/lib/x86_64-linux-gnu/libvulkan.so.1 || test -e /usr/lib/aarch64-linux-gnu/libvulkan.so.1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libvulkan1 >/dev/null; }
 
 # Debian's OpenSSH: the client `cnnx bench --remote` runs; the server for the test that
 # benches an emulated Pi over SSH (started on its own port and config, never the system's).

@@ -136,3 +136,16 @@ def test_a_bgr_input_is_refused_before_anything_is_written(
     with pytest.raises(ArtifactError, match="records a BGR input"):
         package_android(root, tmp_path / "android")
     assert not (tmp_path / "android").exists()
+
+
+def test_the_readme_and_bundle_json_carry_the_gpu_accelerators_answer(bundle: Path) -> None:
+    """Measured by LiteRT's GPU accelerator (SwiftShader here), not read from an op list."""
+    readme = (bundle / "README.md").read_text()
+    assert "checked on SwiftShader Device (Subzero), a software Vulkan device" in readme
+    for name in ("model_float32.tflite", "model_int8.tflite"):
+        line = next(x for x in readme.splitlines() if x.startswith(f"- `{name}`:"))
+        assert "fully accelerated on SwiftShader Device" in line, line
+    models = json.loads((bundle / "bundle.json").read_text())["models"]
+    for record in models.values():
+        assert record["gpu"]["ready"] is True and record["gpu"]["cpu_ops"] == []
+        assert record["gpu"]["adapter"]["software"] is True

@@ -22,7 +22,9 @@ from toolkit import __version__
 from toolkit.core.progress import ProgressFn, no_progress
 from toolkit.data.inputspec import InputSpec
 from toolkit.errors import ArtifactError, ExportError
+from toolkit.graph.gpu_readiness import GpuReadiness
 from toolkit.manifest import ArtifactEntry, load_manifest, sha256_file
+from toolkit.measure.gpu_answer import gpu_readiness
 from toolkit.packaging import android_metadata
 from toolkit.packaging.bundle import (
     Stages,
@@ -148,6 +150,9 @@ def package_android(
                 associated_files=answer["associated_files"],
             )
         records["int8"]["raw_pixels_in"] = uint8_input_is_raw_pixels(int8_entry, spec)
+        gpu = {variant: gpu_readiness(path) for variant, (_, path) in models.items()}
+        for variant, readiness in gpu.items():
+            records[variant]["gpu"] = readiness.to_dict()
         stages.start("samples")
         copy_samples(samples, folder / "test_images")
         copy_template(
@@ -163,12 +168,23 @@ def package_android(
                 "std": _floats(std),
                 "test_count": str(len(samples)),
                 "litert_version": LITERT_ANDROID,
+                "gpu_adapter": _adapter_name(gpu["float32"]),
+                "gpu_float32": gpu["float32"].summary(),
+                "gpu_int8": gpu["int8"].summary(),
                 "labels": ", ".join(manifest.labels[:10])
                 + (", ..." if len(manifest.labels) > 10 else ""),
             },
         )
         bundle_record(folder, TARGET, manifest, models=records, samples=len(samples))
     return Path(out_dir)
+
+
+def _adapter_name(answer: GpuReadiness) -> str:
+    """The adapter the accelerator ran on, or why the answer is a static reading."""
+    if answer.adapter is None:
+        return "no GPU adapter (a static reading of the op list)"
+    software = ", a software Vulkan device" if answer.adapter.get("software") else ""
+    return f"{answer.adapter['name']}{software}"
 
 
 def _input_description(spec: InputSpec, entry: ArtifactEntry) -> str:

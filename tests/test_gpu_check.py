@@ -1,0 +1,48 @@
+"""benchmarks/gpu_check.py end to end on this machine: no NVIDIA GPU, so TensorFlow's
+GPU rows are skipped with the reason, and LiteRT's GPU accelerator and the browser's GPU
+backends run on SwiftShader. On a GPU machine the same script runs on the real adapter."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+
+
+def test_the_gpu_check_runs_every_gpu_path_and_writes_its_record(tmp_path: Path) -> None:
+    out = tmp_path / "gpu.json"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--out", str(out), "--runs", "3"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    record = json.loads(out.read_text())
+    assert record["machine"]["cores"] >= 1 and "nvidia_gpus" in record["machine"]
+    assert record["litert_gpu"]["device"] == "swiftshader"
+    assert record["total_seconds"] <= record["budget_seconds"] == 480
+    for step in ("verify", "bench"):
+        rows = {(r["artifact"], r["label"]): r for r in record[step]["rows"]}
+        tf = rows[("savedmodel", "tf@gpu")]
+        assert tf["status"] == "skipped" and "no GPU" in tf["reason"]
+        for artifact in ("tflite_float32", "tflite_float16", "tflite_int8"):
+            gpu = rows[(artifact, "litert-gpu@swiftshader")]
+            assert gpu["status"] in ("ok", "drift"), gpu  # it ran; the model is untrained
+            assert gpu["fully_accelerated"] is True and gpu["software_gpu"] is True
+    bench = record["bench"]["rows"]
+    assert all(r["p50"] > 0 for r in bench if r["label"] == "litert-gpu@swiftshader")
+    browser = [r for r in bench if r["label"].startswith(("browser/", "litertjs/"))]
+    assert {r["label"] for r in browser} >= {
+        "browser/webgl@swiftshader",
+        "litertjs/webgpu@swiftshader",
+    }
+    assert all(r["status"] in ("ok", "drift") for r in browser), browser
