@@ -141,7 +141,8 @@ def test_a_bgr_input_is_refused_before_anything_is_written(
 def test_the_readme_and_bundle_json_carry_the_gpu_accelerators_answer(bundle: Path) -> None:
     """Measured by LiteRT's GPU accelerator (SwiftShader here), not read from an op list."""
     readme = (bundle / "README.md").read_text()
-    assert "checked on SwiftShader Device (Subzero), a software Vulkan device" in readme
+    text = " ".join(readme.split())
+    assert "checked on SwiftShader Device (Subzero), a software Vulkan device" in text
     for name in ("model_float32.tflite", "model_int8.tflite"):
         line = next(x for x in readme.splitlines() if x.startswith(f"- `{name}`:"))
         assert "fully accelerated on SwiftShader Device" in line, line

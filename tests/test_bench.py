@@ -317,3 +317,21 @@ def test_the_machine_peak_is_measured_once_and_cached(
     assert machine.peak_for(peak, 1) == one
     assert machine.peak_for(peak, None) == peak["gflops_all_threads"]
     assert machine.peak_for(peak, 64) == peak["gflops_all_threads"]
+
+
+@pytest.mark.slow
+def test_litert_gpu_rows_stand_beside_litert_labelled_software(copy: Path) -> None:
+    """On SwiftShader the GPU rows are measured like any other, and said to be software."""
+    tol = str(copy.parent / "tiny.toml")
+    code, output = _bench(str(copy), "-r", "litert,litert-gpu", "-a", "tflite_float32",
+                          "--threads", "1", "--tolerances", tol, "--no-plots", *QUICK)  # fmt: skip
+    assert code == 0, output
+    report = json.loads((copy / "report" / "report.json").read_text())
+    rows = {row["label"]: row for row in report["rows"]}
+    assert set(rows) == {"litert x1", "litert-gpu@swiftshader"}
+    gpu = rows["litert-gpu@swiftshader"]
+    assert gpu["status"] == "ok" and gpu["latency"]["p50"] > 0 and gpu["first_ms"] > 0
+    assert gpu["runtime_info"]["details"]["adapter"]["software"] is True
+    note = "Software GPU (litert-gpu@swiftshader): parity is real, latency is the CPU's"
+    assert note in " ".join(output.split())
+    assert note in (copy / "report" / "report.md").read_text()

@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
-from toolkit.bench.recommend import recommend
+from toolkit.bench.recommend import recommend, software_gpu_note
 from toolkit.bench.report import report_markdown
 from toolkit.bench.run import BenchConfig, BenchReport
 from toolkit.cli.tables import render_bench
@@ -197,3 +197,16 @@ def test_the_report_and_the_terminal_name_it_and_what_each_browser_row_ran_on(
     console = Console(width=100, record=True)
     console.print(render_bench(native_only))
     assert "browser" not in console.export_text()  # nothing said where none was measured
+
+
+def test_software_gpu_rows_are_named_in_one_sentence() -> None:
+    rows = [
+        {"label": "litert-gpu@swiftshader", "runtime_info": {"device": "swiftshader"}},
+        {"label": "browser/webgl@software", "runtime_info": {"device": "software"}},
+        {"label": "litert-gpu@gpu", "runtime_info": {"device": "gpu"}},
+        {"label": "litert x1", "runtime_info": {}},
+    ]
+    note = software_gpu_note(rows)
+    assert note.startswith("Software GPU (browser/webgl@software, litert-gpu@swiftshader):")
+    assert "never recommended" in note
+    assert software_gpu_note(rows[2:]) == ""

@@ -65,6 +65,23 @@ class Recommendation:
         }
 
 
+def software_gpu_note(rows: list[dict[str, Any]]) -> str:
+    """One sentence naming the rows (report dicts) that ran on a software GPU, or ''."""
+    labels = sorted(
+        {
+            r["label"]
+            for r in rows
+            if (r.get("runtime_info") or {}).get("device") in SOFTWARE_DEVICES
+        }
+    )
+    if not labels:
+        return ""
+    return (
+        f"Software GPU ({', '.join(labels)}): parity is real, latency is the CPU's "
+        "emulating a GPU, not a GPU figure, and never recommended."
+    )
+
+
 def recommend(rows: tuple[Row, ...] | list[Row]) -> Recommendation:
     """The fastest browser row that passed parity, or a Recommendation saying why none."""
     browser = [r for r in rows if r.runtime in BROWSER_RUNTIMES]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from toolkit.bench.recommend import software_gpu_note
 from toolkit.core.atomic import staged_dir, write_json_atomic
 from toolkit.errors import PathError
 
@@ -175,6 +176,8 @@ def report_markdown(data: dict[str, Any]) -> str:
                 ]
             )
         )
+    software = software_gpu_note(data["rows"])
+    lines += ["", software] if software else []
     lines += _browser_section(data)
     breaches = data["gates"]["breaches"]
     lines += ["", "## Gates", ""]

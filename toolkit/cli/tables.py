@@ -13,7 +13,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from toolkit.bench.recommend import BROWSER_RUNTIMES
+from toolkit.bench.recommend import BROWSER_RUNTIMES, software_gpu_note
 from toolkit.bench.report import (
     JSON_NAME,
     MD_NAME,
@@ -126,6 +126,9 @@ def render_bench(report: BenchReport) -> Group:
             _verdict(row.status, row.checks),
         )
     parts: list[Any] = [speed, parity, *_problems(report.rows)]
+    software = software_gpu_note([row.to_dict() for row in report.rows])
+    if software:
+        parts.append(Text(software, style="yellow"))
     recommendation = report.recommendation
     if any(row.runtime in BROWSER_RUNTIMES for row in report.rows):
         style = "bold" if recommendation.artifact else "yellow"
