@@ -94,7 +94,7 @@ class ArtifactSpec:
     tfjs_quantize: str | None = None  # the --tfjs-quantize value that makes it
     calibrated: bool = False  # needs calibration images (full integer quantization)
     reference: bool = False  # the SavedModel every other artifact is compared with
-    gpu_tolerance: Mapping[str, float] | None = None  # its rows in GPU_RUNTIMES, if not `tolerance`
+    gpu_tolerance: Mapping[str, float] | None = None  # its rows in GPU_RUNTIMES (None: `tolerance`)
 
     @property
     def runtime(self) -> str:
