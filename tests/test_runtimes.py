@@ -136,7 +136,12 @@ def test_registry_names_and_formats(tiny: Manifest) -> None:
         "litertjs",
         "litertjs-node",
     }
-    assert runtimes_for(tiny.artifact("tflite_int8")) == ["litert", "litertjs", "litertjs-node"]
+    assert runtimes_for(tiny.artifact("tflite_int8")) == [
+        "litert",
+        "litert-gpu",
+        "litertjs",
+        "litertjs-node",
+    ]
     assert runtimes_for(tiny.artifact("tfjs_float32")) == ["tfjs-node", "browser"]
     assert parse_runtimes("tf, litert,tf") == ("tf", "litert")
     with pytest.raises(UsageError, match="unknown runtime 'onnx'"):

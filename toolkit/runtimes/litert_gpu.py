@@ -148,7 +148,7 @@ def _flush_c_streams() -> None:
 
 
 @contextlib.contextmanager
-def captured_stderr() -> Iterator[list[str]]:
+def captured_output() -> Iterator[list[str]]:
     """File descriptors 1 and 2 into a temporary file (the accelerator logs from C++,
     on both); its text is appended to the yielded list when the block ends. CNNX_DEBUG
     also echoes it to stderr."""
@@ -260,7 +260,7 @@ def compile_model(
     )
     name = "<bytes>" if isinstance(model, bytes) else str(model)
     compiled, fully, failure = None, False, ""
-    with captured_stderr() as log:
+    with captured_output() as log:
         try:
             if isinstance(model, bytes):
                 compiled = CompiledModel.from_buffer(model, options=options)
@@ -317,7 +317,7 @@ class GpuProgram:
         self._out_dtype = np.dtype(self.output["dtype"])
         self._size = int(np.prod(self.output["shape"]))
         # The buffers' first use starts LiteRT's tensor-buffer environment, which logs.
-        with captured_stderr():
+        with captured_output():
             self._inputs = self.compiled.create_input_buffers(0)
             self._outputs = self.compiled.create_output_buffers(0)
             self.write(np.zeros(self.input["shape"], np.float32))
@@ -347,7 +347,7 @@ class GpuProgram:
         return self.dequantize(self.run_and_read())
 
     def close(self) -> None:
-        with captured_stderr():  # the accelerators log their release
+        with captured_output():  # the accelerators log their release
             self._inputs = self._outputs = []
             self.compiled = None
 
@@ -496,7 +496,7 @@ def probe() -> dict[str, Any]:
         compiled, acceleration = compile_model(probe_model())
     except RuntimeUnavailable as error:
         return {"adapter": None, "reason": error.one_line(), "drivers": drivers}
-    with captured_stderr():  # the accelerators log their release
+    with captured_output():  # the accelerators log their release
         del compiled
     adapter = acceleration.adapter
     return {
