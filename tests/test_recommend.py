@@ -16,8 +16,8 @@ from typing import Any
 
 from rich.console import Console
 
-from toolkit.bench.recommend import recommend, software_gpu_note
-from toolkit.bench.report import report_markdown
+from toolkit.bench.recommend import recommend
+from toolkit.bench.report import report_markdown, software_gpu_note
 from toolkit.bench.run import BenchConfig, BenchReport
 from toolkit.cli.tables import render_bench
 from toolkit.data.inputspec import InputSpec

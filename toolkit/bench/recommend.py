@@ -14,11 +14,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from toolkit.bench.report import SOFTWARE_DEVICES
+
 if TYPE_CHECKING:
     from toolkit.measure.rows import Row
 
 BROWSER_RUNTIMES = {"browser": "TF.js", "litertjs": "LiteRT.js"}
-SOFTWARE_DEVICES = ("swiftshader", "software")
 
 
 @dataclass(frozen=True)
@@ -63,23 +64,6 @@ class Recommendation:
             "sentence": self.sentence,
             "browser_runtimes": list(BROWSER_RUNTIMES),
         }
-
-
-def software_gpu_note(rows: list[dict[str, Any]]) -> str:
-    """One sentence naming the rows (report dicts) that ran on a software GPU, or ''."""
-    labels = sorted(
-        {
-            r["label"]
-            for r in rows
-            if (r.get("runtime_info") or {}).get("device") in SOFTWARE_DEVICES
-        }
-    )
-    if not labels:
-        return ""
-    return (
-        f"Software GPU ({', '.join(labels)}): parity is real, latency is the CPU's "
-        "emulating a GPU, not a GPU figure, and never recommended."
-    )
 
 
 def recommend(rows: tuple[Row, ...] | list[Row]) -> Recommendation:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from toolkit.bench.recommend import software_gpu_note
 from toolkit.core.atomic import staged_dir, write_json_atomic
 from toolkit.errors import PathError
 
@@ -193,6 +192,27 @@ def report_markdown(data: dict[str, Any]) -> str:
     if data.get("plots"):
         lines += ["", "## Plots", ""] + [f"![{name}]({name})" for name in data["plots"]]
     return "\n".join(lines) + "\n"
+
+
+# Devices of rows a software GPU drew (SwiftShader, llvmpipe...): their figures are a CPU's.
+SOFTWARE_DEVICES = ("swiftshader", "software")
+
+
+def software_gpu_note(rows: list[dict[str, Any]]) -> str:
+    """One sentence naming the rows (report dicts) that ran on a software GPU, or ''."""
+    labels = sorted(
+        {
+            r["label"]
+            for r in rows
+            if (r.get("runtime_info") or {}).get("device") in SOFTWARE_DEVICES
+        }
+    )
+    if not labels:
+        return ""
+    return (
+        f"Software GPU ({', '.join(labels)}): parity is real, latency is the CPU's "
+        "emulating a GPU, not a GPU figure, and never recommended."
+    )
 
 
 BROWSER_HEADER = [

@@ -13,7 +13,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from toolkit.bench.recommend import BROWSER_RUNTIMES, software_gpu_note
+from toolkit.bench.recommend import BROWSER_RUNTIMES
 from toolkit.bench.report import (
     JSON_NAME,
     MD_NAME,
@@ -23,6 +23,7 @@ from toolkit.bench.report import (
     fmt_percent,
     fmt_rate,
     fmt_size,
+    software_gpu_note,
 )
 from toolkit.measure.rows import Speed
 
