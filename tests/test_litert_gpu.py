@@ -31,13 +31,13 @@ PROJECT = Path(__file__).resolve().parents[1]
 VERIFY = (sys.executable, "-m", "toolkit", "verify")
 
 
-# The session's tiny model loses agreement in int8 on any runtime (LiteRT's CPU too).
+# The suite's tiny model loses agreement in int8 on any runtime (LiteRT's CPU too).
 TINY_INT8 = parse_flag_values("min_agreement", ["int8=0.9"])
 
 
 @pytest.fixture(scope="module")
 def report(artifacts: Path) -> list[Row]:
-    """Every TFLite artifact of the session's export in litert and litert-gpu, verified."""
+    """Every TFLite artifact of the suite's shared export in litert and litert-gpu, verified."""
     config = VerifyConfig(
         artifacts, artifacts=TFLITE, runtimes=("litert", "litert-gpu"), overrides=(TINY_INT8,)
     )
