@@ -45,6 +45,7 @@ NATIVE = "tf,litert,litert-gpu"
 BROWSER = "browser,litertjs"
 BACKENDS = "webgl,webgpu"
 EVAL_IMAGES = 200  # generated `shapes` pictures: calibration and the evaluation split
+LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib")
 
 
 class Budget:
@@ -90,8 +91,12 @@ def install(budget: Budget, gpus: list[str]) -> dict[str, Any]:
     """What a fresh GPU machine lacks: Debian's Vulkan loader and Chromium, and
     TensorFlow's CUDA build (the `gpu` extra) where nvidia-smi sees a GPU."""
     done: dict[str, Any] = {}
-    missing = [p for p, f in (("libvulkan1", "libvulkan.so.1"), ("chromium", "chromium")) if
-               not (shutil.which(f) or any(Path(d, f).exists() for d in LIB_DIRS))]  # fmt: skip
+    needed = (("libvulkan1", "libvulkan.so.1"), ("chromium", "chromium"))
+    missing = [
+        package
+        for package, file in needed
+        if not (shutil.which(file) or any(Path(d, file).exists() for d in LIB_DIRS))
+    ]
     if missing and shutil.which("apt-get"):
         apt = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]
         result = budget.run("apt", ["sh", "-c", f"apt-get update -qq && {' '.join(apt)}"])
@@ -101,9 +106,6 @@ def install(budget: Budget, gpus: list[str]) -> dict[str, Any]:
         result = budget.run("pip", [*pip, "-e", ".[gpu]"])
         done["pip"] = {"extra": "gpu", "ok": bool(result and result.returncode == 0)}
     return done
-
-
-LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib")
 
 
 def export_seed(budget: Budget, workdir: Path) -> Path:
