@@ -226,12 +226,60 @@ def test_tfjs_node_float32_matches_savedmodel(
         out = model.predict(batch)
         assert out.shape == probs.shape
         assert np.abs(out - probs).max() < 1e-4
-        samples = model.self_timed(batch[:1], runs=5)
-        assert samples is not None and len(samples) == 5 and all(s > 0 for s in samples)
+        timed = model.self_timed(batch[:1], runs=5)
+        assert timed is not None and timed.runs == 5 and all(s > 0 for s in timed.samples)
+        assert len(timed.pre) == len(timed.post) == len(timed.samples)
         memory = model.memory()
         assert memory is not None and memory.bytes > 10_000_000 and "node" in memory.source
         # The process stays up between calls: a second predict gives the same answer.
         np.testing.assert_array_equal(model.predict(batch), out)
+
+
+TIMED_LOOP_SCRIPT = """
+import { timeStages } from './timed_loop.js';
+// A clock that moves only when the stages spend time (and 0.001 per read), read in steps
+// of `step` as a page's coarse clock: what timeStages reports is then known.
+const [step, runs] = process.argv.slice(1).map(Number);
+let t = 0;
+const now = () => { t += 0.001; return Math.floor(t / step) * step; };
+let made = 0;
+const live = new Set();
+const make = () => { const id = made++; live.add(id); return id; };
+const stages = {
+  prepare: () => { t += 1000; return make(); },    // handing over: 1000 per call
+  run: async () => { t += 10; return make(); },    // the engine's run: 10
+  finish: (y) => { if (!live.has(y)) throw new Error('read a disposed output'); t += 100; },
+  dispose: (x) => { if (!live.delete(x)) throw new Error(`disposed ${x} twice`); },
+};
+const answer = await timeStages(stages, runs, now);
+console.log(JSON.stringify({ ...answer, made, live: live.size }));
+"""
+
+
+@pytest.mark.node
+@pytest.mark.parametrize("step", [0.0001, 5.0])
+def test_the_timed_loop_times_the_run_alone(step: float) -> None:
+    """web_demo/timed_loop.js (the page's and Node runners' timed loop) on a simulated
+    clock: each sample is the run's cost alone, handing over and reading back are timed
+    apart, a coarse clock gets blocks long enough for its step, nothing is left undisposed."""
+    import json
+    import subprocess
+
+    web_demo = Path(__file__).resolve().parents[1] / "web_demo"
+    out = subprocess.run(
+        ["node", "--input-type=module", "-e", TIMED_LOOP_SCRIPT, "--", str(step), "300"],
+        cwd=web_demo, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    answer = json.loads(out.stdout)
+    assert answer["live"] == 0 and answer["made"] > answer["runs"] >= 300
+    assert answer["timer_step_ms"] == pytest.approx(max(step, 0.001), rel=0.2)
+    # The step is at most 1% of a block: one run when it is fine, blocks when coarse.
+    assert answer["block"] == 1 if step < 0.01 else answer["block"] >= 40
+    samples, pre, post = answer["samples_ms"], answer["pre_ms"], answer["post_ms"]
+    assert len(samples) == len(pre) == len(post) == answer["runs"] / answer["block"]
+    assert all(ms == pytest.approx(10, rel=0.02) for ms in samples)  # the run, and no 1000
+    assert all(ms == pytest.approx(1000, rel=0.02) for ms in pre)
+    assert all(ms == pytest.approx(100, rel=0.02) for ms in post)
 
 
 def _raises_line(

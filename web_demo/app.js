@@ -17,6 +17,7 @@ import {
   loadArtifact,
   startEngine,
 } from './engines.js';
+import { timeStages } from './timed_loop.js';
 
 const ARTIFACTS = 'artifacts/';
 const TOP_K = 5;
@@ -519,25 +520,36 @@ function stats(times) {
   };
 }
 
-// Time `runs` predictions in the page (performance.now(), fine-grained when the page
-// is cross-origin isolated) after `warmup` untimed ones. By default batch 1 on the
-// current image; `input` (base64 float32, `batch` rows) times the caller's data.
-function bench(runs = 100, { warmup = 10, input = null, batch = 1, times: keepTimes = false } = {}) {
-  const n = Math.max(1, Math.floor(Number(runs)));
+function median(values) {
+  return values.length ? percentile([...values].sort((a, b) => a - b), 0.5) : null;
+}
+
+// Time `runs` inferences in the page (timed_loop.js: the engine's run alone on a ready
+// input, back to back, in blocks long enough for the clock's step to vanish; handing the
+// input over and reading the output back timed apart as pre_ms and post_ms), after
+// `warmup` untimed predictions. One row: the current image, or the first row of `input`
+// (base64 float32). first_ms is the cold first inference after loading, never in the
+// warm figures. `times` adds every sample as `timed` (timed_loop.js's answer).
+function bench(runs = 100, { warmup = 10, input = null, times: keepTimes = false } = {}) {
   return exclusive(async () => {
     const x = input ? decodeFloats(input) : (state.current?.input ?? zeros());
-    const rows = input ? batch : 1;
-    for (let i = 0; i < warmup; i++) await runModel(x, rows);
-    const times = [];
-    for (let i = 0; i < n; i++) times.push((await runModel(x, rows)).ms);
+    for (let i = 0; i < warmup; i++) await runModel(x, 1);
+    const timed = await timeStages(state.engine.timingStages(x), runs);
     return {
       engine: state.engine.name,
       backend: state.backend,
       artifact: state.artifactId,
-      batch: rows,
+      batch: 1,
       crossOriginIsolated,
-      ...stats(times),
-      ...(keepTimes ? { times } : {}),
+      ...stats(timed.samples_ms),
+      runs: timed.runs,
+      samples: timed.samples_ms.length,
+      block: timed.block,
+      timer_step_ms: timed.timer_step_ms,
+      pre_ms: median(timed.pre_ms),
+      post_ms: median(timed.post_ms),
+      first_ms: state.firstMs,
+      ...(keepTimes ? { timed } : {}),
     };
   });
 }
@@ -554,7 +566,10 @@ async function runBenchForm(event) {
       ['p50', `${r.p50.toFixed(3)} ms`],
       ['p90', `${r.p90.toFixed(3)} ms`],
       ['mean', `${r.mean.toFixed(3)} ± ${r.std.toFixed(3)} ms`],
-      ['runs', `${r.runs} on ${ENGINES[r.engine].label} ${r.backend}`],
+      ['in', `${r.pre_ms.toFixed(3)} ms before each run (input made ready)`],
+      ...(r.post_ms === null ? [] : [['out', `${r.post_ms.toFixed(3)} ms after (output read back)`]]),
+      ['first', `${r.first_ms.toFixed(1)} ms (cold, after loading)`],
+      ['runs', `${r.runs} on ${ENGINES[r.engine].label} ${r.backend}, timed in blocks of ${r.block} (clock step ${(r.timer_step_ms * 1000).toFixed(1)} µs)`],
     ];
     const dl = document.createElement('dl');
     dl.className = 'facts bench';
@@ -799,6 +814,9 @@ globalThis.cnnx = {
   preprocess,
   bench,
   memory: () => state.engine.memory(),
+  // The running engine itself: for a benchmark's own loop beside bench()'s
+  // (benchmarks/browser_bench.py), never for the page's work.
+  engine: () => state.engine,
   // Where a LiteRT.js prediction's time goes (engine_litertjs.js profile()).
   profile: (runs = 200) =>
     exclusive(async () => {

@@ -214,6 +214,27 @@ export class LiteRtEngine {
     return out;
   }
 
+  // One row's inference in the steps timed_loop.js times apart: a ready tensor (the row
+  // quantized for a uint8 model), model.run alone, the download and dequantizing. On
+  // webgpu the run ends when its result is read, the one wait for the GPU there is.
+  timingStages(input) {
+    const out = new Float32Array(this.classes);
+    const run = (x) => this.model.run(x);
+    return {
+      prepare: () => this.tensor(this.quantizeRow(input, 0)),
+      run:
+        this.backend === 'webgpu'
+          ? async (x) => {
+              const outputs = await run(x);
+              outputs.values = await outputs[0].data();
+              return outputs;
+            }
+          : run,
+      finish: async (outputs) => this.dequantize(outputs.values ?? (await outputs[0].data()), out, 0),
+      dispose: (t) => (Array.isArray(t) ? t.forEach((y) => y.delete()) : this.free(t)),
+    };
+  }
+
   // Where a prediction's time goes (ms, medians of `runs`): the whole predict, the
   // awaited model.run alone on a ready tensor, the compiled model's own run under it
   // (LiteRT.js's C++ call, without the JS checks and wrapping of model.run), the tensor

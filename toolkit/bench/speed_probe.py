@@ -26,6 +26,7 @@ from toolkit.measure.timing import (
     Timer,
     Timing,
     latency_samples,
+    self_timing,
     throughput,
     timer_name,
     timing,
@@ -86,23 +87,26 @@ class SpeedProbe:
         )
 
     def _latency(self, model: LoadedModel, x1: np.ndarray) -> tuple[Timing, LatencyStats | None]:
-        """The timed runs (toolkit/measure/timing.py). A runtime with a clock of its own (Node, the
-        browser) gives the latency, and Python's clock around predict() the outer one
-        with the pipe, taken in alternating blocks so a burst of load falls on both."""
+        """The timed runs (toolkit/measure/timing.py). A runtime with a clock of its own (Node,
+        the browser) gives the latency, pre_ms and post_ms (its engine's run alone), and
+        Python's clock around predict() the outer one with the pipe, taken in
+        alternating blocks so a burst of load falls on both."""
         timer = self.timer
         blocks = min(self.runs, INTERLEAVED_BLOCKS)
         sizes = [self.runs // blocks + (i < self.runs % blocks) for i in range(blocks)]
         latency_samples(model, x1, 0, self.warmup, timer)
-        inner = model.self_timed(x1, sizes[0])
-        if inner is None:
+        first = model.self_timed(x1, sizes[0])
+        if first is None:
             return timing(model, x1, self.runs, 0, timer), None
+        inner = [first]
         outer: list[int] = []
         for i, size in enumerate(sizes):
             outer += latency_samples(model, x1, size, 0, timer)
-            if i:
-                inner += model.self_timed(x1, size) or []
-        own = LatencyStats.from_ns(inner, f"{model.info.runtime} clock inside the runtime")
-        return Timing(own), LatencyStats.from_ns(outer, f"{timer_name(timer)} around predict()")
+            if i and (more := model.self_timed(x1, size)) is not None:
+                inner.append(more)
+        return self_timing(inner, model.info.runtime), LatencyStats.from_ns(
+            outer, f"{timer_name(timer)} around predict()"
+        )
 
     def _efficiency(
         self, latency: LatencyStats, model: LoadedModel

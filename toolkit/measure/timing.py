@@ -5,8 +5,9 @@ an inference (`LoadedModel.stages`, LiteRT and TensorFlow) is timed around `run`
 handing the input over (quantize, copy in) and reading the output back (copy out,
 dequantize) are timed apart and reported as `pre_ms` and `post_ms`, so an int8 model's
 numpy quantization never counts as LiteRT's time. A model without stages is timed
-around `predict`. Runtimes in another process (Node, the browser) time themselves
-(`LoadedModel.self_timed`) and bench reports the pipe's cost beside it.
+around `predict`. Runtimes in another process (Node, the browser) time themselves by the
+same rule (`LoadedModel.self_timed`, web_demo/timed_loop.js) and bench reports the
+pipe's cost beside it.
 
 The timer is swappable (`Timer`, nanoseconds; default `time.perf_counter_ns`).
 """
@@ -15,12 +16,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 
-from toolkit.runtimes import LoadedModel
+from toolkit.runtimes import LoadedModel, SelfTimed
 
 Timer = Callable[[], int]  # nanoseconds
 THROUGHPUT_REPEATS = 3
@@ -123,6 +124,22 @@ def timing(model: LoadedModel, x1: np.ndarray, runs: int, warmup: int, timer: Ti
         LatencyStats.from_ns(inference, f"{clock} around {what}"),
         _median_ms(pre),
         _median_ms(post),
+    )
+
+
+def self_timing(parts: list[SelfTimed], runtime: str) -> Timing:
+    """The Timing of runs a runtime timed itself (Node, a page), over one or more calls."""
+    samples = [ns for part in parts for ns in part.samples]
+    block = max(part.block for part in parts)
+    step = max(part.clock_step_ns for part in parts) / 1e3
+    how = f"blocks of {block} runs, " if block > 1 else ""
+    latency = LatencyStats.from_ns(
+        samples, f"{runtime} clock around the engine's run ({how}clock step {step:g} us)"
+    )
+    return Timing(
+        replace(latency, runs=sum(part.runs for part in parts)),
+        _median_ms([ns for part in parts for ns in part.pre]),
+        _median_ms([ns for part in parts for ns in part.post]),
     )
 
 

@@ -18,10 +18,12 @@ The LoadedModel contract (subclass `LoadedModel`):
   also a context manager that closes on exit.
 - `info`: a frozen `RuntimeInfo` (runtime name, backend, device, threads, init time,
   the largest batch one call runs natively, free-form details such as versions).
-- `self_timed(batch, runs)`: optional. Runtimes that can time inference with their own
-  clock next to the call (performance.now in Node or a page) return the per-run
-  latencies in nanoseconds, so bench can report latency without IPC and the IPC
-  overhead separately. The default returns None (bench then times `predict`).
+- `self_timed(batch, runs)`: optional. Runtimes that time inference with their own
+  clock next to the call (performance.now in Node or a page) return a `SelfTimed`: the
+  engine's run alone on a ready input, and apart from it the time to hand the input over
+  and read the output back (web_demo/timed_loop.js), so bench reports latency without
+  IPC, `pre_ms`/`post_ms` as native rows do, and the pipe's cost separately. The default
+  returns None (bench then times `predict`).
 - `stages(batch)`: optional. One inference split in three (`Stages`): hand the input
   to the runtime (quantize, copy in), the runtime's inference call alone, read the
   output back (copy out, dequantize). Bench times the middle one as the latency and
@@ -112,6 +114,38 @@ class MemoryReading:
 
 
 @dataclass(frozen=True)
+class SelfTimed:
+    """Runs timed by a runtime's own clock: `samples` ns per run (one per block of
+    `block` runs back to back, so a coarse clock's step is a small share of each), and
+    the time to hand the input over (`pre`) and read the output back (`post`), ns."""
+
+    samples: list[int]
+    runs: int  # runs timed: len(samples) * block
+    block: int
+    clock_step_ns: int  # the smallest step the runtime's clock takes
+    pre: list[int]
+    post: list[int]  # empty where the run ends with the read (TF.js on a GPU)
+
+    @classmethod
+    def from_answer(cls, answer: dict[str, Any]) -> SelfTimed:
+        """From the dict web_demo/timed_loop.js returns (ms)."""
+
+        def ns(values: list[Any]) -> list[int]:
+            return [round(float(ms) * 1e6) for ms in values]
+
+        samples = ns(answer["samples_ms"])
+        block = int(answer.get("block") or 1)
+        return cls(
+            samples=samples,
+            runs=int(answer.get("runs") or len(samples) * block),
+            block=block,
+            clock_step_ns=round(float(answer.get("timer_step_ms") or 0) * 1e6),
+            pre=ns(answer.get("pre_ms") or []),
+            post=ns(answer.get("post_ms") or []),
+        )
+
+
+@dataclass(frozen=True)
 class Stages:
     """One inference in three steps, so a timer can hold the runtime's call alone."""
 
@@ -133,8 +167,8 @@ class LoadedModel(Closing):
     def close(self) -> None:
         """Release the runtime. Calling it twice is harmless."""
 
-    def self_timed(self, batch: np.ndarray, runs: int) -> list[int] | None:
-        """Per-run latencies in ns measured by the runtime itself, or None if it cannot."""
+    def self_timed(self, batch: np.ndarray, runs: int) -> SelfTimed | None:
+        """Runs timed by the runtime itself (see SelfTimed), or None if it cannot."""
         return None
 
     def stages(self, batch: np.ndarray) -> Stages | None:

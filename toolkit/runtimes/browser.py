@@ -25,7 +25,14 @@ import numpy as np
 
 from toolkit.errors import ArtifactError, CnnxError, RuntimeUnavailable, shorten
 from toolkit.manifest import ArtifactEntry, Manifest
-from toolkit.runtimes import LoadedModel, MemoryReading, RuntimeInfo, RuntimeSkipped, check_batch
+from toolkit.runtimes import (
+    LoadedModel,
+    MemoryReading,
+    RuntimeInfo,
+    RuntimeSkipped,
+    SelfTimed,
+    check_batch,
+)
 from toolkit.runtimes.chromium import (
     CHROMIUM_FLAGS,
     BrowserSession,
@@ -137,18 +144,17 @@ class BrowserModel(LoadedModel):
 
         return predict_in_chunks(array, CHUNK, classes, predict_part)
 
-    def self_timed(self, batch: np.ndarray, runs: int) -> list[int] | None:
-        """Latency per run by performance.now() in the page (fine-grained: COOP/COEP)."""
-        array = check_batch(batch, self._entry, self._manifest)
+    def self_timed(self, batch: np.ndarray, runs: int) -> SelfTimed | None:
+        """One row's runs timed by performance.now() in the page (its bench())."""
+        array = check_batch(batch, self._entry, self._manifest)[:1]
         limit = timing_limit(self._timeout, int(runs), lambda: self.predict(array))
         result = self.evaluate(
             "the timing run",
-            "([data, rows, runs]) => window.cnnx.bench(runs, "
-            "{input: data, batch: rows, warmup: 0, times: true})",
-            [self._encode(array), len(array), int(runs)],
+            "([data, runs]) => window.cnnx.bench(runs, {input: data, warmup: 0, times: true})",
+            [self._encode(array), int(runs)],
             timeout=limit,
         )
-        return [round(float(ms) * 1e6) for ms in result["times"]]
+        return SelfTimed.from_answer(result["timed"])
 
     def bench(self, runs: int = 200, warmup: int = 10) -> dict[str, Any]:
         """The page's own benchmark on the current (or zero) image: p50/p90/p99/mean/std ms."""

@@ -27,7 +27,7 @@ import numpy as np
 
 from toolkit.errors import RuntimeUnavailable, shorten
 from toolkit.manifest import ArtifactEntry, Manifest
-from toolkit.runtimes import LoadedModel, MemoryReading, RuntimeInfo, check_batch
+from toolkit.runtimes import LoadedModel, MemoryReading, RuntimeInfo, SelfTimed, check_batch
 from toolkit.runtimes.tfjs_shared import (
     backend_option,
     checked_model_json,
@@ -282,14 +282,14 @@ class NodeModel(LoadedModel):
 
         return predict_in_chunks(array, CHUNK, classes, predict_part)
 
-    def self_timed(self, batch: np.ndarray, runs: int) -> list[int] | None:
-        """Latency per run by performance.now() inside Node: inference without the pipe."""
+    def self_timed(self, batch: np.ndarray, runs: int) -> SelfTimed | None:
+        """One row's runs timed by performance.now() inside Node, without the pipe."""
         array = check_batch(batch, self._entry, self._manifest)
         limit = timing_limit(
             self._timeout, runs, lambda: self._request("predict", array, self._timeout)
         )
         response, _ = self._request("time", array, limit, runs=int(runs))
-        return [round(float(ms) * 1e6) for ms in response["samples_ms"]]
+        return SelfTimed.from_answer(response)
 
     def memory(self) -> MemoryReading | None:
         response, _ = self._runner.call({"cmd": "memory"}, timeout=self._timeout)

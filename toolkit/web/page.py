@@ -20,6 +20,7 @@ PAGE_FILES = (
     "engine_litertjs.js",
     "tflite.js",
     "gpu.js",
+    "timed_loop.js",
 )
 SAMPLES_DIR = "samples"
 ARTIFACTS_PREFIX = "artifacts"

@@ -8,7 +8,8 @@
 //   load    {model: path/to/model.tflite, backend: "wasm"|"wasm-threaded", threads?}
 //           -> {backend, init_ms, features, inputs, outputs}
 //   predict {shape} + float32 -> {shape} + float32 probabilities
-//   time    {shape, runs} + float32 -> {samples_ms: [...]}  (performance.now per run)
+//   time    {shape, runs} + float32 -> {samples_ms, runs, block, timer_step_ms, pre_ms, post_ms}
+//           (web_demo/timed_loop.js: model.run alone, one row)
 //   profile {shape, runs} + float32 -> {total_ms, run_ms, copies_ms, await_ms, timer_step_ms}
 //   memory  {} -> {rss, peak_rss, live_tensors, heap_bytes, heap_top}
 //   close   {} -> {} and exit
@@ -61,15 +62,10 @@ async function predict(header, payload) {
   return [{ shape: [rows, probs.length / rows] }, probs];
 }
 
+// The engine's run alone on a ready tensor, pre and post apart (web_demo/timed_loop.js).
 async function time(header, payload) {
-  const x = floatsOf(header, payload);
-  const samples = [];
-  for (let i = 0; i < header.runs; i++) {
-    const start = performance.now();
-    await engine.predict(x, header.shape[0]);
-    samples.push(performance.now() - start);
-  }
-  return { samples_ms: samples };
+  const { timeStages } = await import(pathToFileURL(path.join(WEB_DEMO, "timed_loop.js")));
+  return timeStages(engine.timingStages(floatsOf(header, payload)), header.runs);
 }
 
 function memory() {

@@ -5,14 +5,15 @@
 //   load    {model: path/to/model.json, backend: "wasm"|"cpu"}
 //           -> {backend, init_ms, tfjs_version, inputs, outputs}
 //   predict {shape} + float32 -> {shape, infer_ms} + float32 probabilities
-//   time    {shape, runs} + float32 -> {samples_ms: [...]}  (performance.now per run)
+//   time    {shape, runs} + float32 -> {samples_ms, runs, block, timer_step_ms, pre_ms, post_ms}
+//           (web_demo/timed_loop.js: execute alone, one row)
 //   memory  {} -> {rss, peak_rss, heap_used, external, array_buffers}
 //   close   {} -> {} and exit
 
 import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { performance } from "node:perf_hooks";
 import { floatsOf, peakRss, quietConsole, serve } from "./protocol.mjs";
 
@@ -125,18 +126,22 @@ async function predict(header, payload) {
   return [{ shape, infer_ms: inferMs }, new Float32Array(values)];
 }
 
+const WEB_DEMO = path.resolve(HERE, "..", "..", "..", "web_demo");
+
+// The graph executed alone on a ready tensor, its result kept on the backend; making the
+// tensor and downloading the result timed apart (web_demo/timed_loop.js).
 async function time(header, payload) {
-  const x = inputTensor(header, payload);
-  const samples = [];
-  for (let i = 0; i < header.runs; i++) {
-    const start = performance.now();
-    const y = run(x);
-    await y.data(); // forces the computation, as predict does
-    samples.push(performance.now() - start);
-    y.dispose();
-  }
-  x.dispose();
-  return { samples_ms: samples };
+  const { timeStages } = await import(pathToFileURL(path.join(WEB_DEMO, "timed_loop.js")));
+  const values = floatsOf(header, payload);
+  const shape = [1, ...header.shape.slice(1)];
+  const first = (y) => (y instanceof tf.Tensor ? y : Array.isArray(y) ? y[0] : Object.values(y)[0]);
+  const stages = {
+    prepare: () => tf.tensor(values.subarray(0, values.length / header.shape[0]), shape, "float32"),
+    run: (x) => model.execute(inputName ? { [inputName]: x } : x),
+    finish: (y) => first(y).data(),
+    dispose: (t) => tf.dispose(t),
+  };
+  return timeStages(stages, header.runs);
 }
 
 function memory() {
