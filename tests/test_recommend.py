@@ -98,6 +98,25 @@ def test_the_fastest_browser_row_that_passed_wins() -> None:
     assert (again.artifact, again.engine, again.p50_ms) == ("b", "LiteRT.js", 0.4)
 
 
+def test_handing_over_and_reading_back_count_against_a_row() -> None:
+    """A page pays the input's quantizing and the output's download on every image: an
+    int8 row whose run alone is faster but whose pre_ms + post_ms make it slower loses."""
+    int8 = row("tflite_int8", "litertjs", "wasm", 0.10)
+    int8 = replace(int8, speed=replace(int8.speed, pre_ms=0.04, post_ms=0.01))
+    float32 = row("tflite_float32", "litertjs", "wasm-threaded", 0.12, threads=2)
+    float32 = replace(float32, speed=replace(float32.speed, pre_ms=0.002, post_ms=0.001))
+    chosen = recommend([int8, float32])
+    assert (chosen.artifact, chosen.backend, chosen.p50_ms) == (
+        "tflite_float32",
+        "wasm-threaded",
+        0.12,
+    )
+    assert chosen.per_image_ms == 0.123
+    assert "p50 0.120 ms (0.123 ms with the input handed over and read back)" in chosen.sentence
+    cheaper = replace(int8, speed=replace(int8.speed, pre_ms=0.01, post_ms=0.005))
+    assert recommend([cheaper, float32]).artifact == "tflite_int8"
+
+
 SWIFTSHADER = "ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device (Subzero)), SwiftShader driver)"
 
 
