@@ -4,36 +4,49 @@ For one artifacts folder (default: the seed CNN, untrained, exported here to TFL
 float32 and int8 and TF.js float32; latency does not depend on the weights) it measures
 batch-1 latency on the same preprocessed image, after warm-up:
 
-- native LiteRT (ai-edge-litert, XNNPACK), float32 and int8, 1 and 2 threads;
+- native LiteRT (ai-edge-litert, XNNPACK), float32 and int8, 1 and 2 threads, timed as
+  `cnnx bench` times it (invoke() alone, pre_ms/post_ms apart);
 - TF.js in the web demo page in headless Chromium: wasm (SIMD), webgl (SwiftShader),
-  cpu, webgpu (a skipped row where Chromium has no adapter);
-- LiteRT.js in the same page: wasm, threaded wasm, webgpu, float32 and int8;
+  cpu, webgpu (a skipped row where Chromium has no adapter), and TF.js wasm in Node;
+- LiteRT.js in the same page: wasm, threaded wasm, webgpu (its JSPI build), float32 and
+  int8, and the same wasm builds in Node;
 - what limits LiteRT.js (the `limits` record): its compat build (no relaxed SIMD) and its
   threaded build on 1 thread, the same wasm in Node (no browser), and where one page
   prediction's time goes (the awaited model.run, the tensor copies in and out, one
   await, the clock's step).
 
-Browser rows are timed in the page with performance.now() (fine-grained: the server
-sends COOP/COEP); each says its engine, backend, build, threads, isolation and GPU (the
+JavaScript rows are timed as `cnnx bench` times them, by the runtime's `self_timed`
+(web_demo/timed_loop.js: the engine's run alone on a ready input, in blocks long enough
+for the page's coarse clock, with pre_ms and post_ms apart). Beside each row of
+LiteRT.js (every build) and TF.js wasm, in the page and in Node, a bare run loop
+written apart from that code (BARE_PAGE_LOOP here, benchmarks/bare_loop.mjs in Node)
+runs on the same engine, build and threads, the two alternating in ROUNDS rounds of the
+same run; `harness_vs_bare` gives each row's p50 over the bare loop's.
+Each browser row says its engine, backend, build, threads, isolation and GPU (the
 WebGPU adapter or WebGL renderer; a software one's figures, SwiftShader's here, are
 marked so and never count as the best).
 Every row also runs 32 images and records its largest difference from native LiteRT
 on the same artifact. Goals, from one run: the best browser float32 p50 at most 1.5x
-native LiteRT float32 on 1 thread, the best browser int8 p50 at most 3x native int8.
+native LiteRT float32 on 1 thread, the best browser int8 p50 at most 3x native int8,
+every JavaScript row's p50 within 5% of its bare loop.
 Figures and the machine go to benchmarks/results/browser.json.
 
-    .venv/bin/python benchmarks/browser_bench.py [ARTIFACTS_DIR] [--runs N]
+    .venv/bin/python benchmarks/browser_bench.py [ARTIFACTS_DIR] [--runs N] [--note TEXT]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +88,54 @@ def seed_artifacts(workdir: Path) -> Path:
     return out
 
 
-def stats(samples_ns: list[int]) -> dict[str, float]:
+# A bare loop in the page, written apart from web_demo/timed_loop.js: the engine's own
+# run on one ready input, back to back in blocks of `block` (the block the engine row
+# used, so both take the same statistic), each block timed as a whole.
+BARE_PAGE_LOOP = """async ([runs, block]) => {
+  const e = window.cnnx.engine();
+  let run, drop, done;
+  if (e.name === 'litertjs') {
+    const size = e.shape.reduce((a, b) => a * b, 1);
+    const uint8 = e.io.inputs[0].dtype === 'uint8';
+    const values = uint8 ? new Uint8Array(size).fill(128) : new Float32Array(size).fill(0.5);
+    const x = new e.litert.Tensor(values, e.shape);
+    // On WebGPU the run is over when its result is read.
+    run = e.backend === 'webgpu'
+      ? async () => { const ys = await e.model.run(x); await ys[0].data(); return ys; }
+      : () => e.model.run(x);
+    drop = (ys) => ys.forEach((y) => y.delete());
+    done = () => x.delete();
+  } else {
+    const x = e.tf.fill([1, ...e.dims], 0.5);
+    run = () => e.model.execute(x);
+    drop = (y) => e.tf.dispose(y);
+    done = () => x.dispose();
+  }
+  const awaits = e.name === 'litertjs';
+  for (let i = 0; i < 50; i++) drop(awaits ? await run() : run());
+  const samples = [];
+  for (let n = 0; n < runs; n += block) {
+    const ys = [];
+    const start = performance.now();
+    if (awaits) for (let k = 0; k < block; k++) ys.push(await run());
+    else for (let k = 0; k < block; k++) ys.push(run());
+    samples.push((performance.now() - start) / block);
+    ys.forEach(drop);
+  }
+  done();
+  return samples;
+}"""
+BARE_NODE_LOOP = ROOT / "benchmarks" / "bare_loop.mjs"
+ROUNDS = 10  # engine row and bare loop alternate, so a burst of load falls on both
+ROUND_SECONDS = 1.0  # runs per round: as many as fit (at most --runs, at least MIN_RUNS)
+MIN_RUNS = 30
+BARE_GOAL = 0.05  # every JavaScript row's p50 within 5% of its bare loop's
+
+
+def stats(samples_ns: list[int], runs: int | None = None) -> dict[str, float]:
     ms = np.asarray(samples_ns, dtype=np.float64) / 1e6
     return {
-        "runs": len(ms),
+        "runs": runs if runs is not None else len(ms),
         "p50_ms": round(float(np.percentile(ms, 50)), 4),
         "p90_ms": round(float(np.percentile(ms, 90)), 4),
         "p99_ms": round(float(np.percentile(ms, 99)), 4),
@@ -102,25 +159,27 @@ class Bench:
         self.native: dict[str, np.ndarray] = {}
 
     def litert(self, artifact: str, threads: int) -> dict[str, Any]:
+        """Native LiteRT, timed by cnnx bench's harness: invoke() alone, pre/post apart."""
+        from toolkit.measure.timing import time_inference
         from toolkit.runtimes import load
 
         entry = self.manifest.artifact(artifact)
         with load("litert", self.manifest, entry, threads=threads) as model:
             self.native.setdefault(artifact, model.predict(self.images))
-            for _ in range(self.warmup):
-                model.predict(self.x)
-            samples = []
-            for _ in range(self.runs):
-                start = time.perf_counter_ns()
-                model.predict(self.x)
-                samples.append(time.perf_counter_ns() - start)
-        return {
-            "engine": "LiteRT (native)",
-            "runtime": "litert",
-            "artifact": artifact,
-            "backend": "xnnpack",
-            "threads": threads,
-        } | stats(samples)
+            samples, pre, post = time_inference(
+                model, self.x, self.runs, self.warmup, time.perf_counter_ns
+            )
+        return (
+            {
+                "engine": "LiteRT (native)",
+                "runtime": "litert",
+                "artifact": artifact,
+                "backend": "xnnpack",
+                "threads": threads,
+            }
+            | stats(samples)
+            | medians(pre, post)
+        )
 
     def in_process(self, runtime: str, artifact: str, backend: str, **options: Any) -> dict:
         """A row of a runtime timed on its own clock (the page, or Node)."""
@@ -166,11 +225,114 @@ class Bench:
                 row["max_abs_vs_native"] = float(
                     np.abs(model.predict(self.images) - reference).max()
                 )
-            model.self_timed(self.x, self.warmup)
-            row |= stats(model.self_timed(self.x, self.runs) or [])
+            bare = not options and backend in BARE_BACKENDS[runtime]
+            row |= self.timed(model, runtime, artifact, bare)
             if runtime == "litertjs" and backend == "wasm" and not options:
                 row["profile"] = model.evaluate("profile", f"window.cnnx.profile({self.runs})")
         return row
+
+    def timed(self, model: Any, runtime: str, artifact: str, bare: bool) -> dict[str, Any]:
+        """The row's figures as `cnnx bench` takes them (the runtime's self_timed: the
+        engine's run alone, pre and post apart) and, with `bare`, a bare run loop of the
+        same engine in the same page or a node of its own, alternating in ROUNDS rounds."""
+        warm = model.self_timed(self.x, max(self.warmup, 10))
+        one_run_s = float(np.median(warm.samples)) / 1e9
+        runs = int(min(self.runs, max(MIN_RUNS, ROUND_SECONDS / max(one_run_s, 1e-9))))
+        parts, bare_ns = [], []
+        with contextlib.ExitStack() as stack:
+            loop = stack.enter_context(self.bare_loop(model, runtime, artifact)) if bare else None
+            for _ in range(ROUNDS):
+                parts.append(model.self_timed(self.x, runs))
+                if loop is not None:
+                    bare_ns += [round(ms * 1e6) for ms in loop(runs, parts[-1].block)]
+        samples = [ns for part in parts for ns in part.samples]
+        out = stats(samples, sum(p.runs for p in parts)) | {
+            "block": max(p.block for p in parts),
+            "timer_step_us": round(max(p.clock_step_ns for p in parts) / 1e3, 3),
+        }
+        out |= medians([n for p in parts for n in p.pre], [n for p in parts for n in p.post])
+        if bare_ns:
+            out["bare_p50_ms"] = round(float(np.percentile(bare_ns, 50)) / 1e6, 4)
+            out["bare_runs"] = runs * ROUNDS
+            p50 = float(np.percentile(samples, 50)) / 1e6
+            out["over_bare"] = round(p50 / (out["bare_p50_ms"] or 1e-9) - 1, 4)
+        return out
+
+    @contextlib.contextmanager
+    def bare_loop(
+        self, model: Any, runtime: str, artifact: str
+    ) -> Iterator[Callable[[int, int], list[float]]]:
+        """A bare loop on the row's engine: `loop(runs, block)` -> ms per run of each
+        block. BARE_PAGE_LOOP in the row's page; in Node, benchmarks/bare_loop.mjs in a
+        long-lived node of its own, idle between rounds as the runner is."""
+        if runtime in ("browser", "litertjs"):
+
+            def in_page(runs: int, block: int) -> list[float]:
+                return model.evaluate("a bare loop", BARE_PAGE_LOOP, [runs, block], timeout=600)
+
+            yield in_page
+            return
+        from toolkit.runtimes.litertjs_node import node_args
+        from toolkit.runtimes.tfjs_node import node_binary, node_modules
+        from toolkit.runtimes.tfjs_shared import checked_model_json
+
+        entry = self.manifest.artifact(artifact)
+        engine = "litertjs" if runtime == "litertjs-node" else "tfjs"
+        path = (
+            self.manifest.artifact_path(entry)
+            if engine == "litertjs"
+            else checked_model_json(self.manifest, entry, {})
+        )
+        node = node_binary()
+        flags = node_args(node) if engine == "litertjs" else ()
+        command = [node, *flags, str(BARE_NODE_LOOP), engine, str(path), model.info.backend,
+                   str(model.info.threads or 1)]  # fmt: skip
+        env = dict(os.environ, CNNX_NODE_MODULES=str(node_modules()))
+        with subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # LiteRT.js's log lines
+            text=True,
+            env=env,
+        ) as process:
+            assert process.stdin is not None and process.stdout is not None
+            stdin, stdout = process.stdin, process.stdout
+
+            def answer() -> str:
+                for line in stdout:
+                    if line.startswith(("{", "ready")):
+                        return line
+                raise SystemExit(f"the bare loop in node exited ({process.wait()})")
+
+            def in_node(runs: int, block: int) -> list[float]:
+                stdin.write(f"{runs} {block}\n")
+                stdin.flush()
+                return [float(ms) for ms in json.loads(answer())["samples_ms"]]
+
+            answer()  # "ready": loaded and warmed up
+            try:
+                yield in_node
+            finally:
+                stdin.close()
+                process.wait(timeout=60)
+
+
+# The backends whose rows get a bare loop beside them: LiteRT.js's every build (plain,
+# threaded, JSPI on webgpu where it runs) and TF.js's wasm, in the page and in Node.
+BARE_BACKENDS = {
+    "litertjs": ("wasm", "wasm-threaded", "webgpu"),
+    "browser": ("wasm",),
+    "litertjs-node": ("wasm", "wasm-threaded"),
+    "tfjs-node": ("wasm",),
+}
+
+
+def medians(pre: list[int], post: list[int]) -> dict[str, float | None]:
+    def median(values: list[int]) -> float | None:
+        return round(float(np.median(values)) / 1e6, 5) if values else None
+
+    return {"pre_ms": median(pre), "post_ms": median(post)}
 
 
 def best(rows: list[dict], artifact: str) -> dict | None:
@@ -257,6 +419,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--out", type=Path, default=RESULT)
+    parser.add_argument("--note", default="", help="recorded as is (how loaded the machine was)")
     args = parser.parse_args()
 
     from toolkit.core.quiet import silence_tensorflow
@@ -279,6 +442,7 @@ def main() -> int:
             rows.append(bench.in_process("litertjs", artifact, "wasm-threaded", threads=1))
             for backend in ("wasm", "wasm-threaded"):
                 rows.append(bench.in_process("litertjs-node", artifact, backend))
+        rows.append(bench.in_process("tfjs-node", "tfjs_float32", "wasm"))
         browser.shutdown()
         manifest = bench.manifest
         sizes = {k: e.size for k, e in manifest.artifacts.items() if k != "savedmodel"}
@@ -297,10 +461,25 @@ def main() -> int:
     best8 = best(rows, "tflite_int8")
     ratio32 = round(best32["p50_ms"] / native32["p50_ms"], 2) if best32 else None
     ratio8 = round(best8["p50_ms"] / native8["p50_ms"], 2) if best8 else None
+    beside_bare = [
+        {
+            "label": r["label"],
+            "artifact": r["artifact"],
+            "wasm_build": r.get("wasm_build"),
+            "threads": r["threads"],
+            "p50_ms": r["p50_ms"],
+            "bare_p50_ms": r["bare_p50_ms"],
+            "over_bare": r["over_bare"],
+        }
+        for r in rows
+        if "bare_p50_ms" in r
+    ]
+    worst = max((abs(b["over_bare"]) for b in beside_bare), default=None)
     result = {
         "benchmark": "browser_bench",
         "date": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         "machine": info,
+        "note": args.note,
         "model": {
             "artifacts": str(args.artifacts or "seed CNN (untrained), exported here"),
             "input": list(manifest.input.shape),
@@ -310,6 +489,8 @@ def main() -> int:
         "runs": args.runs,
         "warmup": args.warmup,
         "results": rows,
+        "harness_vs_bare": beside_bare,
+        "harness_vs_bare_worst": worst,
         "best_browser_float32": best32 and {k: best32[k] for k in ("label", "artifact", "p50_ms")},
         "best_browser_int8": best8 and {k: best8[k] for k in ("label", "artifact", "p50_ms")},
         "browser_float32_over_native_float32_x1": ratio32,
@@ -319,6 +500,8 @@ def main() -> int:
             and ratio32 <= GOAL_FLOAT32,
             f"best browser int8 p50 <= {GOAL_INT8:g}x LiteRT int8 x1": ratio8 is not None
             and ratio8 <= GOAL_INT8,
+            f"every JavaScript row's p50 within {BARE_GOAL:.0%} of its bare loop": worst is not None
+            and worst <= BARE_GOAL,
         },
         "limits": limits(rows),
     }
@@ -339,9 +522,13 @@ def print_table(result: dict[str, Any]) -> None:
             print(f"{name:<44}{row['status']}: {row['reason'][:100]}")
             continue
         diff = row.get("max_abs_vs_native")
+        handling = [f"{k} {row[k]:.4f}" for k in ("pre_ms", "post_ms") if row.get(k) is not None]
         notes = []
         if "cross_origin_isolated" in row:
             notes.append("isolated" if row["cross_origin_isolated"] else "NOT isolated")
+        notes += handling
+        if row.get("block", 1) > 1:
+            notes.append(f"blocks of {row['block']}")
         if row.get("gpu_name"):
             soft = " (software)" if row.get("gpu_software") else ""
             notes.append(f"gpu {row['gpu_name']}{soft}")
@@ -349,6 +536,10 @@ def print_table(result: dict[str, Any]) -> None:
             f"{name:<44}{row['p50_ms']:>9.3f}{row['p90_ms']:>9.3f}"
             f"{'' if diff is None else f'{diff:.1e}':>9}  {', '.join(notes)}"
         )
+    print(f"{'beside a bare loop':<44}{'p50 ms':>9}{'bare ms':>9}{'diff':>9}")
+    for b in result["harness_vs_bare"]:
+        name = f"{b['label']} {b['artifact']}"
+        print(f"{name:<44}{b['p50_ms']:>9.4f}{b['bare_p50_ms']:>9.4f}{b['over_bare']:>+9.1%}")
     for key in ("best_browser_float32", "best_browser_int8"):
         print(f"{key}: {result[key]}")
     print(
