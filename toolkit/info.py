@@ -126,16 +126,21 @@ def _describe_keras(path: Path, unsafe: bool) -> Info:
 
 
 def _head(model: Any) -> str:
-    """probabilities or logits, from the model's answers to a few generated pictures."""
+    """probabilities, scores, logits or one binary unit, from the model's answers to a few
+    generated pictures."""
     from toolkit.data.generated import generated_pixels
-    from toolkit.sources.heads import output_kind
+    from toolkit.sources.heads import keras_unit_kind, measured_unit_kind, output_kind
 
     shape = tuple(model.inputs[0].shape)
     if len(model.inputs) != 1 or len(model.outputs) != 1 or len(shape) != 4 or None in shape[1:]:
         return "not one image input and one output (cnnx export --output picks a head)"
     height, width, channels = (int(d) for d in shape[1:])
     pictures = generated_pixels(height, width, channels, count=4).astype("float32")
-    return output_kind(model.predict(pictures, verbose=0))
+    outputs = model.predict(pictures, verbose=0)
+    if outputs.ndim == 2 and outputs.shape[1] == 1:
+        kind = keras_unit_kind(model) or measured_unit_kind(outputs, has_sigmoid=True)
+        return f"one {kind} unit: a binary classifier (cnnx export makes it two classes)"
+    return output_kind(outputs)
 
 
 def _signature_tensors(function: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

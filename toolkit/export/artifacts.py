@@ -238,7 +238,7 @@ def build(
         found = gather(
             source, request.data_request(), calibrate=calibrated(wanted), samples=request.samples
         )
-    kind, notes = _head(source, found)
+    output, notes = _head(source, found)
     options = _options(request, found, wanted)
     progress = context.progress
     with staged_dir(context.out) as tmp:
@@ -261,7 +261,7 @@ def build(
             input=source.input_spec,
             labels=list(source.labels),
             artifacts=entries,
-            source={**source.origin, "fingerprint": context.fingerprint, "output": {"kind": kind}},
+            source={**source.origin, "fingerprint": context.fingerprint, "output": output},
             eval_data=found.eval_data,
             versions=versions(),
             command=request.command or command_line(request),
@@ -305,17 +305,17 @@ def _options(request: ExportRequest, found: ExportData, wanted: list[str]) -> Ex
     )
 
 
-def _head(source: Source, found: ExportData) -> tuple[str, list[str]]:
-    """What kind of head the model has, and the note it calls for."""
-    from toolkit.sources.heads import LOGITS, output_kind
+def _head(source: Source, found: ExportData) -> tuple[dict[str, Any], list[str]]:
+    """The head on record (`source.output`: its kind as measured on the pivot, what the
+    model's head is, and its one unit when it had one), and the note it calls for."""
+    from toolkit.sources.heads import HEADS, head_note, output_kind
 
     kind = output_kind(_generated_outputs(source))
-    if kind != LOGITS:
-        return kind, []
-    return kind, [
-        "the head gives logits (no softmax): verify scales its absolute tolerances to "
-        "the range of the outputs and keeps top-1 agreement"
-    ]
+    output: dict[str, Any] = {"kind": kind, "head": HEADS[source.binary or kind]}
+    if source.binary:
+        output["units"] = 1  # the model's own; the pivot and every artifact give two
+    note = head_note(kind, source.binary)
+    return output, [note] if note else []
 
 
 def _export_one(

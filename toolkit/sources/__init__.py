@@ -23,7 +23,7 @@ from toolkit.core.locate import RUN_FILE, last_run
 from toolkit.data.inputspec import InputSpec
 from toolkit.errors import CnnxError, ModelError, PathError, UsageError
 from toolkit.manifest import sha256_file
-from toolkit.sources.heads import pick_head
+from toolkit.sources.heads import keras_unit_kind, measured_unit_kind, pick_head
 from toolkit.sources.keras_files import Loaded, load_keras_file
 from toolkit.sources.labels import default_labels, read_labels
 from toolkit.sources.pivot import (
@@ -61,6 +61,8 @@ class Source:
     # What cnnx found out and tells the user (found preprocessing, the head picked, ...).
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    # A one-unit head made two classes in the pivot: heads.SIGMOID_UNIT or LOGIT_UNIT.
+    binary: str | None = None
 
 
 def detect_format(path: Path) -> str:
@@ -140,7 +142,7 @@ def resolve_source(
     warnings: list[str] = []
     rebuilt: dict[str, Any] | None = None
     if kind == "savedmodel":
-        shape, classes = pivot_from_savedmodel(path, target, unsafe=unsafe, output=output)
+        shape, units, binary = pivot_from_savedmodel(path, target, unsafe=unsafe, output=output)
     else:
         if kind == MEMORY:
             check_built(model, path)
@@ -150,10 +152,12 @@ def resolve_source(
         keras_model = pick_head(keras_model, output, path)
         if output is not None:
             notes.append(f"head: {output} (--output), from input {keras_model.inputs[0].name}")
-        shape, classes = check_classifier(keras_model, path)
+        shape, units = check_classifier(keras_model, path)
+        binary = _keras_unit_kind(keras_model, shape) if units == 1 else None
         in_model = scaling_layers(keras_model)
         with staged_dir(target) as tmp:
-            save_pivot(keras_model, tmp)
+            save_pivot(keras_model, tmp, binary)
+    classes = max(units, 2)  # one unit: two classes, [1 - p, p]
     labels = read_labels(labels_file, classes) if labels_file else default_labels(classes)
     spec = prep.input_spec(shape, in_model, source_format=kind)
     if in_model:
@@ -184,7 +188,20 @@ def resolve_source(
         origin={**_origin(path, kind), **({"rebuilt": rebuilt} if rebuilt else {})},
         notes=tuple(notes),
         warnings=tuple(warnings),
+        binary=binary,
     )
+
+
+def _keras_unit_kind(model: Any, shape: tuple[int, int, int]) -> str:
+    """What a Keras model's one output unit gives: the activation its last layer records,
+    else measured on generated pictures (no graph to look into: a sigmoid when in [0, 1])."""
+    found = keras_unit_kind(model)
+    if found is not None:
+        return found
+    from toolkit.data.generated import generated_pixels
+
+    pictures = generated_pixels(*shape, count=8).astype("float32")
+    return measured_unit_kind(model.predict(pictures, verbose=0), has_sigmoid=True)
 
 
 # --- runs -----------------------------------------------------------------------------

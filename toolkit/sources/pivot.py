@@ -1,7 +1,8 @@
 """The pivot SavedModel: its fixed signature, the classifier checks, and writing it.
 
 The pivot's signature is always `serving_default`, input `image` float32
-[None, H, W, C], output `probabilities` float32 [None, K].
+[None, H, W, C], output `probabilities` float32 [None, K]. A head of one unit (a sigmoid
+or a logit) is given its two columns here, so K >= 2 everywhere after the pivot.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from toolkit.core.atomic import staged_dir
 from toolkit.errors import ModelError, first_line
-from toolkit.sources.heads import pick_signature_output
+from toolkit.sources.heads import LOGIT_UNIT, SIGMOID_UNIT, pick_signature_output
 from toolkit.sources.safety import check_savedmodel_safety
 
 if TYPE_CHECKING:
@@ -24,14 +25,15 @@ PIVOT_DIR = "saved_model"
 
 
 def check_classifier(model: Any, path: Path) -> tuple[tuple[int, int, int], int]:
-    """(H, W, C) and class count of a Keras image classifier, or why it is not one."""
+    """(H, W, C) and output units of a Keras image classifier, or why it is not one
+    (one unit is a binary head: two classes)."""
     inputs, outputs = list(model.inputs), list(model.outputs)
     if len(inputs) != 1 or len(outputs) != 1:
         raise ModelError(
             f"{path} has {len(inputs)} inputs and {len(outputs)} outputs",
             "cnnx exports image classifiers with one image input and one output",
         )
-    return image_shape(tuple(inputs[0].shape), path), class_count(tuple(outputs[0].shape), path)
+    return image_shape(tuple(inputs[0].shape), path), output_units(tuple(outputs[0].shape), path)
 
 
 def check_built(model: Any, name: Path) -> None:
@@ -64,21 +66,35 @@ def image_shape(shape: tuple[Any, ...], path: Path) -> tuple[int, int, int]:
     return (int(h), int(w), int(c))
 
 
-def class_count(shape: tuple[Any, ...], path: Path) -> int:
-    if len(shape) != 2 or shape[1] is None or shape[1] < 2:
+def output_units(shape: tuple[Any, ...], path: Path) -> int:
+    if len(shape) != 2 or shape[1] is None or shape[1] < 1:
         raise ModelError(
             f"{path} outputs shape {format_shape(shape)}",
-            "cnnx needs class scores [batch, classes]",
+            "cnnx needs class scores [batch, classes] or one binary unit [batch, 1]",
         )
     return int(shape[1])
+
+
+def two_columns(unit: tf.Tensor, kind: str | None) -> tf.Tensor:
+    """A one-unit head's [N, 1] output as two class scores [N, 2]: [1 - p, p]. A logit z
+    goes through sigmoid([-z, z]), exact on both sides, where 1 - sigmoid(z) would round
+    to 0 for a large z. `kind` None: a head of several units, left as it is."""
+    import tensorflow as tf
+
+    if kind == SIGMOID_UNIT:
+        return tf.concat([1.0 - unit, unit], axis=1)
+    if kind == LOGIT_UNIT:
+        return tf.sigmoid(tf.concat([-unit, unit], axis=1))
+    return unit
 
 
 def format_shape(shape: tuple[Any, ...]) -> str:
     return "[" + ", ".join("None" if d is None else str(d) for d in shape) + "]"
 
 
-def save_pivot(model: Any, out_dir: Path) -> None:
-    """Write a Keras model (Keras 3 or tf_keras) as the pivot SavedModel in out_dir."""
+def save_pivot(model: Any, out_dir: Path, binary: str | None = None) -> None:
+    """Write a Keras model (Keras 3 or tf_keras) as the pivot SavedModel in out_dir;
+    `binary`: what a one-unit head gives (SIGMOID_UNIT or LOGIT_UNIT), made two columns."""
     import tensorflow as tf
 
     shape = tuple(model.inputs[0].shape)
@@ -87,7 +103,7 @@ def save_pivot(model: Any, out_dir: Path) -> None:
 
     def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:
         result = model(tf.cast(image, input_dtype), training=False)
-        return {OUTPUT_KEY: tf.cast(result, tf.float32)}
+        return {OUTPUT_KEY: two_columns(tf.cast(result, tf.float32), binary)}
 
     if type(model).__module__.startswith("keras"):
         import keras
@@ -105,7 +121,9 @@ def save_pivot(model: Any, out_dir: Path) -> None:
 
 def pivot_from_savedmodel(
     path: Path, target: Path, *, unsafe: bool, output: str | None = None
-) -> tuple[tuple[int, int, int], int]:
+) -> tuple[tuple[int, int, int], int, str | None]:
+    """Write the pivot of a SavedModel's signature: (H, W, C), output units, and what a
+    one-unit head gives (None for several units)."""
     from toolkit.core.quiet import silence_tensorflow
 
     silence_tensorflow()
@@ -144,17 +162,35 @@ def pivot_from_savedmodel(
     shape = image_shape(
         tuple(in_spec.shape.as_list()) if in_spec.shape.rank is not None else (), path
     )
-    classes = class_count(tuple(out_spec.shape.as_list()), path)
+    units = output_units(tuple(out_spec.shape.as_list()), path)
     pivot_spec = tf.TensorSpec([None, *shape], tf.float32, name=INPUT_KEY)
 
+    def raw(image: tf.Tensor) -> tf.Tensor:
+        return tf.cast(function(**{in_key: tf.cast(image, in_spec.dtype)})[out_key], tf.float32)
+
+    binary = _signature_unit_kind(raw, function, shape) if units == 1 else None
     module = tf.Module()
     module.source = loaded  # keeps the variables tracked, so they are saved again
 
     def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:
-        result = function(**{in_key: tf.cast(image, in_spec.dtype)})[out_key]
-        return {OUTPUT_KEY: tf.cast(result, tf.float32)}
+        return {OUTPUT_KEY: two_columns(raw(image), binary)}
 
     module.serve = tf.function(serve, input_signature=[pivot_spec])
     with staged_dir(target) as tmp:
         tf.saved_model.save(module, str(tmp), signatures={SIGNATURE: module.serve})
-    return shape, classes
+    return shape, units, binary
+
+
+def _signature_unit_kind(raw: Any, function: Any, shape: tuple[int, int, int]) -> str:
+    """What a SavedModel's one output unit gives: a sigmoid only when its graph computes
+    one and its values on generated pictures stay in [0, 1]."""
+    import tensorflow as tf
+
+    from toolkit.data.generated import generated_pixels
+    from toolkit.sources.heads import measured_unit_kind
+
+    graph = function.graph.as_graph_def()
+    ops = {node.op for node in graph.node}
+    ops |= {node.op for f in graph.library.function for node in f.node_def}
+    pictures = generated_pixels(*shape, count=8).astype("float32")
+    return measured_unit_kind(raw(tf.constant(pictures)).numpy(), "Sigmoid" in ops)
