@@ -319,10 +319,10 @@ def test_export_checks_an_in_memory_model_as_it_checks_files(
     unbuilt = keras.Sequential([keras.layers.Dense(3, activation="softmax")])
     with pytest.raises(ModelError, match="not built"):
         api.export(unbuilt, tmp_path / "b", to="savedmodel")
-    regressor = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
-                                  keras.layers.Dense(1)])  # fmt: skip
-    with pytest.raises(ModelError, match="outputs shape"):
-        api.export(regressor, tmp_path / "c", to="savedmodel")
+    # A map of one value a pixel (segmentation), not class scores nor one binary unit.
+    pixelwise = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Dense(1)])
+    with pytest.raises(ModelError, match=r"outputs shape \[None, 8, 8, 1\]"):
+        api.export(pixelwise, tmp_path / "c", to="savedmodel")
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
 
 

@@ -68,7 +68,8 @@ def _verdict(status: str, checks: Any) -> Text:
 
 
 def _problems(rows: Any) -> list[Text]:
-    """The full reason of every row that is not ok, one line each, under the tables."""
+    """The full reason of every row that is not ok, one line each, under the tables, and
+    what an ok row's checks note (flips that are near-ties)."""
     lines = []
     for row in rows:
         failed = [c for c in row.checks if not c.passed]
@@ -80,6 +81,8 @@ def _problems(rows: Any) -> list[Text]:
         elif failed:
             detail = "; ".join(c.describe() for c in failed)
             lines.append(Text(f"{row.artifact} on {row.label}: {detail}", style="red"))
+        elif notes := [c.note for c in row.checks if c.note]:  # near-ties on generated pictures
+            lines.append(Text(f"{row.artifact} on {row.label}: {'; '.join(notes)}", style="dim"))
     return lines
 
 

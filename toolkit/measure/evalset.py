@@ -27,6 +27,8 @@ from toolkit.data.inputspec import fit
 from toolkit.errors import DataError, PathError, UsageError
 from toolkit.manifest import Manifest
 
+GENERATED = "generated pictures"
+
 
 @dataclass(frozen=True)
 class EvalSet:
@@ -36,6 +38,9 @@ class EvalSet:
     labels: np.ndarray | None  # int64 indices into the manifest's labels
     class_names: list[str]
     source: str  # where the images came from, for the report
+    # Generated pictures have no right answer: a flip within the artifact's own error is a
+    # near-tie there (toolkit/parity.py), while on real images a flip stays a flip.
+    generated: bool = False
 
     def __len__(self) -> int:
         return len(self.images)
@@ -60,7 +65,7 @@ def load_eval_set(
         from toolkit.data.generated import generated_pixels
 
         pixels, labels = generated_pixels(*manifest.input.shape), None
-        source = "generated pictures"
+        source = GENERATED
         note = " (none on record: parity only, no accuracy)"
     if limit is not None:
         pixels = pixels[:limit]
@@ -76,6 +81,7 @@ def load_eval_set(
         None if labels is None else labels.astype(np.int64),
         list(manifest.labels),
         f"{source}, {len(images)} images{note}",
+        generated=source == GENERATED,
     )
 
 

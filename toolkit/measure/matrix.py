@@ -27,7 +27,13 @@ from toolkit.measure.evalset import EvalSet
 from toolkit.measure.parity import Check, check, compare, reference_checks
 from toolkit.measure.rows import Row, Speed
 from toolkit.measure.timing import Timer
-from toolkit.measure.tolerances import REFERENCE_ID, ToleranceOverrides, for_outputs, tolerance_for
+from toolkit.measure.tolerances import (
+    REFERENCE_ID,
+    ToleranceOverrides,
+    for_outputs,
+    output_scale,
+    tolerance_for,
+)
 from toolkit.runtimes import RUNTIMES, LoadedModel, RuntimeSkipped, load, runtimes_for
 
 REFERENCE_RUNTIME = REFERENCE.runtimes[0]  # the SavedModel in TensorFlow, on the CPU
@@ -200,7 +206,8 @@ def run_cell(
         row = replace(row, label=model.info.label)
         speed = probe(model, cell, evalset, load_ns) if probe is not None else None
         outputs = model.predict(evalset.images)
-        metrics = compare(outputs, reference, evalset.labels)
+        ties = output_scale(manifest, reference) if evalset.generated else None
+        metrics = compare(outputs, reference, evalset.labels, ties)
         checks = check(metrics, tolerance) + (extra_checks(outputs) if extra_checks else [])
         return replace(
             row,

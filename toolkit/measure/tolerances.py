@@ -123,15 +123,23 @@ def for_outputs(tolerance: Tolerance, manifest: Manifest, reference: np.ndarray)
     Default limits are set for probabilities (in [0, 1]); a logits head (recorded by the
     export in the manifest's source) spans far more, and float rounding grows with it.
     """
-    kind = (manifest.source.get("output") or {}).get("kind")
-    if kind != "logits" or not np.asarray(reference).size:
+    factor = output_scale(manifest, reference)
+    if factor == 1.0:
         return tolerance
-    factor = max(1.0, float(np.max(reference) - np.min(reference)))
     return replace(
         tolerance,
         max_abs=None if tolerance.max_abs is None else tolerance.max_abs * factor,
         max_mean_abs=None if tolerance.max_mean_abs is None else tolerance.max_mean_abs * factor,
     )
+
+
+def output_scale(manifest: Manifest, reference: np.ndarray) -> float:
+    """The span of the head's outputs: 1 for probabilities and scores (in [0, 1]), the
+    range of the reference's outputs (at least 1) for a logits head."""
+    kind = (manifest.source.get("output") or {}).get("kind")
+    if kind != "logits" or not np.asarray(reference).size:
+        return 1.0
+    return max(1.0, float(np.max(reference) - np.min(reference)))
 
 
 def parse_flag_values(

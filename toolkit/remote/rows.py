@@ -27,7 +27,7 @@ from toolkit.measure.evalset import EvalSet
 from toolkit.measure.parity import check, compare
 from toolkit.measure.rows import Row, Speed
 from toolkit.measure.timing import LatencyStats
-from toolkit.measure.tolerances import ToleranceOverrides, for_outputs, tolerance_for
+from toolkit.measure.tolerances import ToleranceOverrides, for_outputs, output_scale, tolerance_for
 from toolkit.remote.device import RemoteResult, RemoteRun, run_on_device
 from toolkit.remote.ssh import SshClient, SshTarget
 
@@ -170,7 +170,8 @@ def _row(
             reason=f"{result.target.name}: scores of shape {run.scores.shape} for "
             f"{reference.shape} expected (the images or the model differ)",
         )
-    metrics = compare(run.scores, reference, evalset.labels)
+    ties = output_scale(manifest, reference) if evalset.generated else None
+    metrics = compare(run.scores, reference, evalset.labels, ties)
     lat = run.latency
     latency = LatencyStats(
         runs=int(lat["runs"]),
