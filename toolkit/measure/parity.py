@@ -202,7 +202,9 @@ def check(metrics: Metrics, tolerance: Tolerance) -> list[Check]:
         if value is not None and limit is not None:
             checks.append(Check(metric, value, limit, "<=", value <= limit))
 
-    agreement = metrics.agreement + (metrics.near_ties or 0) / max(metrics.images, 1)
+    agreement = metrics.agreement
+    if metrics.near_ties:  # counted as agreeing: images that agreed, and the near-ties
+        agreement = (round(agreement * metrics.images) + metrics.near_ties) / metrics.images
     at_least("agreement", agreement, tolerance.min_agreement)
     if checks and tie_note(metrics):
         checks[-1] = replace(checks[-1], note=tie_note(metrics))

@@ -78,13 +78,18 @@ def output_units(shape: tuple[Any, ...], path: Path) -> int:
 def two_columns(unit: tf.Tensor, kind: str | None) -> tf.Tensor:
     """A one-unit head's [N, 1] output as two class scores [N, 2]: [1 - p, p]. A logit z
     goes through sigmoid([-z, z]), exact on both sides, where 1 - sigmoid(z) would round
-    to 0 for a large z. `kind` None: a head of several units, left as it is."""
+    to 0 for a large z. `kind` None: a head of several units, left as it is.
+
+    Written as a broadcast multiply (and add) rather than a concatenation of negated
+    columns: TFLite has int8 kernels for MUL, ADD and LOGISTIC, not for NEG, and its
+    CONCATENATION would need both inputs on one scale."""
     import tensorflow as tf
 
+    signs = tf.constant([[-1.0, 1.0]])
     if kind == SIGMOID_UNIT:
-        return tf.concat([1.0 - unit, unit], axis=1)
+        return unit * signs + tf.constant([[1.0, 0.0]])
     if kind == LOGIT_UNIT:
-        return tf.sigmoid(tf.concat([-unit, unit], axis=1))
+        return tf.sigmoid(unit * signs)
     return unit
 
 

@@ -1,0 +1,169 @@
+"""Binary classifiers with one output unit, as people train them: `Dense(1, "sigmoid")`
+and `Dense(1)` giving a logit (TensorFlow's transfer-learning tutorial). `cnnx export
+--to all` makes them two classes, scores [1 - p, p], and every format, runtime and
+bundle then sees [batch, 2] with two label names, int8 included. A head of several
+sigmoid units is independent scores, said so and compared as such.
+
+The models are tiny CNNs trained here on `shapes` pictures of two classes (red and blue
+shapes, tests/byom_models.py), so agreement and accuracy mean something.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from tests.byom_models import shapes
+from toolkit.cli import app
+from toolkit.manifest import load_manifest
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+NAMES = ("cat", "dog")  # label 0: p near 0; label 1: p near 1
+KEPT = (0, 2)  # the `shapes` classes kept: red shapes are "cat", blue ones "dog"
+RUNTIMES = "tf,litert,tfjs-node,browser"
+HEADS = ("sigmoid", "logit")
+
+
+def cnnx(*args: Any) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def two_classes(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    x, y = shapes(count * 2, seed=seed)
+    keep = np.isin(y, KEPT)
+    return x[keep], (y[keep] == KEPT[1]).astype(np.int64)
+
+
+def build(head: str, x: np.ndarray, y: np.ndarray) -> Any:
+    """A tiny CNN ending in one unit: a sigmoid, or a logit (no activation)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    hidden = keras.layers.Rescaling(1 / 255)(inputs)
+    hidden = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(hidden)
+    hidden = keras.layers.GlobalAveragePooling2D()(hidden)
+    unit = keras.layers.Dense(1, activation="sigmoid" if head == "sigmoid" else None)(hidden)
+    model = keras.Model(inputs, unit, name=f"binary_{head}")
+    loss = keras.losses.BinaryCrossentropy(from_logits=head == "logit")
+    model.compile(keras.optimizers.Adam(1e-2), loss)
+    model.fit(x.astype(np.float32), y.astype(np.float32), epochs=15, batch_size=32, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def user(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A user's folder: both models, labels.txt and their pictures in cat/ and dog/."""
+    root = tmp_path_factory.mktemp("binary")
+    x, y = two_classes(300, seed=5)
+    for head in HEADS:
+        build(head, x, y).save(root / f"{head}.keras")
+    (root / "labels.txt").write_text("\n".join(NAMES) + "\n")
+    pictures, labels = two_classes(80, seed=41)
+    for i, (picture, label) in enumerate(zip(pictures, labels, strict=True)):
+        folder = root / "pictures" / NAMES[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(picture).save(folder / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def exported(user: Path) -> dict[str, tuple[Path, str]]:
+    done = {}
+    for head in HEADS:
+        out = user / f"{head}-artifacts"
+        code, stdout, err = cnnx(
+            "export", "--model", user / f"{head}.keras", "--to", "all",
+            "--data", user / "pictures", "--labels", user / "labels.txt", "--out", out,
+        )  # fmt: skip
+        assert code == 0, err
+        done[head] = out, stdout
+    return done
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_one_unit_is_exported_as_two_classes(
+    head: str, user: Path, exported: dict[str, tuple[Path, str]]
+) -> None:
+    import keras
+    import tensorflow as tf
+
+    out, stdout = exported[head]
+    said = " ".join(stdout.split())
+    assert (
+        f"the head is one {'sigmoid unit p' if head == 'sigmoid' else 'unit giving a logit z'}"
+        in said
+    )
+    manifest = load_manifest(out)
+    assert manifest.labels == list(NAMES)
+    assert manifest.source["output"] == {
+        "kind": "probabilities",
+        "head": f"binary-{head}",
+        "units": 1,
+    }
+    assert len(manifest.artifacts) == 9 and manifest.export["skipped"] == {}
+    for entry in manifest.artifacts.values():
+        assert entry.outputs[0]["shape"][-1] == 2, entry.id
+    # The pivot's two columns are [1 - p, p] of the model's own answer.
+    pictures, _ = two_classes(20, seed=77)
+    unit = keras.saving.load_model(user / f"{head}.keras").predict(pictures, verbose=0)
+    p = unit if head == "sigmoid" else 1 / (1 + np.exp(-unit.astype(np.float64)))
+    pivot = tf.saved_model.load(str(out / "saved_model")).signatures["serving_default"]
+    scores = pivot(image=tf.constant(pictures, tf.float32))["probabilities"].numpy()
+    assert scores.shape == (20, 2)
+    np.testing.assert_allclose(scores, np.hstack([1 - p, p]), atol=1e-6)
+
+
+# Every TF.js backend for the logit head; wasm alone for the sigmoid's (the same graph after
+# the pivot, so the other backends would prove nothing new).
+@pytest.mark.parametrize(("head", "backends"), [("sigmoid", "wasm"), ("logit", "")])
+def test_every_runtime_agrees_int8_included(
+    head: str, backends: str, exported: dict[str, tuple[Path, str]]
+) -> None:
+    out, _ = exported[head]
+    chosen = ("--backends", backends) if backends else ()
+    code, stdout, err = cnnx("verify", out, "-r", RUNTIMES, *chosen, "--json")
+    assert code == 0, err
+    report = json.loads(stdout)
+    rows = {(r["artifact"], r["label"]): r for r in report["rows"]}
+    assert report["labelled"] and all(r["status"] == "ok" for r in rows.values()), [
+        (k, r["status"], r["reason"]) for k, r in rows.items() if r["status"] != "ok"
+    ]
+    assert {r["runtime"] for r in rows.values()} == set(RUNTIMES.split(","))
+    assert rows[("savedmodel", "tf")]["metrics"]["accuracy"] >= 0.95
+    int8 = rows[("tflite_int8", "litert")]["metrics"]
+    assert int8["agreement"] >= 0.98 and int8["accuracy"] >= 0.95
+    assert {a for a, _ in rows} == set(load_manifest(out).artifacts)
+
+
+def test_bundles_classify_into_the_two_names(
+    exported: dict[str, tuple[Path, str]], tmp_path: Path
+) -> None:
+    out, _ = exported["logit"]
+    for target in ("web", "android", "rpi"):
+        code, _, err = cnnx("package", "--target", target, out, "--out", tmp_path / target)
+        assert code == 0, err
+    bundle = tmp_path / "rpi"
+    assert (bundle / "labels.txt").read_text().splitlines() == list(NAMES)
+    run = subprocess.run(
+        [sys.executable, "classify.py", "--json", "--model", "int8", "--top-k", "2"],
+        cwd=bundle, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    answer = json.loads(run.stdout)
+    assert answer["summary"]["accuracy"] >= 0.95
+    for result in answer["results"]:
+        assert len(result["scores"]) == 2 and abs(sum(result["scores"]) - 1) <= 0.02
+        assert {t["label"] for t in result["top"]} == set(NAMES)
+    page = load_manifest(tmp_path / "web" / "artifacts")  # what the web page reads
+    assert page.labels == list(NAMES) and page.source["output"]["head"] == "binary-logit"
