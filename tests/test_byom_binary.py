@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 NAMES = ("cat", "dog")  # label 0: p near 0; label 1: p near 1
 KEPT = (0, 2)  # the `shapes` classes kept: red shapes are "cat", blue ones "dog"
-RUNTIMES = "tf,litert,tfjs-node,browser"
+RUNTIMES = "tf,litert,tfjs-node,browser,litertjs"
 HEADS = ("sigmoid", "logit")
 
 
@@ -124,9 +124,9 @@ def test_one_unit_is_exported_as_two_classes(
     np.testing.assert_allclose(scores, np.hstack([1 - p, p]), atol=1e-6)
 
 
-# Every TF.js backend for the logit head; wasm alone for the sigmoid's (the same graph after
-# the pivot, so the other backends would prove nothing new).
-@pytest.mark.parametrize(("head", "backends"), [("sigmoid", "wasm"), ("logit", "")])
+# Every backend for the logit head; wasm and WebGPU for the sigmoid's (a broadcast in its
+# two columns once came out wrong in LiteRT.js on WebGPU only).
+@pytest.mark.parametrize(("head", "backends"), [("sigmoid", "wasm,webgpu"), ("logit", "")])
 def test_every_runtime_agrees_int8_included(
     head: str, backends: str, exported: dict[str, tuple[Path, str]]
 ) -> None:

@@ -80,16 +80,17 @@ def two_columns(unit: tf.Tensor, kind: str | None) -> tf.Tensor:
     goes through sigmoid([-z, z]), exact on both sides, where 1 - sigmoid(z) would round
     to 0 for a large z. `kind` None: a head of several units, left as it is.
 
-    Written as a broadcast multiply (and add) rather than a concatenation of negated
-    columns: TFLite has int8 kernels for MUL, ADD and LOGISTIC, not for NEG, and its
-    CONCATENATION would need both inputs on one scale."""
+    Written as a [1, 2] matrix product (with a bias for 1 - p): one FULLY_CONNECTED in
+    TFLite, which every kernel set runs, int8 included. Negated columns concatenated
+    need NEG, which has no int8 kernel; a [N, 1] x [1, 2] broadcast multiply came out
+    wrong in LiteRT.js on WebGPU."""
     import tensorflow as tf
 
     signs = tf.constant([[-1.0, 1.0]])
     if kind == SIGMOID_UNIT:
-        return unit * signs + tf.constant([[1.0, 0.0]])
+        return tf.matmul(unit, signs) + tf.constant([1.0, 0.0])
     if kind == LOGIT_UNIT:
-        return tf.sigmoid(unit * signs)
+        return tf.sigmoid(tf.matmul(unit, signs))
     return unit
 
 
