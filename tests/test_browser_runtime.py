@@ -21,7 +21,7 @@ from PIL import Image
 
 from toolkit.errors import ArtifactError, RuntimeUnavailable, UsageError
 from toolkit.manifest import Manifest, load_manifest
-from toolkit.runtimes import RUNTIMES, RuntimeSkipped, chromium, load
+from toolkit.runtimes import RUNTIMES, RuntimeSkipped, chromium, load, tfjs_shared
 from toolkit.runtimes import browser as browser_runtime
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -105,7 +105,7 @@ def test_each_backend_matches_the_savedmodel(
 
 
 def test_predict_chunks_a_large_batch(manifest: Manifest, batch: np.ndarray) -> None:
-    big = np.concatenate([batch] * (browser_runtime.CHUNK // len(batch) + 2))
+    big = np.concatenate([batch] * (tfjs_shared.MAX_ROWS // len(batch) + 2))
     with load("browser", manifest, manifest.artifact("tfjs_float32")) as model:
         probs = model.predict(big)
     assert probs.shape == (len(big), len(manifest.labels))

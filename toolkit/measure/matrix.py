@@ -34,7 +34,14 @@ from toolkit.measure.tolerances import (
     output_scale,
     tolerance_for,
 )
-from toolkit.runtimes import RUNTIMES, LoadedModel, RuntimeSkipped, load, runtimes_for
+from toolkit.runtimes import (
+    RUNTIMES,
+    LoadedModel,
+    PicturesFn,
+    RuntimeSkipped,
+    load,
+    runtimes_for,
+)
 
 REFERENCE_RUNTIME = REFERENCE.runtimes[0]  # the SavedModel in TensorFlow, on the CPU
 
@@ -181,9 +188,11 @@ def run_cell(
     extra_checks: Callable[[np.ndarray], list[Check]] | None = None,
     probe: Probe | None = None,
     timer: Timer = time.perf_counter_ns,
+    pictures: PicturesFn = lambda done, total: None,
 ) -> Row:
     """Load, (probe,) predict on the eval set, compare, check. Never raises for a
-    runtime's failure: it becomes a failed (or skipped) row."""
+    runtime's failure: it becomes a failed (or skipped) row. `pictures(done, total)`
+    hears how far the prediction got."""
     started = time.perf_counter()
     entry = cell.entry
     tolerance = for_outputs(
@@ -205,7 +214,7 @@ def run_cell(
         load_ns = timer() - start
         row = replace(row, label=model.info.label)
         speed = probe(model, cell, evalset, load_ns) if probe is not None else None
-        outputs = model.predict(evalset.images)
+        outputs = model.predict_reporting(evalset.images, pictures)
         ties = output_scale(manifest, reference) if evalset.generated else None
         metrics = compare(outputs, reference, evalset.labels, ties)
         checks = check(metrics, tolerance) + (extra_checks(outputs) if extra_checks else [])
@@ -233,6 +242,11 @@ def run_cell(
             model.close()
 
 
+def _pictures_step(progress: ProgressFn, label: str) -> PicturesFn:
+    """The pictures of one row as steps of their own bar (task "pictures")."""
+    return lambda done, total: progress(Step("pictures", label, done, total))
+
+
 def run_matrix(
     manifest: Manifest,
     cells: Iterable[Cell],
@@ -249,8 +263,8 @@ def run_matrix(
     """Every cell against the SavedModel's CPU outputs on `evalset`, in order.
 
     `progress` hears of each row as it starts (`task`, "ARTIFACT on RUNTIME", rows done)
-    and once all are done. Raises only for what stops every cell (no reference, a
-    reference that cannot run).
+    and once all are done, and of each row's pictures as they go (task "pictures").
+    Raises only for what stops every cell (no reference, a reference that cannot run).
     """
     cells = list(cells)
     progress(Step(task, f"reference outputs ({REFERENCE_RUNTIME})", 0, len(cells)))
@@ -259,7 +273,8 @@ def run_matrix(
     extra = reference_extra(manifest, evalset, min_reference_accuracy)
     rows = []
     for done, cell in enumerate(cells):
-        progress(Step(task, f"{cell.entry.id} on {cell.label}", done, len(cells)))
+        label = f"{cell.entry.id} on {cell.label}"
+        progress(Step(task, label, done, len(cells)))
         rows.append(
             run_cell(
                 manifest,
@@ -270,6 +285,7 @@ def run_matrix(
                 extra_checks=extra if cell.is_reference else None,
                 probe=probe,
                 timer=timer,
+                pictures=_pictures_step(progress, label),
             )
         )
     progress(Step(task, f"{len(cells)} rows", len(cells), len(cells)))

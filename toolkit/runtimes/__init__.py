@@ -14,6 +14,8 @@ The LoadedModel contract (subclass `LoadedModel`):
   probabilities. An adapter whose artifact takes int8/uint8 input quantizes it with
   the input tensor's own scale and zero point, and dequantizes int8/uint8 outputs with
   the output tensor's; a static batch-1 model is looped over the rows.
+- `predict_reporting(batch, pictures)`: `predict` that reports the pictures done as it
+  goes (the default reports once, at the end).
 - `close()`: release the interpreter / child process. Idempotent. A LoadedModel is
   also a context manager that closes on exit.
 - `info`: a frozen `RuntimeInfo` (runtime name, backend, device, threads, init time,
@@ -154,6 +156,9 @@ class Stages:
     finish: Callable[[Any], np.ndarray]  # run's result -> float32 [N, K] probabilities
 
 
+PicturesFn = Callable[[int, int], None]  # (pictures done, pictures in all)
+
+
 class LoadedModel(Closing):
     """An artifact loaded in one runtime. See the package docstring for the contract."""
 
@@ -162,6 +167,13 @@ class LoadedModel(Closing):
     @abc.abstractmethod
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """float32 NHWC preprocessed batch -> float32 [N, K] probabilities."""
+
+    def predict_reporting(self, batch: np.ndarray, pictures: PicturesFn) -> np.ndarray:
+        """`predict`, telling `pictures(done, total)` how far it got: after each chunk
+        where an adapter feeds another process in chunks, else once at the end."""
+        outputs = self.predict(batch)
+        pictures(len(batch), len(batch))
+        return outputs
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -4,8 +4,9 @@ and the `litertjs` runtime (litertjs.py) through the same code.
 `load_in_page` serves the artifacts folder with the demo server (toolkit/web/server.py) on
 127.0.0.1:0, opens the page in the shared Chromium (chromium.py) with
 `?model=ID&backend=NAME`, and talks to the page's `window.cnnx` API: the engine, the
-preprocessing-free `predictInput` and the in-page timer are exactly what a visitor's
-browser runs. Batches travel as base64 float32 both ways.
+preprocessing-free `predictUrl` and the in-page timer are exactly what a visitor's
+browser runs. Batches reach the page as raw float32 bytes that it fetches from a
+one-time URL (page_feed.py); the probabilities come back as base64 float32.
 
 The page starts the backend asked for or says why not; a backend that did not start
 is a failed load here (or a skipped one where Chromium has no WebGPU adapter), never a
@@ -28,6 +29,7 @@ from toolkit.manifest import ArtifactEntry, Manifest
 from toolkit.runtimes import (
     LoadedModel,
     MemoryReading,
+    PicturesFn,
     RuntimeInfo,
     RuntimeSkipped,
     SelfTimed,
@@ -41,6 +43,7 @@ from toolkit.runtimes.chromium import (
     shared_session,
     shutdown,
 )
+from toolkit.runtimes.page_feed import PageFeed
 from toolkit.runtimes.tfjs_shared import (
     backend_option,
     checked_model_json,
@@ -53,8 +56,7 @@ __all__ = ["BACKENDS", "CHROMIUM_FLAGS", "BrowserModel", "chromium_binary", "loa
 
 BACKENDS = ("wasm", "webgl", "cpu", "webgpu")
 LOAD_TIMEOUT = 120.0  # seconds: start Chromium, fetch the model, compile wasm or shaders
-CALL_TIMEOUT = 60.0  # seconds per predict call (scaled up for long timing calls)
-CHUNK = 64  # rows per predict call: bounds the base64 message and the page's memory
+CALL_TIMEOUT = 60.0  # seconds for a call's fixed part (scaled up by its measured work)
 WEBGPU_FIX = "Chromium offers WebGPU here only with --enable-unsafe-webgpu (set by cnnx)"
 
 T = TypeVar("T")
@@ -77,6 +79,7 @@ class BrowserModel(LoadedModel):
         self._timeout = timeout
         self.what = what
         self.console_errors: list[str] = []
+        self._page_feed: PageFeed | None = None
         session.acquire()
         self._closed = False
         try:
@@ -121,19 +124,35 @@ class BrowserModel(LoadedModel):
     ) -> Any:
         return self.call(what, lambda: self.page.evaluate(script, arg), timeout or self._timeout)
 
+    def _feed(self) -> PageFeed:
+        if self._page_feed is None:
+            self._page_feed = PageFeed()
+        return self._page_feed
+
     def _encode(self, array: np.ndarray) -> str:
         return base64.b64encode(np.ascontiguousarray(array, dtype="<f4").tobytes()).decode("ascii")
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
+        return self._predict(batch, None)
+
+    def predict_reporting(self, batch: np.ndarray, pictures: PicturesFn) -> np.ndarray:
+        return self._predict(batch, pictures)
+
+    def _predict(self, batch: np.ndarray, pictures: PicturesFn | None) -> np.ndarray:
         array = check_batch(batch, self._entry, self._manifest)
         classes = len(self._manifest.labels)
 
-        def predict_part(part: np.ndarray) -> np.ndarray:
-            answer = self.evaluate(
-                "predict",
-                "([data, rows]) => window.cnnx.predictInput(data, rows)",
-                [self._encode(part), len(part)],
-            )
+        def predict_part(part: np.ndarray, limit: float) -> np.ndarray:
+            url = self._feed().offer(np.ascontiguousarray(part, dtype="<f4").tobytes())
+            try:
+                answer = self.evaluate(
+                    "predict",
+                    "([url, rows]) => window.cnnx.predictUrl(url, rows)",
+                    [url, len(part)],
+                    timeout=limit,
+                )
+            finally:
+                self._feed().forget(url)
             values = np.frombuffer(base64.b64decode(answer["output"]), dtype="<f4")
             if values.size != len(part) * classes:
                 raise RuntimeUnavailable(
@@ -142,7 +161,7 @@ class BrowserModel(LoadedModel):
                 )
             return values.astype(np.float32).reshape(len(part), classes)
 
-        return predict_in_chunks(array, CHUNK, classes, predict_part)
+        return predict_in_chunks(array, classes, self._timeout, predict_part, pictures)
 
     def self_timed(self, batch: np.ndarray, runs: int) -> SelfTimed | None:
         """One row's runs timed by performance.now() in the page (its bench())."""
@@ -174,6 +193,8 @@ class BrowserModel(LoadedModel):
         if self._closed:
             return
         self._closed = True
+        if self._page_feed is not None:
+            self._page_feed.close()
         if not self._session.dead:
             with contextlib.suppress(Exception):
                 self._session.run(f"{self.what}: closing", self._context.close, self._timeout)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import selectors
 import shutil
 import subprocess
@@ -27,7 +28,14 @@ import numpy as np
 
 from toolkit.errors import RuntimeUnavailable, shorten
 from toolkit.manifest import ArtifactEntry, Manifest
-from toolkit.runtimes import LoadedModel, MemoryReading, RuntimeInfo, SelfTimed, check_batch
+from toolkit.runtimes import (
+    LoadedModel,
+    MemoryReading,
+    PicturesFn,
+    RuntimeInfo,
+    SelfTimed,
+    check_batch,
+)
 from toolkit.runtimes.tfjs_shared import (
     backend_option,
     checked_model_json,
@@ -40,9 +48,12 @@ RUNNER = Path(__file__).resolve().parent / "js" / "node_runner.mjs"
 PREFIX = b"CNNX1 "
 BACKENDS = ("wasm", "cpu")
 LOAD_TIMEOUT = 120.0  # seconds: starting Node, compiling wasm and reading the weights
-CALL_TIMEOUT = 60.0  # seconds per predict/time call (scaled up for long timing calls)
-CHUNK = 256  # rows per predict request, to bound the pipe traffic and Node's memory
+CALL_TIMEOUT = 60.0  # seconds for a call's fixed part (scaled up by its measured work)
 STDERR_TAIL = 400  # characters of the runner's stderr quoted in an error
+# What an engine prints on every start, whatever went wrong: never a reason.
+BANNERS = re.compile(
+    r"=+\s*Hi, looks like you are running TensorFlow\.js in Node\.js\..*?=+", re.DOTALL
+)
 
 
 def node_binary() -> str:
@@ -101,7 +112,7 @@ class NodeRunner:
         assert self._process.stdin is not None and self._process.stdout is not None
         os.set_blocking(self._process.stdin.fileno(), False)
         os.set_blocking(self._process.stdout.fileno(), False)
-        self._buffer = b""
+        self._buffer = bytearray()
 
     @property
     def pid(self) -> int | None:
@@ -116,9 +127,10 @@ class NodeRunner:
         request = dict(header)
         if payload is not None:
             request["nbytes"] = len(payload)
-        data = json.dumps(request).encode() + b"\n" + (payload or b"")
         deadline = time.monotonic() + timeout
-        self._write(data, deadline, header["cmd"], timeout)
+        self._write(json.dumps(request).encode() + b"\n", deadline, header["cmd"], timeout)
+        if payload:
+            self._write(payload, deadline, header["cmd"], timeout)
         line = self._read_line(deadline, header["cmd"], timeout)
         seen = shorten(line.decode(errors="replace"), 80)
         try:
@@ -185,7 +197,8 @@ class NodeRunner:
             while True:
                 newline = self._buffer.find(b"\n")
                 while newline >= 0:
-                    line, self._buffer = self._buffer[:newline], self._buffer[newline + 1 :]
+                    line = bytes(self._buffer[:newline])
+                    del self._buffer[: newline + 1]
                     if line.startswith(PREFIX):
                         return line
                     newline = self._buffer.find(b"\n")  # not ours: something TF.js printed
@@ -195,7 +208,8 @@ class NodeRunner:
         with self._selector(write=False) as selector:
             while len(self._buffer) < size:
                 self._fill(selector, deadline, cmd, timeout)
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
         return data
 
     def stderr_tail(self) -> str:
@@ -206,7 +220,7 @@ class NodeRunner:
             text = self._stderr.read().decode("utf-8", "replace")
         except (OSError, ValueError):
             return ""
-        return " ".join(text.split())[-STDERR_TAIL:]
+        return " ".join(BANNERS.sub(" ", text).split())[-STDERR_TAIL:]
 
     def _fail(self, what: str, *, timed_out: bool = False) -> Any:
         code = None
@@ -263,14 +277,20 @@ class NodeModel(LoadedModel):
         self, cmd: str, array: np.ndarray, timeout: float, **extra: Any
     ) -> tuple[dict[str, Any], bytes]:
         header = {"cmd": cmd, "shape": list(array.shape), **extra}
-        return self._runner.call(header, array.tobytes(), timeout=timeout)
+        return self._runner.call(header, array.astype("<f4").tobytes(), timeout=timeout)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
+        return self._predict(batch, None)
+
+    def predict_reporting(self, batch: np.ndarray, pictures: PicturesFn) -> np.ndarray:
+        return self._predict(batch, pictures)
+
+    def _predict(self, batch: np.ndarray, pictures: PicturesFn | None) -> np.ndarray:
         array = check_batch(batch, self._entry, self._manifest)
         classes = len(self._manifest.labels)
 
-        def predict_part(part: np.ndarray) -> np.ndarray:
-            response, body = self._request("predict", part, self._timeout)
+        def predict_part(part: np.ndarray, limit: float) -> np.ndarray:
+            response, body = self._request("predict", part, limit)
             values = np.frombuffer(body, dtype="<f4").astype(np.float32)
             shape = [int(d) for d in response.get("shape", [])]
             if values.size != len(part) * classes or (shape and shape[0] != len(part)):
@@ -280,7 +300,7 @@ class NodeModel(LoadedModel):
                 )
             return values.reshape(len(part), classes)
 
-        return predict_in_chunks(array, CHUNK, classes, predict_part)
+        return predict_in_chunks(array, classes, self._timeout, predict_part, pictures)
 
     def self_timed(self, batch: np.ndarray, runs: int) -> SelfTimed | None:
         """One row's runs timed by performance.now() inside Node, without the pipe."""

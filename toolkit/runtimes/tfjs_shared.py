@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from toolkit.errors import RuntimeUnavailable, UsageError
+from toolkit.runtimes import PicturesFn
 
 if TYPE_CHECKING:
     from toolkit.manifest import ArtifactEntry, Manifest
@@ -58,15 +59,43 @@ def backend_option(options: dict[str, Any], backends: tuple[str, ...], runtime: 
     return backend
 
 
-def predict_in_chunks(
-    array: np.ndarray, chunk: int, classes: int, predict: Callable[[np.ndarray], np.ndarray]
-) -> np.ndarray:
-    """`predict` over `chunk` rows at a time, joined: float32 [N, classes].
+CHUNK_BYTES = 16 << 20  # input bytes per request: bounds the message and the runner's memory
+MAX_ROWS = 256  # rows per request however small they are
+SLACK = 4.0  # a chunk may take this many times the measured time per row, plus the timeout
 
-    Chunking bounds each message and the other process's memory; `predict` checks and
-    reshapes what one chunk returned.
+
+def chunk_rows(array: np.ndarray) -> int:
+    """Rows per request for `array`: as many as fit in CHUNK_BYTES, 1 to MAX_ROWS."""
+    row_bytes = max(1, array[:1].nbytes)
+    return max(1, min(MAX_ROWS, CHUNK_BYTES // row_bytes))
+
+
+def predict_in_chunks(
+    array: np.ndarray,
+    classes: int,
+    timeout: float,
+    predict: Callable[[np.ndarray, float], np.ndarray],
+    progress: PicturesFn | None = None,
+) -> np.ndarray:
+    """`predict(rows, limit)` over `array` a chunk at a time, joined: float32 [N, classes].
+
+    The first request is one row under `timeout` alone; every later chunk's time limit
+    is `timeout` plus SLACK times its rows at the time per row measured on the chunk
+    before, so a slow model on many pictures gets the time its work needs and a hung
+    runner is still caught. `progress` hears of the pictures done after each chunk.
     """
-    parts = [predict(array[start : start + chunk]) for start in range(0, len(array), chunk)]
+    parts = []
+    rows, done, per_row = 1, 0, None
+    while done < len(array):
+        part = array[done : done + rows]
+        limit = timeout if per_row is None else timeout + SLACK * len(part) * per_row
+        started = time.monotonic()
+        parts.append(predict(part, limit))
+        per_row = (time.monotonic() - started) / len(part)
+        done += len(part)
+        rows = chunk_rows(array)
+        if progress is not None:
+            progress(done, len(array))
     if not parts:
         return np.zeros((0, classes), dtype=np.float32)
     return np.concatenate(parts)
