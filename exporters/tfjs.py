@@ -21,6 +21,7 @@ from typing import Any
 from exporters.base import INPUT_NAME, OUTPUT_NAME, SIGNATURE, ExportOptions, ExportResult
 from exporters.quiet import silenced
 from exporters.savedmodel import load_pivot
+from exporters.tfjs_unfuse import unfuse_model_json
 from toolkit.core.limits import read_json
 from toolkit.errors import ExportError, RuntimeUnavailable, shorten
 
@@ -156,6 +157,7 @@ def _export(saved_model_dir: Path, out_dir: Path, quantization: str) -> ExportRe
         first = shorten(str(problem) or " ".join(tail), 300)
         raise ExportError(f"TF.js {quantization} conversion failed: {first}")
     flattened = flatten_fused_biases(folder / "model.json")
+    unfused = unfuse_model_json(folder / "model.json")
     inputs, outputs = _signature(folder / "model.json", pivot.input_shape, pivot.num_classes)
     relative = artifact_folder(quantization)
     shards = sorted(p.relative_to(out_dir).as_posix() for p in folder.iterdir() if p.is_file())
@@ -172,6 +174,7 @@ def _export(saved_model_dir: Path, out_dir: Path, quantization: str) -> ExportRe
             "input_node": inputs[0]["node"],
             "output_node": outputs[0]["node"],
             **({"rank1_biases": len(flattened)} if flattened else {}),
+            **({"unfused_tensor_biases": len(unfused)} if unfused else {}),
         },
         extra_paths=tuple(shards),
     )

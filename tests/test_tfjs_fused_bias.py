@@ -84,3 +84,124 @@ def test_it_runs_on_wasm_as_on_tensorflow(exported: Manifest) -> None:
     assert (out["tfjs_float32", "wasm"].argmax(1) == reference.argmax(1)).all()
     # uint8 weights move the answers; wasm still computes what cpu computes from them.
     assert np.abs(out["tfjs_uint8", "wasm"] - out["tfjs_uint8", "cpu"]).max() < 1e-5
+
+
+# --- a whole tensor fused as a bias: split back into the op and an AddV2 ---------------
+#
+# The converter folds an Add after a convolution or matmul into the op as its bias even
+# when the addend is another node's [1, H, W, C] output (EfficientNet's residual blocks):
+# wasm refuses such a model at the first predict. The export splits those nodes
+# (exporters/tfjs_unfuse.py): the plain op, an AddV2, then the fused activation.
+
+SPLIT = {"Conv2D": "Relu", "DepthwiseConv2dNative": "Relu6", "MatMul": "Elu"}
+
+
+def residual_kinds_model() -> object:
+    """One residual add after each op kind the converter fuses, each with an activation."""
+    import keras
+
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 1)(keras.layers.Rescaling(1 / 255)(inputs))
+    a = keras.layers.Conv2D(4, 3, padding="same")(x)
+    b = keras.layers.Add()([keras.layers.Conv2D(4, 1, use_bias=False)(a), x])
+    b = keras.layers.ReLU()(b)
+    depthwise = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False)(b)
+    c = keras.layers.ReLU(6.0)(keras.layers.Add()([depthwise, a]))
+    pooled = keras.layers.GlobalAveragePooling2D()(c)
+    d = keras.layers.Add()([keras.layers.Dense(4, use_bias=False)(pooled), pooled])
+    d = keras.layers.ELU()(d)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(d))
+
+
+def export_float32(model: object, root: Path) -> Manifest:
+    model.save(root / "model.keras")  # type: ignore[attr-defined]
+    return export(
+        ExportRequest(
+            model=root / "model.keras", to="tfjs", tfjs_quantize="float32", out=root / "out"
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def residual(tmp_path_factory: pytest.TempPathFactory) -> Manifest:
+    return export_float32(residual_kinds_model(), tmp_path_factory.mktemp("residual"))
+
+
+@pytest.fixture(scope="module")
+def efficientnet(tmp_path_factory: pytest.TempPathFactory) -> Manifest:
+    import keras
+
+    keras.utils.set_random_seed(7)
+    model = keras.applications.EfficientNetB0(weights=None, input_shape=(32, 32, 3), classes=4)
+    return export_float32(model, tmp_path_factory.mktemp("efficientnet"))
+
+
+def tensor_biases(model_json: Path) -> list[str]:
+    """Fused ops whose bias is not a rank-1 weight: what wasm refuses."""
+    data = json.loads(model_json.read_text())
+    nodes = {node["name"]: node for node in data["modelTopology"]["node"]}
+    ranks = {w["name"]: len(w["shape"]) for g in data["weightsManifest"] for w in g["weights"]}
+    found = []
+    for node in nodes.values():
+        fused = [base64.b64decode(s).decode() for s in node["attr"].get("fused_ops", {})
+                 .get("list", {}).get("s", [])]  # fmt: skip
+        if fused[:1] == ["BiasAdd"]:
+            bias = node["input"][2].split(":")[0]
+            if nodes[bias]["op"] != "Const" or ranks.get(bias) != 1:
+                found.append(node["name"])
+    return found
+
+
+def test_every_fused_kind_is_split_with_its_activation_after_the_add(residual: Manifest) -> None:
+    entry = residual.artifact("tfjs_float32")
+    data = json.loads((residual.root / entry.path / "model.json").read_text())
+    nodes = {node["name"]: node for node in data["modelTopology"]["node"]}
+    assert tensor_biases(residual.root / entry.path / "model.json") == []
+    seen = {}
+    for node in nodes.values():
+        if node["op"] in SPLIT and node["name"].endswith("/unfused_op"):
+            add = nodes[node["name"].replace("/unfused_op", "/unfused_add")]
+            after = nodes[node["name"].removesuffix("/unfused_op")]  # the fused node's name
+            assert add["op"] == "AddV2" and add["input"][0] == node["name"]
+            assert after["input"] == [add["name"]]
+            seen[node["op"]] = after["op"]
+    assert seen == SPLIT
+    assert entry.details["unfused_tensor_biases"] == 3
+    # The weights are those the converter wrote: every one still read by a node.
+    weights = {w["name"] for g in data["weightsManifest"] for w in g["weights"]}
+    assert weights <= set(nodes)
+
+
+def _parity(manifest: Manifest, runtimes: list[tuple[str, str]], count: int = 12) -> None:
+    from toolkit.data.generated import generated_pixels
+
+    height, width, channels = manifest.input.shape
+    images = manifest.input.apply(generated_pixels(height, width, channels, count=count))
+    with load("tf", manifest, manifest.artifact("savedmodel")) as model:
+        reference = model.predict(images)
+    assert np.ptp(reference, axis=0).max() > 1e-3  # the pictures get different answers
+    for runtime, backend in runtimes:
+        with load(runtime, manifest, manifest.artifact("tfjs_float32"), backend=backend) as model:
+            assert model.info.backend == backend
+            out = model.predict(images)
+        assert np.abs(out - reference).max() < 1e-4, (runtime, backend)
+        assert (out.argmax(1) == reference.argmax(1)).all(), (runtime, backend)
+
+
+def test_the_split_graph_runs_on_wasm_as_on_tensorflow(residual: Manifest) -> None:
+    _parity(residual, [("tfjs-node", "wasm"), ("tfjs-node", "cpu")])
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_efficientnet_b0_runs_on_wasm_in_node_and_chromium(efficientnet: Manifest) -> None:
+    from toolkit.runtimes import browser
+
+    entry = efficientnet.artifact("tfjs_float32")
+    assert tensor_biases(efficientnet.root / entry.path / "model.json") == []
+    assert entry.details["unfused_tensor_biases"] >= 9  # one per residual block past the first
+    try:
+        _parity(efficientnet, [("tfjs-node", "wasm"), ("browser", "wasm")], count=6)
+    finally:
+        browser.shutdown()
