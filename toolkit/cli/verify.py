@@ -8,7 +8,8 @@ dynamic 99%; int8 98% and at most one point of accuracy lost. Values are fractio
 PRECISION=VALUE / ID=VALUE for some. The whole table is printed before the exit.
 
 On a terminal, a progress bar names the row being run, with an estimate of the time
-left; none under --json or when stdout is a pipe or a file.
+left, and a second one counts the row's pictures; none under --json or when stdout is a
+pipe or a file.
 """
 
 from __future__ import annotations
