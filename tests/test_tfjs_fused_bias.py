@@ -180,12 +180,15 @@ def _parity(manifest: Manifest, runtimes: list[tuple[str, str]], count: int = 12
     images = manifest.input.apply(generated_pixels(height, width, channels, count=count))
     with load("tf", manifest, manifest.artifact("savedmodel")) as model:
         reference = model.predict(images)
-    assert np.ptp(reference, axis=0).max() > 1e-3  # the pictures get different answers
+    # Random weights give answers that differ little between pictures (EfficientNet's by
+    # about 1e-5): the runtime must match them ten times finer than they differ.
+    spread = float(np.ptp(reference, axis=0).max())
+    assert spread > 0
     for runtime, backend in runtimes:
         with load(runtime, manifest, manifest.artifact("tfjs_float32"), backend=backend) as model:
             assert model.info.backend == backend
             out = model.predict(images)
-        assert np.abs(out - reference).max() < 1e-4, (runtime, backend)
+        assert np.abs(out - reference).max() < min(1e-4, spread / 10), (runtime, backend)
         assert (out.argmax(1) == reference.argmax(1)).all(), (runtime, backend)
 
 
