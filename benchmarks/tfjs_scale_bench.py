@@ -10,9 +10,10 @@ or fails on a time limit shows it here. Records to benchmarks/results/tfjs_scale
 with the machine.
 
     .venv/bin/python benchmarks/tfjs_scale_bench.py [--pictures 240] [--runtimes ...]
-        [--artifacts savedmodel,tflite_float32,...] [--work DIR]
+        [--artifacts savedmodel,tflite_float32,...] [--backends wasm] [--work DIR] [--keep]
 
---work keeps the model, pictures and artifacts between runs (exported once).
+--work keeps the model, pictures and artifacts between runs (exported once); --keep
+keeps the recorded figures of the runtimes not run this time.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from benchmarks.machine import machine_info, write_result  # noqa: E402
 
 RESULT = ROOT / "benchmarks" / "results" / "tfjs_scale.json"
 RUNTIMES = ("tfjs-node", "browser", "litertjs", "litertjs-node", "tf", "litert")
+JS_RUNTIMES = ("tfjs-node", "browser", "litertjs", "litertjs-node")
 ARTIFACTS = ("savedmodel", "tflite_float32", "tflite_int8", "tfjs_float32", "tfjs_uint8")
 CLASSES = 4
 SIZE = 224
@@ -107,12 +109,14 @@ def prepare(work: Path, pictures: int) -> tuple[Path, Path, float | None]:
 
 
 def verify_runtime(
-    artifacts: Path, images: Path, runtime: str, ids: tuple[str, ...], pictures: int
+    artifacts: Path, images: Path, runtime: str, ids: tuple[str, ...], pictures: int, backends: str
 ) -> dict[str, Any]:
     command = [cnnx(), "verify", str(artifacts), "--runtimes", runtime, "--data", str(images)]
     command += ["--artifacts", ",".join(ids), "--limit", str(pictures), "--json"]
     # Random weights on noise pictures score at chance: that is the model, not a fault.
     command += ["--min-reference-accuracy", "0"]
+    if backends and runtime in JS_RUNTIMES:
+        command += ["--backends", backends]
     result = timed(command)
     stdout = result.pop("stdout")
     rows = []
@@ -127,7 +131,18 @@ def verify_runtime(
                     "reason": row.get("reason"),
                 }
             )
-    return {"runtime": runtime, **result, "rows": rows}
+    when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return {"runtime": runtime, "date": when, "artifacts": list(ids), **result, "rows": rows}
+
+
+def kept(pictures: int, rerun: list[str]) -> list[dict[str, Any]]:
+    """The recorded runtimes that are not run again, from a record of as many pictures."""
+    if not RESULT.exists():
+        return []
+    record = json.loads(RESULT.read_text())
+    if record.get("pictures") != pictures:
+        return []
+    return [run for run in record.get("runtimes", []) if run["runtime"] not in rerun]
 
 
 def main() -> None:
@@ -136,12 +151,18 @@ def main() -> None:
     parser.add_argument("--runtimes", default=",".join(RUNTIMES))
     parser.add_argument("--artifacts", default=",".join(ARTIFACTS))
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--backends", default="", help="JavaScript runtimes' backends only")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the recorded figures of runtimes not run now (same pictures and artifacts)",
+    )
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="cnnx-tfjs-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     artifacts, images, export_s = prepare(work, args.pictures)
     ids = tuple(args.artifacts.split(","))
-    runs: list[dict[str, Any]] = []
+    runs: list[dict[str, Any]] = kept(args.pictures, args.runtimes.split(",")) if args.keep else []
     record = {
         "benchmark": "cnnx verify per runtime: MobileNetV2 alpha 0.35, 224x224, random weights",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -152,7 +173,7 @@ def main() -> None:
         "runtimes": runs,
     }
     for runtime in args.runtimes.split(","):
-        entry = verify_runtime(artifacts, images, runtime, ids, args.pictures)
+        entry = verify_runtime(artifacts, images, runtime, ids, args.pictures, args.backends)
         runs.append(entry)
         write_result(RESULT, record)  # after each runtime: a long run keeps what it measured
         print(
