@@ -174,9 +174,8 @@ def test_the_engine_banner_is_not_a_reason(
 
 @pytest.fixture
 def feed() -> Iterator[PageFeed]:
-    page_feed = PageFeed()
-    yield page_feed
-    page_feed.close()
+    with PageFeed() as page_feed:
+        yield page_feed
 
 
 def test_a_page_feed_url_answers_once(feed: PageFeed) -> None:

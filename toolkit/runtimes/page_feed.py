@@ -17,6 +17,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from toolkit.core.closing import Closing
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _FeedServer
@@ -69,10 +71,11 @@ class _FeedServer(ThreadingHTTPServer):
         self.take(path)
 
 
-class PageFeed:
+class PageFeed(Closing):
     """One-time URLs for raw bytes, served from a thread of this process."""
 
     def __init__(self) -> None:
+        self._closed = False
         self._server = _FeedServer()
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="cnnx-page-feed", daemon=True
@@ -89,6 +92,9 @@ class PageFeed:
         self._server.forget("/" + url.rsplit("/", 1)[-1])
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
