@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CACHE := .cache
 
-.PHONY: setup venv npm browser vulkan emulation ssh demo test lint unit bench clean
+.PHONY: setup venv npm browser vulkan emulation ssh demo check test lint unit bench clean
 
 setup: venv npm browser vulkan emulation ssh
 
@@ -48,6 +48,12 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy toolkit exporters
+
+# The quick tier: lint, types and every test that needs no TensorFlow, Node, Chromium or
+# qemu (tests/conftest.py puts a test there by its markers and fixtures; one that imports
+# TensorFlow anyway fails). Needs only the venv.
+check: lint
+	$(BIN)/pytest -q -n auto --dist loadfile --tier check
 
 # The whole suite: lint, types, unit, node, browser, emulation and android tests.
 test: setup lint

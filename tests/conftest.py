@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.abc
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,9 +30,61 @@ LONGEST_FIRST = (
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# --- tiers: `make check` runs what needs no TensorFlow, Node, Chromium or qemu ----------
+
+# A test is in the full tier when it carries a marker that says it starts one of those, or
+# asks (directly or through another fixture) for a fixture that builds or loads models.
+# So a new test that needs a trained run is full-tier by asking for it, and one that
+# imports TensorFlow unmarked fails the quick tier's guard below instead of slowing it.
+FULL_MARKERS = {"slow", "node", "browser", "emulation", "android", "gpu"}
+FULL_FIXTURES = {
+    "tiny_run",
+    "artifacts",
+    "corpus_models",
+    "drifting_run",
+    "tiny",  # test_package: the tiny TFLite artifacts
+    "bad_models",  # test_cli_train: Keras files to refuse
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--tier",
+        choices=("check", "full"),
+        default="full",
+        help="check: only the tests that need no TensorFlow, Node, Chromium or qemu",
+    )
+
+
+def in_full_tier(item: pytest.Item) -> bool:
+    markers = {marker.name for marker in item.iter_markers()}
+    return bool(markers & FULL_MARKERS or FULL_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("tier") == "check":
+        full = [item for item in items if in_full_tier(item)]
+        config.hook.pytest_deselected(items=full)
+        items[:] = [item for item in items if not in_full_tier(item)]
     rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep order
+
+
+class _NoTensorFlow(importlib.abc.MetaPathFinder):
+    """The quick tier's guard: importing TensorFlow (or Keras, which imports it) fails
+    the test that does it, at that line, and nothing else."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> None:
+        if name.partition(".")[0] in ("tensorflow", "keras", "tf_keras"):
+            raise ImportError(
+                f"the quick tier (make check) runs without {name}: mark this test slow or "
+                "give it a full-tier fixture (tests/conftest.py FULL_FIXTURES)"
+            )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("tier") == "check":
+        sys.meta_path.insert(0, _NoTensorFlow())
 
 
 # --- tiny_data / tiny_run: one small dataset and one tiny trained run per session ----

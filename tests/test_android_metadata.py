@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mediapipe.tasks.metadata import metadata_schema_py_generated as fb
 
 from toolkit.errors import ExportError
 from toolkit.packaging.android_metadata import (
@@ -23,6 +22,9 @@ pytestmark = pytest.mark.android
 
 
 def _file(kind: str, version: str | None = None) -> Any:
+    # MediaPipe's schema module imports TensorFlow: loaded by the tests, not at collection.
+    from mediapipe.tasks.metadata import metadata_schema_py_generated as fb
+
     item = fb.AssociatedFileT()
     item.name = f"{kind.lower()}.txt"
     item.type = getattr(fb.AssociatedFileType, kind)
@@ -31,6 +33,8 @@ def _file(kind: str, version: str | None = None) -> Any:
 
 
 def _unit(kind: str, options: Any) -> Any:
+    from mediapipe.tasks.metadata import metadata_schema_py_generated as fb
+
     unit = fb.ProcessUnitT()
     unit.optionsType = getattr(fb.ProcessUnitOptions, kind)
     unit.options = options
@@ -39,6 +43,7 @@ def _unit(kind: str, options: Any) -> Any:
 
 def _metadata(features: set[str]) -> bytes:
     import flatbuffers
+    from mediapipe.tasks.metadata import metadata_schema_py_generated as fb
 
     model, graph = fb.ModelMetadataT(), fb.SubGraphMetadataT()
     image, scores = fb.TensorMetadataT(), fb.TensorMetadataT()

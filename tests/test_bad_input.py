@@ -1504,7 +1504,11 @@ def outcomes(
         yield dict(pool.map(one, selected))
 
 
-@pytest.mark.parametrize("item", CASES, ids=[c.id for c in CASES])
+# A case that needs the tiny models or a real export is in the full tier (tests/conftest.py).
+@pytest.mark.parametrize(
+    "item",
+    [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c.needs else []) for c in CASES],
+)
 def test_bad_input(item: Case, outcomes: dict[str, Outcome]) -> None:
     result = outcomes[item.id]
     print(f"{item.id}: {result.seconds:.1f}s")

@@ -299,6 +299,7 @@ def test_work_is_counted_from_the_graph(tiny_run: Path, artifacts: Path) -> None
     assert 2 * macs < work.flops < 2.2 * macs  # adds, activations and pooling on top
 
 
+@pytest.mark.slow  # the peak is measured with TensorFlow
 def test_the_machine_peak_is_measured_once_and_cached(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,6 +8,8 @@ import pytest
 from toolkit.errors import UsageError
 from toolkit.train.models import build_model
 
+pytestmark = pytest.mark.slow  # builds Keras models
+
 
 def _summary(model) -> list[tuple[str, object]]:  # type: ignore[no-untyped-def]
     rows = []

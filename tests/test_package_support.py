@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from tests.corpus.artifacts import write_samples
 from toolkit.data.inputspec import InputSpec
@@ -153,6 +154,7 @@ def tiny_artifacts(base: Path) -> Path:
     return _build(Path(base) / "cnnx-tiny-artifacts")
 
 
+@pytest.mark.slow
 def test_tiny_artifacts_are_what_the_bundles_expect(tmp_path_factory: Any) -> None:
     root = tiny_artifacts(tmp_path_factory.getbasetemp())
     manifest = load_manifest(root)

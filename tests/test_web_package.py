@@ -27,6 +27,8 @@ from toolkit.packaging import web as web_packaging
 from toolkit.packaging.web import package_web
 from toolkit.web.page import ENGINE_VENDOR
 
+pytestmark = pytest.mark.slow  # builds Keras models
+
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
