@@ -14,7 +14,7 @@ venv: $(BIN)/.installed
 $(BIN)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c requirements.lock -e '.[dev,tfjs,android]'
+	$(BIN)/pip install -q -c requirements.lock -e '.[dev,tfjs,android,onnx]'
 	touch $@
 
 # TF.js for the web page and the Node runtime, from the lock file.

@@ -36,7 +36,7 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 "${PIP[@]}" install -q --upgrade pip
 start=$SECONDS
 if [[ $KIND == floor ]]; then
-    "${PIP[@]}" install -q -c "$ROOT/scripts/dependency-floor.txt" "$ROOT[dev,tfjs,android]"
+    "${PIP[@]}" install -q -c "$ROOT/scripts/dependency-floor.txt" "$ROOT[dev,tfjs,android,onnx]"
 else
     "${PIP[@]}" install -q "$ROOT[dev,android]"
     "${PIP[@]}" install -q --no-deps "tensorflowjs>=4.22,<5"

@@ -70,7 +70,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extras", ["", "[tfjs,android]"])
+@pytest.mark.parametrize("extras", ["", "[tfjs,android,onnx]"])
 def test_installing_the_wheel_changes_no_tensorflow_keras_or_numpy(
     wheel: Path, extras: str, tmp_path: Path
 ) -> None:
@@ -109,7 +109,7 @@ def test_installing_the_wheel_changes_no_tensorflow_keras_or_numpy(
         # The library alone adds packages and replaces none.
         assert not changed
     else:
-        assert {"tensorflowjs", "mediapipe"} <= set(planned)
+        assert {"tensorflowjs", "mediapipe", "onnxruntime", "onnx", "tf2onnx"} <= set(planned)
 
 
 @pytest.mark.slow
