@@ -65,7 +65,7 @@ ALL = "all"  # the --to choice that makes every format
 @dataclass(frozen=True)
 class FormatSpec:
     name: str  # also the --to choice that makes its artifacts
-    engine: str  # the manifest's "runtime" field: what executes it (tf | litert | tfjs)
+    engine: str  # the manifest's "runtime" field: what executes it (tf, litert, tfjs, ...)
     runtimes: tuple[str, ...]  # cnnx runtime adapters (toolkit.runtimes.RUNTIMES) running it
 
 
@@ -75,6 +75,7 @@ FORMATS: dict[str, FormatSpec] = {
         FormatSpec("savedmodel", "tf", ("tf",)),
         FormatSpec("tflite", "litert", ("litert", "litert-gpu", "litertjs", "litertjs-node")),
         FormatSpec("tfjs", "tfjs", ("tfjs-node", "browser")),
+        FormatSpec("onnx", "onnxruntime", ("onnxruntime",)),
     )
 }
 
@@ -98,7 +99,7 @@ class ArtifactSpec:
 
     @property
     def runtime(self) -> str:
-        """What the manifest records as the artifact's runtime (tf | litert | tfjs)."""
+        """What the manifest records as the artifact's runtime (tf | litert | tfjs | ...)."""
         return FORMATS[self.format].engine
 
     @property
@@ -226,6 +227,36 @@ ARTIFACTS: tuple[ArtifactSpec, ...] = (
         FLOAT16_TOLERANCE,
         quantize=("float16",),
         tfjs_quantize="float16",
+    ),
+    # ONNX Runtime's tools on tf2onnx's float32 graph; float32 inputs and outputs.
+    ArtifactSpec(
+        "onnx_float32",
+        "onnx",
+        "float32",
+        "onnx/model_float32.onnx",
+        "exporters.onnx:export_onnx_float32",
+        FLOAT32_TOLERANCE,
+        quantize=("none",),
+    ),
+    ArtifactSpec(
+        "onnx_float16",
+        "onnx",
+        "float16",
+        "onnx/model_float16.onnx",
+        "exporters.onnx:export_onnx_float16",
+        FLOAT16_TOLERANCE,
+        quantize=("float16",),
+    ),
+    # Static QDQ: int8 weights per channel and int8 activations, calibrated like TFLite's.
+    ArtifactSpec(
+        "onnx_int8",
+        "onnx",
+        "int8",
+        "onnx/model_int8.onnx",
+        "exporters.onnx:export_onnx_int8",
+        INT8_TOLERANCE,
+        quantize=("int8",),
+        calibrated=True,
     ),
 )
 

@@ -108,7 +108,7 @@ def test_listings_follow_the_table_order(tmp_path: Path) -> None:
 
     shuffled = list(reversed(ARTIFACTS))
     entries = {spec.id: _entry(spec) for spec in shuffled}
-    entries["zz_newer"] = ArtifactEntry("zz_newer", "onnx", "float32", "x", "x", [], [], [], {})
+    entries["zz_newer"] = ArtifactEntry("zz_newer", "coreml", "float32", "x", "x", [], [], [], {})
     manifest = Manifest(root=tmp_path, input=InputSpec(4, 4, 3), labels=["a"], artifacts=entries)
     assert [e.id for e in selected_entries(manifest, ())] == [*registry.IDS, "zz_newer"]
     # An unknown id keeps a sane default tolerance and no runtime claims it.

@@ -54,7 +54,7 @@ class Group(TyperGroup):
 
 app = typer.Typer(
     name="cnnx",
-    help="Export Keras/TensorFlow image classifiers to TFLite and TF.js, and prove the "
+    help="Export Keras/TensorFlow image classifiers to TFLite, TF.js and ONNX, and prove the "
     "exports still give the same answers, fast.",
     epilog=EPILOG,
     no_args_is_help=True,

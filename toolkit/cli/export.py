@@ -1,4 +1,4 @@
-"""Export a model to TFLite and TF.js, with a manifest of hashes, shapes and quantization.
+"""Export a model to TFLite, TF.js and ONNX, with a manifest of hashes, shapes and quantization.
 
 --model takes a cnnx run folder, or the model you already have: a .keras or .h5 file
 (any Keras) or a SavedModel folder (default: the last run under ./runs). The SavedModel,
@@ -15,7 +15,8 @@ keras.applications modes (unit, symmetric, imagenet, caffe), --scale/--offset or
 and takes raw pixels. The spec in force is printed and recorded.
 
 With no --quantize, every precision of the chosen formats is made: TFLite float32,
-float16, dynamic and int8; TF.js float32, uint8, uint16 and float16 weights. For TF.js,
+float16, dynamic and int8; TF.js float32, uint8, uint16 and float16 weights; ONNX
+float32, float16 and int8 (static QDQ, calibrated like TFLite's int8). For TF.js,
 --quantize maps to the nearest weight format (none: float32, float16: float16, dynamic
 and int8: uint8); --tfjs-quantize picks one directly.
 

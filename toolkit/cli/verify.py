@@ -45,7 +45,7 @@ def command(
             "-r",
             help="Runtimes to verify in: tf, litert, tfjs-node, browser, litertjs, litertjs-node.",
         ),
-    ] = "tf,litert,tfjs-node",
+    ] = "tf,litert,onnxruntime,tfjs-node",
     artifacts: ArtifactIds = None,
     data: Annotated[
         Path | None,

@@ -442,4 +442,6 @@ def _scratch(out: Path) -> Iterator[Path]:
 
 def versions() -> dict[str, str]:
     """Versions of what made the artifacts (read from package metadata, nothing imported)."""
-    return provenance.versions(("tensorflow", "tensorflowjs", "ai-edge-litert", "keras", "numpy"))
+    return provenance.versions(
+        ("tensorflow", "tensorflowjs", "ai-edge-litert", "tf2onnx", "onnxruntime", "keras", "numpy")
+    )

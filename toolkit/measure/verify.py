@@ -23,7 +23,8 @@ from toolkit.measure.reference_kernels import Witness, kernel_witnesses, with_re
 from toolkit.measure.rows import Row
 from toolkit.measure.tolerances import ToleranceOverrides
 
-VERIFY_RUNTIMES = ("tf", "litert", "tfjs-node")  # the browser is opt-in: it is slow to start
+# The browser is opt-in: it is slow to start.
+VERIFY_RUNTIMES = ("tf", "litert", "onnxruntime", "tfjs-node")
 
 
 @dataclass(frozen=True)

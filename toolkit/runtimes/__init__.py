@@ -288,6 +288,16 @@ RUNTIMES: dict[str, RuntimeSpec] = {
             supported_variants=("wasm", "wasm-threaded"),
             memory="adapter",  # one Node process per model
         ),
+        RuntimeSpec(
+            "onnxruntime",
+            "toolkit.runtimes.ort",
+            "ONNX Runtime (onnxruntime) on the CPU execution provider",
+            variant_option="threads",
+            default_variants=(1, 2),
+            memory="worker",
+            imports=("onnxruntime",),
+            usual_backend="cpu",
+        ),
     )
 }
 

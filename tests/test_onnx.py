@@ -1,0 +1,218 @@
+"""The ONNX family: tf2onnx's float32 graph and ONNX Runtime's float16 and int8 (QDQ)
+artifacts, run in real ONNX Runtime beside TensorFlow and LiteRT; the ONNX graph
+policy; a damaged int8 artifact caught by parity; a MobileNetV2 end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tests.test_bench import QUICK
+from tests.test_verify import TINY_MODEL_TOLERANCES, _rehash
+from toolkit.cli import app
+from toolkit.errors import ModelError
+from toolkit.manifest import load_manifest
+
+runner = CliRunner()
+ONNX_IDS = ("onnx_float32", "onnx_float16", "onnx_int8")
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def copy(artifacts: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "artifacts"
+    shutil.copytree(artifacts, target, ignore=shutil.ignore_patterns("report"))
+    (tmp_path / "tiny.toml").write_text(TINY_MODEL_TOLERANCES)
+    return target
+
+
+@pytest.mark.slow
+def test_export_all_writes_the_onnx_models_with_their_provenance(artifacts: Path) -> None:
+    import onnx
+
+    manifest = load_manifest(artifacts)
+    for artifact_id in ONNX_IDS:
+        entry = manifest.artifacts[artifact_id]
+        precision = artifact_id.split("_")[1]
+        assert entry.path == f"onnx/model_{precision}.onnx" and entry.runtime == "onnxruntime"
+        assert entry.inputs[0]["name"] == "image" and entry.inputs[0]["shape"] == [-1, 32, 32, 3]
+        assert entry.outputs[0]["name"] == "probabilities" and entry.inputs[0]["dtype"] == "float32"
+        details = entry.details
+        assert details["opset"] == 17 and details["converter"] == "tf2onnx"
+        assert details["batch"] == "dynamic"
+        assert set(details["versions"]) == {"tf2onnx", "onnx", "onnxruntime"}
+        model = onnx.load(str(artifacts / entry.path))
+        assert {node.domain for node in model.graph.node} <= {"", "ai.onnx"}
+        ops = {node.op_type for node in model.graph.node}
+        if precision == "int8":
+            assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+            assert details["calibration"]["count"] == details["calibration_images"] > 0
+            # The same images calibrate TFLite's int8.
+            tflite = manifest.artifacts["tflite_int8"].details
+            assert details["calibration"] == tflite["calibration"]
+        else:
+            assert "QuantizeLinear" not in ops
+    floats = {
+        tensor.data_type
+        for tensor in onnx.load(str(artifacts / "onnx/model_float16.onnx")).graph.initializer
+    }
+    assert onnx.TensorProto.FLOAT16 in floats
+
+
+@pytest.mark.slow
+def test_verify_runs_tf_litert_and_onnxruntime(copy: Path) -> None:
+    tolerances = str(copy.parent / "tiny.toml")
+    code, output = _cli("verify", str(copy), "-r", "tf,litert,onnxruntime",
+                        "--tolerances", tolerances, "--json")  # fmt: skip
+    assert code == 0, output
+    rows = json.loads(output)["rows"]
+    onnx_rows = {r["artifact"]: r for r in rows if r["runtime"] == "onnxruntime"}
+    assert set(onnx_rows) == set(ONNX_IDS)
+    assert all(r["status"] == "ok" for r in rows), rows
+    float32 = onnx_rows["onnx_float32"]["metrics"]
+    assert float32["max_abs"] <= 1e-4 and float32["agreement"] == 1.0
+    # The int8 model is quantized for real: further from the reference than float32.
+    assert onnx_rows["onnx_int8"]["metrics"]["max_abs"] > 10 * float32["max_abs"]
+
+
+@pytest.mark.slow
+def test_bench_gives_onnxruntime_rows_per_thread_count(copy: Path) -> None:
+    code, output = _cli("bench", str(copy), "-r", "litert,onnxruntime", "--threads", "1,2",
+                        "--artifacts", "tflite_float32,onnx_float32,onnx_int8",
+                        "--tolerances", str(copy.parent / "tiny.toml"), *QUICK)  # fmt: skip
+    assert code == 0, output
+    report = json.loads((copy / "report" / "report.json").read_text())
+    rows = {(r["artifact"], r["label"]): r for r in report["rows"]}
+    for key in [("onnx_float32", "onnxruntime x1"), ("onnx_int8", "onnxruntime x2")]:
+        row = rows[key]
+        assert row["status"] == "ok" and row["latency"]["runs"] == 5
+        assert row["latency"]["p50"] > 0 and row["pre_ms"] is not None
+        assert "fresh process" in row["memory"]["source"] and row["memory"]["bytes"] > 0
+    assert ("tflite_float32", "litert x1") in rows  # side by side in one report
+    assert "| onnx_int8 | onnxruntime x2 |" in (copy / "report" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_damaged_int8_onnx_model_fails_verify(copy: Path) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    path = copy / "onnx" / "model_int8.onnx"
+    model = onnx.load(str(path))
+    weights = max(
+        (t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8),
+        key=lambda t: int(np.prod(t.dims)),
+    )
+    values = numpy_helper.to_array(weights)
+    assert values.size > 64
+    weights.CopyFrom(numpy_helper.from_array((-values.astype(np.int16)).clip(-127, 127)
+                                             .astype(np.int8), weights.name))  # fmt: skip
+    onnx.save(model, str(path))
+    _rehash(copy, "onnx_int8")
+    code, output = _cli("verify", str(copy), "-r", "onnxruntime", "--artifacts", "onnx_int8",
+                        "--tolerances", str(copy.parent / "tiny.toml"))  # fmt: skip
+    assert code == 9, output
+    assert "onnx_int8 on onnxruntime" in output and "agreement" in output
+
+
+# --- the ONNX graph policy -----------------------------------------------------------------
+
+
+def _model(folder: Path, domain: str = "", external: str | None = None) -> Path:
+    """A one-node ONNX model (y = x + w): `domain` for its op, its weight external or not."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((1, 4), np.float32), "w")
+    if external is not None:
+        weight.ClearField("raw_data")
+        weight.data_location = TensorProto.EXTERNAL
+        weight.external_data.add(key="location", value=external)
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["y"], name="add", domain=domain)],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [weight],
+    )
+    opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid(domain, 1)] if domain else [])
+    path = folder / "model.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=opsets), str(path))
+    return path
+
+
+def test_the_policy_passes_standard_ops_and_refuses_custom_domains(tmp_path: Path) -> None:
+    from toolkit.graph.onnx_policy import check_onnx
+
+    check_onnx(_model(tmp_path))
+    custom = _model(tmp_path, domain="com.example")
+    with pytest.raises(ModelError) as refused:
+        check_onnx(custom)
+    assert "com.example.Add" in refused.value.one_line() and "custom-op" in str(refused.value)
+    with pytest.warns(Warning, match="com.example.Add"):
+        check_onnx(custom, unsafe=True)
+
+
+def test_the_policy_keeps_external_data_inside_the_folder(tmp_path: Path) -> None:
+    from toolkit.graph.onnx_policy import check_onnx
+
+    (tmp_path / "weights.bin").write_bytes(np.ones(4, np.float32).tobytes())
+    check_onnx(_model(tmp_path, external="weights.bin"))
+    for location in ("../weights.bin", "/etc/passwd"):
+        with pytest.raises(ModelError, match="outside the model's folder"):
+            check_onnx(_model(tmp_path, external=location), unsafe=True)
+
+
+@pytest.mark.slow
+def test_verify_refuses_a_custom_op_swapped_into_an_artifact(copy: Path) -> None:
+    import onnx
+
+    path = copy / "onnx" / "model_float32.onnx"
+    model = onnx.load(str(path))
+    model.graph.node[0].domain = "com.example"
+    model.opset_import.append(onnx.helper.make_opsetid("com.example", 1))
+    onnx.save(model, str(path))
+    _rehash(copy, "onnx_float32")
+    code, output = _cli("verify", str(copy), "-r", "onnxruntime", "--artifacts", "onnx_float32")
+    assert code == 4, output
+    assert "custom-op domain" in output
+
+
+# --- a keras.applications model --------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_mobilenet_v2_exports_and_verifies_in_onnxruntime(tmp_path: Path) -> None:
+    import keras
+    from PIL import Image
+
+    keras.utils.set_random_seed(0)
+    backbone = keras.applications.MobileNetV2(
+        input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None, pooling="avg"
+    )
+    outputs = keras.layers.Dense(3, activation="softmax")(backbone.output)
+    keras.Model(backbone.input, outputs).save(tmp_path / "mobilenet_v2.keras")
+    pictures = tmp_path / "pictures"  # a flat folder: evaluation images without labels
+    pictures.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(24):
+        pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(pictures / f"{index}.png")
+    out = tmp_path / "artifacts"
+    code, output = _cli("export", "--model", str(tmp_path / "mobilenet_v2.keras"),
+                        "--to", "onnx", "--quantize", "none", "--preprocess", "symmetric",
+                        "--data", str(pictures), "--out", str(out))  # fmt: skip
+    assert code == 0, output
+    code, output = _cli("verify", str(out), "-r", "tf,onnxruntime", "--json")
+    assert code == 0, output
+    row = next(r for r in json.loads(output)["rows"] if r["runtime"] == "onnxruntime")
+    assert row["artifact"] == "onnx_float32" and row["metrics"]["max_abs"] <= 1e-4
