@@ -13,8 +13,11 @@ on), so every ONNX artifact takes and gives float32.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +63,7 @@ def export_onnx_float16(
 
 
 def export_onnx_int8(saved_model_dir: Path, out_dir: Path, options: ExportOptions) -> ExportResult:
-    from exporters.tflite import check_calibration
+    from exporters.tflite import calibration_progress, check_calibration
 
     pivot = load_pivot(saved_model_dir)
     images = check_calibration(options.calibration, pivot.input_shape)
@@ -76,6 +79,8 @@ def export_onnx_int8(saved_model_dir: Path, out_dir: Path, options: ExportOption
     except ImportError as error:
         raise _unavailable(error) from None
 
+    report = calibration_progress.get()  # the progress bar's, as TFLite's int8 reports
+
     class Images(CalibrationDataReader):  # type: ignore[misc]
         def __init__(self) -> None:
             self._starts = iter(range(0, len(images), CALIBRATION_BATCH))
@@ -84,13 +89,16 @@ def export_onnx_int8(saved_model_dir: Path, out_dir: Path, options: ExportOption
             start = next(self._starts, None)
             if start is None:
                 return None
+            if report is not None:
+                report(start, len(images))
             return {INPUT_NAME: images[start : start + CALIBRATION_BATCH]}
 
     with tempfile.TemporaryDirectory(prefix="cnnx-onnx-") as scratch:
         float_path = Path(scratch) / "float32.onnx"
         quantized_path = Path(scratch) / "int8.onnx"
         onnx.save(convert(pivot), str(float_path))
-        with silenced() as said:
+        # The quantizer logs advice ("consider pre-processing") on the root logger.
+        with silenced() as said, _logging_off():
             try:
                 quantize_static(
                     str(float_path),
@@ -195,6 +203,15 @@ def _write(
 def _shape(value: Any) -> list[int]:
     dims = value.type.tensor_type.shape.dim
     return [int(d.dim_value) if d.HasField("dim_value") else -1 for d in dims]
+
+
+@contextlib.contextmanager
+def _logging_off() -> Iterator[None]:
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def _unavailable(error: ImportError) -> RuntimeUnavailable:

@@ -135,7 +135,8 @@ def artifacts(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Shared by every session test that reads artifacts: treat it as read-only (copy it
     with shutil.copytree before changing anything). Its manifest.json lists savedmodel,
-    tflite_{float32,float16,dynamic,int8} and tfjs_{float32,uint8,uint16,float16}, plus
+    tflite_{float32,float16,dynamic,int8}, tfjs_{float32,uint8,uint16,float16} and
+    onnx_{float32,float16,int8}, plus
     samples/ (20 test-split PNGs).
     """
     from toolkit.export.artifacts import ExportRequest, export

@@ -6,7 +6,7 @@ naturally have (tests/byom_models.py builds them, once per session, small).
   --labels L --preprocess symmetric`, `cnnx verify` and `cnnx bench` with nothing more
   (bench's timing knobs aside).
 - Every other family at 32x32 (MobileNetV3Small, EfficientNet, a ResNet with a logits
-  head, a tf_keras `.h5`): exported with no data it gives the 8 artifacts that need no
+  head, a tf_keras `.h5`): exported with no data it gives the 10 artifacts that need no
   images and exits 0, and verify reports parity on generated pictures; its images then
   add full int8 and the evaluation set to the same folder, and bench (verify's checks
   plus timing) needs no data flags. Every artifact is held to its default tolerances.
@@ -79,7 +79,7 @@ def test_mobilenet_v2_at_96_from_a_folder_of_32x32_jpegs(
         "input: 96x96 RGB, bilinear resize, x * 0.00784314 - 1 (--preprocess symmetric)" in stdout
     )
     manifest = load_manifest(out)
-    assert len(manifest.artifacts) == 9
+    assert len(manifest.artifacts) == 12
     code, stdout, err = cnnx("verify", out)
     assert code == 0, stdout + err
     said = " ".join(stdout.split())  # the terminal may wrap the title
@@ -102,7 +102,7 @@ def test_family_with_no_data_then_with_its_pictures(
     code, stdout, err = cnnx("export", *given)
     assert code == 0, err
     manifest = load_manifest(out)
-    assert len(manifest.artifacts) == 8 and "tflite_int8" not in manifest.artifacts
+    assert len(manifest.artifacts) == 10 and "tflite_int8" not in manifest.artifacts
     assert any(line.startswith("skipped tflite_int8") for line in stdout.splitlines())
     assert manifest.source["output"]["kind"] == model.kind
     said = " ".join(stdout.split())
@@ -115,7 +115,7 @@ def test_family_with_no_data_then_with_its_pictures(
         "export", "--to", "tflite", "--quantize", "int8", "--data", folder, *given
     )  # fmt: skip
     assert code == 0, err
-    assert len(load_manifest(out).artifacts) == 9
+    assert len(load_manifest(out).artifacts) == 11  # onnx_int8 is made by --to onnx
     # Bench is verify's matrix plus timing: it holds every artifact to the same default
     # tolerances (exit 9 on drift), so one run proves both need no data flags now.
     code, stdout, err = cnnx("bench", out, *BENCH_TIMING, "--runtimes", "tf,litert,tfjs-node")

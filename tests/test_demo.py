@@ -54,7 +54,7 @@ def test_demo_with_defaults_passes_every_default_tolerance(tmp_path: Path) -> No
     assert [step["name"] for step in steps] == [step.name for step in STEPS]
     run = tmp_path / next(step for step in steps if step["name"] == "train")["run"]
     assert run.parent == work / "runs" and (run / "run.json").is_file()
-    assert len(json.loads((work / "artifacts" / "manifest.json").read_text())["artifacts"]) == 9
+    assert len(json.loads((work / "artifacts" / "manifest.json").read_text())["artifacts"]) == 12
 
     # The end of the output says where everything is.
     assert "bundle rpi" in done.stdout and "cnnx serve work/artifacts" in done.stdout

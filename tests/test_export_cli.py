@@ -232,7 +232,7 @@ def test_usage_errors(project: Path) -> None:
     assert code == 2 and "full int8 only" in _one_error_line(err)
     code, _, err = _cnnx("export", "--to", "tflite", "--float-fallback", "auto:x")
     assert code == 2
-    code, _, _ = _cnnx("export", "--to", "onnx")
+    code, _, _ = _cnnx("export", "--to", "coreml")
     assert code == 2
 
 
