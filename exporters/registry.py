@@ -75,7 +75,7 @@ FORMATS: dict[str, FormatSpec] = {
         FormatSpec("savedmodel", "tf", ("tf",)),
         FormatSpec("tflite", "litert", ("litert", "litert-gpu", "litertjs", "litertjs-node")),
         FormatSpec("tfjs", "tfjs", ("tfjs-node", "browser")),
-        FormatSpec("onnx", "onnxruntime", ("onnxruntime",)),
+        FormatSpec("onnx", "onnxruntime", ("onnxruntime", "onnxruntime-web")),
     )
 }
 

@@ -198,7 +198,7 @@ def test_the_report_and_the_terminal_name_it_and_what_each_browser_row_ran_on(
     )
     data = json.loads(json.dumps(report.to_dict()))
     assert data["recommendation"]["label"] == "litertjs/wasm-threaded"
-    assert data["recommendation"]["browser_runtimes"] == ["browser", "litertjs"]
+    assert data["recommendation"]["browser_runtimes"] == ["browser", "litertjs", "onnxruntime-web"]
     markdown = report_markdown(data).splitlines()
     section = markdown[markdown.index("## In the browser") :]
     assert section[2] == report.recommendation.sentence
@@ -229,3 +229,21 @@ def test_software_gpu_rows_are_named_in_one_sentence() -> None:
     assert note.startswith("Software GPU (browser/webgl@software, litert-gpu@swiftshader):")
     assert "never recommended" in note
     assert software_gpu_note(rows[2:]) == ""
+
+
+def test_onnx_runtime_web_rows_count_beside_tfjs_and_litertjs() -> None:
+    chosen = recommend(
+        [
+            row("onnx_float32", "onnxruntime", "cpu", 0.01),  # native: not a browser row
+            row("tfjs_float32", "browser", "wasm", 0.7),
+            row("tflite_float32", "litertjs", "wasm", 0.4),
+            row("onnx_int8", "onnxruntime-web", "wasm", 0.2, status="drift"),
+            row("onnx_float32", "onnxruntime-web", "wasm-threaded", 0.3, threads=2),
+        ]
+    )
+    assert (chosen.artifact, chosen.engine, chosen.backend, chosen.candidates) == (
+        "onnx_float32",
+        "ONNX Runtime Web",
+        "wasm-threaded",
+        3,
+    )

@@ -249,7 +249,7 @@ def test_a_folder_with_tflite_alone_is_served_for_litertjs(tmp_path: Path) -> No
 
 def test_a_folder_without_web_artifacts_is_refused_before_serving(tmp_path: Path) -> None:
     root = write_fake_artifacts(tmp_path / "artifacts", tfjs=False, tflite=False)
-    with pytest.raises(ArtifactError, match=r"no TF\.js or TFLite artifact"):
+    with pytest.raises(ArtifactError, match=r"no TF\.js or TFLite or ONNX artifact"):
         make_server(root, port=0)
     result = CliRunner().invoke(app, ["serve", str(root), "--port", "0"])
     assert result.exit_code == 7

@@ -220,8 +220,8 @@ def test_the_engine_picks_what_ships(source: Path, tmp_path: Path) -> None:
         "tflite_float32": "litertjs",
     }
 
-    with pytest.raises(UsageError, match="unknown web engine 'onnx'"):
-        package_web(source, tmp_path / "x", engine="onnx")
+    with pytest.raises(UsageError, match="unknown web engine 'coreml'"):
+        package_web(source, tmp_path / "x", engine="coreml")
     copy = tmp_path / "artifacts"
     shutil.copytree(source, copy)
     manifest = load_manifest(copy)

@@ -680,6 +680,7 @@ function info() {
     input: state.spec,
     samples: state.samples.length,
     tfVersion: engine?.name === 'tfjs' ? engine.version : null,
+    engineVersion: engine?.version ?? null,
     engineLog: engine?.log?.slice(-10) ?? [],
     crossOriginIsolated,
   };
@@ -769,7 +770,7 @@ function wireUi() {
   $('input-shape').textContent = `${width}×${height}×${channels} ${state.spec.color}`;
 }
 
-// ?model=ID, ?engine=tfjs|litertjs and ?backend=NAME, checked against the manifest; a
+// ?model=ID, ?engine=tfjs|litertjs|onnx and ?backend=NAME, checked against the manifest; a
 // value the page cannot honour is said in the error box, never swapped in silence.
 function fromUrl() {
   const engines = enginesOf(state.manifest);

@@ -1,6 +1,7 @@
 """Which browser engine, backend and artifact to ship: the bench's recommendation.
 
-Of the rows measured in a browser (TF.js and LiteRT.js in headless Chromium, the page a
+Of the rows measured in a browser (TF.js, LiteRT.js and ONNX
+Runtime Web in headless Chromium, the page a
 visitor runs), the fastest per image that ran and passed every parity check of its
 artifact: the engine's run (batch-1 p50) plus handing the input over and reading the
 output back (`pre_ms`, `post_ms`), which a page pays on every image as well: an int8
@@ -21,7 +22,11 @@ from toolkit.bench.report import SOFTWARE_DEVICES
 if TYPE_CHECKING:
     from toolkit.measure.rows import Row
 
-BROWSER_RUNTIMES = {"browser": "TF.js", "litertjs": "LiteRT.js"}
+BROWSER_RUNTIMES = {
+    "browser": "TF.js",
+    "litertjs": "LiteRT.js",
+    "onnxruntime-web": "ONNX Runtime Web",
+}
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,8 @@ def recommend(rows: tuple[Row, ...] | list[Row]) -> Recommendation:
     """The fastest browser row that passed parity, or a Recommendation saying why none."""
     browser = [r for r in rows if r.runtime in BROWSER_RUNTIMES]
     if not browser:
-        return Recommendation(None, reason="no browser runtime was measured (add browser,litertjs)")
+        why = "no browser runtime was measured (add browser,litertjs,onnxruntime-web)"
+        return Recommendation(None, reason=why)
     passed = [r for r in browser if r.status == "ok" and r.latency is not None and r.checks]
     hardware = [r for r in passed if r.runtime_info.get("device") not in SOFTWARE_DEVICES]
     if not hardware:

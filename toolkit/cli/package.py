@@ -4,8 +4,8 @@ rpi: int8 (uint8 input) + float32 models, classify.py, requirements, setup.sh, t
 
 android: float32 + int8 models with TFLite metadata (normalization, labels), Kotlin snippets.
 
-web: the static page on TF.js, LiteRT.js or both (--engine). Bundles read only
-manifest.json and check every sha256.
+web: the static page on TF.js, LiteRT.js, both, ONNX Runtime Web or all three
+(--engine). Bundles read only manifest.json and check every sha256.
 
 On a terminal, a progress bar shows the stage being built (models, metadata, the
 self-test, the zip); none when stdout is a pipe or a file.
@@ -35,6 +35,8 @@ class Engine(StrEnum):
     tfjs = "tfjs"
     litertjs = "litertjs"
     both = "both"
+    onnx = "onnx"
+    all = "all"
 
 
 @handles_errors
@@ -59,7 +61,8 @@ def command(
         typer.Option(
             "--engine",
             help="web only: the page's engine and artifacts: tfjs (TF.js models, the "
-            "default), litertjs (the .tflite files on LiteRT.js) or both.",
+            "default), litertjs (the .tflite files on LiteRT.js), both, onnx (the .onnx "
+            "files on ONNX Runtime Web) or all.",
         ),
     ] = None,
     wait: Wait = False,

@@ -3,13 +3,16 @@
     OUT/index.html, app.js, ...            the page (relative URLs only)
     OUT/vendor/                            TF.js: tf.min.js, backends, *.wasm
     OUT/vendor/litertjs/                   LiteRT.js: index.js and its wasm builds
+    OUT/vendor/ort/                        ONNX Runtime Web: its modules and wasm builds
     OUT/artifacts/manifest.json            a manifest of the engines' artifacts only
     OUT/artifacts/tfjs/..., tflite/...     the models (TF.js, .tflite), hash-checked
     OUT/artifacts/samples/                 the labelled test images, if recorded
     OUT/bundle.json, README.md, _headers   what it is, how to host it
 
 `engine` picks what ships: `tfjs` (the TF.js artifacts, about 3 MB of engine),
-`litertjs` (the .tflite artifacts, about 38 MB: LiteRT.js's four wasm builds) or `both`.
+`litertjs` (the .tflite artifacts, about 38 MB: LiteRT.js's four wasm builds), `both`
+(those two), `onnx` (the .onnx artifacts, about 44 MB: ONNX Runtime Web's wasm build
+and its WebGPU one) or `all` (the three).
 
 It has the layout `cnnx serve` serves, so the page runs from any static host (or
 `cnnx serve OUT/artifacts`). Built through the writer every bundle shares
@@ -45,9 +48,24 @@ from toolkit.web.page import (
     web_demo_dir,
 )
 
-WEB_ENGINES = {"tfjs": ("tfjs",), "litertjs": ("litertjs",), "both": ("tfjs", "litertjs")}
-EXPORT_FOR = {"tfjs": "cnnx export --to tfjs", "litertjs": "cnnx export --to tflite"}
-BACKENDS_FOR = {"tfjs": "wasm|webgl|cpu|webgpu", "litertjs": "wasm|wasm-threaded|webgpu"}
+WEB_ENGINES = {
+    "tfjs": ("tfjs",),
+    "litertjs": ("litertjs",),
+    "both": ("tfjs", "litertjs"),
+    "onnx": ("onnx",),
+    "all": ("tfjs", "litertjs", "onnx"),
+}
+EXPORT_FOR = {
+    "tfjs": "cnnx export --to tfjs",
+    "litertjs": "cnnx export --to tflite",
+    "onnx": "cnnx export --to onnx",
+}
+BACKENDS_FOR = {
+    "tfjs": "wasm|webgl|cpu|webgpu",
+    "litertjs": "wasm|wasm-threaded|webgpu",
+    "onnx": "wasm|wasm-threaded|webgpu",
+}
+FORMAT_NAMES = {"tfjs": "TF.js", "tflite": "TFLite", "onnx": "ONNX"}
 
 README = """# cnnx web bundle
 
@@ -77,7 +95,7 @@ def _web_manifest(manifest: Manifest, root: Path, engines: tuple[str, ...]) -> M
     for engine in engines:
         found = {k: e for k, e in manifest.artifacts.items() if e.format == ENGINE_FORMATS[engine]}
         if not found:
-            kind = "TF.js" if engine == "tfjs" else "TFLite"
+            kind = FORMAT_NAMES[ENGINE_FORMATS[engine]]
             raise ArtifactError(
                 f"{manifest.path} has no {kind} artifact for {ENGINE_NAMES[engine]} (it has: "
                 f"{', '.join(sorted(manifest.artifacts)) or 'none'})",
@@ -133,7 +151,8 @@ def package_web(
     make_zip: bool = True,
     progress: ProgressFn = no_progress,
 ) -> Path:
-    """Write the web bundle of ARTIFACTS_DIR for `engine` (tfjs, litertjs or both) to
+    """Write the web bundle of ARTIFACTS_DIR for `engine` (tfjs, litertjs, both, onnx or
+    all) to
     OUT_DIR (and OUT_DIR.zip); return OUT_DIR.
 
     Raises PathError if OUT_DIR exists (unless force, which replaces it whole),
@@ -190,7 +209,7 @@ def package_web(
 
 
 def _model_file(entry: ArtifactEntry) -> str:
-    """The file the page loads: a TF.js model.json, or the .tflite file itself."""
+    """The file the page loads: a TF.js model.json, or the .tflite or .onnx file itself."""
     suffix = "/model.json" if entry.format == ENGINE_FORMATS["tfjs"] else ""
     return f"{ARTIFACTS_PREFIX}/{entry.path}{suffix}"
 

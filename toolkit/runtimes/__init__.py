@@ -298,6 +298,16 @@ RUNTIMES: dict[str, RuntimeSpec] = {
             imports=("onnxruntime",),
             usual_backend="cpu",
         ),
+        RuntimeSpec(
+            "onnxruntime-web",
+            "toolkit.runtimes.ort_web",
+            "ONNX Runtime Web (onnxruntime-web) in headless Chromium, wasm, threaded wasm "
+            "and webgpu",
+            variant_option="backend",
+            default_variants=("wasm", "wasm-threaded", "webgpu"),
+            supported_variants=("wasm", "wasm-threaded", "webgpu"),
+            memory="none",  # the same shared Chromium as the browser runtime
+        ),
     )
 }
 

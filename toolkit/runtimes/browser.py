@@ -1,5 +1,6 @@
 """Models in the web demo page in headless Chromium: the `browser` runtime (TF.js) here,
-and the `litertjs` runtime (litertjs.py) through the same code.
+and the `litertjs` (litertjs.py) and `onnxruntime-web` (ort_web.py) runtimes through the
+same code.
 
 `load_in_page` serves the artifacts folder with the demo server (toolkit/web/server.py) on
 127.0.0.1:0, opens the page in the shared Chromium (chromium.py) with
@@ -245,8 +246,10 @@ def _runtime_info(
 ) -> RuntimeInfo:
     features = info.get("features") or {}
     gpu = _gpu(features)
-    threaded = backend != "webgpu" and (engine.engine == "litertjs" or features.get("threads"))
-    version = info.get("tfVersion") if engine.engine == "tfjs" else _litertjs_version()
+    threaded = backend != "webgpu" and (engine.engine != "tfjs" or features.get("threads"))
+    version = info.get("tfVersion") if engine.engine == "tfjs" else info.get("engineVersion")
+    if engine.engine == "litertjs":
+        version = _litertjs_version()
     return RuntimeInfo(
         runtime=engine.runtime,
         backend=backend,
@@ -306,9 +309,9 @@ def load_in_page(
     model = BrowserModel(session, manifest, entry, what, timeout)
     try:
         url = f"{server.url}?model={entry.id}&backend={backend}"
-        if engine.engine == "litertjs":
-            # threads: the threaded build's count; build=compat: the build without relaxed
-            # SIMD, on wasm (a diagnostic the browser benchmark uses).
+        if engine.engine != "tfjs":
+            # threads: the threaded build's count; build=compat: LiteRT.js's build without
+            # relaxed SIMD, on wasm (a diagnostic the browser benchmark uses).
             if options.get("threads"):
                 url += f"&threads={int(options['threads'])}"
             if options.get("build") == "compat":

@@ -18,6 +18,7 @@ PAGE_FILES = (
     "engines.js",
     "engine_tfjs.js",
     "engine_litertjs.js",
+    "engine_onnx.js",
     "tflite.js",
     "gpu.js",
     "timed_loop.js",
@@ -28,14 +29,25 @@ VENDOR_PREFIX = "vendor"
 
 # The page's engines, the artifact formats each runs and the npm files it loads, by the
 # name the page asks for (under /vendor/).
-ENGINE_FORMATS: dict[str, str] = {"tfjs": "tfjs", "litertjs": "tflite"}
-ENGINE_NAMES = {"tfjs": "TF.js", "litertjs": "LiteRT.js"}
+ENGINE_FORMATS: dict[str, str] = {"tfjs": "tfjs", "litertjs": "tflite", "onnx": "onnx"}
+ENGINE_NAMES = {"tfjs": "TF.js", "litertjs": "LiteRT.js", "onnx": "ONNX Runtime Web"}
 _TFJS_DIST = Path("node_modules/@tensorflow/tfjs/dist")
 _WASM_DIST = Path("node_modules/@tensorflow/tfjs-backend-wasm/dist")
 _WEBGPU_DIST = Path("node_modules/@tensorflow/tfjs-backend-webgpu/dist")
 _LITERTJS = Path("node_modules/@litertjs")
 # Every build but JSPI's is picked by the browser's features; JSPI's runs WebGPU.
 _LITERTJS_BUILDS = ("", "_compat", "_threaded", "_jspi")
+_ORT_DIST = Path("node_modules/onnxruntime-web/dist")
+# The wasm provider's build (threads or not: numThreads decides), and the WebGPU one.
+_ORT_FILES = (
+    "ort.wasm.min.mjs",
+    "ort.webgpu.min.mjs",
+    *(
+        f"ort-wasm-simd-threaded{build}.{ext}"
+        for build in ("", ".asyncify")
+        for ext in ("mjs", "wasm")
+    ),
+)
 ENGINE_VENDOR: dict[str, dict[str, Path]] = {
     "tfjs": {
         "tf.min.js": _TFJS_DIST / "tf.min.js",
@@ -55,6 +67,7 @@ ENGINE_VENDOR: dict[str, dict[str, Path]] = {
             for suffix in (".js", ".wasm")
         },
     },
+    "onnx": {f"ort/{name}": _ORT_DIST / name for name in _ORT_FILES},
 }
 ENGINES = tuple(ENGINE_VENDOR)
 
@@ -107,13 +120,13 @@ def vendor_files(
 def web_artifact_paths(artifacts_dir: Path, engines: tuple[str, ...] = ENGINES) -> list[str]:
     """The paths of the manifest's artifacts that `engines` run; an error if none."""
     manifest = load_manifest(artifacts_dir)
-    formats = {ENGINE_FORMATS[e] for e in engines}
+    formats = [ENGINE_FORMATS[e] for e in engines]
     paths = [e.path for e in manifest.artifacts.values() if e.format in formats]
     if not paths:
-        kinds = " or ".join(sorted({"tfjs": "TF.js", "tflite": "TFLite"}[f] for f in formats))
+        names = {"tfjs": "TF.js", "tflite": "TFLite", "onnx": "ONNX"}
         raise ArtifactError(
-            f"{manifest.path} has no {kinds} artifact (it has: "
+            f"{manifest.path} has no {' or '.join(names[f] for f in formats)} artifact (it has: "
             f"{', '.join(sorted(manifest.artifacts)) or 'none'})",
-            "export one with cnnx export --to tfjs (or --to tflite)",
+            "export one with cnnx export --to tfjs (or --to tflite, --to onnx)",
         )
     return paths

@@ -7,6 +7,7 @@ only relative URLs and runs unchanged from either:
     /app.js, /style.css    the page and its modules (web_demo/)
     /vendor/NAME           TF.js dist files and wasm binaries (web_demo/node_modules)
     /vendor/litertjs/NAME  LiteRT.js (@litertjs/core) and its wasm builds (same)
+    /vendor/ort/NAME       ONNX Runtime Web (onnxruntime-web) and its wasm builds (same)
     /artifacts/...         manifest.json, samples/ and the TF.js and TFLite artifacts
                            it names (TF.js runs the first, LiteRT.js the second)
 
