@@ -150,3 +150,22 @@ def test_the_readme_and_bundle_json_carry_the_gpu_accelerators_answer(bundle: Pa
     for record in models.values():
         assert record["gpu"]["ready"] is True and record["gpu"]["cpu_ops"] == []
         assert record["gpu"]["adapter"]["software"] is True
+
+
+def test_an_exported_onnx_model_travels_with_its_ort_mobile_dependency(
+    artifacts: Path, tmp_path: Path
+) -> None:
+    from toolkit.manifest import load_manifest, sha256_file
+
+    bundle = package_android(artifacts, tmp_path / "android", make_zip=False)
+    entry = load_manifest(artifacts).artifact("onnx_float32")
+    record = json.loads((bundle / "bundle.json").read_text())["models"]["onnx_float32"]
+    assert (record["file"], record["runtime"]) == (
+        "models/model_float32.onnx",
+        "ONNX Runtime Mobile",
+    )
+    assert record["sha256"] == sha256_file(artifacts / entry.path) == entry.files[0]["sha256"]
+    readme = (bundle / "README.md").read_text()
+    version = entry.details["versions"]["onnxruntime"]
+    assert f'"com.microsoft.onnxruntime:onnxruntime-android:{version}"' in readme
+    assert "## ONNX Runtime Mobile" in readme and "opset 17" in readme and "{{" not in readme

@@ -6,6 +6,7 @@ Library and Android Studio's ML binding read, so an app needs no preprocessing c
 
     android/
       models/model_float32.tflite  models/model_int8.tflite   with metadata
+      models/model_float32.onnx    when exported: for ONNX Runtime Mobile (no metadata)
       labels.txt  README.md (Gradle dependencies, Kotlin for ImageClassifier and Interpreter)
       test_images/ (ground_truth.json)  bundle.json
 
@@ -15,6 +16,7 @@ The metadata is written in process with MediaPipe's metadata writers
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from toolkit.core.progress import ProgressFn, no_progress
 from toolkit.data.inputspec import InputSpec
 from toolkit.errors import ArtifactError, ExportError
 from toolkit.graph.gpu_readiness import GpuReadiness
-from toolkit.manifest import ArtifactEntry, load_manifest, sha256_file
+from toolkit.manifest import ArtifactEntry, Manifest, load_manifest, sha256_file
 from toolkit.measure.gpu_answer import gpu_readiness
 from toolkit.packaging import android_metadata
 from toolkit.packaging.bundle import (
@@ -45,6 +47,30 @@ TARGET = "android"
 # to 16 KB pages, which Google Play requires of apps targeting Android 15+ (2025-11-01).
 LITERT_ANDROID = "1.4.0"
 MODELS = {"float32": "tflite_float32", "int8": "tflite_int8"}
+ONNX_MODEL = "onnx_float32"  # carried when exported, for ONNX Runtime Mobile
+ONNX_FILE = "models/model_float32.onnx"
+ONNX_SECTION = """
+## ONNX Runtime Mobile
+
+`{file}` is the same classifier as ONNX (opset {opset}, float32 `[N, {height}, {width},
+{channels}]` NHWC, normalized as above, float32 probabilities out), verified against the
+SavedModel in ONNX Runtime {version}. It carries no metadata: the app resizes and
+normalizes (mean `{mean}`, std `{std}`) itself. In `app/build.gradle.kts`:
+
+```kotlin
+dependencies {{
+    // the ONNX Runtime Mobile package of the release it was verified with
+    implementation("com.microsoft.onnxruntime:onnxruntime-android:{version}")
+}}
+```
+
+```kotlin
+val env = OrtEnvironment.getEnvironment()
+val session = env.createSession(assets.open("model_float32.onnx").readBytes())
+val input = OnnxTensor.createTensor(env, floats, longArrayOf(1, {height}, {width}, {channels}))
+val probabilities = (session.run(mapOf("image" to input))[0].value as Array<FloatArray>)[0]
+```
+"""
 
 
 def uint8_input_is_raw_pixels(entry: ArtifactEntry, spec: InputSpec) -> bool:
@@ -153,6 +179,7 @@ def package_android(
         gpu = {variant: gpu_readiness(path) for variant, (_, path) in models.items()}
         for variant, readiness in gpu.items():
             records[variant]["gpu"] = readiness.to_dict()
+        onnx = _onnx_model(manifest, folder, records)
         stages.start("samples")
         copy_samples(samples, folder / "test_images")
         copy_template(
@@ -173,6 +200,18 @@ def package_android(
                 "gpu_int8": gpu["int8"].summary(),
                 "labels": ", ".join(manifest.labels[:10])
                 + (", ..." if len(manifest.labels) > 10 else ""),
+                "onnx": ONNX_SECTION.format(
+                    file=ONNX_FILE,
+                    opset=onnx.details.get("opset", "?"),
+                    version=onnx.details.get("versions", {}).get("onnxruntime", "?"),
+                    height=spec.height,
+                    width=spec.width,
+                    channels=spec.channels,
+                    mean=_floats(mean),
+                    std=_floats(std),
+                )
+                if onnx is not None
+                else "",
             },
         )
         bundle_record(folder, TARGET, manifest, models=records, samples=len(samples))
@@ -185,6 +224,17 @@ def _adapter_name(answer: GpuReadiness) -> str:
         return "no GPU adapter (a static reading of the op list)"
     software = ", a software Vulkan device" if answer.adapter.get("software") else ""
     return f"{answer.adapter['name']}{software}"
+
+
+def _onnx_model(manifest: Manifest, folder: Path, records: dict[str, Any]) -> ArtifactEntry | None:
+    """Copy the float32 ONNX model beside the TFLite ones when it was exported."""
+    entry = manifest.artifacts.get(ONNX_MODEL)
+    if entry is None:
+        return None
+    manifest.check_files(entry)  # never ship a model that changed after export
+    shutil.copyfile(manifest.artifact_path(entry, check=False), folder / ONNX_FILE)
+    records[ONNX_MODEL] = model_record(folder, ONNX_FILE, entry, runtime="ONNX Runtime Mobile")
+    return entry
 
 
 def _input_description(spec: InputSpec, entry: ArtifactEntry) -> str:
