@@ -5,7 +5,7 @@ Every ONNX artifact takes and gives float32 (the int8 one quantizes inside its g
 QDQ), with a dynamic batch, so a batch runs in one call. `threads` sets the intra-op
 pool like LiteRT's `num_threads`; the inter-op pool stays at one thread (sequential
 execution: a classifier is one chain of ops). The graph passes the ONNX graph policy
-before a session is made (toolkit/onnx_policy.py).
+before a session is made (toolkit/graph/onnx_policy.py).
 """
 
 from __future__ import annotations
