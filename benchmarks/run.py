@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/run.py [--work DIR]
 
 Order: the bench suite runs `cnnx demo` into WORK (default ./cnnx-demo) and measures its
-artifacts; the export and browser benchmarks reuse that run and those artifacts; the
+artifacts; the export, browser and ONNX benchmarks reuse that run and those artifacts; the
 train benchmark times a default `cnnx train`, and the multiworker one one worker against
 two, last. Each script prints its figures and writes benchmarks/results/*.json with the
 machine it ran on. Quote figures from one run:
@@ -29,6 +29,7 @@ def main() -> int:
         ["bench_suite.py", "--work", str(work)],
         ["export_bench.py", "--model", "LAST_RUN"],
         ["browser_bench.py", str(work / "artifacts")],
+        ["onnx_bench.py", "--work", str(work), "--skip-demo"],
         ["train_bench.py"],
         ["multiworker_bench.py"],
     ]

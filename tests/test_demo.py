@@ -33,7 +33,9 @@ def test_demo_with_defaults_passes_every_default_tolerance(tmp_path: Path) -> No
 
     # Every artifact ran in every runtime it belongs to and passed its default checks.
     runtimes = {row["runtime"] for row in report["rows"]}
-    assert runtimes == {"tf", "litert", "tfjs-node", "browser", "litertjs"}
+    assert runtimes == {
+        "tf", "litert", "onnxruntime", "tfjs-node", "browser", "litertjs", "onnxruntime-web"
+    }  # fmt: skip
     for row in report["rows"]:
         assert row["status"] == "ok" and not row["drifted"], row
         assert row["checks"] and all(check["passed"] for check in row["checks"]), row

@@ -48,7 +48,15 @@ from toolkit.remote.rows import RemoteBench
 from toolkit.remote.ssh import SshTarget
 
 # Both browser engines, so the recommendation compares them; litertjs-node on request.
-BENCH_RUNTIMES = ("tf", "litert", "onnxruntime", "tfjs-node", "browser", "litertjs")
+BENCH_RUNTIMES = (
+    "tf",
+    "litert",
+    "onnxruntime",
+    "tfjs-node",
+    "browser",
+    "litertjs",
+    "onnxruntime-web",
+)
 DEFAULT_RUNS = 100
 DEFAULT_WARMUP = 10
 DEFAULT_BATCH = 32

@@ -61,7 +61,7 @@ def command(
             "-r",
             help="Runtimes: tf, litert, tfjs-node, browser, litertjs (litertjs-node on request).",
         ),
-    ] = "tf,litert,onnxruntime,tfjs-node,browser,litertjs",
+    ] = "tf,litert,onnxruntime,tfjs-node,browser,litertjs,onnxruntime-web",
     device: DeviceOption = Device.cpu,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print report.json on stdout.")
