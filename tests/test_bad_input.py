@@ -1223,6 +1223,24 @@ CASES += [
         needs=A,
     ),
     case("train-size-absurd", "train", "train --size 1000000000 --epochs 1", 11, "memory"),
+    # An input so large that one picture would not fit: refused from the shape (exit 11).
+    case(
+        "export-input-huge",
+        "export",
+        "export --model models/huge_input.keras --to tflite --quantize none --out out",
+        11,
+        "100000x100000x3 input",
+        needs=M,
+    ),
+    case(
+        "verify-input-huge",
+        "verify",
+        "verify artifacts",
+        11,
+        "100000x100000x3 input",
+        setup=artifacts_edit(manifests.huge_input),
+        needs=A,
+    ),
     # FIFOs and devices where files belong: refused before opening, never a hang (exit 3).
     case(
         "fifo-model-keras",

@@ -104,3 +104,11 @@ def edit_model_json(folder: Path, edit: Any, artifact_id: str = "tfjs_float32") 
     edit(model)
     model_json.write_text(json.dumps(model))
     rehash(folder)
+
+
+def huge_input(folder: Path) -> None:
+    """An input of 100000x100000x3, and no pictures on record (generated ones are drawn)."""
+    data = _read(folder)
+    data["input"].update(height=100_000, width=100_000, shape=[100_000, 100_000, 3])
+    data["samples"], data["eval_data"] = [], None
+    _write(folder, data)

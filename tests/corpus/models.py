@@ -52,6 +52,7 @@ def build_models(folder: Path) -> dict[str, Path]:
             "lambda_savedmodel",
             "writefile_savedmodel",
             "no_variables_savedmodel",
+            "huge_input.keras",
         )
     }
     if (folder / DONE).exists():
@@ -97,6 +98,13 @@ def build_models(folder: Path) -> dict[str, Path]:
     pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(anysize))
     keras.Model(anysize, keras.layers.Dense(CLASSES, activation="softmax")(pooled)).save(
         names["dynamic_size.keras"]
+    )
+
+    # One picture at this input would take hundreds of GiB; the model itself is tiny.
+    huge = keras.Input((100_000, 100_000, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(huge)
+    keras.Model(huge, keras.layers.Dense(CLASSES, activation="softmax")(pooled)).save(
+        names["huge_input.keras"]
     )
 
     code = _lambda_source(marker(folder))

@@ -8,6 +8,10 @@
   that would recurse past Python's stack is an error, not a crash).
 - Memory: `check_allocation` compares a planned allocation with the memory this
   machine has available and refuses (ResourceError, exit 11) with the size asked for.
+  Every place that makes pictures at a model's input size checks the count it plans
+  from the shape first (`check_pictures_memory`), and a model's input is checked as
+  soon as it is known (`check_input_shape`): a 100000x100000x3 input is refused with
+  the size one picture would take, never met as a MemoryError half way.
 - Graphs and model configurations of absurd size are refused (ModelError, exit 4).
 """
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import stat
 from pathlib import Path
@@ -187,13 +192,36 @@ def check_allocation(nbytes: int, what: str, hint: str) -> None:
         )
 
 
+def pictures_bytes(count: int, shape: tuple[int, ...]) -> int:
+    """Memory that `count` pictures of `shape` take on their way in: each kept as uint8
+    pixels and as the float32 tensor, plus the int64 sums of the resize of one picture
+    (toolkit/data/pixels.py), which exist for one picture at a time."""
+    values = math.prod(map(int, shape))
+    return count * values * (1 + 4) + values * 8
+
+
+def check_pictures_memory(count: int, shape: tuple[int, ...], what: str, hint: str) -> None:
+    """Refuse, from the shape alone and before any of it is allocated, to read `count`
+    pictures of `shape` (H, W, C) when they would not fit in memory."""
+    size = "x".join(str(int(side)) for side in shape)
+    check_allocation(pictures_bytes(count, shape), f"{what} ({count:,} of {size})", hint)
+
+
+def check_input_shape(shape: tuple[int, ...], where: str) -> None:
+    """A model's input of `shape` must let one picture through on this machine: checked
+    as soon as a model's input is known, before any picture is drawn or read."""
+    size = "x".join(str(int(side)) for side in shape)
+    check_allocation(
+        pictures_bytes(1, shape),
+        f"one picture at the {size} input of {where}",
+        "cnnx reads pictures at the model's input size: give the model a smaller input",
+    )
+
+
 def check_eval_memory(images: int, shape: tuple[int, ...], classes: int) -> None:
     """Evaluating `images` inputs of `shape` on a `classes`-way model: the float32 inputs,
     and per runtime the outputs, the reference and their float64 copies in the metrics."""
-    pixels = 1
-    for side in shape:
-        pixels *= int(side)
-    needed = images * (pixels * 4 + classes * (4 + 4 + 8 + 8))
+    needed = images * (math.prod(map(int, shape)) * 4 + classes * (4 + 4 + 8 + 8))
     check_allocation(
         needed,
         f"evaluating {images:,} images on a {classes:,}-class model",
@@ -203,11 +231,8 @@ def check_eval_memory(images: int, shape: tuple[int, ...], classes: int) -> None
 
 def check_batch_memory(batch: int, shape: tuple[int, ...], classes: int) -> None:
     """One throughput batch: its inputs (and their float32 copy) and its outputs."""
-    pixels = 1
-    for side in shape:
-        pixels *= int(side)
     check_allocation(
-        batch * (pixels * 4 * 2 + classes * 4),
+        batch * (math.prod(map(int, shape)) * 4 * 2 + classes * 4),
         f"--batch {batch:,} of {'x'.join(map(str, shape))} images",
         "use a smaller --batch",
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from toolkit.core.limits import check_pictures_memory
 from toolkit.data.pixels import resize
 
 GENERATED_IMAGES = 64
@@ -24,6 +25,9 @@ def generated_pixels(
     from toolkit.data import DataSpec
     from toolkit.data.shapes import load_shapes
 
+    check_pictures_memory(
+        count, (height, width, channels), "generated pictures", "give the model a smaller input"
+    )
     side = min(1024, max(4, height, width))
     spec = DataSpec(kind="shapes", seed=SEED, size=count, image_size=side)
     dataset = load_shapes(spec)

@@ -27,7 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.core.walk import Pictures, check_walkable, describe_left_out, picture_files
+from toolkit.core.limits import check_pictures_memory
+from toolkit.core.walk import (
+    Pictures,
+    check_walkable,
+    describe_left_out,
+    picture_files,
+)
 from toolkit.data.images import IMAGE_SUFFIXES, is_picture, load_image
 from toolkit.data.inputspec import InputSpec
 from toolkit.errors import DataError, PathError
@@ -185,6 +191,12 @@ def folder_labels(root: Path, classes: int) -> list[str] | None:
 
 def load_pixels(folder: ImageFolder, files: list[str], spec: InputSpec) -> np.ndarray:
     """uint8 [N, H, W, C]: each file brought to the model's input by the pixel rule."""
+    check_pictures_memory(
+        len(files),
+        spec.shape,
+        f"reading images from {folder.root}",
+        "use fewer images (--limit, --calibration-samples) or a model with a smaller input",
+    )
     size = (spec.height, spec.width)
     pixels = np.empty((len(files), *spec.shape), dtype=np.uint8)
     for i, name in enumerate(files):

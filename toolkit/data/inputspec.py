@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from toolkit.core.limits import check_pictures_memory
 from toolkit.data.pixels import COLORS, CROPS, RESIZE_METHODS, model_input
 from toolkit.errors import DataError, UsageError
 
@@ -200,6 +201,9 @@ def fit(pixels: np.ndarray, spec: InputSpec, source: str) -> np.ndarray:
             f"the model takes {spec.channels}",
             "pass --data with images of the model's kind",
         )
+    check_pictures_memory(
+        len(pixels), spec.shape, f"resizing images from {source}", "pass --limit N"
+    )
     left, top, right, bottom = crop_box(
         pixels.shape[2], pixels.shape[1], spec.height, spec.width, spec.crop
     )

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.core.limits import check_eval_memory
+from toolkit.core.limits import check_eval_memory, check_input_shape
 from toolkit.data.inputspec import fit
 from toolkit.errors import DataError, PathError, UsageError
 from toolkit.manifest import Manifest
@@ -52,6 +52,7 @@ def load_eval_set(
     """The images to compare runtimes on (see the module docstring for which)."""
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be at least 1, got {limit}")
+    check_input_shape(tuple(manifest.input.shape), str(manifest.path))
     note = ""
     if data is not None:
         pixels, labels, source = _folder_images(manifest, Path(data))

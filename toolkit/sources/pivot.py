@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolkit.core.atomic import staged_dir
+from toolkit.core.limits import check_input_shape
 from toolkit.errors import ModelError, first_line
 from toolkit.sources.heads import LOGIT_UNIT, SIGMOID_UNIT, pick_signature_output
 from toolkit.sources.safety import check_savedmodel_safety
@@ -63,6 +64,7 @@ def image_shape(shape: tuple[Any, ...], path: Path) -> tuple[int, int, int]:
         )
     if c not in (1, 3):
         raise ModelError(f"{path} takes {c} channels; cnnx handles 1 (grayscale) or 3 (RGB)")
+    check_input_shape((int(h), int(w), int(c)), str(path))
     return (int(h), int(w), int(c))
 
 
