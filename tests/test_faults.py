@@ -272,6 +272,62 @@ def test_full_disk_during_re_export_keeps_the_previous_artifacts(
         assert sorted(p.name for p in disk.iterdir()) == ["artifacts"]
 
 
+def fill(disk: Path) -> None:
+    """Take every free block of `disk` (a tmpfs) with one file."""
+    with open(disk / "filler", "wb", buffering=0) as handle, contextlib.suppress(OSError):
+        while True:
+            handle.write(b"\0" * 4096)
+
+
+def assert_refused_for_space(done: subprocess.CompletedProcess[str]) -> None:
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 11, done.stderr
+    assert len(lines) == 1 and "no space left on device" in lines[0], done.stderr
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_bench_on_a_full_disk_is_exit_11_and_writes_no_report(
+    base_artifacts: Path, tmp_path: Path
+) -> None:
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        fill(disk)
+        before = files.snapshot(disk)
+        done = cnnx(
+            "bench", str(base_artifacts), "--runtimes", "litert", "--artifacts", "tflite_float32",
+            "--runs", "3", "--out", str(disk / "report"),
+        )  # fmt: skip
+        assert_refused_for_space(done)
+        assert files.snapshot(disk) == before, "a failed bench left files on the full disk"
+
+
+def _used_kib(folder: Path) -> int:
+    info = os.statvfs(folder)
+    return (info.f_blocks - info.f_bfree) * info.f_frsize // 1024
+
+
+@pytest.mark.parametrize("where", ["full from the start", "full at the zip"])
+def test_rpi_package_on_a_full_disk_is_exit_11_and_writes_nothing(
+    where: str, base_artifacts: Path, tmp_path: Path
+) -> None:
+    args = ["package", "--target", "rpi", str(base_artifacts), "--out"]
+    size = "64k"
+    if where == "full at the zip":
+        # Room for the bundle's folder and half its zip: the disk fills while the zip is
+        # written, after every other file of the bundle.
+        with small_disk(tmp_path / "measure", "4m") as roomy:
+            done = cnnx(*args, str(roomy / "rpi"))
+            assert done.returncode == 0, done.stderr
+            zipped = (roomy / "rpi.zip").stat().st_size // 1024
+            size = f"{_used_kib(roomy) - zipped // 2}k"
+    with small_disk(tmp_path / "disk", size) as disk:
+        if where == "full from the start":
+            fill(disk)
+        before = files.snapshot(disk)
+        done = cnnx(*args, str(disk / "rpi"))
+        assert_refused_for_space(done)
+        assert files.snapshot(disk) == before, "a failed package left files on the full disk"
+
+
 # --- runtimes that crash or hang ---------------------------------------------------------
 
 

@@ -19,7 +19,14 @@ import typer
 from rich.console import Console
 
 from toolkit.core import signals
-from toolkit.errors import EXIT_INTERNAL, CnnxError, CnnxWarning, describe_internal
+from toolkit.core.atomic import disk_full
+from toolkit.errors import (
+    EXIT_INTERNAL,
+    CnnxError,
+    CnnxWarning,
+    ResourceError,
+    describe_internal,
+)
 
 # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; report tables
 # are wider than that and unreadable when cut.
@@ -51,6 +58,20 @@ def interrupted(number: int) -> typer.Exit:
     return fail(signals.message(number), signals.EXIT_CODES[signal.Signals(number)])
 
 
+def machine_refusal(error: Exception) -> ResourceError | None:
+    """A full disk or exhausted memory met where no writer or check mapped it (a library's
+    cache, a plot's font file): the machine refused, which is exit 11, not a bug."""
+    if disk_full(error):
+        where = getattr(error, "filename", None)
+        return ResourceError(
+            "no space left on device" + (f" while writing {where}" if where else ""),
+            "free disk space",
+        )
+    if isinstance(error, MemoryError):
+        return ResourceError(f"out of memory: {error}", "close other programs or use less data")
+    return None
+
+
 def handles_errors(command: F) -> F:
     """Turn library errors into one line on stderr and the error's exit code; print the
     library's CnnxWarnings as `cnnx: warning:` lines."""
@@ -75,6 +96,9 @@ def handles_errors(command: F) -> F:
         except Exception as error:  # a bug: say so in one line, traceback on request
             if signals.received():
                 raise interrupted(signals.received() or signal.SIGINT) from None
+            refusal = machine_refusal(error)
+            if refusal is not None:
+                raise fail(refusal.one_line(), refusal.exit_code) from None
             if os.environ.get("CNNX_DEBUG"):
                 traceback.print_exc(file=sys.stderr)
             raise fail(

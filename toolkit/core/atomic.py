@@ -289,8 +289,13 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 @contextlib.contextmanager
-def _replacing_file(path: Path) -> Iterator[str]:
-    """Yield a temporary sibling's name; once written, one rename makes it `path`."""
+def replacing_file(path: Path) -> Iterator[str]:
+    """Yield a temporary sibling's name; once written, one rename makes it `path`.
+
+    The rename needs no space: a file written in full inside this block and another
+    block nested in it (a bundle folder and its zip) are put in place by renames only,
+    so a full disk fails before either is.
+    """
     path = Path(path)
     ensure_writable_dir(path.parent)
     sweep_stale(path)
@@ -312,7 +317,7 @@ def _replacing_file(path: Path) -> Iterator[str]:
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write a file through a temporary sibling and one rename."""
-    with _replacing_file(path) as tmp_name, open(tmp_name, "wb") as handle:
+    with replacing_file(path) as tmp_name, open(tmp_name, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())

@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from toolkit.core.atomic import fault_point
+from toolkit.core.atomic import fault_point, machine_error
 from toolkit.errors import CnnxWarning, PathError
 
 LOCK_SUFFIX = ".lock"
@@ -174,8 +174,11 @@ def _locked(path: Path, out: Path, wait: bool) -> Iterator[None]:
             break
         os.close(fd)  # the previous holder removed this file: lock the new one
     try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as error:  # a full disk refuses even the pid: exit 11 before any work
+            raise machine_error(out, error) from None
         fault_point(f"locked:{out.name}")
         yield
     finally:

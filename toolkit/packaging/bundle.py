@@ -9,15 +9,16 @@ after it was verified.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from toolkit import __version__
-from toolkit.core.atomic import staged_dir, write_bytes_atomic, write_json_atomic, write_text_atomic
+from toolkit.core.atomic import replacing_file, staged_dir, write_json_atomic, write_text_atomic
 from toolkit.core.limits import read_json
 from toolkit.core.progress import ProgressFn, Step
 from toolkit.core.provenance import now_iso
@@ -274,20 +275,25 @@ def writing_bundle(
                 )
     if out.exists() and not out.is_dir():
         raise PathError(f"{out} exists and is not a folder", "choose another --out")
-    archive = b""
-    with staged_dir(out, replace=True) as tmp:
-        tmp.chmod(0o755)  # a bundle is for copying around, not private like a temp folder
-        yield tmp
-        check_bundle_contents(tmp)
-        if make_zip:
-            if stages is not None:
-                stages.start("zip")
-            # Built from the finished staged folder, under the bundle's own name, before the
-            # swap: a kill can then only fall in the one short write below, not in the
-            # compression, and the zip holds exactly what `out` holds.
-            archive = zip_bytes(bundle_members(tmp), top=out.name)
-    if make_zip:
-        write_bytes_atomic(zip_path, archive)
-        zip_path.chmod(0o644)
+    with ExitStack() as zip_step:
+        # The zip is written in full beside its final name before the folder's swap and
+        # renamed after it: a full disk fails before anything is in place, and a kill
+        # after the swap leaves the new folder and the whole old zip.
+        zip_tmp = zip_step.enter_context(replacing_file(zip_path)) if make_zip else None
+        with staged_dir(out, replace=True) as tmp:
+            tmp.chmod(0o755)  # a bundle is for copying around, not private like a temp folder
+            yield tmp
+            check_bundle_contents(tmp)
+            if zip_tmp is not None:
+                if stages is not None:
+                    stages.start("zip")
+                # Built from the finished staged folder, under the bundle's own name: the
+                # zip holds exactly what `out` holds.
+                archive = zip_bytes(bundle_members(tmp), top=out.name)
+                with open(zip_tmp, "wb") as handle:
+                    handle.write(archive)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.chmod(zip_tmp, 0o644)
     if stages is not None:
         stages.finish()
