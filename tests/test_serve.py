@@ -8,7 +8,10 @@ never parses a model, so these tests need no TensorFlow and run in well under a 
 from __future__ import annotations
 
 import http.client
+import selectors
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from toolkit.cli import app
 from toolkit.data.inputspec import InputSpec
 from toolkit.errors import ArtifactError, ResourceError, UsageError
 from toolkit.manifest import ArtifactEntry, Manifest, describe_files
-from toolkit.web.server import DemoServer, Refused, make_server, request_segments
+from toolkit.web.server import WORKERS, DemoServer, Refused, make_server, request_segments
 
 SECRET = "top secret, never served"
 
@@ -192,6 +195,96 @@ def test_refuses_paths_outside_the_site(server: DemoServer, target: str) -> None
 def test_serves_nothing_outside_the_allow_list(server: DemoServer, target: str) -> None:
     status, _, _ = get(server, target)
     assert status in (403, 404), target
+
+
+BURST = 200  # requests at once: a page's assets in a few tabs
+BURST_LIMIT_S = 30.0  # for the whole burst; a lost connection waits a minute or more
+BURST_TARGETS = {
+    "/": "index.html",
+    "/app.js": "app.js",
+    "/vendor/tf.min.js": "tf.min.js",
+    "/vendor/tfjs-backend-wasm.wasm": "tfjs-backend-wasm.wasm",
+    "/artifacts/manifest.json": "manifest.json",
+    "/artifacts/tfjs/float32/group1-shard1of1.bin": "group1-shard1of1.bin",
+}
+
+
+def burst(host: str, port: int, targets: list[str], limit: float) -> list[bytes]:
+    """Open one connection per target at once (non-blocking connects from one loop, so
+    they arrive together however loaded the machine is), send each its GET, and read
+    every answer to its end; a connection still open after `limit` seconds fails."""
+    selector = selectors.DefaultSelector()
+    answers = [b""] * len(targets)
+    sockets = [socket.socket() for _ in targets]
+    for sock in sockets:
+        sock.setblocking(False)
+    for sock in sockets:  # nothing else in this loop: the connections come all at once
+        sock.connect_ex((host, port))
+    for index, (sock, target) in enumerate(zip(sockets, targets, strict=True)):
+        request = f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        selector.register(sock, selectors.EVENT_WRITE, (index, request.encode()))
+    deadline = time.monotonic() + limit
+    try:
+        while selector.get_map() and time.monotonic() < deadline:
+            for key, events in selector.select(timeout=0.5):
+                connection = key.fileobj
+                assert isinstance(connection, socket.socket)
+                index, request = key.data
+                if events & selectors.EVENT_WRITE:
+                    connection.sendall(request)
+                    selector.modify(connection, selectors.EVENT_READ, (index, b""))
+                    continue
+                chunk = connection.recv(1 << 16)
+                answers[index] += chunk
+                if not chunk:  # the server closed it: the answer is whole
+                    selector.unregister(connection)
+                    connection.close()
+        unanswered = len(selector.get_map())
+    finally:
+        for key in list(selector.get_map().values()):
+            key.fileobj.close()  # type: ignore[union-attr]
+        selector.close()
+    assert unanswered == 0, f"{unanswered} of {len(targets)} requests unanswered after {limit} s"
+    return answers
+
+
+def test_a_burst_of_requests_beside_idle_connections_is_served_in_full_and_bounded(
+    server: DemoServer,
+) -> None:
+    # Idle kept-alive connections, one per worker (tabs left open), hold every worker
+    # when the burst starts: they must give way, and the burst must get through whole.
+    expected = {target: server.site.resolve(target).read_bytes() for target in BURST_TARGETS}
+    idle = []
+    for _ in range(WORKERS):
+        connection = http.client.HTTPConnection(server.host, server.port, timeout=20)
+        connection.request("GET", "/app.js")
+        connection.getresponse().read()
+        idle.append(connection)
+    busiest = 0
+    watching = True
+
+    def watch() -> None:
+        nonlocal busiest
+        while watching:
+            working = [t for t in threading.enumerate() if t.name == "cnnx-serve-worker"]
+            busiest = max(busiest, len(working))
+            time.sleep(0.002)
+
+    targets = [list(BURST_TARGETS)[i % len(BURST_TARGETS)] for i in range(BURST)]
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        answers = burst(server.host, server.port, targets, BURST_LIMIT_S)
+    finally:
+        watching = False
+        watcher.join()
+        for connection in idle:
+            connection.close()
+    for target, answer in zip(targets, answers, strict=True):
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), (target, head[:80])
+        assert body == expected[target], target
+    assert 0 < busiest <= WORKERS, f"{busiest} connections served at once"
 
 
 def test_request_segments_decode_once() -> None:

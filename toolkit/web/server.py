@@ -16,6 +16,14 @@ Nothing else is served: every request is decoded once, refused if any segment is
 real path must stay inside its root (so a symlink out fails too). Responses carry
 COOP/COEP so the page is cross-origin isolated: `performance.now()` is fine-grained
 and the wasm backend may use threads.
+
+Load: a page with many assets open in a few tabs sends hundreds of requests at once.
+The kernel holds up to BACKLOG connections until they are accepted (with Python's
+default of 5, a burst of 200 lost SYNs, whose retries a second, three, seven... later
+ran into the clients' time-outs); at most WORKERS are served at once, the others
+wait in that queue in order. A kept-alive connection gives its worker back after an
+answer when another connection waits for one, and after IDLE_S without a request, so
+idle tabs never hold a busy one back for more than IDLE_S.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from toolkit.core.closing import Closing
@@ -48,6 +57,11 @@ from toolkit.web.page import (
 )
 
 log = logging.getLogger("cnnx.serve")
+
+WORKERS = 32  # connections served at once
+BACKLOG = 1024  # connections the kernel queues for accepting (the system may cap it)
+IDLE_S = 2.0  # a connection with no (new) request this long is closed
+SEND_S = 60.0  # a client that reads nothing of its answer this long is dropped
 
 MIME_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -152,6 +166,21 @@ def _handler_for(site: Site) -> type[BaseHTTPRequestHandler]:
         sys_version = ""
         protocol_version = "HTTP/1.1"
 
+        def handle(self) -> None:
+            # Keep-alive on the server's terms: a connection waits IDLE_S at most for
+            # each request (handle_one_request closes on the time-out), and not at all
+            # for another one when a new connection waits for this worker.
+            self.close_connection = False
+            while not self.close_connection:
+                self.connection.settimeout(IDLE_S)
+                self.handle_one_request()
+                if self.server.waiting():  # type: ignore[attr-defined]
+                    break
+
+        def parse_request(self) -> bool:
+            self.connection.settimeout(SEND_S)  # it arrived: now a limit on a stalled reader
+            return super().parse_request()
+
         def do_GET(self) -> None:
             self._answer(send_body=True)
 
@@ -203,7 +232,51 @@ def _handler_for(site: Site) -> type[BaseHTTPRequestHandler]:
 
 
 class _Server(ThreadingHTTPServer):
+    """A thread per connection, WORKERS at most: the next one is accepted when a worker
+    is free, and waits in the listen queue (BACKLOG) until then."""
+
     daemon_threads = True  # a stuck browser connection never blocks shutdown
+    request_queue_size = BACKLOG
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._free = threading.Condition()
+        self._active = 0
+        self._waiting = 0
+        super().__init__(*args, **kwargs)
+
+    def waiting(self) -> bool:
+        """Whether an accepted connection waits for a worker."""
+        return self._waiting > 0
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._free:
+            self._waiting += 1
+            while self._active >= WORKERS:
+                self._free.wait()
+            self._waiting -= 1
+            self._active += 1
+        try:
+            worker = threading.Thread(
+                target=self.process_request_thread,
+                args=(request, client_address),
+                name="cnnx-serve-worker",
+                daemon=True,
+            )
+            worker.start()
+        except BaseException:
+            self._release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self._free:
+            self._active -= 1
+            self._free.notify()
 
 
 class DemoServer(Closing):
