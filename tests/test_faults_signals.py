@@ -10,6 +10,7 @@ fast a loaded machine is.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -196,3 +198,65 @@ def test_sigterm_during_bench_leaves_the_report_folder_as_it_was(
     assert_one_interrupt_line(done.stderr, "TERM")
     assert not (out / "report").exists()
     assert leftovers(out / "report") == []
+
+
+# --- children end with cnnx ----------------------------------------------------------------
+
+
+def _tree(pid: int) -> list[Any]:
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+        return [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    return []
+
+
+def _running(process: Any) -> bool:
+    import psutil
+
+    try:
+        return bool(process.is_running() and process.status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
+@pytest.mark.parametrize("child", ["node_runner.mjs", "toolkit.bench.memory"])
+def test_sigint_during_bench_ends_every_child_with_cnnx(
+    child: str, artifacts: Path, tmp_path: Path
+) -> None:
+    # The signal goes to cnnx alone (`kill -INT PID`), as soon as the child is seen: a
+    # state, not a delay. Every process seen in cnnx's tree must be gone when it exits.
+    process = subprocess.Popen(
+        [*CLI, "bench", str(artifacts), "--runtimes", "tf,litert,tfjs-node",
+         "--artifacts", "savedmodel,tflite_float32,tfjs_float32", "--runs", "2",
+         "--warmup", "0", "--no-plots", "--out", str(tmp_path / "report")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own group, so that the test can clean up after a failure
+    )  # fmt: skip
+    seen: dict[int, Any] = {}
+    try:
+        deadline = time.monotonic() + 300
+        sent = False
+        while process.poll() is None and time.monotonic() < deadline:
+            for member in _tree(process.pid)[1:]:
+                with contextlib.suppress(Exception):
+                    seen.setdefault(member.pid, member)
+                    if not sent and child in " ".join(member.cmdline()):
+                        os.kill(process.pid, signal.SIGINT)
+                        sent = True
+            time.sleep(0.01)
+        assert sent, f"no {child} was seen before bench ended"
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 130, stderr
+        assert_one_interrupt_line(stderr, "INT")
+        survivors = [f"{p.pid} {' '.join(p.cmdline())[:80]}" for p in seen.values() if _running(p)]
+        assert not survivors, f"children alive after cnnx exited: {survivors}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        for member in seen.values():
+            with contextlib.suppress(Exception):
+                member.kill()
+        process.wait(timeout=30)

@@ -15,6 +15,7 @@ from toolkit.cli import bench, demo, doctor, export, info, package, serve, train
 from toolkit.cli.common import fail
 from toolkit.core import signals
 from toolkit.core.atomic import remove_private_paths
+from toolkit.core.children import adopt_orphans
 from toolkit.core.quiet import silence_tensorflow
 from toolkit.errors import EXIT_CODES
 
@@ -91,6 +92,7 @@ def main() -> None:
     """The `cnnx` command. After SIGINT or SIGTERM it exits 130 or 143 with one line,
     without TensorFlow's teardown (see toolkit/core/signals.py)."""
     signals.install()
+    adopt_orphans()  # a grandchild whose parent dies stays below cnnx, to be ended with it
     try:
         app()
     except signals.Terminated:

@@ -153,13 +153,18 @@ def reported() -> bool:
 
 def exit_now(code: int) -> None:
     """End the process after an interrupt: exit handlers run (they stop child
-    processes such as Chromium), TensorFlow's finalizers do not. The caller removes
-    the temporary paths the unwinding could not reach first (atomic.py)."""
+    processes such as Chromium), then every process still below this one is ended
+    and waited for (toolkit/core/children.py); TensorFlow's finalizers do not run. The
+    caller removes the temporary paths the unwinding could not reach first (atomic.py)."""
+    from toolkit.core.children import stop_descendants
+
     sys.unraisablehook = _unraisable
     for number in EXIT_CODES:
         signal.signal(number, signal.SIG_IGN)
     with contextlib.suppress(BaseException):
         atexit._run_exitfuncs()
+    with contextlib.suppress(BaseException):
+        stop_descendants()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
