@@ -88,6 +88,24 @@ export class OnnxEngine {
     }
   }
 
+  // The timed loop's stages (timed_loop.js): the session's run alone on a tensor made
+  // once; reading the output back (getData) timed apart. The output stays on the CPU on
+  // every provider (ONNX Runtime Web's default output location), so a run is finished
+  // work, WebGPU's included.
+  timingStages(input) {
+    const [height, width, channels] = this.dims;
+    const [inputName] = this.session.inputNames;
+    const [outputName] = this.session.outputNames;
+    const row = input.subarray(0, height * width * channels);
+    return {
+      prepare: () => new this.ort.Tensor('float32', row.slice(), [1, height, width, channels]),
+      run: (x) => this.session.run({ [inputName]: x }),
+      finish: async (outputs) => Float32Array.from(await outputs[outputName].getData()),
+      // An input tensor, or the map of output tensors a run gives.
+      dispose: (t) => (t instanceof this.ort.Tensor ? [t] : Object.values(t)).forEach((y) => y.dispose()),
+    };
+  }
+
   disposeModel() {
     this.session?.release();
     this.session = null;
