@@ -192,7 +192,7 @@ CASES: list[Case] = [
     # Usage: unknown commands and flags, bad choices, contradictory options (exit 2).
     case("unknown-command", "", "frobnicate", 2, usage=True),
     case("unknown-flag", "export", "export --frobnicate", 2, usage=True),
-    case("bad-format-choice", "export", "export --to onnx", 2, usage=True),
+    case("bad-format-choice", "export", "export --to coreml", 2, usage=True),
     case("bad-quantize-choice", "export", "export --to tflite --quantize int4", 2, usage=True),
     case("bad-package-target", "package", "package --target ios", 2, usage=True),
     case("bad-arch", "train", "train --arch resnet9000", 2, usage=True),
