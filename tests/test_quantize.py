@@ -237,6 +237,13 @@ def test_reference_kernels_say_where_the_drift_comes_from(drifting_artifacts: Pa
     assert differences.max() > 0 and np.median(differences) < 0.01
 
 
+# The budget of the two searches below. Plain int8 of the drifting model agrees on 97-98.5%
+# of the 200 validation pictures depending on the CPU's kernels (98.5% on an AVX-512 VNNI
+# machine: just inside verify's 98%), so the searches ask for 99.5%: plain int8 drifts on
+# every machine, with room, and float16/float32 (100%) always pass.
+BUDGET = 0.995
+
+
 @pytest.mark.slow
 def test_quantize_auto_keeps_the_fastest_passing_candidate(
     drifting_run: Path, tmp_path: Path
@@ -248,7 +255,9 @@ def test_quantize_auto_keeps_the_fastest_passing_candidate(
     from toolkit.export.artifacts import ExportRequest
 
     out = tmp_path / "auto"
-    request = ExportRequest(model=drifting_run, to="tflite", quantize="auto", out=out)
+    request = ExportRequest(
+        model=drifting_run, to="tflite", quantize="auto", out=out, min_agreement=BUDGET
+    )
     steps: list[Step] = []
     manifest = export(request, steps.append)
     (winner_id,) = [k for k, e in manifest.artifacts.items() if "quantize_auto" in e.details]
@@ -265,7 +274,7 @@ def test_quantize_auto_keeps_the_fastest_passing_candidate(
     tied = [row for row in passing if row["p50_ms"] <= fastest * (1 + TIE)]
     assert winner["size"] == min(row["size"] for row in tied)  # ties: the smallest
     assert decision["on"] == "validation split" and decision["images"] == 200
-    assert decision["budget"] == {} and decision["reason"]  # {}: each verify tolerance
+    assert decision["budget"] == {"min_agreement": BUDGET} and decision["reason"]
     entry = manifest.artifact(winner_id)
     assert entry.size == winner["size"]
     if decision["winner"] == "int8+fallback":
@@ -343,7 +352,12 @@ def test_target_rpi_runs_the_candidates_on_the_emulated_pi(
     candidates = (search.CANDIDATES[0], search.CANDIDATES[-1])
     monkeypatch.setattr(search, "CANDIDATES", candidates)
     request = ExportRequest(
-        model=drifting_run, to="tflite", quantize="auto", target="rpi", out=tmp_path / "pi"
+        model=drifting_run,
+        to="tflite",
+        quantize="auto",
+        target="rpi",
+        out=tmp_path / "pi",
+        min_agreement=BUDGET,
     )
     manifest = search.export(request)
     decision = manifest.artifact("tflite_float32").details["quantize_auto"]
@@ -351,6 +365,6 @@ def test_target_rpi_runs_the_candidates_on_the_emulated_pi(
     rows = {row["candidate"]: row for row in decision["candidates"]}
     # Plain int8 drifts on the Pi too; float32 agrees exactly, and both were timed there
     # (emulated: far slower than this machine's LiteRT).
-    assert rows["int8"]["status"] == "drift" and rows["int8"]["agreement"] < 0.98
+    assert rows["int8"]["status"] == "drift" and rows["int8"]["agreement"] < BUDGET
     assert rows["float32"]["agreement"] == 1.0 and rows["float32"]["max_abs"] < 1e-4
     assert all(row["p50_ms"] > 0 for row in rows.values())
