@@ -154,7 +154,7 @@ def _converted(pivot: Pivot) -> bytes:
 
     with silenced() as said:
         try:
-            model, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET)
+            model = _from_frozen(serve.get_concrete_function(*spec), tf2onnx)
         except Exception as error:  # the converter raises ValueError, TF errors, ...
             problem: Exception | None = error
         else:
@@ -163,6 +163,32 @@ def _converted(pivot: Pivot) -> bytes:
         tail = " ".join(said.text.strip().splitlines()[-1:])
         raise ExportError(f"ONNX conversion failed: {shorten(str(problem) or tail, 300)}")
     return bytes(model.SerializeToString())
+
+
+def _from_frozen(concrete: Any, tf2onnx: Any) -> Any:
+    """Convert a concrete function with every capture frozen to a constant first: a loaded
+    SavedModel's function captures tensors (a Normalization layer's mean and variance),
+    which tf2onnx's from_function would turn into extra graph inputs."""
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    frozen = convert_variables_to_constants_v2(concrete)
+    (given,), (made,) = frozen.inputs, frozen.outputs
+    model, _ = tf2onnx.convert.from_graph_def(
+        frozen.graph.as_graph_def(),
+        input_names=[given.name],
+        output_names=[made.name],
+        opset=OPSET,
+    )
+    names = {given.name: INPUT_NAME, made.name: OUTPUT_NAME}  # image:0 -> image, ...
+    graph = model.graph
+    for value in (*graph.input, *graph.output, *graph.value_info):
+        value.name = names.get(value.name, value.name)
+    for node in graph.node:
+        node.input[:] = [names.get(name, name) for name in node.input]
+        node.output[:] = [names.get(name, name) for name in node.output]
+    return model
 
 
 def _write(
