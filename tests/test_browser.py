@@ -250,12 +250,15 @@ def test_each_tfjs_artifact_can_be_chosen(
     manifest = load_manifest(artifacts)
     tfjs = sorted(k for k, e in manifest.artifacts.items() if e.format == "tfjs")
     tflite = sorted(k for k, e in manifest.artifacts.items() if e.format == "tflite")
+    onnx = sorted(k for k, e in manifest.artifacts.items() if e.format == "onnx")
     page, log = open_page(chromium, server.url + f"?model={tfjs[-1]}&backend=cpu")
     info = page.evaluate("window.cnnx.info()")
     assert (info["artifact"], info["backend"]) == (tfjs[-1], "cpu")
-    assert info["artifacts"] == tfjs + tflite  # TF.js first, then LiteRT.js's .tflite files
+    # TF.js first, then LiteRT.js's .tflite files, then ONNX Runtime Web's .onnx files
+    assert info["artifacts"] == tfjs + tflite + onnx
     groups = page.locator("#artifact optgroup")
-    assert groups.evaluate_all("gs => gs.map(g => g.label)") == ["TF.js", "LiteRT.js"]
+    engines = ["TF.js", "LiteRT.js", "ONNX Runtime Web"]
+    assert groups.evaluate_all("gs => gs.map(g => g.label)") == engines
     assert groups.nth(0).locator("option").all_inner_texts() == tfjs
     page.select_option("#artifact", tfjs[0])
     summary = "document.querySelector('#model-summary').textContent"

@@ -155,7 +155,11 @@ def test_the_page_offers_both_engines_and_shows_what_runs(
     tflite = sorted(k for k, e in manifest.artifacts.items() if e.format == "tflite")
     page, log = open_page(chromium, server.url)
     assert page.evaluate("window.cnnx.info().engine") == "tfjs"  # TF.js stays the default
-    assert page.locator("#engine option").all_inner_texts() == ["TF.js", "LiteRT.js"]
+    assert page.locator("#engine option").all_inner_texts() == [
+        "TF.js",
+        "LiteRT.js",
+        "ONNX Runtime Web",
+    ]
     assert page.locator("#artifact optgroup").nth(1).locator("option").all_inner_texts() == tflite
 
     badge = page.locator("#backend-status")
