@@ -99,7 +99,11 @@ def test_malformed_samples_are_refused(tmp_path: Path, samples: object) -> None:
 def test_selection_of_artifacts() -> None:
     every_tflite = ["tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8"]
     every_tfjs = ["tfjs_float32", "tfjs_uint8", "tfjs_uint16", "tfjs_float16"]
-    assert select_artifacts("all", None, None) == ["savedmodel", *every_tflite, *every_tfjs]
+    every_onnx = ["onnx_float32", "onnx_float16", "onnx_int8"]
+    all_of_them = ["savedmodel", *every_tflite, *every_tfjs, *every_onnx]
+    assert select_artifacts("all", None, None) == all_of_them
+    assert select_artifacts("onnx", None, None) == ["savedmodel", *every_onnx]
+    assert select_artifacts("onnx", "int8", None) == ["savedmodel", "onnx_int8"]
     assert select_artifacts("tflite", "int8", None) == ["savedmodel", "tflite_int8"]
     assert select_artifacts("tflite", "none", None) == ["savedmodel", "tflite_float32"]
     assert select_artifacts("tfjs", "int8", None) == ["savedmodel", "tfjs_uint8"]
@@ -109,6 +113,7 @@ def test_selection_of_artifacts() -> None:
         "savedmodel",
         "tflite_float32",
         "tfjs_uint16",
+        "onnx_float32",
     ]
     assert select_artifacts("savedmodel", None, None) == ["savedmodel"]
 
@@ -116,7 +121,7 @@ def test_selection_of_artifacts() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"to": "onnx"},
+        {"to": "coreml"},
         {"quantize": "int4"},
         {"to": "tflite", "tfjs_quantize": "uint8"},
         {"to": "savedmodel", "quantize": "int8"},

@@ -135,6 +135,8 @@ def test_registry_names_and_formats(tiny: Manifest) -> None:
         "browser",
         "litertjs",
         "litertjs-node",
+        "onnxruntime",
+        "onnxruntime-web",
     }
     assert runtimes_for(tiny.artifact("tflite_int8")) == [
         "litert",
