@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 NAMES = ("cat", "dog")  # label 0: p near 0; label 1: p near 1
 KEPT = (0, 2)  # the `shapes` classes kept: red shapes are "cat", blue ones "dog"
-RUNTIMES = "tf,litert,tfjs-node,browser,litertjs"
+RUNTIMES = "tf,litert,onnxruntime,tfjs-node,browser,litertjs"
 HEADS = ("sigmoid", "logit")
 
 
@@ -111,7 +111,7 @@ def test_one_unit_is_exported_as_two_classes(
         "head": f"binary-{head}",
         "units": 1,
     }
-    assert len(manifest.artifacts) == 9 and manifest.export["skipped"] == {}
+    assert len(manifest.artifacts) == 12 and manifest.export["skipped"] == {}
     for entry in manifest.artifacts.values():
         assert entry.outputs[0]["shape"][-1] == 2, entry.id
     # The pivot's two columns are [1 - p, p] of the model's own answer.
