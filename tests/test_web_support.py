@@ -147,3 +147,9 @@ class PageLog:
         self.errors: list[str] = []
         page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+
+
+def per_image_ms(row: dict[str, Any]) -> float:
+    """A report row's cost per image as the browser recommendation ranks it: the run's p50
+    plus handing the input over and reading the output back (toolkit/bench/recommend.py)."""
+    return float(row["latency"]["p50"] + (row["pre_ms"] or 0) + (row["post_ms"] or 0))
