@@ -14,10 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from exporters import registry
+from toolkit.cli import app
 from toolkit.errors import UsageError
+from toolkit.graph.gpu_readiness import ACCELERATOR, STATIC
 from toolkit.manifest import load_manifest
+from toolkit.measure.gpu_answer import ask_in_child, manifest_details
 from toolkit.measure.rows import Row
 from toolkit.measure.tolerances import parse_flag_values
 from toolkit.measure.verify import VerifyConfig, verify
@@ -148,3 +152,56 @@ def test_the_log_reader_takes_the_adapter_and_the_ops_left_on_the_cpu() -> None:
     assert found.cpu_op_names == ("ARG_MAX", "CAST")
     assert (found.gpu_op_count, found.cpu_op_count) == (2, 5)
     assert found.handling("int8") == "partially delegated"
+
+
+def test_export_records_the_accelerators_answer_and_info_reads_it(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    """cnnx export --gpu-answer: the new .tflite's entry holds the accelerator's own
+    answer (adapter, fully accelerated, ops on the CPU, parity), and cnnx info reads it."""
+    out = tmp_path / "artifacts"
+    runner = CliRunner()
+    argv = ["export", "-m", str(tiny_run), "--to", "tflite", "-q", "none", "-o", str(out)]
+    done = runner.invoke(app, [*argv, "--samples", "0", "--gpu-answer"])
+    assert done.exit_code == 0, done.stderr
+    assert "tflite_float32 on the GPU: fully accelerated on SwiftShader" in done.stdout
+    manifest = load_manifest(out)
+    assert "gpu" not in manifest.artifact("savedmodel").details
+    entry = manifest.artifact("tflite_float32")
+    gpu = entry.details["gpu"]
+    assert gpu["method"] == ACCELERATOR and gpu["path"] == entry.path
+    assert gpu["adapter"]["name"] == "SwiftShader Device (Subzero)" and gpu["adapter"]["software"]
+    assert (gpu["ready"], gpu["cpu_ops"], gpu["precision"]) == (True, [], "float16")
+    assert 0.0 <= gpu["max_abs_vs_cpu"] <= 1e-5  # SwiftShader computes in float32
+    assert manifest.command.endswith("--gpu-answer")
+    # cnnx info shows the recorded answer: a changed record shows, the file is not re-run.
+    data = json.loads(manifest.path.read_text())
+    data["artifacts"]["tflite_float32"]["details"]["gpu"]["max_abs_vs_cpu"] = 0.25
+    manifest.path.write_text(json.dumps(data))
+    info = runner.invoke(app, ["info", str(out / entry.path), "--json"])
+    assert info.exit_code == 0, info.stderr
+    line = json.loads(info.stdout)["details"]["GPU delegate"]
+    assert line.startswith("fully accelerated on SwiftShader Device (Subzero)"), line
+    assert line.endswith(f"max |GPU - CPU| 2.5e-01 (recorded at {entry.details['exported']})")
+
+
+def test_without_an_answer_the_manifest_records_the_static_reading_and_why(
+    artifacts: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No Vulkan device (the loader pointed at no driver), or no answer in time: the
+    static op-list reading, labelled so, with the reason."""
+    manifest = load_manifest(artifacts)
+    entries = {key: manifest.artifact(key) for key in ("savedmodel", "tflite_int8")}
+    monkeypatch.setenv("VK_ICD_FILENAMES", str(PROJECT / "no-such-icd.json"))
+    details = manifest_details(entries, artifacts)
+    assert set(details) == {"tflite_int8"}
+    gpu = details["tflite_int8"]["gpu"]
+    assert (gpu["method"], gpu["adapter"]) == (STATIC, None)
+    assert gpu["path"] == entries["tflite_int8"].path
+    assert gpu["ready"] is True and gpu["op_counts"]  # every op on the delegate's list
+    (note,) = gpu["notes"]
+    assert note.startswith("static only: LiteRT's GPU accelerator found no GPU adapter"), note
+    (late,) = ask_in_child([artifacts / entries["tflite_int8"].path], seconds_per_file=0.001)
+    why = "static only: LiteRT's GPU accelerator did not answer within 0.001 s"
+    assert late.method == STATIC and late.notes == [why]
+    assert late.summary().endswith(f"; {why}")

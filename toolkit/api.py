@@ -63,6 +63,7 @@ def export(
     unsafe: bool = False,
     min_agreement: float | str | None = None,
     max_accuracy_drop: float | str | None = None,
+    gpu_answer: bool = False,
 ) -> Manifest:
     """Export a model into the artifacts folder `out`; returns its manifest.
 
@@ -81,6 +82,8 @@ def export(
     - `preprocess`: how the model was fed, a keras.applications mode ("unit",
       "symmetric", "imagenet", "caffe"), or a mapping of the flags' values
       ({"scale": 1/255}, {"mean": [...], "std": [...]}, "color", "resize", "crop").
+    - `gpu_answer`: record LiteRT's GPU accelerator's answer on each new .tflite in the
+      manifest (`--gpu-answer`).
 
     Raises UsageError (2), PathError (3), ModelError (4), DataError (5), ExportError (6),
     ResourceError (11), as `cnnx export` exits.
@@ -109,6 +112,7 @@ def export(
         unsafe=unsafe,
         min_agreement=_fraction(min_agreement, "min_agreement"),
         max_accuracy_drop=_fraction(max_accuracy_drop, "max_accuracy_drop"),
+        gpu_answer=gpu_answer,
         command=_call("export", described, repr(str(out)), to=to, quantize=quantize, data=data),
     )
     return run_export(request)

@@ -223,16 +223,20 @@ def _describe_artifacts(path: Path, unsafe: bool) -> Info:
     from toolkit.manifest import load_manifest
 
     manifest = load_manifest(path)
-    rows = {
-        key: {
+    from toolkit.measure.gpu_answer import recorded
+
+    rows: dict[str, dict[str, Any]] = {}
+    for key, entry in sorted(manifest.artifacts.items(), key=lambda kv: display_rank(kv[0])):
+        rows[key] = {
             "format": entry.format,
             "precision": entry.precision,
             "runtime": entry.runtime,
             "path": entry.path,
             "size": entry.size,
         }
-        for key, entry in sorted(manifest.artifacts.items(), key=lambda kv: display_rank(kv[0]))
-    }
+        gpu = recorded(entry)
+        if gpu is not None:  # cnnx export --gpu-answer
+            rows[key]["gpu"] = gpu.summary()
     first = next(iter(manifest.artifacts.values()), None)
     return Info(
         path=str(manifest.root),
@@ -253,6 +257,7 @@ def _describe_tflite(path: Path, unsafe: bool) -> Info:
     from toolkit.measure.gpu_answer import gpu_summary
 
     report = inspect_tflite(path)
+    recorded = _recorded_gpu_answer(path)
     details: dict[str, Any] = {
         "ops": ", ".join(f"{op} x{n}" for op, n in report.op_counts.items()),
         "weight dtypes": report.weight_dtypes,
@@ -261,7 +266,7 @@ def _describe_tflite(path: Path, unsafe: bool) -> Info:
         "float ops": report.float_ops,
         "flex ops (need TF select ops)": report.flex_ops,
         "custom ops": report.custom_ops,
-        "GPU delegate": gpu_summary(path),
+        "GPU delegate": recorded or gpu_summary(path),
     }
     if not report.loads:
         details["LiteRT alone cannot load it"] = report.load_error
@@ -274,6 +279,34 @@ def _describe_tflite(path: Path, unsafe: bool) -> Info:
         outputs=report.outputs,
         details=details,
     )
+
+
+def _recorded_gpu_answer(path: Path) -> str | None:
+    """The GPU accelerator's answer `cnnx export --gpu-answer` recorded for this very file
+    (the same bytes), from the manifest of the artifacts folder it sits in."""
+    from toolkit.errors import CnnxError
+    from toolkit.manifest import FILENAME, load_manifest, sha256_file
+    from toolkit.measure.gpu_answer import recorded
+
+    here = path.resolve()
+    folder = next((p for p in here.parents[:2] if (p / FILENAME).is_file()), None)
+    if folder is None:
+        return None
+    try:
+        manifest = load_manifest(folder)
+        entry = next(
+            (e for e in manifest.artifacts.values() if (folder / e.path).resolve() == here), None
+        )
+        if entry is None or entry.format != "tflite":
+            return None
+        answer = recorded(entry)
+        hashes = [f["sha256"] for f in entry.files if f["path"] == entry.path]
+        if answer is None or hashes != [sha256_file(here)]:
+            return None  # none recorded, or the file changed since
+    except (CnnxError, OSError):
+        return None  # no usable record: the accelerator is asked
+    when = entry.details.get("exported", "export")
+    return f"{answer.summary()} (recorded at {when})"
 
 
 def _describe_tfjs(path: Path, unsafe: bool) -> Info:

@@ -281,12 +281,16 @@ def export(request: ExportRequest, progress: ProgressFn = no_progress) -> Manife
     plain export. `cnnx export` and `api.export` both come through here.
 
     `progress` hears of each step of the search (task "auto": the candidates' build, each
-    measurement, the winner's export) and of the exports within it (toolkit.export.artifacts)."""
+    measurement, the winner's export) and of the exports within it (toolkit.export.artifacts).
+    With `gpu_answer`, LiteRT's GPU accelerator is asked about each new .tflite and its
+    answer is recorded in the manifest (toolkit.measure.gpu_answer.manifest_details)."""
     from toolkit.export.artifacts import export as export_artifacts
     from toolkit.export.request import AUTO
+    from toolkit.measure.gpu_answer import manifest_details
 
     builder = auto_build if request.quantize == AUTO else None
-    return export_artifacts(request, builder=builder, progress=progress)
+    inspector = manifest_details if request.gpu_answer else None
+    return export_artifacts(request, builder=builder, progress=progress, inspector=inspector)
 
 
 def auto_build(context: BuildContext) -> Manifest:
@@ -308,7 +312,7 @@ def auto_build(context: BuildContext) -> Manifest:
         max_accuracy_drop=None,
         calibration_check=False,  # the winner's own export measures it
     )
-    scratch = replace(context, request=base, previous=None)
+    scratch = replace(context, request=base, previous=None, inspector=None)  # the winner's own
     plain = build(replace(scratch, out=context.scratch / "candidates"), plain_ids)
     evalset = selection_set(plain, source)
     from toolkit.measure.matrix import reference_outputs

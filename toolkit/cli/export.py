@@ -25,6 +25,12 @@ refused unless --force. --out never replaces what the export reads (the model, i
 the images). One export writes a folder at a time: a second fails (exit 3) unless
 --wait.
 
+--gpu-answer asks LiteRT's GPU accelerator (on the Vulkan device it finds: a GPU, or
+SwiftShader, the software driver) whether each new .tflite runs whole on it, which ops
+it leaves on the CPU and how far its outputs are from the CPU's, and records the answer
+in the manifest (`details.gpu`); cnnx info and the Android bundle then read it. It costs
+a few seconds a file, so it is asked for, not done by default.
+
 On a terminal, progress bars show the artifact being made, the calibration images read
 and the steps of --quantize auto's search; none when stdout is a pipe or a file.
 """
@@ -227,6 +233,16 @@ def command(
             "--output", help="The classification head of a model with several outputs (its name)."
         ),
     ] = None,
+    gpu_answer: Annotated[
+        bool,
+        typer.Option(
+            "--gpu-answer",
+            help="Ask LiteRT's GPU accelerator about each new .tflite (fully accelerated, the "
+            "ops it leaves on the CPU, its outputs against the CPU's) and record its answer in "
+            "the manifest; about 0.3-3 s a file on a software Vulkan device, in a child "
+            "process. Without a Vulkan device: the static op-list reading, labelled so.",
+        ),
+    ] = False,
     unsafe: Unsafe = False,
     wait: Wait = False,
 ) -> None:
@@ -274,6 +290,7 @@ def command(
         else parse_fraction(max_accuracy_drop, "--max-accuracy-drop", "max_accuracy_drop"),
         target=target,
         wait=wait,
+        gpu_answer=gpu_answer,
         command="cnnx " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["export"] else "",
     )
     from toolkit.autoquant.search import NothingPassed, export
@@ -291,6 +308,8 @@ def command(
 
 def _print(manifest: Manifest, request: ExportRequest, seconds: float) -> None:
     from rich.table import Table
+
+    from toolkit.measure.gpu_answer import recorded
 
     made = list(manifest.export.get("made") or [])
     decision = None
@@ -319,6 +338,11 @@ def _print(manifest: Manifest, request: ExportRequest, seconds: float) -> None:
             console.print(f"{artifact_id}: {describe(check)}", highlight=False)
         for table_name in details.get("debug_tables", []):
             console.print(f"per-layer int8 error: {manifest.root / 'tflite' / table_name}")
+        gpu = recorded(manifest.artifact(artifact_id))
+        if gpu is not None:
+            console.print(f"{artifact_id} on the GPU: {gpu.summary()}", highlight=False)
+            for note in gpu.notes:
+                console.print(f"  {note}", highlight=False, markup=False, soft_wrap=True)
     if decision is not None:
         from toolkit.autoquant.tradeoff import PLOT, TABLE
 

@@ -96,6 +96,9 @@ def render(info: Info) -> None:
                 row["path"],
             )
         console.print(table)
+        for key, row in artifacts.items():
+            if "gpu" in row:  # recorded by cnnx export --gpu-answer
+                console.print(f"{key} on the GPU: {row['gpu']}", highlight=False, markup=False)
 
 
 def preprocessing_line(spec: dict[str, Any]) -> str:

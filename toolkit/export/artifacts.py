@@ -68,15 +68,24 @@ class BuildContext:
     previous: Manifest | None
     scratch: Path
     progress: ProgressFn = no_progress
+    inspector: Inspector | None = None
 
 
 # What builds the artifacts folder from a context: `build` (the plain export) or
 # --quantize auto's search (toolkit.autoquant.search.auto_build).
 Builder = Callable[[BuildContext], Manifest]
+# What a caller from a higher stage adds to the new entries from their staged files,
+# before the manifest is written: (new entries, staged folder) -> {id: details}.
+# `--gpu-answer` passes toolkit.measure.gpu_answer.manifest_details.
+Inspector = Callable[[dict[str, ArtifactEntry], Path], dict[str, dict[str, Any]]]
 
 
 def export(
-    request: ExportRequest, builder: Builder | None = None, *, progress: ProgressFn = no_progress
+    request: ExportRequest,
+    builder: Builder | None = None,
+    *,
+    progress: ProgressFn = no_progress,
+    inspector: Inspector | None = None,
 ) -> Manifest:
     """Export the requested artifacts into request.out and return the new manifest.
 
@@ -91,6 +100,8 @@ def export(
     out about the source.
     `progress` hears of each artifact as it starts (task "export": the model's loading,
     then one unit an artifact) and of each calibration image (task "calibration").
+    `inspector` adds details to the new entries inside the same transaction
+    (`request.gpu_answer` needs one: toolkit.autoquant.search.export passes it).
     """
     from toolkit.core.quiet import silence_tensorflow
     from toolkit.sources import is_model_object
@@ -99,6 +110,11 @@ def export(
         raise UsageError(
             "quantize 'auto' is a search over builds, not one build",
             "call toolkit.autoquant.search.export, which runs it (as cnnx export does)",
+        )
+    if request.gpu_answer and inspector is None:
+        raise UsageError(
+            "gpu_answer asks LiteRT's GPU accelerator, which this stage cannot reach",
+            "call toolkit.autoquant.search.export, which asks it (as cnnx export does)",
         )
     for option, folder in _image_folders(request):
         if not Path(folder).is_dir():
@@ -116,7 +132,7 @@ def export(
         import tensorflow  # noqa: F401
     ensure_writable_dir(out.parent)
     with output_lock(out, wait=request.wait):
-        return _export_locked(request, out, builder, progress)
+        return _export_locked(request, out, builder, progress, inspector)
 
 
 def _refuse_early(request: ExportRequest, model: Path, out: Path) -> None:
@@ -154,7 +170,11 @@ def _image_folders(request: ExportRequest) -> list[tuple[str, Path]]:
 
 
 def _export_locked(
-    request: ExportRequest, out: Path, builder: Builder | None, progress: ProgressFn
+    request: ExportRequest,
+    out: Path,
+    builder: Builder | None,
+    progress: ProgressFn,
+    inspector: Inspector | None,
 ) -> Manifest:
     previous = _previous(out, request.force)
     wanted = select_artifacts(request.to, request.quantize, request.tfjs_quantize)
@@ -203,7 +223,9 @@ def _export_locked(
                 raise DataError(reason, found.calibration_hint)
             skipped = {a: f"{reason} ({found.calibration_hint})" for a in needing}
             wanted = [a for a in wanted if a not in skipped]
-        context = BuildContext(out, request, source, fingerprint, previous, scratch, progress)
+        context = BuildContext(
+            out, request, source, fingerprint, previous, scratch, progress, inspector
+        )
         if builder is not None:
             return builder(context)
         return build(context, wanted, found=found, skipped=skipped)
@@ -249,6 +271,12 @@ def build(
             progress(Step("export", artifact_id, done, len(wanted)))
             extra = (annotate or {}).get(artifact_id, {})
             entries[artifact_id] = _export_one(artifact_id, tmp, context, options, found, extra)
+        if context.inspector is not None:
+            progress(Step("export", "inspecting", len(wanted), len(wanted)))
+            new = {artifact_id: entries[artifact_id] for artifact_id in wanted}
+            for artifact_id, more in context.inspector(new, tmp).items():
+                entry = entries[artifact_id]
+                entries[artifact_id] = replace(entry, details={**entry.details, **more})
         samples = context.previous.samples if context.previous is not None else []
         fresh_data = request.data is not None or request.eval_data is not None
         if (fresh_data or not samples) and request.samples and found.samples is not None:

@@ -59,6 +59,8 @@ class ExportRequest:
     target: str = "litert"
     calibration_check: bool = True  # measure what half the calibration images would give
     wait: bool = False  # another export holds --out: wait for it instead of failing
+    # Ask LiteRT's GPU accelerator about each new .tflite and record its answer.
+    gpu_answer: bool = False
 
     def __post_init__(self) -> None:
         if self.to not in registry.TO_CHOICES:
@@ -192,4 +194,6 @@ def command_line(request: ExportRequest) -> str:
         parts += ["--tfjs-quantize", request.tfjs_quantize]
     if request.out is not None:
         parts += ["--out", str(request.out)]
+    if request.gpu_answer:
+        parts += ["--gpu-answer"]
     return " ".join(parts)

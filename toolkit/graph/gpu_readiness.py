@@ -66,6 +66,7 @@ class GpuReadiness:
     adapter: dict[str, Any] | None = None  # the accelerator's adapter, when it answered
     cpu_ops: list[str] = field(default_factory=list)  # what it left on the CPU, and why
     max_abs_vs_cpu: float | None = None  # its outputs against LiteRT's CPU interpreter
+    precision: str | None = None  # what it was allowed to compute in ("float16": as a phone)
 
     def summary(self) -> str:
         """One line for `cnnx info` and reports."""
@@ -81,10 +82,12 @@ class GpuReadiness:
                 return f"fully accelerated {where}{parity}"
             return f"not fully accelerated {where}: " + "; ".join(self.problems) + parity
         if self.ready:
-            return (
-                f"ready ({sum(self.op_counts.values())} ops, all GPU-delegate ops, static shapes)"
-            )
-        return "not ready: " + "; ".join(self.problems)
+            ops = sum(self.op_counts.values())
+            line = f"ready ({ops} ops, all GPU-delegate ops, static shapes)"
+        else:
+            line = "not ready: " + "; ".join(self.problems)
+        # Where the accelerator did not answer, its notes say why this reading is static.
+        return "; ".join([line, *self.notes])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,7 +100,29 @@ class GpuReadiness:
             "adapter": self.adapter,
             "cpu_ops": self.cpu_ops,
             "max_abs_vs_cpu": self.max_abs_vs_cpu,
+            "precision": self.precision,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GpuReadiness:
+        """An answer recorded by `to_dict` (a manifest's `details.gpu`, bundle.json)."""
+        try:
+            return cls(
+                path=str(data["path"]),
+                ready=bool(data["ready"]),
+                problems=[str(p) for p in data["problems"]],
+                op_counts={str(k): int(v) for k, v in data["op_counts"].items()},
+                method=str(data["method"]),
+                notes=[str(n) for n in data.get("notes", [])],
+                adapter=_adapter(data.get("adapter")),
+                cpu_ops=[str(o) for o in data.get("cpu_ops", [])],
+                max_abs_vs_cpu=(
+                    None if data.get("max_abs_vs_cpu") is None else float(data["max_abs_vs_cpu"])
+                ),
+                precision=None if data.get("precision") is None else str(data["precision"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ArtifactError(f"a recorded GPU answer is malformed: {error!r}") from None
 
 
 def check_gpu_readiness(model: Path | bytes) -> GpuReadiness:
@@ -144,6 +169,15 @@ def check_gpu_readiness(model: Path | bytes) -> GpuReadiness:
     if wrong:
         problems.append("non-float activations: " + ", ".join(sorted(wrong)))
     return GpuReadiness(name, not problems, problems, dict(sorted(counts.items())))
+
+
+def _adapter(value: Any) -> dict[str, Any] | None:
+    """A recorded adapter: the name and backend a summary reads must be there."""
+    if value is None:
+        return None
+    adapter = dict(value)
+    adapter["name"], adapter["backend"] = str(adapter["name"]), str(adapter["backend"])
+    return adapter
 
 
 def _is_dynamic(tensor: dict[str, Any]) -> bool:

@@ -17,6 +17,7 @@ The metadata is written in process with MediaPipe's metadata writers
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from toolkit.data.inputspec import InputSpec
 from toolkit.errors import ArtifactError, ExportError
 from toolkit.graph.gpu_readiness import GpuReadiness
 from toolkit.manifest import ArtifactEntry, Manifest, load_manifest, sha256_file
-from toolkit.measure.gpu_answer import gpu_readiness
+from toolkit.measure.gpu_answer import gpu_readiness, recorded
 from toolkit.packaging import android_metadata
 from toolkit.packaging.bundle import (
     Stages,
@@ -176,7 +177,7 @@ def package_android(
                 associated_files=answer["associated_files"],
             )
         records["int8"]["raw_pixels_in"] = uint8_input_is_raw_pixels(int8_entry, spec)
-        gpu = {variant: gpu_readiness(path) for variant, (_, path) in models.items()}
+        gpu = {variant: _gpu_answer(entry, path) for variant, (entry, path) in models.items()}
         for variant, readiness in gpu.items():
             records[variant]["gpu"] = readiness.to_dict()
         onnx = _onnx_model(manifest, folder, records)
@@ -216,6 +217,13 @@ def package_android(
         )
         bundle_record(folder, TARGET, manifest, models=records, samples=len(samples))
     return Path(out_dir)
+
+
+def _gpu_answer(entry: ArtifactEntry, path: Path) -> GpuReadiness:
+    """The GPU accelerator's answer on the model: the one recorded at export
+    (`cnnx export --gpu-answer`), else asked here."""
+    answer = recorded(entry) or gpu_readiness(path)
+    return replace(answer, path=entry.path)
 
 
 def _adapter_name(answer: GpuReadiness) -> str:
