@@ -239,7 +239,7 @@ def command(
             "--gpu-answer",
             help="Ask LiteRT's GPU accelerator about each new .tflite (fully accelerated, the "
             "ops it leaves on the CPU, its outputs against the CPU's) and record its answer in "
-            "the manifest; about 0.3-3 s a file on a software Vulkan device, in a child "
+            "the manifest; some seconds an export on a software Vulkan device, in a child "
             "process. Without a Vulkan device: the static op-list reading, labelled so.",
         ),
     ] = False,

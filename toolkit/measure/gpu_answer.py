@@ -31,9 +31,9 @@ from toolkit.graph.gpu_readiness import ACCELERATOR, GpuReadiness, check_gpu_rea
 if TYPE_CHECKING:
     from toolkit.manifest import ArtifactEntry
 
-# How long the child may take per file: compiling and running a model on a software
-# Vulkan device took 0.3 to 3.5 s per seed-CNN file on a loaded 2-core machine
-# (benchmarks/gpu_answer_bench.py); a large model on SwiftShader takes longer.
+# How long the child may take per file: a child asking about one seed-CNN file on
+# SwiftShader took 1.1-1.3 s, about the four of `--to tflite` 3.2 s, on a loaded 2-core
+# machine (benchmarks/gpu_answer_bench.py); a large model takes longer.
 SECONDS_PER_FILE = 120.0
 # The child's answer lines, apart from what the accelerator itself prints.
 _PREFIX = "cnnx-gpu-answer "
