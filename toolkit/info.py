@@ -221,10 +221,9 @@ def _describe_run(path: Path, unsafe: bool) -> Info:
 def _describe_artifacts(path: Path, unsafe: bool) -> Info:
     from exporters.registry import display_rank
     from toolkit.manifest import load_manifest
-
-    manifest = load_manifest(path)
     from toolkit.measure.gpu_answer import recorded
 
+    manifest = load_manifest(path)
     rows: dict[str, dict[str, Any]] = {}
     for key, entry in sorted(manifest.artifacts.items(), key=lambda kv: display_rank(kv[0])):
         rows[key] = {

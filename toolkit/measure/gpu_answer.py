@@ -18,7 +18,6 @@ recorded answer rather than ask again.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -93,7 +92,6 @@ def ask_in_child(
     if not paths:
         return []
     argv = [sys.executable, "-m", "toolkit.measure.gpu_answer", *map(str, paths)]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     answers: dict[str, GpuReadiness] = {}
     try:
         done = subprocess.run(
@@ -101,7 +99,6 @@ def ask_in_child(
             capture_output=True,
             text=True,
             timeout=seconds_per_file * len(paths),
-            env=env,
             stdin=subprocess.DEVNULL,
             check=False,
         )
