@@ -10,47 +10,20 @@ time limit (and the next load must work); a missing Chromium must say how to ins
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
+from tests.web_support import References, load_in_page
 from toolkit.errors import ArtifactError, RuntimeUnavailable, UsageError
-from toolkit.manifest import Manifest, load_manifest
-from toolkit.runtimes import RUNTIMES, RuntimeSkipped, chromium, load, tfjs_shared
+from toolkit.manifest import Manifest
+from toolkit.runtimes import RUNTIMES, chromium, load
 from toolkit.runtimes import browser as browser_runtime
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def close_chromium_after_module() -> Iterator[None]:
-    yield
-    browser_runtime.shutdown()
-
-
-@pytest.fixture(scope="module")
-def manifest(artifacts: Path) -> Manifest:
-    return load_manifest(artifacts)
-
-
-@pytest.fixture(scope="module")
-def batch(manifest: Manifest) -> np.ndarray:
-    """The sample images, preprocessed by the manifest's spec (what bench feeds)."""
-    folder = manifest.root / "samples"
-    files = sorted(folder.glob("*.png"))
-    pixels = np.stack([np.asarray(Image.open(f)) for f in files])
-    return manifest.input.apply(pixels.reshape(len(files), *manifest.input.shape))
-
-
-@pytest.fixture(scope="module")
-def reference(manifest: Manifest, batch: np.ndarray) -> np.ndarray:
-    with load("tf", manifest, manifest.artifact("savedmodel")) as model:
-        return model.predict(batch)
+pytest_plugins = ["tests.web_support"]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.usefixtures("runtime_chromium")]
 
 
 def test_the_registry_names_this_adapter() -> None:
@@ -61,12 +34,10 @@ def test_the_registry_names_this_adapter() -> None:
 
 @pytest.mark.parametrize("backend", ["wasm", "webgl", "cpu", "webgpu"])
 def test_each_backend_matches_the_savedmodel(
-    manifest: Manifest, batch: np.ndarray, reference: np.ndarray, backend: str
+    manifest: Manifest, batch: np.ndarray, references: References, backend: str
 ) -> None:
-    try:
-        model = load("browser", manifest, manifest.artifact("tfjs_float32"), backend=backend)
-    except RuntimeSkipped as skipped:  # no WebGPU adapter in this Chromium: a skipped row
-        pytest.skip(skipped.one_line())
+    reference = references("savedmodel")
+    model = load_in_page("browser", manifest, "tfjs_float32", backend)
     with model:
         probs = model.predict(batch)
         assert probs.dtype == np.float32 and probs.shape == reference.shape
@@ -102,14 +73,6 @@ def test_each_backend_matches_the_savedmodel(
         assert model.evaluate("tensors", "window.cnnx.memory()")["numTensors"] == tensors
         memory = model.memory()
         assert memory is not None and memory.bytes > 10_000_000
-
-
-def test_predict_chunks_a_large_batch(manifest: Manifest, batch: np.ndarray) -> None:
-    big = np.concatenate([batch] * (tfjs_shared.MAX_ROWS // len(batch) + 2))
-    with load("browser", manifest, manifest.artifact("tfjs_float32")) as model:
-        probs = model.predict(big)
-    assert probs.shape == (len(big), len(manifest.labels))
-    np.testing.assert_allclose(probs[: len(batch)], probs[-len(batch) :], atol=1e-6)
 
 
 def test_quantized_tfjs_artifacts_load_too(manifest: Manifest, batch: np.ndarray) -> None:
@@ -154,37 +117,3 @@ def test_missing_chromium_says_how_to_install_it(
         load("browser", manifest, manifest.artifact("tfjs_float32"))
     assert error.value.exit_code == 8
     assert "apt-get install chromium" in error.value.one_line()
-
-
-def test_cnnx_bench_runs_the_browser_runtime(artifacts: Path, tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
-    from toolkit.cli import app
-
-    out = tmp_path / "report"
-    result = CliRunner().invoke(
-        app,
-        [
-            "bench",
-            str(artifacts),
-            "--runtimes",
-            "browser",
-            "--artifacts",
-            "tfjs_float32",
-            "--backends",
-            "wasm,cpu",
-            "--runs",
-            "20",
-            "--warmup",
-            "2",
-            "--limit",
-            "8",
-            "--no-plots",
-            "--out",
-            str(out),
-        ],
-    )
-    assert result.exit_code == 0, result.output + result.stderr
-    report = json.loads((out / "report.json").read_text())
-    text = json.dumps(report)
-    assert "browser" in text and "wasm" in text and "cpu" in text

@@ -2,10 +2,10 @@
 
 A batch travels to Node over a pipe (js/protocol.mjs, read a payload at a time into a
 buffer of its announced size) and to a page as raw bytes it fetches from a one-time URL
-(page_feed.py), in chunks of at most CHUNK_BYTES, each under a time limit scaled from
-the time per picture measured on the chunk before. The rows must come back in order
-whatever the chunking, the pictures done must be reported as they go, and a banner the
-engine prints on every start must not become a failure's reason. The speed at 224x224
+(page_feed.py), in chunks of at most CHUNK_BYTES and MAX_ROWS rows, each under a time
+limit scaled from the time per picture measured on the chunk before. The rows must come
+back in order whatever the chunking, the pictures done must be reported as they go, and
+a banner the engine prints on every start must not become a failure's reason. The speed at 224x224
 is measured in benchmarks/tfjs_scale_bench.py, not here.
 """
 
@@ -25,16 +25,14 @@ import pytest
 
 from toolkit.core.progress import Step
 from toolkit.errors import RuntimeUnavailable
-from toolkit.manifest import Manifest, load_manifest
+from toolkit.manifest import Manifest
 from toolkit.runtimes import load, tfjs_shared
 from toolkit.runtimes.page_feed import PageFeed
 
 PROTOCOL = Path(__file__).resolve().parents[1] / "toolkit" / "runtimes" / "js" / "protocol.mjs"
 
 
-@pytest.fixture(scope="module")
-def manifest(artifacts: Path) -> Manifest:
-    return load_manifest(artifacts)
+pytest_plugins = ["tests.web_support"]
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +41,13 @@ def images(manifest: Manifest) -> np.ndarray:
 
     height, width, channels = manifest.input.shape
     return manifest.input.apply(generated_pixels(height, width, channels, count=37))
+
+
+@pytest.fixture(scope="module")
+def reference(manifest: Manifest, images: np.ndarray) -> np.ndarray:
+    """The SavedModel's answers on `images`: what every chunking must give back."""
+    with load("tf", manifest, manifest.artifact("savedmodel")) as model:
+        return model.predict(images)
 
 
 @pytest.fixture
@@ -86,6 +91,21 @@ def test_each_chunk_gets_a_limit_from_the_time_per_picture(
     assert reports == [(1, 12), (6, 12), (11, 12), (12, 12)]
 
 
+def test_no_request_carries_more_than_max_rows() -> None:
+    """However small the pictures, a request carries at most MAX_ROWS of them, in order."""
+    max_rows = tfjs_shared.MAX_ROWS
+    rows = np.arange(2 * max_rows + 3, dtype=np.float32).reshape(-1, 1, 1, 1)
+    sizes: list[int] = []
+
+    def predict(part: np.ndarray, limit: float) -> np.ndarray:
+        sizes.append(len(part))
+        return part.reshape(-1, 1)
+
+    out = tfjs_shared.predict_in_chunks(rows, 1, 60.0, predict)
+    assert sizes == [1, max_rows, max_rows, 2]
+    assert out[:, 0].tolist() == rows.ravel().tolist()
+
+
 # --- Node: the pipe ---------------------------------------------------------------
 
 
@@ -126,11 +146,9 @@ console.log(JSON.stringify(seen));
 @pytest.mark.node
 @pytest.mark.slow
 def test_node_predicts_chunk_by_chunk_in_order(
-    manifest: Manifest, images: np.ndarray, small_chunks: int
+    manifest: Manifest, images: np.ndarray, reference: np.ndarray, small_chunks: int
 ) -> None:
     entry = manifest.artifact("tfjs_float32")
-    with load("tf", manifest, manifest.artifact("savedmodel")) as model:
-        reference = model.predict(images)
     reports: list[tuple[int, int]] = []
     with load("tfjs-node", manifest, entry) as model:
         chunked = model.predict_reporting(images, lambda done, total: reports.append((done, total)))
@@ -195,21 +213,13 @@ def test_a_page_feed_url_answers_once(feed: PageFeed) -> None:
 
 @pytest.mark.browser
 @pytest.mark.slow
+@pytest.mark.usefixtures("runtime_chromium")
 def test_the_page_predicts_chunk_by_chunk_in_order(
-    manifest: Manifest, images: np.ndarray, small_chunks: int
+    manifest: Manifest, images: np.ndarray, reference: np.ndarray, small_chunks: int
 ) -> None:
-    from toolkit.runtimes import browser
-
-    with load("tf", manifest, manifest.artifact("savedmodel")) as model:
-        reference = model.predict(images)
     reports: list[tuple[int, int]] = []
-    try:
-        with load("browser", manifest, manifest.artifact("tfjs_float32")) as model:
-            chunked = model.predict_reporting(
-                images, lambda done, total: reports.append((done, total))
-            )
-    finally:
-        browser.shutdown()
+    with load("browser", manifest, manifest.artifact("tfjs_float32")) as model:
+        chunked = model.predict_reporting(images, lambda done, total: reports.append((done, total)))
     assert reports[0] == (1, 37) and reports[-1] == (37, 37) and len(reports) == 9
     np.testing.assert_allclose(chunked, reference, atol=1e-5)
 

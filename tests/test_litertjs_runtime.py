@@ -12,55 +12,31 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_web_support import per_image_ms, sample_pixels
 
+from tests.web_support import References, load_in_page, per_image_ms
 from toolkit.errors import ArtifactError, UsageError
-from toolkit.manifest import Manifest, load_manifest
+from toolkit.manifest import Manifest
 from toolkit.runtimes import RUNTIMES, RuntimeSkipped, chromium, litertjs, litertjs_node, load
 from toolkit.runtimes import browser as browser_runtime
 
 WEB_DEMO = Path(__file__).resolve().parents[1] / "web_demo"
 
-
-@pytest.fixture(scope="module", autouse=True)
-def close_chromium_after_module() -> Iterator[None]:
-    yield
-    browser_runtime.shutdown()
+pytest_plugins = ["tests.web_support"]
+pytestmark = pytest.mark.usefixtures("runtime_chromium")
 
 
-@pytest.fixture(scope="module")
-def manifest(artifacts: Path) -> Manifest:
-    return load_manifest(artifacts)
-
-
-@pytest.fixture(scope="module")
-def batch(manifest: Manifest) -> np.ndarray:
-    return manifest.input.apply(sample_pixels(manifest.root)[1])
-
-
-@pytest.fixture(scope="module")
-def expected(manifest: Manifest, batch: np.ndarray) -> dict[str, np.ndarray]:
-    out = {}
-    with load("tf", manifest, manifest.artifact("savedmodel")) as model:
-        out["savedmodel"] = model.predict(batch)
-    for artifact in ("tflite_float32", "tflite_int8"):
-        with load("litert", manifest, manifest.artifact(artifact)) as model:
-            out[artifact] = model.predict(batch)
-    return out
-
-
-def check_outputs(artifact: str, probs: np.ndarray, expected: dict[str, np.ndarray]) -> None:
-    assert probs.dtype == np.float32 and probs.shape == expected[artifact].shape
-    assert (probs.argmax(1) == expected[artifact].argmax(1)).all()
+def check_outputs(artifact: str, probs: np.ndarray, references: References) -> None:
+    expected = references(artifact)
+    assert probs.dtype == np.float32 and probs.shape == expected.shape
+    assert (probs.argmax(1) == expected.argmax(1)).all()
     if artifact == "tflite_int8":
-        assert np.array_equal(probs, expected[artifact])
+        assert np.array_equal(probs, expected)
     else:
-        assert np.abs(probs - expected["savedmodel"]).max() < 1e-4
+        assert np.abs(probs - references("savedmodel")).max() < 1e-4
 
 
 def test_the_registry_names_both_runtimes() -> None:
@@ -76,16 +52,13 @@ def test_the_registry_names_both_runtimes() -> None:
 def test_each_backend_gives_litert_answers_in_chromium(
     manifest: Manifest,
     batch: np.ndarray,
-    expected: dict[str, np.ndarray],
+    references: References,
     artifact: str,
     backend: str,
 ) -> None:
-    try:
-        model = load("litertjs", manifest, manifest.artifact(artifact), backend=backend)
-    except RuntimeSkipped as skipped:  # no WebGPU adapter in this Chromium
-        pytest.skip(skipped.one_line())
+    model = load_in_page("litertjs", manifest, artifact, backend)
     with model:
-        check_outputs(artifact, model.predict(batch), expected)
+        check_outputs(artifact, model.predict(batch), references)
         info = model.info
         details = info.details
         assert (info.runtime, info.backend, details["engine"]) == ("litertjs", backend, "LiteRT.js")
@@ -115,11 +88,11 @@ def test_each_backend_gives_litert_answers_in_chromium(
 @pytest.mark.browser
 @pytest.mark.slow
 def test_float16_and_dynamic_run_and_bad_requests_are_refused(
-    manifest: Manifest, batch: np.ndarray, expected: dict[str, np.ndarray]
+    manifest: Manifest, batch: np.ndarray, references: References
 ) -> None:
     for artifact, limit in (("tflite_float16", 5e-3), ("tflite_dynamic", 5e-2)):
         with load("litertjs", manifest, manifest.artifact(artifact), backend="wasm") as model:
-            assert np.abs(model.predict(batch) - expected["savedmodel"]).max() < limit
+            assert np.abs(model.predict(batch) - references("savedmodel")).max() < limit
     with pytest.raises(UsageError, match="no backend 'webgl'"):
         load("litertjs", manifest, manifest.artifact("tflite_float32"), backend="webgl")
     with pytest.raises(ArtifactError, match=r"cannot run artifact 'tfjs_float32'"):
@@ -147,22 +120,30 @@ def test_no_webgpu_adapter_is_a_skipped_load(
 def test_cnnx_bench_and_verify_name_engine_backend_threads_and_isolation(
     artifacts: Path, tmp_path: Path
 ) -> None:
+    """The three in-page engines side by side in one bench: each row says what ran, and
+    the browser recommendation is the fastest of them per image."""
     from typer.testing import CliRunner
 
     from toolkit.cli import app
 
-    common = ["--runtimes", "litertjs", "--artifacts", "tflite_int8", "--limit", "8"]
-    result = CliRunner().invoke(
-        app,
-        [
-            *["bench", str(artifacts), *common, "--backends", "wasm,wasm-threaded"],
-            *["--runs", "20", "--warmup", "2", "--no-plots", "--out", str(tmp_path / "r")],
-        ],
-    )
+    result = CliRunner().invoke(app, [
+        "bench", str(artifacts), "--runtimes", "onnxruntime,browser,litertjs,onnxruntime-web",
+        "--artifacts", "tfjs_float32,tflite_int8,onnx_float32", "--backends", "wasm,wasm-threaded",
+        "--threads", "1", "--limit", "8", "--runs", "5", "--warmup", "1", "--no-plots",
+        "--out", str(tmp_path / "r"),
+    ])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "litertjs/wasm x1" in result.output and "litertjs/wasm-threaded x" in result.output
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     rows = {row["label"].split(" ")[0]: row for row in report["rows"]}
+    in_page = [
+        "browser/wasm",
+        "litertjs/wasm",
+        "litertjs/wasm-threaded",
+        "onnxruntime-web/wasm",
+        "onnxruntime-web/wasm-threaded",
+    ]
+    assert set(rows) == {"onnxruntime", *in_page}  # TF.js has no wasm-threaded backend
     for backend in ("wasm", "wasm-threaded"):
         row = rows[f"litertjs/{backend}"]
         info = row["runtime_info"]
@@ -173,16 +154,17 @@ def test_cnnx_bench_and_verify_name_engine_backend_threads_and_isolation(
         )
         assert info["threads"] >= 1 and info["details"]["cross_origin_isolated"] is True
         assert row["latency"]["p50"] > 0 and row["metrics"]["agreement"] >= 0.98
-    # The recommendation: the faster of the two per image (the run plus handing the input
-    # over and back, as it ranks), named in report.json, report.md and here.
-    fastest = min(rows.values(), key=per_image_ms)
+    web = rows["onnxruntime-web/wasm"]
+    assert web["status"] == "ok" and web["latency"]["p50"] > 0
+    assert web["metrics"]["max_abs"] <= 1e-4 and web["runtime_info"]["threads"] == 1
+    # The recommendation: the fastest in-page row per image (the run plus handing the
+    # input over and back, as it ranks), named in report.json, report.md and here.
+    fastest = min((rows[label] for label in in_page), key=per_image_ms)
     chosen = report["recommendation"]
-    assert (chosen["artifact"], chosen["engine"], chosen["label"]) == (
-        "tflite_int8",
-        "LiteRT.js",
-        fastest["label"],
-    )
-    assert chosen["p50_ms"] == fastest["latency"]["p50"] and chosen["candidates"] == 2
+    assert chosen["label"] == fastest["label"] and chosen["artifact"] == fastest["artifact"]
+    assert chosen["engine"] == fastest["runtime_info"]["details"]["engine"]
+    assert chosen["p50_ms"] == fastest["latency"]["p50"] and chosen["candidates"] == 5
+    assert {"browser", "litertjs", "onnxruntime-web"} <= set(chosen["browser_runtimes"])
     assert chosen["sentence"] in " ".join(result.output.split())
     markdown = (tmp_path / "r" / "report.md").read_text()
     assert chosen["sentence"] in markdown
@@ -197,19 +179,28 @@ def test_cnnx_bench_and_verify_name_engine_backend_threads_and_isolation(
             if text.startswith(f"| tflite_int8 | litertjs/{backend} x")
         )
         assert f"| LiteRT.js | {backend} | {build} |" in line and "| yes |" in line
-    verify = CliRunner().invoke(app, ["verify", str(artifacts), *common, "--backends", "wasm"])
+    # verify runs the in-page runtimes too: LiteRT.js and ONNX Runtime Web, a row each.
+    verify = CliRunner().invoke(
+        app,
+        [
+            *["verify", str(artifacts), "--runtimes", "litertjs,onnxruntime-web"],
+            *["--artifacts", "tflite_int8,onnx_float32", "--backends", "wasm", "--limit", "8"],
+            "--json",
+        ],
+    )
     assert verify.exit_code == 0, verify.output
-    assert "litertjs/wasm" in verify.output
+    rows = {row["label"]: row["status"] for row in json.loads(verify.output)["rows"]}
+    assert rows == {"litertjs/wasm x1": "ok", "onnxruntime-web/wasm x1": "ok"}
 
 
 @pytest.mark.node
 @pytest.mark.parametrize("backend", ["wasm", "wasm-threaded"])
 def test_the_same_wasm_runs_in_node(
-    manifest: Manifest, batch: np.ndarray, expected: dict[str, np.ndarray], backend: str
+    manifest: Manifest, batch: np.ndarray, references: References, backend: str
 ) -> None:
     for artifact in ("tflite_float32", "tflite_int8"):
         with load("litertjs-node", manifest, manifest.artifact(artifact), backend=backend) as model:
-            check_outputs(artifact, model.predict(batch), expected)
+            check_outputs(artifact, model.predict(batch), references)
             info = model.info
             assert (info.runtime, info.backend) == ("litertjs-node", backend)
             assert info.details["wasm_build"] == (

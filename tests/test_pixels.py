@@ -152,8 +152,8 @@ def test_centre_crop_keeps_the_model_aspect() -> None:
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
-    from test_web_support import PageLog, launch_chromium, tiny_artifacts_dir
 
+    from tests.web_support import PageLog, launch_chromium, tiny_artifacts_dir
     from toolkit.web.server import make_server
 
     root = tiny_artifacts_dir(tmp_path_factory)

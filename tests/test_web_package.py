@@ -1,32 +1,30 @@
 """`package_web`: a self-contained static folder that runs from a plain static host.
 
 The bundle is served by Python's own http.server (no COOP/COEP, no cnnx code) and the
-page must still load its model from relative URLs and classify the samples. The build
-is atomic and never merges into an existing folder.
+page must still load its model from relative URLs and classify the samples, whichever
+engines it ships (TF.js, LiteRT.js, ONNX Runtime Web). The build is atomic and never
+merges into an existing folder. Most tests package the tiny folder of tests/web_support.py;
+the ONNX bundles package the session's artifacts, which hold .onnx files.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
 import shutil
-import threading
 import zipfile
-from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_web_support import PageLog, launch_chromium, tiny_artifacts_dir
 
+from tests.web_support import open_page, plain_static_host, tiny_artifacts_dir
 from toolkit.errors import ArtifactError, PathError, UsageError
 from toolkit.manifest import load_manifest, sha256_file
 from toolkit.packaging import web as web_packaging
 from toolkit.packaging.web import package_web
 from toolkit.web.page import ENGINE_VENDOR
 
+pytest_plugins = ["tests.web_support"]
 pytestmark = pytest.mark.slow  # builds Keras models
 
 
@@ -37,7 +35,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def bundle(source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return package_web(source, tmp_path_factory.mktemp("bundles") / "web")
+    return package_web(source, tmp_path_factory.mktemp("bundles") / "web", make_zip=False)
 
 
 def test_bundle_holds_the_page_tfjs_and_samples_only(bundle: Path, source: Path) -> None:
@@ -86,7 +84,7 @@ def test_force_replaces_it_whole(source: Path, tmp_path: Path) -> None:
     out = tmp_path / "web"
     out.mkdir()
     (out / "stale.txt").write_text("from an older bundle")
-    package_web(source, out, force=True)
+    package_web(source, out, force=True, make_zip=False)
     assert not (out / "stale.txt").exists() and (out / "index.html").is_file()
 
 
@@ -151,55 +149,25 @@ def test_a_folder_without_tfjs_is_refused(source: Path, tmp_path: Path) -> None:
     assert "cnnx export --to tfjs" in error.value.one_line()
 
 
-@contextlib.contextmanager
-def plain_static_host(folder: Path) -> Iterator[str]:
-    """`folder` on Python's plain static server: no cnnx code, no special headers."""
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    handler = functools.partial(Quiet, directory=str(folder))
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-
-
-@pytest.fixture
-def static_host(bundle: Path) -> Iterator[str]:
-    with plain_static_host(bundle) as url:
-        yield url
-
-
 @pytest.mark.browser
-def test_the_bundle_runs_from_a_plain_static_host(static_host: str, source: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            page = browser.new_page()
-            log = PageLog(page)
-            page.goto(static_host)
-            info = page.evaluate("window.cnnx.ready")
-            assert info["backend"] == "wasm" and info["crossOriginIsolated"] is False
-            records = json.loads((source / "samples" / "samples.json").read_text())["samples"]
-            for i, record in enumerate(records):
-                result = page.evaluate("(i) => window.cnnx.classifySample(i)", i)
-                assert result["truth"] == record["label"]
-                assert result["top"][0]["probability"] > 0.5
-            assert log.errors == []
-        finally:
-            browser.close()
+def test_the_bundle_runs_from_a_plain_static_host(
+    chromium: Any, bundle: Path, source: Path
+) -> None:
+    with plain_static_host(bundle) as url:
+        page, log = open_page(chromium, url)
+        info = page.evaluate("window.cnnx.info()")
+        assert info["backend"] == "wasm" and info["crossOriginIsolated"] is False
+        records = json.loads((source / "samples" / "samples.json").read_text())["samples"]
+        for i, record in enumerate(records):
+            result = page.evaluate("(i) => window.cnnx.classifySample(i)", i)
+            assert result["truth"] == record["label"]
+            assert result["top"][0]["probability"] > 0.5
+        assert log.errors == []
+        page.close()
 
 
 def test_the_engine_picks_what_ships(source: Path, tmp_path: Path) -> None:
-    lite = package_web(source, tmp_path / "lite", engine="litertjs")
+    lite = package_web(source, tmp_path / "lite", engine="litertjs", make_zip=False)
     vendor = sorted(p.relative_to(lite / "vendor").as_posix() for p in lite.rglob("vendor/**/*"))
     assert [v for v in vendor if "." in v] == sorted(ENGINE_VENDOR["litertjs"])  # no TF.js
     manifest = load_manifest(lite / "artifacts")
@@ -212,7 +180,7 @@ def test_the_engine_picks_what_ships(source: Path, tmp_path: Path) -> None:
     }
     assert "with LiteRT.js (tflite_float32)" in (lite / "README.md").read_text()
 
-    both = package_web(source, tmp_path / "both", engine="both")
+    both = package_web(source, tmp_path / "both", engine="both", make_zip=False)
     assert sorted(load_manifest(both / "artifacts").artifacts) == ["tfjs_float32", "tflite_float32"]
     models = json.loads((both / "bundle.json").read_text())["models"]
     assert {k: m["engine"] for k, m in models.items()} == {
@@ -234,33 +202,56 @@ def test_the_engine_picks_what_ships(source: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.browser
-def test_both_engines_run_from_a_plain_static_host(source: Path, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
+def test_both_engines_run_from_a_plain_static_host(
+    chromium: Any, source: Path, tmp_path: Path
+) -> None:
+    bundle = package_web(source, tmp_path / "web", engine="both", make_zip=False)
+    with plain_static_host(bundle) as url:
+        # No COOP/COEP here: the threaded build cannot start, and the page says so.
+        page, log = open_page(chromium, url + "?model=tflite_float32&backend=wasm-threaded")
+        info = page.evaluate("window.cnnx.info()")
+        assert (info["engine"], info["backend"]) == ("litertjs", "wasm")
+        assert info["crossOriginIsolated"] is False
+        assert info["backendNote"].startswith(
+            "wasm-threaded unavailable (the page is not cross-origin isolated"
+        )
+        assert page.evaluate("window.cnnx.classifySample(0)")["top"][0]["probability"] > 0.5
+        info = page.evaluate("window.cnnx.setEngine('tfjs')")
+        assert (info["artifact"], info["backend"]) == ("tfjs_float32", "wasm")
+        info = page.evaluate("window.cnnx.setEngine('litertjs')")  # its default here
+        assert (info["backend"], info["backendNote"]) == ("wasm", "")
+        badge = page.locator("#backend-status").inner_text()
+        assert badge == "LiteRT.js · wasm · relaxed SIMD · 1 thread · not isolated"
+        assert log.errors == []
+        page.close()
 
-    bundle = package_web(source, tmp_path / "web", engine="both")
-    with plain_static_host(bundle) as url, sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            page = browser.new_page()
-            log = PageLog(page)
-            # No COOP/COEP here: the threaded build cannot start, and the page says so.
-            page.goto(url + "?model=tflite_float32&backend=wasm-threaded")
-            info = page.evaluate("window.cnnx.ready")
-            assert (info["engine"], info["backend"]) == ("litertjs", "wasm")
-            assert info["crossOriginIsolated"] is False
-            assert info["backendNote"].startswith(
-                "wasm-threaded unavailable (the page is not cross-origin isolated"
-            )
-            assert page.evaluate("window.cnnx.classifySample(0)")["top"][0]["probability"] > 0.5
-            info = page.evaluate("window.cnnx.setEngine('tfjs')")
-            assert (info["artifact"], info["backend"]) == ("tfjs_float32", "wasm")
-            info = page.evaluate("window.cnnx.setEngine('litertjs')")  # its default here
-            assert (info["backend"], info["backendNote"]) == ("wasm", "")
-            badge = page.locator("#backend-status").inner_text()
-            assert badge == "LiteRT.js · wasm · relaxed SIMD · 1 thread · not isolated"
-            assert log.errors == []
-        finally:
-            browser.close()
+
+@pytest.mark.browser
+def test_the_onnx_and_all_bundles_run_from_a_plain_static_host(
+    chromium: Any, artifacts: Path, tmp_path: Path
+) -> None:
+    onnx = package_web(artifacts, tmp_path / "onnx", engine="onnx", make_zip=False)
+    vendor = sorted(p.relative_to(onnx / "vendor").as_posix() for p in onnx.rglob("vendor/**/*"))
+    assert [v for v in vendor if "." in v] == sorted(ENGINE_VENDOR["onnx"])  # no TF.js, LiteRT.js
+    assert sorted(load_manifest(onnx / "artifacts").artifacts) == [
+        "onnx_float16",
+        "onnx_float32",
+        "onnx_int8",
+    ]
+    everything = package_web(artifacts, tmp_path / "all", engine="all", make_zip=False)
+    formats = {e.format for e in load_manifest(everything / "artifacts").artifacts.values()}
+    assert formats == {"tfjs", "tflite", "onnx"}
+    with plain_static_host(everything) as url:
+        page, log = open_page(chromium, url + "?model=onnx_float32&backend=wasm")
+        info = page.evaluate("window.cnnx.info()")
+        assert (info["engine"], info["backend"]) == ("onnx", "wasm")
+        assert set(info["engines"]) == {"tfjs", "litertjs", "onnx"}
+        top = page.evaluate("window.cnnx.classifySample(0)")["top"][0]
+        assert top["probability"] > 0
+        badge = page.locator("#backend-status").inner_text()
+        assert badge.startswith("ONNX Runtime Web · wasm") and "not isolated" in badge
+        assert log.errors == []
+        page.close()
 
 
 def test_engine_is_for_the_web_bundle_only(source: Path, tmp_path: Path) -> None:
