@@ -2,26 +2,29 @@
 it refuses (traversal in every encoding, symlinks out, files outside the allow-list).
 
 The artifacts folder here is hand-written (a manifest naming fake files): the server
-never parses a model, so these tests need no TensorFlow and run in well under a second.
+never parses a model, so these tests need no TensorFlow and run in a few seconds.
 """
 
 from __future__ import annotations
 
 import http.client
+import re
 import selectors
 import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from toolkit.cli import app
+from tests.web_support import artifact_entry
 from toolkit.data.inputspec import InputSpec
 from toolkit.errors import ArtifactError, ResourceError, UsageError
-from toolkit.manifest import ArtifactEntry, Manifest, describe_files
+from toolkit.manifest import Manifest
 from toolkit.web.server import WORKERS, DemoServer, Refused, make_server, request_segments
 
 SECRET = "top secret, never served"
@@ -50,16 +53,7 @@ def write_fake_artifacts(root: Path, *, tfjs: bool = True, tflite: bool = True) 
         input=InputSpec(height=8, width=8, channels=3),
         labels=["a", "b"],
         artifacts={
-            key: ArtifactEntry(
-                id=key,
-                format=fmt,
-                precision="float32",
-                runtime=runtime,
-                path=path,
-                files=describe_files(root, path),
-                inputs=[],
-                outputs=[],
-            )
+            key: artifact_entry(root, key, fmt, runtime, path)
             for key, (fmt, runtime, path) in entries.items()
         },
     )
@@ -75,6 +69,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = write_fake_artifacts(tmp_path / "artifacts")
     (root / "samples" / "escape.txt").symlink_to(tmp_path / "secret.txt")
     (root / "samples" / "escape_dir").symlink_to(tmp_path)
+    (root / "tfjs" / "float32" / "escape.json").symlink_to(tmp_path / "secret.txt")
+    (root / "private.txt").write_text(SECRET)  # in the folder, named by no artifact
     return root
 
 
@@ -167,12 +163,22 @@ def test_head_sends_headers_without_a_body(server: DemoServer) -> None:
         "http://evil.example/../secret.txt",
         "/%ff%fe",
         "secret.txt",
+        "/artifacts/..\\secret.txt",
+        "/artifacts/%c0%ae%c0%ae/secret.txt",  # an overlong UTF-8 dot
+        "/artifacts/tfjs/float32/../../../secret.txt",
+        "/artifacts/tfjs/float32/escape.json",
+        "/artifacts/tfjs/float32/model.json%00.png",
+        "/artifacts/private.txt",
+        "/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/vendor/%2e%2e%2f%2e%2e%2fpackage.json",
+        "/vendor/../../../../etc/passwd",
+        "/etc/passwd",
     ],
 )
 def test_refuses_paths_outside_the_site(server: DemoServer, target: str) -> None:
     status, _, body = get(server, target)
     assert status in (400, 403, 404), target
-    assert SECRET.encode() not in body
+    assert SECRET.encode() not in body and b"root:" not in body
 
 
 @pytest.mark.parametrize(
@@ -311,18 +317,36 @@ def test_a_taken_port_is_a_resource_error(site: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with pytest.raises(ResourceError, match=f"port {port} .* already in use"):
+        with pytest.raises(ResourceError, match=f"port {port} on 127.0.0.1 is already in use"):
             make_server(site, port=port)
-        result = CliRunner().invoke(app, ["serve", str(site), "--port", str(port)])
-    assert result.exit_code == 11
-    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
-    assert "Traceback" not in result.output + result.stderr
 
 
-def test_binds_loopback_by_default(site: Path) -> None:
-    with make_server(site, port=0) as running:
-        assert running.host == "127.0.0.1"
-        assert running.url == f"http://127.0.0.1:{running.port}/"
+def test_cnnx_serve_prints_its_url_and_answers_on_loopback_only(site: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "toolkit", "serve", str(site), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = None
+        for line in process.stdout:  # ends if the server stops: then the assert says why
+            url = url or re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+            if line.startswith("Open "):
+                break
+        assert url, process.stderr.read() if process.stderr else ""
+        port = int(url.group(1))
+        with urllib.request.urlopen(url.group(0) + "artifacts/manifest.json", timeout=30) as answer:
+            assert answer.status == 200 and b"cnnx.manifest/1" in answer.read()
+        # Not reachable on the machine's other addresses.
+        others = {i[4][0] for i in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)}
+        for address in sorted(others - {"127.0.0.1"}):
+            with pytest.raises(OSError), socket.create_connection((address, port), timeout=3):
+                pass
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def test_bad_host_and_port_are_usage_errors(site: Path) -> None:
@@ -342,14 +366,6 @@ def test_a_folder_with_tflite_alone_is_served_for_litertjs(tmp_path: Path) -> No
 
 def test_a_folder_without_web_artifacts_is_refused_before_serving(tmp_path: Path) -> None:
     root = write_fake_artifacts(tmp_path / "artifacts", tfjs=False, tflite=False)
-    with pytest.raises(ArtifactError, match=r"no TF\.js or TFLite or ONNX artifact"):
+    with pytest.raises(ArtifactError, match=r"no TF\.js or TFLite or ONNX artifact") as error:
         make_server(root, port=0)
-    result = CliRunner().invoke(app, ["serve", str(root), "--port", "0"])
-    assert result.exit_code == 7
-    assert "cnnx export --to tfjs" in result.stderr
-
-
-def test_cli_missing_folder_is_exit_3(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["serve", str(tmp_path / "missing")])
-    assert result.exit_code == 3
-    assert result.stderr.startswith("cnnx: error:") and len(result.stderr.splitlines()) == 1
+    assert "cnnx export --to tfjs" in error.value.one_line()
