@@ -7,7 +7,8 @@
 #   qemu/usr/bin/qemu-aarch64-static   Debian's qemu-user-static, unpacked (no install)
 #   sysroot/                           arm64 Debian bookworm python3.11, unpacked with dpkg -x
 #   sysroot/proc/cpuinfo               a Pi 4's; qemu -L redirects /proc/cpuinfo here
-#   site/                              the Pi bundle's requirements.txt, aarch64 wheels
+#   site/                              the Pi bundle's requirements.txt and requirements-onnx.txt
+#                                      (LiteRT, ONNX Runtime), aarch64 wheels
 #   env.json                           the paths above, read by toolkit/autoquant/emulation.py
 #   .stamp                             what was built; a second run with the same inputs exits at once
 #
@@ -23,7 +24,9 @@ fi
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
-REQUIREMENTS="$ROOT/toolkit/packaging/templates/rpi/requirements.txt"
+# The bundle's pins: LiteRT's, and ONNX Runtime's for a bundle that carries an ONNX model.
+REQUIREMENTS=("$ROOT/toolkit/packaging/templates/rpi/requirements.txt"
+    "$ROOT/toolkit/packaging/templates/rpi/requirements-onnx.txt")
 CACHE="$(mkdir -p "$1" && cd "$1" && pwd)"
 # The sysroot needs only the interpreter and the C++ runtime LiteRT links against;
 # numpy and Pillow come from the bundle's own pinned wheels (site/).
@@ -33,7 +36,7 @@ DEBS=(python3.11 libstdc++6 libgcc-s1)
 stamp_text() {
     {
         echo "debs: ${DEBS[*]}"
-        sha256sum "$REQUIREMENTS" "${BASH_SOURCE[0]}" | cut -d' ' -f1
+        sha256sum "${REQUIREMENTS[@]}" "${BASH_SOURCE[0]}" | cut -d' ' -f1
     }
 }
 if [[ -f "$CACHE/.stamp" && "$(cat "$CACHE/.stamp")" == "$(stamp_text)" ]]; then
@@ -125,17 +128,21 @@ mkdir -p "$WORK/out/sysroot/proc"
     printf 'Model\t\t: Raspberry Pi 4 Model B Rev 1.1\n'
 } >"$WORK/out/sysroot/proc/cpuinfo"
 
-echo "emulation: aarch64 wheels from the Pi bundle's requirements.txt"
+echo "emulation: aarch64 wheels from the Pi bundle's requirements.txt and requirements-onnx.txt"
+requirement_args=()
+for file in "${REQUIREMENTS[@]}"; do requirement_args+=(-r "$file"); done
 # Debian bookworm (and Raspberry Pi OS) has glibc 2.36: any of these wheel tags runs there.
 "${pip_cmd[@]}" install --quiet --disable-pip-version-check --no-compile \
     --platform manylinux_2_27_aarch64 --platform manylinux_2_28_aarch64 \
     --platform manylinux2014_aarch64 --python-version 3.11 --implementation cp \
-    --no-warn-conflicts --only-binary=:all: --target "$WORK/out/site" -r "$REQUIREMENTS" 2>&1 |
+    --no-warn-conflicts --only-binary=:all: --target "$WORK/out/site" "${requirement_args[@]}" 2>&1 |
     grep -v "^WARNING: Location" >&2 || true
-test -d "$WORK/out/site/ai_edge_litert" || {
-    echo "emulation: ai-edge-litert did not install for aarch64" >&2
-    exit 1
-}
+for package in ai_edge_litert onnxruntime; do
+    test -d "$WORK/out/site/$package" || {
+        echo "emulation: $package did not install for aarch64" >&2
+        exit 1
+    }
+done
 
 cat >"$WORK/out/env.json" <<JSON
 {
@@ -150,7 +157,7 @@ JSON
 # Prove it runs before declaring it ready.
 QEMU_CPU=cortex-a72 PYTHONPATH="$WORK/out/site" PYTHONNOUSERSITE=1 \
     "$QEMU" -L "$WORK/out/sysroot" "$PY" -c \
-    "import platform, numpy, PIL; from ai_edge_litert.interpreter import Interpreter; print('emulation: python', platform.python_version(), platform.machine(), 'numpy', numpy.__version__)"
+    "import platform, numpy, PIL, onnxruntime; from ai_edge_litert.interpreter import Interpreter; print('emulation: python', platform.python_version(), platform.machine(), 'numpy', numpy.__version__, 'onnxruntime', onnxruntime.__version__)"
 
 for part in qemu sysroot site env.json; do
     rm -rf "${CACHE:?}/$part"

@@ -1,10 +1,12 @@
 """The Raspberry Pi bundle: its contents, its classify.py on x86, and the same bundle on
-an emulated Pi 4 (aarch64 Cortex-A72 under qemu, the bundle's pinned wheels)."""
+an emulated Pi 4 (aarch64 Cortex-A72 under qemu, the bundle's pinned wheels), with LiteRT
+and with ONNX Runtime."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -16,15 +18,47 @@ import pytest
 from PIL import Image
 
 from tests.test_package_support import LABELS, tiny_artifacts
+from toolkit.manifest import ArtifactEntry, describe_files, load_manifest
 from toolkit.packaging.rpi import package_rpi
 
 pytestmark = pytest.mark.slow
+
+VARIANTS = ("int8", "float32", "onnx_float32")
+
+
+def with_onnx(root: Path, out: Path) -> Path:
+    """A copy of the tiny artifacts that also lists onnx_float32: tf2onnx's conversion of
+    the float32 .tflite, the same classifier (cnnx's exporter starts from a SavedModel,
+    which the tiny folder does not keep; it is proven in test_onnx.py)."""
+    import onnxruntime
+    import tf2onnx
+
+    shutil.copytree(root, out)
+    manifest = load_manifest(out)
+    model, _ = tf2onnx.convert.from_tflite(str(out / "tflite/model_float32.tflite"), opset=17)
+    (out / "onnx").mkdir()
+    (out / "onnx/model_float32.onnx").write_bytes(model.SerializeToString())
+    tflite = manifest.artifacts["tflite_float32"]
+    manifest.artifacts["onnx_float32"] = ArtifactEntry(
+        id="onnx_float32",
+        format="onnx",
+        precision="float32",
+        runtime="onnxruntime",
+        path="onnx/model_float32.onnx",
+        files=describe_files(out, "onnx/model_float32.onnx"),
+        inputs=tflite.inputs,
+        outputs=tflite.outputs,
+        details={"opset": 17, "versions": {"onnxruntime": onnxruntime.__version__}},
+    )
+    manifest.save()
+    return out
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tiny_artifacts(tmp_path_factory.getbasetemp())
-    return package_rpi(root, tmp_path_factory.mktemp("rpi-bundle") / "rpi")
+    artifacts = with_onnx(root, tmp_path_factory.mktemp("rpi-artifacts") / "artifacts")
+    return package_rpi(artifacts, tmp_path_factory.mktemp("rpi-bundle") / "rpi")
 
 
 def classify(bundle: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -92,6 +126,18 @@ def test_bundle_holds_models_labels_spec_scripts_and_test_images(bundle: Path) -
         assert hashlib.sha256((bundle / path).read_bytes()).hexdigest() == digest, path
     readme = (bundle / "README.md").read_text()
     assert "./setup.sh" in readme and "{{" not in readme
+    # The exported ONNX model travels with its runtime, pinned as the lock pins it.
+    onnx = record["models"]["onnx_float32"]
+    assert (onnx["file"], onnx["runtime"]) == ("models/model_float32.onnx", "onnxruntime")
+    lock = Path(__file__).parents[1] / "requirements.lock"
+    pinned = next(x for x in lock.read_text().splitlines() if x.startswith("onnxruntime=="))
+    onnx_pins = [
+        line
+        for line in (bundle / "requirements-onnx.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert pinned in onnx_pins and all("==" in line for line in onnx_pins), onnx_pins
+    assert "## ONNX Runtime" in readme and "classify.py --model onnx_float32" in readme
 
 
 def test_zip_holds_exactly_the_folder_under_its_name(bundle: Path) -> None:
@@ -128,6 +174,14 @@ def test_classify_reproduces_litert_and_the_recorded_accuracy_on_x86(bundle: Pat
             assert all(isinstance(v, int) for r in results for v in r["raw"])
             scale = record["models"]["int8"]["outputs"][0]["quantization"]["scale"]
             assert results[0]["scores"] == [v * scale for v in results[0]["raw"]]
+        if variant == "float32":
+            float32_scores = np.array([r["scores"] for r in results])
+    # The ONNX model in ONNX Runtime: the float32 classifier's answers.
+    report = classify_json(bundle, "--model", "onnx_float32")
+    assert report["runtime"] == "onnxruntime"
+    scores = np.array([r["scores"] for r in report["results"]])
+    np.testing.assert_allclose(scores, float32_scores, rtol=0, atol=1e-5)
+    assert report["summary"]["accuracy"] == record["models"]["onnx_float32"]["accuracy_test_images"]
 
 
 def test_classify_bench_and_plain_output(bundle: Path) -> None:
@@ -152,8 +206,6 @@ def test_classify_refuses_bad_paths_and_changed_models(bundle: Path, tmp_path: P
     assert classify(bundle, str(broken)).returncode == 3
 
     copy = tmp_path / "copy"
-    import shutil
-
     shutil.copytree(bundle, copy)
     model = copy / "models" / "model_int8.tflite"
     model.write_bytes(model.read_bytes()[:-1] + b"\x00")
@@ -162,24 +214,48 @@ def test_classify_refuses_bad_paths_and_changed_models(bundle: Path, tmp_path: P
     assert "does not match its sha256" in changed.stderr
     assert len(changed.stderr.strip().splitlines()) == 1
 
+    reference = classify(bundle, "--model", "onnx_float32", "--reference-kernels")
+    assert reference.returncode == 2
+    assert "--reference-kernels is LiteRT's" in reference.stderr
+
+
+# One emulated Python runs classify.py's main() with each model in turn: qemu starts
+# once, not once per model. Prints {model: [exit code, its stdout]} as one JSON line.
+EACH_MODEL = """
+import contextlib, io, json, sys
+sys.path.insert(0, ".")
+import classify
+answers = {}
+for model in sys.argv[1:]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = classify.main(["--json", "--model", model, "--bench", "5"])
+    answers[model] = [code, out.getvalue()]
+print(json.dumps(answers))
+"""
+
 
 @pytest.mark.emulation
 def test_bundle_gives_the_same_answers_on_an_emulated_pi4(bundle: Path) -> None:
     """classify.py under qemu-aarch64 (Cortex-A72) with the bundle's pinned aarch64 wheels:
-    int8 outputs within one step of x86 LiteRT, float32 within 1e-5, the same accuracy."""
+    int8 outputs within one step of x86 LiteRT, float32 within 1e-5 in LiteRT and in ONNX
+    Runtime, the same accuracy."""
     from toolkit.autoquant.emulation import find_emulator
 
     emulator = find_emulator()  # in CI a missing cache is a failure: make emulation
+    assert (emulator.site / "onnxruntime").is_dir(), "the cache predates ONNX: make emulation"
     record = json.loads((bundle / "bundle.json").read_text())
-    for variant in ("int8", "float32"):
+    process = emulator.run_python(["-c", EACH_MODEL, *VARIANTS], cwd=bundle)
+    assert process.returncode == 0, process.stderr[-2000:]
+    answers = json.loads(process.stdout.strip().splitlines()[-1])
+    for variant in VARIANTS:
+        code, stdout = answers[variant]
+        assert code == 0, (variant, process.stderr[-2000:])
+        pi = json.loads(stdout)
         host = classify_json(bundle, "--model", variant)
-        process = emulator.run_python(
-            ["classify.py", "--json", "--model", variant, "--bench", "5"], cwd=bundle
-        )
-        assert process.returncode == 0, process.stderr[-2000:]
-        pi = json.loads(process.stdout)
         assert pi["machine"] == "aarch64" and pi["python"].startswith("3.11")
         assert host["machine"] != "aarch64"
+        assert pi["runtime"] == host["runtime"]
         assert [Path(r["file"]).name for r in pi["results"]] == [
             Path(r["file"]).name for r in host["results"]
         ]

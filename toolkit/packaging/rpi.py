@@ -3,10 +3,13 @@
     rpi/
       models/model_int8.tflite     uint8 input: raw camera bytes go straight in
       models/model_float32.tflite  the reference
+      models/model_float32.onnx    when exported: the same model for ONNX Runtime
       labels.txt, input_spec.json  labels and preprocessing, from the manifest
-      classify.py                  needs only ai-edge-litert, numpy and Pillow
+      classify.py                  needs only ai-edge-litert, numpy and Pillow (and
+                                   onnxruntime for the ONNX model)
       pixels.py                    the pixel rule (toolkit/data/pixels.py, copied as is)
       requirements.txt, setup.sh, README.md
+      requirements-onnx.txt        with the ONNX model: onnxruntime, pinned
       test_images/                 samples with ground_truth.json
       bundle.json                  source, per-model I/O, sha256 of every file, accuracies
 
@@ -26,7 +29,7 @@ from toolkit.core.atomic import write_json_atomic
 from toolkit.core.progress import ProgressFn, no_progress
 from toolkit.data import pixels as pixel_rule
 from toolkit.errors import ArtifactError, RuntimeUnavailable
-from toolkit.manifest import load_manifest
+from toolkit.manifest import ArtifactEntry, Manifest, load_manifest
 from toolkit.packaging.bundle import (
     Stages,
     bundle_record,
@@ -47,6 +50,23 @@ TEMPLATE_FILES = {
     "setup.sh": True,
     "requirements.txt": False,
 }
+# Carried when exported, run by classify.py --model onnx_float32 with onnxruntime.
+ONNX_MODEL = "onnx_float32"
+ONNX_REQUIREMENTS = "requirements-onnx.txt"
+ONNX_SECTION = """
+## ONNX Runtime
+
+`models/model_float32.onnx` ({size}) is the same classifier as ONNX (opset {opset}),
+verified against the SavedModel in ONNX Runtime {version}. It needs `onnxruntime`
+(pinned in `requirements-onnx.txt`, which `./setup.sh` installs too; PyPI has its
+aarch64 wheel):
+
+```
+.venv/bin/python classify.py --model onnx_float32
+```
+
+At packaging time it was {accuracy} accurate on the test images.
+"""
 
 
 def package_rpi(
@@ -78,11 +98,14 @@ def package_rpi(
         for name, (entry, path) in models.items():
             shutil.copyfile(path, folder / "models" / path.name)
             model_records[name] = model_record(folder, f"models/{path.name}", entry)
+        onnx = _onnx_model(manifest, folder, model_records)
         write_labels(manifest.labels, folder / "labels.txt")
         write_json_atomic(folder / "input_spec.json", manifest.input.to_dict())
         copy_samples(samples, folder / "test_images")
         for name, executable in TEMPLATE_FILES.items():
             copy_template(f"rpi/{name}", folder / name, executable=executable)
+        if onnx is not None:
+            copy_template(f"rpi/{ONNX_REQUIREMENTS}", folder / ONNX_REQUIREMENTS)
         # The pixel rule verify used, as the same file: the Pi resizes pictures the same way.
         shutil.copyfile(pixel_rule.__file__, folder / "pixels.py")
         (folder / "pixels.py").chmod(0o644)
@@ -90,7 +113,7 @@ def package_rpi(
         # are written again once it has run.
         bundle_record(folder, TARGET, manifest, models=model_records, samples=len(samples))
         stages.start("self-test")
-        accuracies = self_test(folder)
+        accuracies = self_test(folder, list(model_records))
         stages.start("README")
         for name, accuracy in accuracies.items():
             model_records[name]["accuracy_test_images"] = accuracy
@@ -110,14 +133,23 @@ def package_rpi(
                 "test_count": str(len(samples)),
                 "accuracy_int8": _percent(accuracies["int8"]),
                 "accuracy_float32": _percent(accuracies["float32"]),
+                "onnx_file": _ONNX_ROW if onnx is not None else "",
+                "onnx": ""
+                if onnx is None
+                else ONNX_SECTION.format(
+                    size=_size(model_records[ONNX_MODEL]["size"]),
+                    opset=onnx.details.get("opset", "?"),
+                    version=onnx.details.get("versions", {}).get("onnxruntime", "?"),
+                    accuracy=_percent(accuracies[ONNX_MODEL]),
+                ),
             },
         )
         bundle_record(folder, TARGET, manifest, models=model_records, samples=len(samples))
     return out_dir
 
 
-def self_test(folder: Path) -> dict[str, float]:
-    """Run the bundle's classify.py (in this process) on its test images per model."""
+def self_test(folder: Path, names: list[str]) -> dict[str, float]:
+    """Run the bundle's classify.py (in this process) on its test images with each model."""
     spec = importlib.util.spec_from_file_location("cnnx_rpi_classify", folder / "classify.py")
     if spec is None or spec.loader is None:
         raise ArtifactError(f"cannot load {folder / 'classify.py'}")
@@ -126,7 +158,7 @@ def self_test(folder: Path) -> dict[str, float]:
     spec.loader.exec_module(module)
     accuracies: dict[str, float] = {}
     images = module.image_paths([str(folder / "test_images")])
-    for name in MODELS:
+    for name in names:
         try:
             classifier = module.Classifier(name, threads=1)
         except module.BundleError as error:
@@ -134,6 +166,24 @@ def self_test(folder: Path) -> dict[str, float]:
         report = module.classify_files(classifier, images, 1)
         accuracies[name] = float(report["summary"]["accuracy"])
     return accuracies
+
+
+_ONNX_ROW = (
+    "\n| `models/model_float32.onnx`, `requirements-onnx.txt` | the float32 model as ONNX, for "
+    "ONNX Runtime (`--model onnx_float32`), and its pinned `onnxruntime` |"
+)
+
+
+def _onnx_model(manifest: Manifest, folder: Path, records: dict[str, Any]) -> ArtifactEntry | None:
+    """Copy the float32 ONNX model beside the TFLite ones when it was exported."""
+    entry = manifest.artifacts.get(ONNX_MODEL)
+    if entry is None:
+        return None
+    manifest.check_files(entry)  # never ship a model that changed after export
+    file = f"models/{Path(entry.path).name}"
+    shutil.copyfile(manifest.artifact_path(entry, check=False), folder / file)
+    records[ONNX_MODEL] = model_record(folder, file, entry, runtime="onnxruntime")
+    return entry
 
 
 def _size(size: int) -> str:

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Classify images on a Raspberry Pi with LiteRT: files, folders or a camera.
+"""Classify images on a Raspberry Pi with LiteRT or ONNX Runtime: files, folders or a camera.
 
     python3 classify.py                          # the bundled test images, with accuracy
     python3 classify.py photo.jpg some_folder/   # images and folders
     python3 classify.py --camera --frames 10     # picamera2, else OpenCV's camera 0
     python3 classify.py --bench 200              # latency percentiles
     python3 classify.py --model float32 --json   # the float model, machine-readable
+    python3 classify.py --model onnx_float32     # the ONNX model, when the bundle has one
 
-Needs only ai-edge-litert, numpy and Pillow (requirements.txt). Preprocessing comes
+Needs only ai-edge-litert, numpy and Pillow (requirements.txt); the ONNX model also
+onnxruntime (requirements-onnx.txt). Preprocessing comes
 from input_spec.json, written with the models, and pictures become the model's input
 through pixels.py, the same file cnnx used to calibrate and verify them (resize, crop,
 colour order, normalisation): the same picture gives the same pixels here as there.
@@ -65,6 +67,77 @@ def load_interpreter_module():
     return interpreter
 
 
+class LiteRT:
+    """A .tflite model in LiteRT's interpreter."""
+
+    name = "litert"
+
+    def __init__(self, content: bytes, threads: int, reference: bool) -> None:
+        litert = load_interpreter_module()
+        options = {}
+        if reference:
+            # LiteRT's own kernels without the XNNPACK delegate: their integer arithmetic
+            # is the same on every CPU, so int8 outputs match x86 bit for bit. XNNPACK
+            # (the default, faster) may round a rare int8 value one step apart.
+            resolver = litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            options["experimental_op_resolver_type"] = resolver
+        with native_stderr_silenced():  # LiteRT's C++ INFO line about XNNPACK
+            self.interpreter = litert.Interpreter(
+                model_content=content, num_threads=threads, **options
+            )
+            self.interpreter.allocate_tensors()
+        # name, shape, dtype and (scale, zero point) of the input and the output
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+
+    def run(self, tensor: np.ndarray) -> np.ndarray:
+        """The raw output tensor of one image."""
+        self.interpreter.set_tensor(self.input["index"], tensor)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output["index"])[0].copy()
+
+
+class OnnxRuntime:
+    """A .onnx model in an ONNX Runtime session on the CPU: float32 in and out (its int8
+    models quantize inside the graph), a batch dimension of any size or 1."""
+
+    name = "onnxruntime"
+
+    def __init__(self, content: bytes, threads: int, reference: bool) -> None:
+        if reference:
+            raise BundleError("--reference-kernels is LiteRT's; the ONNX model has none", 2)
+        try:
+            import onnxruntime
+        except ImportError:
+            raise BundleError(
+                "onnxruntime is not installed: run ./setup.sh (requirements-onnx.txt)", 4
+            ) from None
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads  # like LiteRT's num_threads
+        options.inter_op_num_threads = 1  # one chain of ops: nothing to run beside it
+        options.log_severity_level = 3  # errors only
+        self.session = onnxruntime.InferenceSession(
+            content, options, providers=["CPUExecutionProvider"]
+        )
+        source, target = self.session.get_inputs()[0], self.session.get_outputs()[0]
+        # The batch dimension may be symbolic (a name, or None): one image is batch 1.
+        shape = [1, *(int(d) if isinstance(d, int) else -1 for d in source.shape[1:])]
+        self.input = {
+            "name": source.name,
+            "shape": shape,
+            "dtype": np.float32,
+            "quantization": (0.0, 0),
+        }
+        self.output = {"name": target.name, "dtype": np.float32, "quantization": (0.0, 0)}
+
+    def run(self, tensor: np.ndarray) -> np.ndarray:
+        """The output of one image."""
+        return self.session.run([self.output["name"]], {self.input["name"]: tensor})[0][0]
+
+
+ENGINES: dict[str, type[LiteRT] | type[OnnxRuntime]] = {".tflite": LiteRT, ".onnx": OnnxRuntime}
+
+
 class Classifier:
     """One model, its labels and its preprocessing, as described by the bundle files."""
 
@@ -83,22 +156,13 @@ class Classifier:
         self.variant = variant
         self.spec = json.loads((HERE / "input_spec.json").read_text(encoding="utf-8"))
         self.labels = (HERE / "labels.txt").read_text(encoding="utf-8").splitlines()
-        litert = load_interpreter_module()
-        options = {}
-        if reference:
-            # LiteRT's own kernels without the XNNPACK delegate: their integer arithmetic
-            # is the same on every CPU, so int8 outputs match x86 bit for bit. XNNPACK
-            # (the default, faster) may round a rare int8 value one step apart.
-            resolver = litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-            options["experimental_op_resolver_type"] = resolver
-        with native_stderr_silenced():  # LiteRT's C++ INFO line about XNNPACK
-            self.interpreter = litert.Interpreter(
-                model_content=content, num_threads=threads, **options
-            )
-            self.interpreter.allocate_tensors()
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
-        _, self.height, self.width, self.channels = (int(d) for d in self.input["shape"])
+        self.engine = ENGINES[path.suffix](content, threads, reference)
+        self.input, self.output = self.engine.input, self.engine.output
+        dims = [int(d) for d in self.input["shape"][1:]]
+        # A dimension the model leaves open (-1) is the input spec's.
+        self.height, self.width, self.channels = (
+            d if d > 0 else int(s) for d, s in zip(dims, self.spec["shape"], strict=True)
+        )
 
     def pixels(self, image: Image.Image) -> np.ndarray:
         """A picture of any size -> raw uint8 [H, W, C]: the spec's crop, resize and mode."""
@@ -128,9 +192,7 @@ class Classifier:
 
     def run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities as float32, the raw output tensor) for one image."""
-        self.interpreter.set_tensor(self.input["index"], self.tensor(pixels))
-        self.interpreter.invoke()
-        raw = self.interpreter.get_tensor(self.output["index"])[0].copy()
+        raw = self.engine.run(self.tensor(pixels))
         dtype = np.dtype(self.output["dtype"])
         if dtype.kind in "iu":
             scale, zero_point = self.output["quantization"]
@@ -227,15 +289,13 @@ def classify_files(classifier: Classifier, paths: list[Path], k: int) -> dict:
 
 def bench(classifier: Classifier, pixels: np.ndarray, runs: int, warmup: int = 5) -> dict:
     tensor = classifier.tensor(pixels)
-    interpreter = classifier.interpreter
+    run = classifier.engine.run  # input in, inference, output read back
     for _ in range(warmup):
-        interpreter.set_tensor(classifier.input["index"], tensor)
-        interpreter.invoke()
+        run(tensor)
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        interpreter.set_tensor(classifier.input["index"], tensor)
-        interpreter.invoke()
+        run(tensor)
         times.append((time.perf_counter() - start) * 1000.0)
     ms = np.asarray(times)
     return {
@@ -297,10 +357,15 @@ def print_result(result: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="*", help="images or folders (default: test_images/)")
-    parser.add_argument("--model", choices=("int8", "float32"), default="int8")
+    parser.add_argument(
+        "--model",
+        choices=("int8", "float32", "onnx_float32"),
+        default="int8",
+        help="the model of bundle.json to run (onnx_float32: with ONNX Runtime)",
+    )
     parser.add_argument("--top-k", type=int, default=3, metavar="K")
     parser.add_argument(
-        "--threads", type=int, default=4, help="LiteRT threads (a Pi 4 has 4 cores)"
+        "--threads", type=int, default=4, help="inference threads (a Pi 4 has 4 cores)"
     )
     parser.add_argument("--bench", type=int, default=0, metavar="N", help="time N runs")
     parser.add_argument("--camera", action="store_true", help="classify camera frames")
@@ -322,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         k = min(args.top_k, len(classifier.labels))
         report: dict = {
             "model": args.model,
+            "runtime": classifier.engine.name,
             "threads": args.threads,
             "kernels": "reference" if args.reference_kernels else "default",
             "machine": platform.machine(),

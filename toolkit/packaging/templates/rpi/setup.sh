@@ -14,6 +14,9 @@ fi
 if [[ ! -x .venv/bin/python ]]; then
     python3 -m venv --system-site-packages .venv
 fi
-.venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+requirements=(-r requirements.txt)
+# The ONNX model's runtime, in bundles that carry one.
+[[ -f requirements-onnx.txt ]] && requirements+=(-r requirements-onnx.txt)
+.venv/bin/pip install --quiet --disable-pip-version-check "${requirements[@]}"
 .venv/bin/python classify.py --top-k 1 >/dev/null
 echo "Ready. Try: .venv/bin/python classify.py   (the bundled test images, with accuracy)"
