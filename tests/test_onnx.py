@@ -101,12 +101,11 @@ def test_bench_gives_onnxruntime_rows_per_thread_count(copy: Path) -> None:
     assert "| onnx_int8 | onnxruntime x2 |" in (copy / "report" / "report.md").read_text()
 
 
-@pytest.mark.slow
-def test_a_damaged_int8_onnx_model_fails_verify(copy: Path) -> None:
+def _negate_the_largest_int8_weights(path: Path) -> None:
+    """Damage an int8 ONNX model in place: its largest int8 weight tensor negated."""
     import onnx
     from onnx import numpy_helper
 
-    path = copy / "onnx" / "model_int8.onnx"
     model = onnx.load(str(path))
     weights = max(
         (t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8),
@@ -117,11 +116,108 @@ def test_a_damaged_int8_onnx_model_fails_verify(copy: Path) -> None:
     weights.CopyFrom(numpy_helper.from_array((-values.astype(np.int16)).clip(-127, 127)
                                              .astype(np.int8), weights.name))  # fmt: skip
     onnx.save(model, str(path))
+
+
+@pytest.mark.slow
+def test_a_damaged_int8_onnx_model_fails_verify(copy: Path) -> None:
+    _negate_the_largest_int8_weights(copy / "onnx" / "model_int8.onnx")
     _rehash(copy, "onnx_int8")
     code, output = _cli("verify", str(copy), "-r", "onnxruntime", "--artifacts", "onnx_int8",
                         "--tolerances", str(copy.parent / "tiny.toml"))  # fmt: skip
     assert code == 9, output
     assert "onnx_int8 on onnxruntime" in output and "agreement" in output
+
+
+# --- --quantize auto with ONNX Runtime as the target -------------------------------------
+
+
+@pytest.fixture
+def drifting_onnx_int8(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every onnx_int8 the exporter writes is damaged (a planted fault): it drifts for
+    certain in ONNX Runtime, whatever the CPU's int8 kernels."""
+    import exporters.onnx
+
+    real = exporters.onnx.export_onnx_int8
+
+    def damaged(saved_model_dir: Path, out_dir: Path, options: object) -> object:
+        result = real(saved_model_dir, out_dir, options)  # type: ignore[arg-type]
+        _negate_the_largest_int8_weights(Path(out_dir) / result.path)
+        return result
+
+    monkeypatch.setattr(exporters.onnx, "export_onnx_int8", damaged)
+
+
+@pytest.mark.slow
+def test_quantize_auto_for_onnxruntime_weighs_the_onnx_models_there(
+    tiny_run: Path, tmp_path: Path, drifting_onnx_int8: None
+) -> None:
+    from toolkit.autoquant.search import TIE
+
+    out = tmp_path / "auto"
+    code, output = _cli("export", "--model", str(tiny_run), "--to", "onnx",
+                        "--quantize", "auto", "--out", str(out))  # fmt: skip
+    assert code == 0, output
+    manifest = load_manifest(out)
+    (winner_id,) = [k for k, e in manifest.artifacts.items() if "quantize_auto" in e.details]
+    assert set(manifest.artifacts) == {"savedmodel", winner_id}
+    decision = manifest.artifact(winner_id).details["quantize_auto"]
+    assert (decision["target"], decision["format"]) == ("onnxruntime", "onnx")
+    rows = {row["candidate"]: row for row in decision["candidates"]}
+    assert [(name, row["artifact"]) for name, row in rows.items()] == [
+        ("int8", "onnx_int8"), ("float16", "onnx_float16"), ("float32", "onnx_float32")
+    ]  # fmt: skip
+    # Measured in ONNX Runtime against the SavedModel: the damaged int8 drifts past its
+    # verify tolerance, float32 is the reference's answer.
+    assert rows["int8"]["status"] == "drift" and rows["int8"]["agreement"] < 0.98
+    assert rows["int8"]["failed_checks"]
+    assert rows["float32"]["agreement"] == 1.0 and rows["float32"]["max_abs"] < 1e-4
+    assert all(row["p50_ms"] > 0 for row in rows.values())
+    winner = rows[decision["winner"]]
+    assert winner["passed"] and winner["artifact"] == winner_id != "onnx_int8"
+    passing = [row for row in rows.values() if row["passed"]]
+    fastest = min(row["p50_ms"] for row in passing)
+    tied = [row for row in passing if row["p50_ms"] <= fastest * (1 + TIE)]
+    assert winner in tied and winner["size"] == min(row["size"] for row in tied)
+    assert manifest.artifact(winner_id).size == winner["size"]
+    table = (out / "onnx" / "quantize_auto.md").read_text()
+    assert "p50 ms (onnxruntime x1)" in table and "**winner**" in table
+    assert (out / "onnx" / "quantize_auto.png").is_file()
+    assert "trade-off: " + str(out / "onnx" / "quantize_auto.md") in " ".join(output.split())
+
+
+@pytest.mark.slow
+def test_quantize_auto_for_onnxruntime_exits_9_when_nothing_is_within_budget(
+    tiny_run: Path,
+    tmp_path: Path,
+    drifting_onnx_int8: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One candidate (the damaged int8), really built and measured in ONNX Runtime."""
+    from toolkit.autoquant import search
+
+    monkeypatch.setattr(search, "ONNX_CANDIDATES", search.ONNX_CANDIDATES[:1])
+    out = tmp_path / "auto"
+    result = runner.invoke(app, ["export", "--model", str(tiny_run), "--to", "onnx",
+                                 "--quantize", "auto", "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 9, result.output
+    assert "onnxruntime x1" in result.stdout and "drift" in result.stdout
+    assert "none of the 1 candidates stays within the budget" in result.stderr
+    assert not out.exists()  # nothing half-written
+
+
+def test_quantize_auto_pairs_each_format_with_its_runtimes() -> None:
+    from toolkit.errors import UsageError
+    from toolkit.export.request import ExportRequest
+
+    assert ExportRequest(to="onnx", quantize="auto").auto_target == "onnxruntime"
+    assert ExportRequest(to="tflite", quantize="auto").auto_target == "litert"
+    with pytest.raises(UsageError, match="must be one of onnxruntime, got 'rpi'"):
+        ExportRequest(to="onnx", quantize="auto", target="rpi")
+    with pytest.raises(UsageError, match="must be one of litert, rpi") as refused:
+        ExportRequest(to="tflite", quantize="auto", target="onnxruntime")
+    assert refused.value.hint == "use --to onnx --target onnxruntime"
+    with pytest.raises(UsageError, match="picks a TFLite precision"):
+        ExportRequest(to="tfjs", quantize="auto")
 
 
 # --- the ONNX graph policy -----------------------------------------------------------------

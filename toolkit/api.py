@@ -64,6 +64,7 @@ def export(
     min_agreement: float | str | None = None,
     max_accuracy_drop: float | str | None = None,
     gpu_answer: bool = False,
+    target: str | None = None,
 ) -> Manifest:
     """Export a model into the artifacts folder `out`; returns its manifest.
 
@@ -71,10 +72,12 @@ def export(
     shape known) or what `cnnx export --model` takes: a run folder, a `.keras` or `.h5`
     file, a SavedModel folder. The other arguments are the command's options:
 
-    - `to`: "tflite", "tfjs", "savedmodel" or "all"; `quantize`: "none", "float16",
-      "dynamic", "int8", "int16x8" (None: every precision), or "auto" with `to="tflite"`:
-      the fastest precision within the budget `min_agreement` / `max_accuracy_drop`
-      (fractions, or "99%", "1pp"); `tfjs_quantize`, `io` as the flags.
+    - `to`: "tflite", "tfjs", "onnx", "savedmodel" or "all"; `quantize`: "none",
+      "float16", "dynamic", "int8", "int16x8" (None: every precision), or "auto" with
+      `to="tflite"` or `to="onnx"`: the fastest precision within the budget
+      `min_agreement` / `max_accuracy_drop` (fractions, or "99%", "1pp"), run in
+      `target` ("litert" or "rpi" for TFLite, "onnxruntime" for ONNX; None: the
+      format's own runtime); `tfjs_quantize`, `io` as the flags.
     - `data`: a folder of your images, any size (class subfolders or flat); part of it
       calibrates full int8, the rest is recorded for verify and bench.
       `calibration_data` / `eval_data`: a folder for one role only.
@@ -113,6 +116,7 @@ def export(
         min_agreement=_fraction(min_agreement, "min_agreement"),
         max_accuracy_drop=_fraction(max_accuracy_drop, "max_accuracy_drop"),
         gpu_answer=gpu_answer,
+        target=target,
         command=_call("export", described, repr(str(out)), to=to, quantize=quantize, data=data),
     )
     return run_export(request)

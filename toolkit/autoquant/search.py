@@ -1,16 +1,19 @@
-"""`cnnx export --quantize auto`: the fastest TFLite artifact that stays within budget.
+"""`cnnx export --quantize auto`: the fastest artifact that stays within budget.
 
-Candidates, from smallest and fastest to the float32 fallback: full int8, int8 with
-float fallback chosen by measurement, int16x8, dynamic range, float16, float32. Each is
-converted into a scratch folder, run in the target runtime (LiteRT with 1 thread) on the
-validation split and compared with the SavedModel under the budget (the artifact's own
+The target runtime decides the candidates. LiteRT (`--target litert`, the default of
+`--to tflite`, or `rpi`: the emulated Pi 4's), from smallest and fastest to the float32
+fallback: full int8, int8 with float fallback chosen by measurement, int16x8, dynamic
+range, float16, float32. ONNX Runtime (`--target onnxruntime`, the default of `--to
+onnx`): the static QDQ int8, float16 and float32 ONNX models. Each is converted into a
+scratch folder, run in the target runtime (1 thread) on the validation split and
+compared with the SavedModel under the budget (the artifact's own
 verify tolerance, or `--min-agreement` / `--max-accuracy-drop` for all), and timed there
 (p50 of single-image runs). The fastest that passes wins; p50 values within TIE of each
 other are a tie and the smaller file wins. The winner alone is then exported into the
 artifacts folder as an ordinary export would make it, and its manifest entry records the
 decision: every candidate with its figures, the budget, why the winner won. The
-trade-off table (`tflite/quantize_auto.md`) and plot (`tflite/quantize_auto.png`) go
-beside it. When nothing passes, nothing is written and VerificationFailed (exit 9)
+trade-off table (`quantize_auto.md`) and plot (`quantize_auto.png`) go beside it, in
+`tflite/` or `onnx/`. When nothing passes, nothing is written and VerificationFailed (exit 9)
 carries the table.
 
 Validation split, not test split: what chose the artifact must not be what `cnnx
@@ -85,6 +88,17 @@ CANDIDATES = (
     CandidateSpec("float16", "tflite_float16", "float16"),
     CandidateSpec("float32", "tflite_float32", "none"),
 )
+# --target onnxruntime: ONNX Runtime's own quantization tools on tf2onnx's graph.
+ONNX_CANDIDATES = (
+    CandidateSpec("int8", "onnx_int8", "int8"),
+    CandidateSpec("float16", "onnx_float16", "float16"),
+    CandidateSpec("float32", "onnx_float32", "none"),
+)
+
+
+def candidates_for(target: str) -> tuple[CandidateSpec, ...]:
+    """The candidates a target runtime runs: the ONNX models, or the TFLite ones."""
+    return ONNX_CANDIDATES if target == "onnxruntime" else CANDIDATES
 
 
 @dataclass(frozen=True)
@@ -138,6 +152,7 @@ class Decision:
             "reason": self.reason,
             "budget": self.budget,
             "target": self.target,
+            "format": "onnx" if self.target == "onnxruntime" else "tflite",
             "images": self.images if self.target != "rpi" else min(self.images, PI_IMAGES),
             "on": self.on,
             "tie_within": TIE,
@@ -210,15 +225,15 @@ def measure(
     budget: dict[str, float],
     target: str = "litert",
 ) -> Measured:
-    """One cell of the run matrix: the candidate in LiteRT x1, parity and latency (or the
-    same on the emulated Pi for --target rpi)."""
+    """One cell of the run matrix: the candidate in the target runtime (litert or
+    onnxruntime) x1, parity and latency (or the same on the emulated Pi for --target rpi)."""
     from toolkit.measure.matrix import Cell, run_cell
     from toolkit.measure.tolerances import ToleranceOverrides
 
     if target == "rpi":
         return measure_on_pi(manifest, spec, evalset, reference, budget)
     entry = manifest.artifact(spec.artifact_id)
-    cell = Cell(entry, "litert", {"threads": 1})
+    cell = Cell(entry, target, {"threads": 1})
     overrides = (ToleranceOverrides(every=dict(budget)),)
     row = run_cell(manifest, cell, evalset, reference, overrides=overrides, probe=speed_probe)
     layers = tuple(entry.details.get("float_fallback", {}).get("nodes", ()))
@@ -298,11 +313,13 @@ def auto_build(context: BuildContext) -> Manifest:
     from toolkit.export.artifacts import build
 
     request, source, progress = context.request, context.source, context.progress
+    target = request.auto_target
+    candidates = candidates_for(target)
     started = time.perf_counter()
-    steps = len(CANDIDATES) + 2  # build the candidates, measure each, export the winner
+    steps = len(candidates) + 2  # build the candidates, measure each, export the winner
     progress(Step("auto", "building the candidates", 0, steps))
     budget = budget_overrides(request)
-    plain_ids = [registry.REFERENCE_ID] + [c.artifact_id for c in CANDIDATES if not c.fallback]
+    plain_ids = [registry.REFERENCE_ID] + [c.artifact_id for c in candidates if not c.fallback]
     base = replace(
         request,
         quantize=None,
@@ -320,10 +337,10 @@ def auto_build(context: BuildContext) -> Manifest:
     reference, model = reference_outputs(plain, evalset)
     model.close()
     measured: list[Measured] = []
-    for done, spec in enumerate(CANDIDATES, start=1):
+    for done, spec in enumerate(candidates, start=1):
         progress(Step("auto", f"measuring {spec.name}", done, steps))
         if not spec.fallback:
-            measured.append(measure(plain, spec, evalset, reference, budget, request.target))
+            measured.append(measure(plain, spec, evalset, reference, budget, target))
             continue
         if measured[0].passed:  # plain int8 passes: the fallback search keeps it as is
             measured.append(Measured(spec, "same as int8", measured[0].size))
@@ -336,7 +353,7 @@ def auto_build(context: BuildContext) -> Manifest:
             ),
             [registry.REFERENCE_ID, spec.artifact_id],
         )
-        measured.append(measure(with_fallback, spec, evalset, reference, budget, request.target))
+        measured.append(measure(with_fallback, spec, evalset, reference, budget, target))
     winner, reason = choose(measured)
     shown_budget: dict[str, Any] = dict(budget)  # empty: each artifact's verify tolerance
     decision = Decision(
@@ -344,7 +361,7 @@ def auto_build(context: BuildContext) -> Manifest:
         winner,
         reason,
         shown_budget,
-        request.target,
+        target,
         len(evalset),
         evalset.source,
         time.perf_counter() - started,

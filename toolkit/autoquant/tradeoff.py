@@ -1,8 +1,9 @@
 """The --quantize auto trade-off, beside the model: a Markdown table and a plot.
 
-`tflite/quantize_auto.md` lists every candidate (result, p50, size, agreement, accuracy
-drop, the checks it failed) and why the winner won; `tflite/quantize_auto.png` plots p50
-against agreement, marker area by file size, the winner ringed, failures grey.
+`quantize_auto.md` lists every candidate (result, p50, size, agreement, accuracy drop,
+the checks it failed) and why the winner won; `quantize_auto.png` plots p50 against
+agreement, marker area by file size, the winner ringed, failures grey. Both go in the
+candidates' format folder: `tflite/` or `onnx/`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,14 @@ from typing import Any
 # these functions read that record, so they can redraw from a manifest alone.
 Decision = dict[str, Any]
 
-TABLE = "tflite/quantize_auto.md"
-PLOT = "tflite/quantize_auto.png"
+TABLE = "quantize_auto.md"
+PLOT = "quantize_auto.png"
+
+
+def tradeoff_files(decision: Decision) -> tuple[str, str]:
+    """The table and the plot, relative to the artifacts folder."""
+    folder = decision.get("format", "tflite")  # a decision recorded before ONNX: TFLite
+    return f"{folder}/{TABLE}", f"{folder}/{PLOT}"
 
 
 def describe_budget(budget: dict[str, Any]) -> str:
@@ -31,7 +38,8 @@ def describe_budget(budget: dict[str, Any]) -> str:
 def render_table(decision: Decision) -> str:
     """The trade-off table as Markdown (also the text of exit 9)."""
     lines = [
-        "| candidate | result | p50 ms (litert x1) | size | agreement | accuracy drop | why |",
+        f"| candidate | result | p50 ms ({decision['target']} x1) | size | agreement "
+        "| accuracy drop | why |",
         "| --- | --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for m in decision["candidates"]:
@@ -66,8 +74,9 @@ def write_tradeoff(root: Path, decision: Decision) -> None:
         f"Winner: {decision['winner'] or 'none'}: {decision['reason']}.",
         "",
     ]
-    write_text_atomic(root / TABLE, "\n".join(text))
-    tradeoff_plot(root / PLOT, decision)
+    table, plot = tradeoff_files(decision)
+    write_text_atomic(root / table, "\n".join(text))
+    tradeoff_plot(root / plot, decision)
 
 
 def tradeoff_plot(path: Path, decision: Decision) -> None:

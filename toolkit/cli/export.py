@@ -92,8 +92,8 @@ def command(
         typer.Option(
             "--quantize",
             "-q",
-            help="One precision only, or auto: the fastest TFLite artifact within budget "
-            "[default: every precision]",
+            help="One precision only, or auto: the fastest artifact of --to tflite or --to "
+            "onnx within budget [default: every precision]",
             show_default=False,
         ),
     ] = None,
@@ -165,13 +165,15 @@ def command(
         ),
     ] = None,
     target: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--target",
-            help="--quantize auto: where the candidates run: litert (here) or rpi (the "
-            "emulated Raspberry Pi 4).",
+            help="--quantize auto: the runtime the candidates run in. --to tflite: litert "
+            "(here, the default) or rpi (the emulated Raspberry Pi 4); --to onnx: "
+            "onnxruntime (here, the default).",
+            show_default=False,
         ),
-    ] = "litert",
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace a folder holding another model's artifacts.")
     ] = False,
@@ -344,11 +346,12 @@ def _print(manifest: Manifest, request: ExportRequest, seconds: float) -> None:
             for note in gpu.notes:
                 console.print(f"  {note}", highlight=False, markup=False, soft_wrap=True)
     if decision is not None:
-        from toolkit.autoquant.tradeoff import PLOT, TABLE
+        from toolkit.autoquant.tradeoff import tradeoff_files
 
         console.print(_decision_table(decision))
         console.print(f"winner: {decision['winner']}: {decision['reason']}", highlight=False)
-        console.print(f"trade-off: {manifest.root / TABLE}, {manifest.root / PLOT}")
+        table_file, plot_file = tradeoff_files(decision)
+        console.print(f"trade-off: {manifest.root / table_file}, {manifest.root / plot_file}")
     # Whole lines, wrapped by the terminal, not by rich: people grep them.
     console.print(
         f"input: {manifest.input.describe()}", highlight=False, markup=False, soft_wrap=True

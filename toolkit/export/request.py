@@ -20,9 +20,10 @@ if TYPE_CHECKING:
 
 QUANTIZE = registry.QUANTIZE
 TFJS_QUANTIZE = registry.TFJS_QUANTIZE
-AUTO = "auto"  # --quantize auto: the fastest TFLite precision within budget (autoquant/)
-# Where --quantize auto runs its candidates: LiteRT here, or on the emulated Pi 4.
-AUTO_TARGETS = ("litert", "rpi")
+AUTO = "auto"  # --quantize auto: the fastest precision within budget (autoquant/)
+# Where --quantize auto runs its candidates, per --to: LiteRT here or on the emulated Pi 4
+# (the TFLite candidates), ONNX Runtime here (the ONNX ones). The first is the default.
+AUTO_TARGETS = {"tflite": ("litert", "rpi"), "onnx": ("onnxruntime",)}
 
 DEFAULT_CALIBRATION_SAMPLES = 300
 DEFAULT_SAMPLES = 20  # evaluation images written as PNG for the web demo and the bundles
@@ -53,10 +54,10 @@ class ExportRequest:
     seed: int = 0
     command: str = ""
     # --quantize auto: the budget (None: each artifact's verify tolerance) and the runtime
-    # the candidates are verified and timed in.
+    # the candidates are verified and timed in (None: --to's, see auto_target).
     min_agreement: float | None = None
     max_accuracy_drop: float | None = None
-    target: str = "litert"
+    target: str | None = None
     calibration_check: bool = True  # measure what half the calibration images would give
     wait: bool = False  # another export holds --out: wait for it instead of failing
     # Ask LiteRT's GPU accelerator about each new .tflite and record its answer.
@@ -113,19 +114,24 @@ class ExportRequest:
         fallback_auto(self.float_fallback)  # validates auto:N
 
     def _check_auto(self) -> None:
-        if self.to != "tflite":
+        if self.to not in AUTO_TARGETS:
             raise UsageError(
-                f"--quantize auto picks a TFLite precision, got --to {self.to}",
-                "use --to tflite --quantize auto",
+                "--quantize auto picks a TFLite precision (--to tflite) or an ONNX one "
+                f"(--to onnx), got --to {self.to}",
+                "use --to tflite --quantize auto, or --to onnx --quantize auto",
             )
         if self.float_fallback or self.tfjs_quantize is not None:
             raise UsageError(
                 "--quantize auto chooses the precision and the float fallback itself",
                 "drop --float-fallback / --tfjs-quantize, or pick --quantize int8",
             )
-        if self.target not in AUTO_TARGETS:
+        targets = AUTO_TARGETS[self.to]
+        if self.target is not None and self.target not in targets:
+            other = [to for to, names in AUTO_TARGETS.items() if self.target in names]
             raise UsageError(
-                f"--target must be one of {', '.join(AUTO_TARGETS)}, got {self.target!r}"
+                f"--target for --to {self.to} must be one of {', '.join(targets)}, "
+                f"got {self.target!r}",
+                f"use --to {other[0]} --target {self.target}" if other else None,
             )
         for name, value in (
             ("--min-agreement", self.min_agreement),
@@ -143,6 +149,11 @@ class ExportRequest:
             labels_file=self.labels_file,
             seed=self.seed,
         )
+
+    @property
+    def auto_target(self) -> str:
+        """Where --quantize auto runs its candidates: --target, else --to's runtime."""
+        return self.target or AUTO_TARGETS.get(self.to, ("litert",))[0]
 
     @property
     def int8_asked(self) -> bool:
