@@ -4,7 +4,7 @@
 #   bash scripts/check_dependency_range.sh floor|ceiling DIR [PYTEST ARGS...]
 #
 # floor:   the oldest release pyproject.toml allows of every direct dependency at once
-#          (scripts/dependency-floor.txt), the tfjs and android extras included.
+#          (scripts/dependency-floor.txt), the tfjs, android and onnx extras included.
 # ceiling: the newest releases PyPI offers within the ranges. The tfjs extra would hold
 #          TensorFlow at 2.19 (tensorflow-decision-forests pins it), so the ceiling takes
 #          the path docs/dependencies.md gives users of a newer TensorFlow: tensorflowjs
@@ -24,10 +24,11 @@ VENV=$2
 shift 2
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON="${PYTHON:-python3.11}"
-# Export, every runtime in Python and Node, sources, verify, Android metadata + MediaPipe.
+# Export, every runtime in Python and Node, sources, verify, Android metadata + MediaPipe,
+# the ONNX family (tf2onnx, ONNX Runtime's quantization tools and sessions).
 TESTS=(tests/test_exporters.py tests/test_export.py tests/test_runtimes.py
     tests/test_sources.py tests/test_verify.py tests/test_android.py
-    tests/test_android_metadata.py tests/test_dependencies.py)
+    tests/test_android_metadata.py tests/test_dependencies.py tests/test_onnx.py)
 [[ $# -gt 0 ]] && TESTS=("$@")
 
 rm -rf "$VENV"
@@ -44,7 +45,7 @@ else
 fi
 "${PIP[@]}" freeze --exclude cnnx >"$VENV/freeze.txt"
 echo "$KIND: installed in $((SECONDS - start)) s:" \
-    "$(grep -iE '^(tensorflow|tf.keras|keras|numpy|protobuf|ai.edge.litert|tensorflowjs|tensorflow.decision.forests|mediapipe|typer|rich|pillow|matplotlib|playwright|psutil)==' \
+    "$(grep -iE '^(tensorflow|tf.keras|keras|numpy|protobuf|ai.edge.litert|tensorflowjs|tensorflow.decision.forests|mediapipe|onnx|onnxruntime|tf2onnx|typer|rich|pillow|matplotlib|playwright|psutil)==' \
         "$VENV/freeze.txt" | tr '\n' ' ')"
 cd "$ROOT"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider "${TESTS[@]}"
