@@ -52,11 +52,12 @@ TEMPLATE_FILES = {
 }
 # Carried when exported, run by classify.py --model onnx_float32 with onnxruntime.
 ONNX_MODEL = "onnx_float32"
+ONNX_FILE = "models/model_float32.onnx"
 ONNX_REQUIREMENTS = "requirements-onnx.txt"
 ONNX_SECTION = """
 ## ONNX Runtime
 
-`models/model_float32.onnx` ({size}) is the same classifier as ONNX (opset {opset}),
+`{file}` ({size}) is the same classifier as ONNX (opset {opset}),
 verified against the SavedModel in ONNX Runtime {version}. It needs `onnxruntime`
 (pinned in `requirements-onnx.txt`, which `./setup.sh` installs too; PyPI has its
 aarch64 wheel):
@@ -137,6 +138,7 @@ def package_rpi(
                 "onnx": ""
                 if onnx is None
                 else ONNX_SECTION.format(
+                    file=ONNX_FILE,
                     size=_size(model_records[ONNX_MODEL]["size"]),
                     opset=onnx.details.get("opset", "?"),
                     version=onnx.details.get("versions", {}).get("onnxruntime", "?"),
@@ -169,8 +171,8 @@ def self_test(folder: Path, names: list[str]) -> dict[str, float]:
 
 
 _ONNX_ROW = (
-    "\n| `models/model_float32.onnx`, `requirements-onnx.txt` | the float32 model as ONNX, for "
-    "ONNX Runtime (`--model onnx_float32`), and its pinned `onnxruntime` |"
+    f"\n| `{ONNX_FILE}`, `{ONNX_REQUIREMENTS}` | the float32 model as ONNX, for ONNX Runtime "
+    "(`--model onnx_float32`), and its pinned `onnxruntime` |"
 )
 
 
@@ -180,9 +182,8 @@ def _onnx_model(manifest: Manifest, folder: Path, records: dict[str, Any]) -> Ar
     if entry is None:
         return None
     manifest.check_files(entry)  # never ship a model that changed after export
-    file = f"models/{Path(entry.path).name}"
-    shutil.copyfile(manifest.artifact_path(entry, check=False), folder / file)
-    records[ONNX_MODEL] = model_record(folder, file, entry, runtime="onnxruntime")
+    shutil.copyfile(manifest.artifact_path(entry, check=False), folder / ONNX_FILE)
+    records[ONNX_MODEL] = model_record(folder, ONNX_FILE, entry, runtime="onnxruntime")
     return entry
 
 
