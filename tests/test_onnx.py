@@ -220,6 +220,38 @@ def test_quantize_auto_pairs_each_format_with_its_runtimes() -> None:
         ExportRequest(to="tfjs", quantize="auto")
 
 
+# --- ONNX Runtime Web: a float16 model on WebGPU ------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_float16_model_on_a_webgpu_adapter_without_shader_f16_is_skipped_saying_why(
+    artifacts: Path,
+) -> None:
+    """ONNX Runtime Web's float16 WebGPU kernels need the adapter's shader-f16, which
+    SwiftShader's lacks: a skipped row that names it, where it used to fail the bench. An
+    adapter that has it runs the model at float16's tolerance."""
+    from toolkit.measure.evalset import load_eval_set
+    from toolkit.runtimes import RuntimeSkipped, load
+
+    manifest = load_manifest(artifacts)
+    try:
+        model = load(
+            "onnxruntime-web", manifest, manifest.artifact("onnx_float16"), backend="webgpu"
+        )
+    except RuntimeSkipped as skipped:
+        if "no WebGPU adapter" in str(skipped):
+            pytest.skip(str(skipped))  # no adapter at all in this Chromium
+        assert "shader-f16" in str(skipped) and "float16" in str(skipped), skipped
+        return
+    with model:  # an adapter with shader-f16 (a real GPU): the model runs there
+        images = load_eval_set(manifest).images[:8]
+        native = load("onnxruntime", manifest, manifest.artifact("onnx_float16"))
+        with native:
+            expected = native.predict(images)
+        assert np.abs(model.predict(images) - expected).max() < 1e-2
+
+
 # --- the ONNX graph policy -----------------------------------------------------------------
 
 

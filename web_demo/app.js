@@ -269,6 +269,7 @@ async function loadModel() {
   const started = performance.now();
   await loadArtifact(state.engine, state.manifest, ARTIFACTS, state.artifactId, [height, width, channels]);
   state.loadMs = performance.now() - started;
+  state.backend = state.engine.backend; // an engine may leave a backend a model cannot run on
   // The first call compiles kernels / shaders: time it apart from the warm ones.
   state.firstMs = (await runModel(zeros())).ms;
 }
@@ -280,7 +281,6 @@ async function switchBackend(name, engine = engineOf(state.manifest, state.artif
   state.engine = null;
   state.requestedBackend = name;
   state.engine = await startEngine(engine, name, { threads: params.get('threads'), build: params.get('build') });
-  state.backend = state.engine.backend;
   await loadModel();
   await renderBackend();
   return info();
@@ -673,6 +673,7 @@ function info() {
     backend: state.backend,
     backendNote: engine?.note ?? '',
     noAdapter: Boolean(engine?.noAdapter),
+    missingFeature: engine?.missingFeature ?? '', // the adapter lacks what this model needs
     features: engine?.features ?? {},
     loadMs: state.loadMs,
     firstMs: state.firstMs,

@@ -6,7 +6,8 @@
 // - wasm-threaded: the same on several threads, which needs the cross-origin isolation
 //   that cnnx serve's COOP/COEP headers give (SharedArrayBuffer);
 // - webgpu: the WebGPU execution provider (its own build), where an adapter exists.
-// A backend that cannot start leaves the engine on wasm with a note saying why.
+// A backend that cannot start leaves the engine on wasm with a note saying why; so does
+// a float16 model on an adapter without shader-f16 (its float16 kernels need it).
 
 import { webgpuAdapter } from './gpu.js';
 
@@ -29,12 +30,15 @@ export class OnnxEngine {
     const isolated = Boolean(globalThis.crossOriginIsolated);
     let why = '';
     let adapter = null;
+    let shaderF16 = false;
     if (requested === 'wasm-threaded' && !isolated) {
       why = 'the page is not cross-origin isolated, so there is no SharedArrayBuffer';
     } else if (requested === 'webgpu') {
       const found = await webgpuAdapter();
-      if (found.adapter) adapter = found.info;
-      else why = found.reason;
+      if (found.adapter) {
+        adapter = found.info;
+        shaderF16 = found.adapter.features.has('shader-f16');
+      } else why = found.reason;
     }
     const backend = why ? 'wasm' : requested;
     // The WebGPU build carries the wasm provider too, but is twice the download.
@@ -52,7 +56,7 @@ export class OnnxEngine {
       isolated,
       simd: true, // onnxruntime-web ships SIMD builds only
       threadCount: backend === 'webgpu' ? 1 : threads,
-      ...(adapter ? { adapter } : {}),
+      ...(adapter ? { adapter, shaderF16 } : {}),
     };
     return engine;
   }
@@ -60,11 +64,18 @@ export class OnnxEngine {
   // bytes: the .onnx file; dims: [height, width, channels].
   async load(bytes, dims) {
     this.disposeModel();
-    const provider = this.backend === 'webgpu' ? 'webgpu' : 'wasm';
-    this.session = await this.ort.InferenceSession.create(bytes, {
-      executionProviders: [provider],
-      graphOptimizationLevel: 'all',
-    });
+    try {
+      this.session = await this.createSession(bytes);
+    } catch (error) {
+      // ONNX Runtime Web's WebGPU kernels for float16 tensors need the adapter's
+      // shader-f16 feature ("Program Transpose requires f16 but the device does not
+      // support it"): such a model cannot run on this adapter, by design of the device.
+      if (this.backend !== 'webgpu' || this.features.shaderF16 || !/\bf16\b/.test(error.message)) throw error;
+      this.backend = 'wasm';
+      this.missingFeature = 'shader-f16';
+      this.note = 'webgpu unavailable for this model (its float16 ops need shader-f16, which this WebGPU adapter lacks); using wasm';
+      this.session = await this.createSession(bytes);
+    }
     if (this.session.inputNames.length !== 1 || this.session.outputNames.length !== 1) {
       const { inputNames, outputNames } = this.session;
       this.disposeModel();
@@ -72,6 +83,13 @@ export class OnnxEngine {
     }
     this.dims = dims;
     return { inputs: this.session.inputNames, outputs: this.session.outputNames };
+  }
+
+  createSession(bytes) {
+    return this.ort.InferenceSession.create(bytes, {
+      executionProviders: [this.backend === 'webgpu' ? 'webgpu' : 'wasm'],
+      graphOptimizationLevel: 'all',
+    });
   }
 
   async predict(input, rows = 1) {

@@ -327,6 +327,11 @@ def load_in_page(
             note = info.get("backendNote") or f"it fell back to {info.get('backend')}"
             if info.get("noAdapter"):
                 raise RuntimeSkipped(f"{model.what}: {note}", WEBGPU_FIX)
+            if info.get("missingFeature"):  # the adapter cannot run this model, by design
+                raise RuntimeSkipped(
+                    f"{model.what}: {note}",
+                    f"a GPU whose WebGPU adapter offers {info['missingFeature']} runs it",
+                )
             raise RuntimeUnavailable(
                 f"{model.what}: {engine.label} could not start the {backend} backend in "
                 f"Chromium ({note})",

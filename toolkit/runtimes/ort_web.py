@@ -9,8 +9,9 @@ Backends:
 - `wasm-threaded`: the same on several threads (`threads`, default up to 4), which
   needs the cross-origin isolation that the demo server's COOP/COEP headers give;
 - `webgpu`: the WebGPU execution provider; a skipped row where Chromium offers no
-  adapter, and a device named after a software adapter (`@swiftshader`) where that is
-  all there is.
+  adapter, or where the model is float16 and the adapter lacks `shader-f16` (its float16
+  kernels need it: SwiftShader's has none), and a device named after a software adapter
+  (`@swiftshader`) where that is all there is.
 
 Every ONNX artifact takes and gives float32, so the page hands rows over as they are.
 """
