@@ -16,7 +16,6 @@ The metadata is written in process with MediaPipe's metadata writers
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,13 @@ from toolkit.core.progress import ProgressFn, no_progress
 from toolkit.data.inputspec import InputSpec
 from toolkit.errors import ArtifactError, ExportError
 from toolkit.graph.gpu_readiness import GpuReadiness
-from toolkit.manifest import ArtifactEntry, Manifest, load_manifest, sha256_file
+from toolkit.manifest import ArtifactEntry, load_manifest, sha256_file
 from toolkit.measure.gpu_answer import gpu_readiness, recorded
 from toolkit.packaging import android_metadata
 from toolkit.packaging.bundle import (
     Stages,
     bundle_record,
+    carry_model,
     copy_samples,
     copy_template,
     input_dtype,
@@ -180,7 +180,9 @@ def package_android(
         gpu = {variant: _gpu_answer(entry, path) for variant, (entry, path) in models.items()}
         for variant, readiness in gpu.items():
             records[variant]["gpu"] = readiness.to_dict()
-        onnx = _onnx_model(manifest, folder, records)
+        onnx = carry_model(
+            manifest, ONNX_MODEL, folder, ONNX_FILE, records, runtime="ONNX Runtime Mobile"
+        )
         stages.start("samples")
         copy_samples(samples, folder / "test_images")
         copy_template(
@@ -232,17 +234,6 @@ def _adapter_name(answer: GpuReadiness) -> str:
         return "no GPU adapter (a static reading of the op list)"
     software = ", a software Vulkan device" if answer.adapter.get("software") else ""
     return f"{answer.adapter['name']}{software}"
-
-
-def _onnx_model(manifest: Manifest, folder: Path, records: dict[str, Any]) -> ArtifactEntry | None:
-    """Copy the float32 ONNX model beside the TFLite ones when it was exported."""
-    entry = manifest.artifacts.get(ONNX_MODEL)
-    if entry is None:
-        return None
-    manifest.check_files(entry)  # never ship a model that changed after export
-    shutil.copyfile(manifest.artifact_path(entry, check=False), folder / ONNX_FILE)
-    records[ONNX_MODEL] = model_record(folder, ONNX_FILE, entry, runtime="ONNX Runtime Mobile")
-    return entry
 
 
 def _input_description(spec: InputSpec, entry: ArtifactEntry) -> str:

@@ -201,6 +201,25 @@ def model_record(folder: Path, file: str, entry: ArtifactEntry, **extra: Any) ->
     }
 
 
+def carry_model(
+    manifest: Manifest,
+    artifact_id: str,
+    folder: Path,
+    file: str,
+    records: dict[str, dict[str, Any]],
+    **extra: Any,
+) -> ArtifactEntry | None:
+    """Copy a model the bundle carries when it was exported (None when not) to `file`
+    and add its record; a model that changed after export is refused."""
+    entry = manifest.artifacts.get(artifact_id)
+    if entry is None:
+        return None
+    manifest.check_files(entry)
+    shutil.copyfile(manifest.artifact_path(entry, check=False), folder / file)
+    records[artifact_id] = model_record(folder, file, entry, **extra)
+    return entry
+
+
 def bundle_record(
     folder: Path,
     target: str,

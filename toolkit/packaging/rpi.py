@@ -29,10 +29,11 @@ from toolkit.core.atomic import write_json_atomic
 from toolkit.core.progress import ProgressFn, no_progress
 from toolkit.data import pixels as pixel_rule
 from toolkit.errors import ArtifactError, RuntimeUnavailable
-from toolkit.manifest import ArtifactEntry, Manifest, load_manifest
+from toolkit.manifest import load_manifest
 from toolkit.packaging.bundle import (
     Stages,
     bundle_record,
+    carry_model,
     copy_samples,
     copy_template,
     input_dtype,
@@ -99,7 +100,9 @@ def package_rpi(
         for name, (entry, path) in models.items():
             shutil.copyfile(path, folder / "models" / path.name)
             model_records[name] = model_record(folder, f"models/{path.name}", entry)
-        onnx = _onnx_model(manifest, folder, model_records)
+        onnx = carry_model(
+            manifest, ONNX_MODEL, folder, ONNX_FILE, model_records, runtime="onnxruntime"
+        )
         write_labels(manifest.labels, folder / "labels.txt")
         write_json_atomic(folder / "input_spec.json", manifest.input.to_dict())
         copy_samples(samples, folder / "test_images")
@@ -174,17 +177,6 @@ _ONNX_ROW = (
     f"\n| `{ONNX_FILE}`, `{ONNX_REQUIREMENTS}` | the float32 model as ONNX, for ONNX Runtime "
     "(`--model onnx_float32`), and its pinned `onnxruntime` |"
 )
-
-
-def _onnx_model(manifest: Manifest, folder: Path, records: dict[str, Any]) -> ArtifactEntry | None:
-    """Copy the float32 ONNX model beside the TFLite ones when it was exported."""
-    entry = manifest.artifacts.get(ONNX_MODEL)
-    if entry is None:
-        return None
-    manifest.check_files(entry)  # never ship a model that changed after export
-    shutil.copyfile(manifest.artifact_path(entry, check=False), folder / ONNX_FILE)
-    records[ONNX_MODEL] = model_record(folder, ONNX_FILE, entry, runtime="onnxruntime")
-    return entry
 
 
 def _size(size: int) -> str:
