@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CACHE := .cache
 
-.PHONY: setup venv npm browser vulkan emulation ssh demo check test lint unit bench clean
+.PHONY: setup venv npm browser vulkan emulation ssh demo check test coverage lint unit bench clean
 
 setup: venv npm browser vulkan emulation ssh
 
@@ -58,6 +58,13 @@ check: lint
 # The whole suite: lint, types, unit, node, browser, emulation and android tests.
 test: setup lint
 	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder
+
+# The full tier under coverage: the test workers and every CLI they start are measured
+# (pyproject.toml [tool.coverage.run]); the report covers toolkit/ and exporters/.
+coverage: setup lint
+	rm -f .coverage .coverage.*
+	$(BIN)/coverage run -m pytest -q -n auto --dist loadfile --no-loadscope-reorder; \
+	status=$$?; $(BIN)/coverage combine -q && $(BIN)/coverage report; exit $$status
 
 bench: setup
 	$(BIN)/python benchmarks/run.py
