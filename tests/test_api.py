@@ -18,10 +18,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
+from tests.cli import cnnx
 from toolkit import api
-from toolkit.cli import app
 from toolkit.errors import (
     ArtifactError,
     DataError,
@@ -32,7 +31,6 @@ from toolkit.errors import (
 )
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "python-api.md"
-runner = CliRunner()
 
 
 def doc_blocks() -> list[str]:
@@ -78,15 +76,11 @@ def cli_artifacts(notebook: Notebook) -> Path:
     labels = folder / "labels.txt"
     labels.write_text("\n".join(notebook.names["dataset"].class_names) + "\n", encoding="utf-8")
     out = folder / "cli-artifacts"
-    result = runner.invoke(
-        app,
-        [
-            "export", "--model", str(folder / "model.keras"), "--to", "tflite",
-            "--data", str(folder / "images"), "--labels", str(labels),
-            "--out", str(out),
-        ],
+    result = cnnx(
+        "export", "--model", folder / "model.keras", "--to", "tflite",
+        "--data", folder / "images", "--labels", labels, "--out", out,
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result.output
     return out
 
 
@@ -144,18 +138,17 @@ def test_the_cli_measures_the_same_figures(notebook: Notebook, cli_artifacts: Pa
         return {(r["artifact"], r["label"]): (r["status"], r["metrics"]) for r in rows}
 
     report = notebook.names["report"]
-    result = runner.invoke(app, ["verify", str(cli_artifacts), "-r", "tf,litert", "--json"])
-    assert result.exit_code == (0 if report.ok else 9), result.output
+    result = cnnx("verify", cli_artifacts, "-r", "tf,litert", "--json")
+    assert result.returncode == (0 if report.ok else 9), result.output
     cli_verify = json.loads(result.stdout)
     assert parity(cli_verify["rows"]) == parity(report.to_dict()["rows"])
     assert cli_verify["images"] == report.images
 
-    result = runner.invoke(
-        app,
-        ["bench", str(cli_artifacts), "-r", "litert", "--threads", "1",
-         "--runs", "30", "--warmup", "3", "--json", "--no-plots"],
+    result = cnnx(
+        "bench", cli_artifacts, "-r", "litert", "--threads", "1",
+        "--runs", "30", "--warmup", "3", "--json", "--no-plots",
     )  # fmt: skip
-    assert result.exit_code == (0 if report.ok else 9), result.output
+    assert result.returncode == (0 if report.ok else 9), result.output
     cli_bench = json.loads(result.stdout)
     ours = notebook.names["speed"].to_dict()
     assert parity(cli_bench["rows"]) == parity(ours["rows"])

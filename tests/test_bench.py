@@ -12,11 +12,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
+from tests.cli import cnnx
 from toolkit.bench.gates import Gates, baseline_breaches, check_gates
 from toolkit.bench.run import BenchConfig
-from toolkit.cli import app
 from toolkit.errors import UsageError
 from toolkit.measure.parity import Check, Metrics
 from toolkit.measure.rows import Row, Speed
@@ -24,7 +23,6 @@ from toolkit.measure.timing import LatencyStats, latency_samples, timing
 from toolkit.measure.tolerances import Tolerance
 from toolkit.runtimes import LoadedModel, RuntimeInfo, Stages
 
-runner = CliRunner()
 TINY_TOLERANCES = "min_agreement = 0.85\nmax_accuracy_drop = 0.05\n[float32]\nmin_agreement = 1.0\n"
 
 
@@ -109,8 +107,8 @@ def copy(artifacts: Path, tmp_path: Path) -> Path:
 
 
 def _bench(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, ["bench", *args])
-    return result.exit_code, result.output
+    done = cnnx("bench", *args)
+    return done.returncode, done.output
 
 
 QUICK = ("--runs", "5", "--warmup", "1", "--batch", "4")

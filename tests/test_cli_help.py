@@ -5,26 +5,20 @@ instead of keeping the source's line breaks (no ragged half-lines), and flags sh
 from __future__ import annotations
 
 import inspect
-import os
-import subprocess
-import sys
 from importlib import import_module
 
 import pytest
+
+from tests.cli import cnnx
 
 COMMANDS = ("train", "export", "bench", "verify", "serve", "package", "info", "demo", "doctor")
 LONGEST_WORD = 30  # a line may end this much short of the width when the next word is long
 
 
 def help_lines(*args: str, columns: int) -> list[str]:
-    env = {**os.environ, "COLUMNS": str(columns), "TERM": "dumb", "NO_COLOR": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "toolkit", *args, "--help"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    # A real process: Rich reads the width and colour settings when it is imported.
+    env = {"COLUMNS": str(columns), "TERM": "dumb", "NO_COLOR": "1"}
+    done = cnnx(*args, "--help", env=env, process=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "<bool>" not in done.stdout
     lines = done.stdout.splitlines()

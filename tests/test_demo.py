@@ -8,24 +8,17 @@ only on the tiny session model whose near-flat outputs need looser int8 floors.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli import cnnx
 
 pytestmark = [pytest.mark.slow, pytest.mark.node, pytest.mark.browser, pytest.mark.android]
 
 
 def test_demo_with_defaults_passes_every_default_tolerance(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "toolkit", "demo", "--out", "work"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    done = cnnx("demo", "--out", "work", cwd=tmp_path, process=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Traceback" not in done.stdout + done.stderr
     work = tmp_path / "work"

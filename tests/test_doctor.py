@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import venv
 from pathlib import Path
 
+from tests.cli import Done, cnnx
 from toolkit import doctor
 
-CLI = [sys.executable, "-m", "toolkit"]
 CORE = {"python", "tensorflow", "litert"}
 ALL = CORE | {"tfjs-converter", "node", "npm-packages", "chromium", "emulation", "mediapipe"}
 ALL |= {"ssh", "gpu", "litert-gpu"}
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [*CLI, *args], capture_output=True, text=True, timeout=180, env=full_env, check=False
-    )
+def run_cli(*args: str, env: dict[str, str] | None = None) -> Done:
+    # A real process: what doctor finds depends on the interpreter's own PYTHONPATH.
+    return cnnx(*args, env=env, process=True, timeout=180)
 
 
 def test_doctor_json_on_this_machine_reports_every_check_and_a_working_core() -> None:

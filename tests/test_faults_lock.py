@@ -13,31 +13,18 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.cli import spawn
 from tests.corpus import files
 from tests.corpus.artifacts import fake_tfjs_artifacts
 from tests.corpus.hostile import LockHolder
 from toolkit.core.writelock import lock_path
 
-CLI = [sys.executable, "-m", "toolkit"]
-
 pytestmark = pytest.mark.slow
-
-
-def cnnx(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*CLI, *args],
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 300) -> tuple[int, str, str]:
@@ -52,7 +39,7 @@ def test_a_second_writer_fails_at_once_naming_the_holder(tmp_path: Path) -> None
         before = files.snapshot(tmp_path)
         started = time.monotonic()
         code, _, err = finish(
-            cnnx("package", "--target", "web", "artifacts", "--out", "web", cwd=tmp_path)
+            spawn("package", "--target", "web", "artifacts", "--out", "web", cwd=tmp_path)
         )
         assert code == 3, err
         lines = err.strip().splitlines()
@@ -67,7 +54,9 @@ def test_a_second_writer_fails_at_once_naming_the_holder(tmp_path: Path) -> None
 def test_wait_waits_for_the_holder_then_writes(tmp_path: Path) -> None:
     fake_tfjs_artifacts(tmp_path / "artifacts")
     holder = LockHolder(tmp_path / "web")
-    waiter = cnnx("package", "--target", "web", "artifacts", "--out", "web", "--wait", cwd=tmp_path)
+    waiter = spawn(
+        "package", "--target", "web", "artifacts", "--out", "web", "--wait", cwd=tmp_path
+    )
     try:
         assert waiter.stderr is not None
         line = waiter.stderr.readline()  # printed once it found the lock taken
@@ -84,7 +73,7 @@ def test_wait_waits_for_the_holder_then_writes(tmp_path: Path) -> None:
 
 def test_a_lock_left_by_a_killed_writer_is_taken_over(tmp_path: Path) -> None:
     fake_tfjs_artifacts(tmp_path / "artifacts")
-    killed = cnnx(
+    killed = spawn(
         "package",
         "--target",
         "web",
@@ -99,7 +88,7 @@ def test_a_lock_left_by_a_killed_writer_is_taken_over(tmp_path: Path) -> None:
     stale = lock_path(tmp_path / "web")
     assert stale.read_text().strip() == str(killed.pid)  # the dead writer's pid is left
     code, _, err = finish(
-        cnnx("package", "--target", "web", "artifacts", "--out", "web", cwd=tmp_path)
+        spawn("package", "--target", "web", "artifacts", "--out", "web", cwd=tmp_path)
     )
     assert code == 0, err  # no --wait needed: the kernel dropped the dead writer's lock
     assert (tmp_path / "web" / "index.html").is_file()
@@ -117,14 +106,14 @@ def test_two_exports_of_different_formats_into_one_folder_both_land(
     yet in place; without the lock the second would read the same old manifest and one
     swap would drop the other's artifact. With it, the second waits its turn."""
     out = tmp_path / "artifacts"
-    first = cnnx(
+    first = spawn(
         *_export(corpus_models / "good.keras", out, "--to", "tflite", "-q", "none"),
         cwd=tmp_path,
         env={"CNNX_FAULT_AFTER": "staged:artifacts", "CNNX_FAULT_SIGNAL": "STOP"},
     )
     try:
         wait_until_stopped(first.pid)
-        second = cnnx(
+        second = spawn(
             *_export(corpus_models / "good.keras", out, "--to", "tfjs", "-q", "none", "--wait"),
             cwd=tmp_path,
         )
@@ -162,11 +151,11 @@ def test_without_wait_a_concurrent_export_never_loses_the_others_artifact(
 ) -> None:
     out = tmp_path / "artifacts"
     jobs = {
-        "tflite_float32": cnnx(
+        "tflite_float32": spawn(
             *_export(corpus_models / "good.keras", out, "--to", "tflite", "-q", "none"),
             cwd=tmp_path,
         ),
-        "tfjs_float32": cnnx(
+        "tfjs_float32": spawn(
             *_export(corpus_models / "good.keras", out, "--to", "tfjs", "-q", "none"), cwd=tmp_path
         ),
     }

@@ -14,7 +14,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,10 +21,10 @@ from typing import Any
 
 import pytest
 
+from tests.cli import Done, cnnx, spawn
 from tests.corpus import files
 from toolkit.manifest import load_manifest
 
-CLI = [sys.executable, "-m", "toolkit"]
 CODES = {"INT": 130, "TERM": 143}
 WORDS = {"INT": "interrupted (SIGINT)", "TERM": "terminated (SIGTERM)"}
 
@@ -36,7 +35,7 @@ pytestmark = pytest.mark.slow
 def base(corpus_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An artifacts folder holding the SavedModel and TFLite float32 of the tiny model."""
     out = tmp_path_factory.mktemp("signals-base") / "artifacts"
-    done = run(*export_args(corpus_models, "tflite", out))
+    done = cnnx(*export_args(corpus_models, "tflite", out))
     assert done.returncode == 0, done.stderr
     return out
 
@@ -59,18 +58,9 @@ def export_args(corpus_models: Path, to: str, out: Path) -> tuple[str, ...]:
     )
 
 
-def run(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args],
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+def run(*args: str, env: dict[str, str] | None = None) -> Done:
+    """A real `cnnx` process, for the signal it gets and the exit code it ends with."""
+    return cnnx(*args, env=env, process=True)
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -98,7 +88,7 @@ def test_signals_at_named_steps_keep_a_whole_folder_and_leave_nothing(
 ) -> None:
     cases = [(step, name) for step in STEPS for name in CODES]
 
-    def one(case: tuple[str, str]) -> tuple[str, str, subprocess.CompletedProcess[str], Path]:
+    def one(case: tuple[str, str]) -> tuple[str, str, Done, Path]:
         step, name = case
         out = files.copy_tree(base, tmp_path / f"{step.replace(':', '-')}-{name}" / "artifacts")
         done = run(
@@ -126,24 +116,18 @@ def test_a_signal_mid_conversion_exits_cleanly(
     for name in CODES:
         out = files.copy_tree(base, tmp_path / name / "artifacts")
         before = files.snapshot(out)
-        process = subprocess.Popen(
-            [
-                *CLI,
-                "export",
-                "--model",
-                str(corpus_models / "good.keras"),
-                "--to",
-                "all",
-                "--samples",
-                "0",
-                "--calibration-samples",
-                "10",
-                "--out",
-                str(out),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        process = spawn(
+            "export",
+            "--model",
+            corpus_models / "good.keras",
+            "--to",
+            "all",
+            "--samples",
+            "0",
+            "--calibration-samples",
+            "10",
+            "--out",
+            out,
         )
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and process.poll() is None:
@@ -167,7 +151,7 @@ def test_a_killed_exports_scratch_is_swept_by_the_next_one(
     killed = run(*args, env={"CNNX_FAULT_AFTER": "staged:saved_model"})
     assert killed.returncode == -signal.SIGKILL
     assert any(".src-" in n for n in leftovers(out)), leftovers(out)  # SIGKILL cleans nothing
-    done = run(*args)
+    done = cnnx(*args)
     assert done.returncode == 0, done.stderr
     assert leftovers(out) == []
     assert "tfjs_float32" in load_manifest(out).artifacts
@@ -226,13 +210,11 @@ def test_sigint_during_bench_ends_every_child_with_cnnx(
 ) -> None:
     # The signal goes to cnnx alone (`kill -INT PID`), as soon as the child is seen: a
     # state, not a delay. Every process seen in cnnx's tree must be gone when it exits.
-    process = subprocess.Popen(
-        [*CLI, "bench", str(artifacts), "--runtimes", "tf,litert,tfjs-node",
-         "--artifacts", "savedmodel,tflite_float32,tfjs_float32", "--runs", "2",
-         "--warmup", "0", "--no-plots", "--out", str(tmp_path / "report")],
+    process = spawn(
+        "bench", artifacts, "--runtimes", "tf,litert,tfjs-node",
+        "--artifacts", "savedmodel,tflite_float32,tfjs_float32", "--runs", "2",
+        "--warmup", "0", "--no-plots", "--out", tmp_path / "report",
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
         start_new_session=True,  # its own group, so that the test can clean up after a failure
     )  # fmt: skip
     seen: dict[int, Any] = {}

@@ -7,17 +7,13 @@ Chromium (whose SwiftShader is the adapter), so in CI a missing one is a failure
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from exporters import registry
-from toolkit.cli import app
+from tests.cli import cnnx
 from toolkit.errors import UsageError
 from toolkit.graph.gpu_readiness import ACCELERATOR, STATIC
 from toolkit.manifest import load_manifest
@@ -32,7 +28,6 @@ pytestmark = pytest.mark.slow
 
 TFLITE = ("tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8")
 PROJECT = Path(__file__).resolve().parents[1]
-VERIFY = (sys.executable, "-m", "toolkit", "verify")
 
 
 # The suite's tiny model loses agreement in int8 on any runtime (LiteRT's CPU too).
@@ -121,15 +116,9 @@ def test_float32_enforced_gives_the_cpus_answers(artifacts: Path) -> None:
 
 def test_no_vulkan_device_is_a_skipped_row_with_the_reason(artifacts: Path) -> None:
     """The loader pointed at no driver (a machine without Vulkan): skipped, with why."""
-    env = {**os.environ, "VK_ICD_FILENAMES": str(PROJECT / "no-such-icd.json")}
-    done = subprocess.run(
-        [*VERIFY, str(artifacts), "-r", "litert-gpu", "-a", "tflite_float32", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    env = {"VK_ICD_FILENAMES": str(PROJECT / "no-such-icd.json")}  # read when LiteRT loads
+    verify = ("verify", artifacts, "-r", "litert-gpu", "-a", "tflite_float32", "--json")
+    done = cnnx(*verify, env=env, process=True, timeout=300)
     assert done.returncode == 0, done.stderr
     (row,) = json.loads(done.stdout)["rows"]
     assert row["status"] == "skipped"
@@ -160,10 +149,9 @@ def test_export_records_the_accelerators_answer_and_info_reads_it(
     """cnnx export --gpu-answer: the new .tflite's entry holds the accelerator's own
     answer (adapter, fully accelerated, ops on the CPU, parity), and cnnx info reads it."""
     out = tmp_path / "artifacts"
-    runner = CliRunner()
     argv = ["export", "-m", str(tiny_run), "--to", "tflite", "-q", "none", "-o", str(out)]
-    done = runner.invoke(app, [*argv, "--samples", "0", "--gpu-answer"])
-    assert done.exit_code == 0, done.stderr
+    done = cnnx(*argv, "--samples", "0", "--gpu-answer")
+    assert done.returncode == 0, done.stderr
     assert "tflite_float32 on the GPU: fully accelerated on SwiftShader" in done.stdout
     manifest = load_manifest(out)
     assert "gpu" not in manifest.artifact("savedmodel").details
@@ -178,8 +166,8 @@ def test_export_records_the_accelerators_answer_and_info_reads_it(
     data = json.loads(manifest.path.read_text())
     data["artifacts"]["tflite_float32"]["details"]["gpu"]["max_abs_vs_cpu"] = 0.25
     manifest.path.write_text(json.dumps(data))
-    info = runner.invoke(app, ["info", str(out / entry.path), "--json"])
-    assert info.exit_code == 0, info.stderr
+    info = cnnx("info", out / entry.path, "--json")
+    assert info.returncode == 0, info.stderr
     line = json.loads(info.stdout)["details"]["GPU delegate"]
     assert line.startswith("fully accelerated on SwiftShader Device (Subzero)"), line
     assert line.endswith(f"max |GPU - CPU| 2.5e-01 (recorded at {entry.details['exported']})")

@@ -15,7 +15,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.cli import spawn
 from toolkit.errors import RuntimeUnavailable, UsageError
 from toolkit.train.cluster import Cluster, read_cluster
 
@@ -74,22 +74,14 @@ def start_worker(
 ) -> subprocess.Popen[str]:
     scratch.mkdir(parents=True, exist_ok=True)
     env = {
-        **os.environ,
         "PYTHONPATH": str(ROOT),
         "TF_CONFIG": tf_config(ports, index),
         "TMPDIR": str(scratch),  # where a non-chief keeps its throwaway copy of the run
         "COLUMNS": "160",
         "PYTHONUNBUFFERED": "1",  # lines reach the test as they are printed
+        "CNNX_DEBUG": None,
     }
-    env.pop("CNNX_DEBUG", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "toolkit", "train", "--strategy", "multiworker", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    return spawn("train", "--strategy", "multiworker", *args, env=env, start_new_session=True)
 
 
 @pytest.fixture

@@ -6,26 +6,18 @@ still makes a label, and 100,000 classes are checked without a classes x classes
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from tests.cli import cnnx
 from tests.corpus.artifacts import fake_tfjs_artifacts
 from tests.corpus.images import good_image
 from toolkit.data.folder import list_classes
 from toolkit.measure.parity import per_class_accuracy, reference_checks
 from toolkit.packaging.bundle import write_labels
 
-CLI = [sys.executable, "-m", "toolkit"]
 MARKUP = ("[/]", "[bold]b", "c[/bold]")
-
-
-def cnnx(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
-    )
 
 
 def test_markup_in_a_path_and_in_labels_is_printed_as_it_is(tmp_path: Path) -> None:

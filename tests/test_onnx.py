@@ -10,21 +10,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
+from tests.cli import cnnx
 from tests.test_bench import QUICK
 from tests.test_verify import TINY_MODEL_TOLERANCES, _rehash
-from toolkit.cli import app
 from toolkit.errors import ModelError
 from toolkit.manifest import load_manifest
 
-runner = CliRunner()
 ONNX_IDS = ("onnx_float32", "onnx_float16", "onnx_int8")
 
 
 def _cli(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.output
+    done = cnnx(*args)
+    return done.returncode, done.output
 
 
 @pytest.fixture

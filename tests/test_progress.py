@@ -4,29 +4,23 @@ terminal (forced with FORCE_COLOR, as Rich reads it) and leaves out elsewhere.""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli import Done, cnnx
 from toolkit.core.progress import Step
 
-CLI = [sys.executable, "-m", "toolkit"]
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 BAR = r"\s+[━╸╺ ]+\s+"  # a Rich progress bar between a task's name and its figures
 
 
-def run_cli(*args: str, terminal: bool) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+def run_cli(*args: str, terminal: bool) -> Done:
+    # A real process: Rich decides at import whether it draws for a terminal.
+    env = {"FORCE_COLOR": "1" if terminal else None, "TTY_COMPATIBLE": None}
     env.update(COLUMNS="120", TERM="xterm-256color", TF_CPP_MIN_LOG_LEVEL="3")
-    if terminal:
-        env["FORCE_COLOR"] = "1"
-    return subprocess.run(
-        [*CLI, *args], capture_output=True, text=True, env=env, timeout=600, check=False
-    )
+    return cnnx(*args, env=env, process=True)
 
 
 def frames(output: str) -> list[str]:
@@ -172,10 +166,7 @@ def test_demo_gives_every_step_after_training_its_own_bars(
     and closed before the next one starts (the training step draws its own view)."""
     import contextlib
 
-    from typer.testing import CliRunner
-
     from toolkit import demo
-    from toolkit.cli import app
     from toolkit.cli import progress as cli_progress
 
     events: list[str] = []
@@ -196,8 +187,8 @@ def test_demo_gives_every_step_after_training_its_own_bars(
     monkeypatch.setattr(cli_progress, "progress_bars", recording_bars)
     steps = [reporting("export"), reporting("bench"), reporting("package")]
     monkeypatch.setattr(demo, "STEPS", steps)
-    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "work")])
-    assert result.exit_code == 0, result.output
+    result = cnnx("demo", "--out", tmp_path / "work")
+    assert result.returncode == 0, result.output
     assert events == [
         *("open", "export:working", "close"),
         *("open", "bench:working", "close"),

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from exporters.tflite_fallback import Score, islands, search
+from tests.cli import cnnx
 from toolkit.manifest import Manifest, load_manifest
 
 # --- the greedy search, on made-up scores (the code around the measurement) -----------
@@ -315,10 +316,8 @@ def test_nothing_within_budget_exits_9_with_the_table_and_writes_nothing(
 ) -> None:
     """The measurement is replaced (every candidate drifts) to reach the CLI's exit path;
     the candidates themselves are really built (two of them, to keep it short)."""
-    from typer.testing import CliRunner
 
     from toolkit.autoquant import search
-    from toolkit.cli import app
 
     def drifting(manifest, spec, evalset, reference, budget, target):  # type: ignore[no-untyped-def]
         entry = manifest.artifact(spec.artifact_id)
@@ -332,8 +331,8 @@ def test_nothing_within_budget_exits_9_with_the_table_and_writes_nothing(
     monkeypatch.setattr(search, "CANDIDATES", candidates)
     out = tmp_path / "auto"
     args = ["export", "--model", str(drifting_run), "--to", "tflite", "--quantize", "auto"]
-    result = CliRunner().invoke(app, [*args, "--min-agreement", "99.9%", "--out", str(out)])
-    assert result.exit_code == 9, result.output
+    result = cnnx(*args, "--min-agreement", "99.9%", "--out", out)
+    assert result.returncode == 9, result.output
     assert "float32" in result.stdout and "limit >= 99.9%" in result.stdout
     assert "none of the 2 candidates stays within the budget" in result.stderr
     assert "agreement >= 99.9%" in result.stderr

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from exporters import registry
 from exporters.registry import ALL, ARTIFACTS, FORMATS, ArtifactSpec
-from toolkit.cli import app
+from tests.cli import cnnx
 from toolkit.cli import export as export_cli
 from toolkit.export.artifacts import ExportRequest, select_artifacts
 from toolkit.manifest import ArtifactEntry
@@ -93,12 +92,12 @@ def test_cli_choices_are_the_tables() -> None:
     # --quantize auto chooses among the table's TFLite rows (toolkit/autoquant/search.py).
     assert [m.value for m in export_cli.Quantize] == [*registry.QUANTIZE, "auto"]
     assert [m.value for m in export_cli.TfjsQuantize] == list(registry.TFJS_QUANTIZE)
-    result = CliRunner().invoke(app, ["export", "--help"], env={"COLUMNS": "200"})
-    assert result.exit_code == 0
+    result = cnnx("export", "--help", env={"COLUMNS": "200"})
+    assert result.returncode == 0
     for choices in (registry.TO_CHOICES, registry.QUANTIZE, registry.TFJS_QUANTIZE):
         assert "|".join(choices) in result.output
-    result = CliRunner().invoke(app, ["export", "--quantize", "int4"])
-    assert result.exit_code == 2 and "'int4' is not one of" in result.output
+    result = cnnx("export", "--quantize", "int4")
+    assert result.returncode == 2 and "'int4' is not one of" in result.output
 
 
 def test_listings_follow_the_table_order(tmp_path: Path) -> None:

@@ -15,13 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
+from tests.cli import cnnx
 from tests.sshd import SshServer, emulated_python, start_sshd
-from toolkit.cli import app
 
 pytestmark = [pytest.mark.slow, pytest.mark.emulation]
-runner = CliRunner()
 QUICK = ("--runs", "5", "--warmup", "1", "--batch", "4", "--threads", "1")
 MODELS = "tflite_int8,tflite_float32"
 TOLERANCES = "min_agreement = 0.85\nmax_accuracy_drop = 0.05\n[float32]\nmin_agreement = 1.0\n"
@@ -44,8 +42,8 @@ def copy(artifacts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
 
 
 def _bench(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, ["bench", *args])
-    return result.exit_code, result.output
+    done = cnnx("bench", *args)
+    return done.returncode, done.output
 
 
 def test_an_emulated_pi_over_ssh_is_merged_into_the_report(
@@ -126,8 +124,8 @@ def test_remote_usage_errors_fail_before_any_work(
 
 
 def test_bench_help_documents_remote() -> None:
-    result = runner.invoke(app, ["bench", "--help"], env={"COLUMNS": "200"})
-    assert result.exit_code == 0, result.output
+    result = cnnx("bench", "--help", env={"COLUMNS": "200"})
+    assert result.returncode == 0, result.output
     assert "ssh://user@host:port/dir?python=PATH" in result.output
     assert (
         "--ssh-config" in result.output and "[default: yours, or CNNX_SSH_CONFIG]" in result.output
