@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.once import built_once
 from toolkit.core.quiet import silence_tensorflow
 
 silence_tensorflow()
@@ -87,7 +88,7 @@ def pytest_configure(config: pytest.Config) -> None:
         sys.meta_path.insert(0, _NoTensorFlow())
 
 
-# --- tiny_data / tiny_run: one small dataset and one tiny trained run per session ----
+# --- tiny_data / tiny_run: one small dataset and one tiny trained run per test run ----
 
 # Small enough to train in seconds on a shared 2-core machine, big enough that the model
 # learns well above chance (10 classes: 10%), so int8 agreement tests mean something.
@@ -106,12 +107,12 @@ def tiny_data():
 
 @pytest.fixture(scope="session")
 def tiny_run(tiny_data, tmp_path_factory) -> Path:
-    """A run folder trained once per session: the seed CNN at width 0.25 on tiny_data."""
-    from toolkit.train.training import TrainConfig, train
+    """A run folder trained once per test run: the seed CNN at width 0.25 on tiny_data."""
 
-    out = tmp_path_factory.mktemp("tiny") / "run"
-    result = train(
-        TrainConfig(
+    def build(folder: Path) -> None:
+        from toolkit.train.training import TrainConfig, train
+
+        config = TrainConfig(
             data=tiny_data,
             arch="seed",
             epochs=TINY_EPOCHS,
@@ -119,31 +120,33 @@ def tiny_run(tiny_data, tmp_path_factory) -> Path:
             learning_rate=5e-3,
             width=TINY_WIDTH,
             seed=0,
-            out=out,
+            out=folder / "run",
         )
-    )
-    assert result.test_accuracy > 0.25, f"tiny run did not learn: {result.test_accuracy:.3f}"
-    return result.run_dir
+        result = train(config)
+        assert result.test_accuracy > 0.25, f"tiny run did not learn: {result.test_accuracy:.3f}"
+
+    return built_once(tmp_path_factory, "tiny-run", build) / "run"
 
 
-# --- artifacts: every format of tiny_run, exported once per session -----------------
+# --- artifacts: every format of tiny_run, exported once per test run -------------------
 
 
 @pytest.fixture(scope="session")
 def artifacts(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An artifacts folder holding ALL formats of `tiny_run` (cnnx export --to all).
 
-    Shared by every session test that reads artifacts: treat it as read-only (copy it
-    with shutil.copytree before changing anything). Its manifest.json lists savedmodel,
-    tflite_{float32,float16,dynamic,int8}, tfjs_{float32,uint8,uint16,float16} and
-    onnx_{float32,float16,int8}, plus
-    samples/ (20 test-split PNGs).
+    Shared by every test that reads artifacts, in every worker: treat it as read-only
+    (copy it with shutil.copytree before changing anything). Its manifest.json lists
+    savedmodel, tflite_{float32,float16,dynamic,int8}, tfjs_{float32,uint8,uint16,float16}
+    and onnx_{float32,float16,int8}, plus samples/ (20 test-split PNGs).
     """
-    from toolkit.export.artifacts import ExportRequest, export
 
-    out = tmp_path_factory.mktemp("artifacts-session") / "artifacts"
-    export(ExportRequest(model=Path(tiny_run), to="all", out=out))
-    return out
+    def build(folder: Path) -> None:
+        from toolkit.export.artifacts import ExportRequest, export
+
+        export(ExportRequest(model=tiny_run, to="all", out=folder / "artifacts"))
+
+    return built_once(tmp_path_factory, "artifacts", build) / "artifacts"
 
 
 # --- corpus_models: the tiny models every loader must accept or refuse ----------------
@@ -152,12 +155,10 @@ def artifacts(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def corpus_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tests/corpus/models.py's folder (good.keras, good_savedmodel, lambda_*, ...), built
-    once per session; tests that change it (the unsafe models' marker) put it back."""
+    once per test run; tests that change it (the unsafe models' marker) put it back."""
     from tests.corpus.models import build_models
 
-    folder = tmp_path_factory.getbasetemp() / "corpus-models"
-    build_models(folder)
-    return folder
+    return built_once(tmp_path_factory, "corpus-models", build_models)
 
 
 # --- drifting_run: a model where plain int8 measurably loses agreement ----------------
@@ -169,4 +170,4 @@ def drifting_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (tests/corpus/drifting.py): plain int8 loses agreement on it, int16x8 does not."""
     from tests.corpus.drifting import drifting_run as build
 
-    return build(tmp_path_factory.mktemp("drifting"))
+    return built_once(tmp_path_factory, "drifting", build) / "run"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.test_package_support import LABELS, tiny_artifacts
+from tests.bundle_artifacts import LABELS, tiny_artifacts
 from toolkit.packaging.android import package_android
 from toolkit.packaging.android_metadata import classify, read_metadata
 
@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.android]
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tiny_artifacts(tmp_path_factory.getbasetemp())
+    root = tiny_artifacts(tmp_path_factory)
     return package_android(root, tmp_path_factory.mktemp("android-bundle") / "android")
 
 
@@ -87,7 +87,7 @@ def test_metadata_leaves_the_model_computing_the_same(
     bundle: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """The metadata is an appendix: the bundled model gives LiteRT the source's outputs."""
-    root = tiny_artifacts(tmp_path_factory.getbasetemp())
+    root = tiny_artifacts(tmp_path_factory)
     images = sorted((bundle / "test_images").glob("*.png"))
     for variant in ("float32", "int8"):
         with_metadata = litert_scores(bundle / "models" / f"model_{variant}.tflite", images)
@@ -129,7 +129,7 @@ def test_a_bgr_input_is_refused_before_anything_is_written(
     from toolkit.errors import ArtifactError
     from toolkit.manifest import load_manifest
 
-    root = shutil.copytree(tiny_artifacts(tmp_path_factory.getbasetemp()), tmp_path / "bgr")
+    root = shutil.copytree(tiny_artifacts(tmp_path_factory), tmp_path / "bgr")
     manifest = load_manifest(root)
     bgr = dataclasses.replace(manifest.input, color="BGR")
     dataclasses.replace(manifest, input=bgr).save()

@@ -5,7 +5,7 @@ bundle then sees [batch, 2] with two label names, int8 included. A head of sever
 sigmoid units is independent scores, said so and compared as such.
 
 The models are tiny CNNs trained here on `shapes` pictures of two classes (red and blue
-shapes, tests/byom_models.py), so agreement and accuracy mean something.
+shapes, tests/factories.py), so agreement and accuracy mean something.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from tests.byom_models import shapes
-from toolkit.cli import app
+from tests.cli import cnnx
+from tests.factories import shapes
 from toolkit.manifest import load_manifest
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -31,11 +30,6 @@ NAMES = ("cat", "dog")  # label 0: p near 0; label 1: p near 1
 KEPT = (0, 2)  # the `shapes` classes kept: red shapes are "cat", blue ones "dog"
 RUNTIMES = "tf,litert,onnxruntime,tfjs-node,browser,litertjs"
 HEADS = ("sigmoid", "logit")
-
-
-def cnnx(*args: Any) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 def two_classes(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ line, its exit code, nothing written.
 
 The model is a user's Keras 2 CNN (Conv -> Activation -> BatchNorm, trained by tf_keras
 on `shapes` pictures, saved as `.h5`, fed x/255: `--scale 1/255`), so int8 agreement and
-accuracy mean something (tests/byom_models.py).
+accuracy mean something (tests/factories.py).
 """
 
 from __future__ import annotations
@@ -14,16 +14,14 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from tests.byom_models import family, shapes
+from tests.cli import cnnx
 from tests.corpus.files import snapshot
-from toolkit.cli import app
+from tests.factories import family, shapes, tiny_cnn
 from toolkit.manifest import load_manifest
 
 pytestmark = pytest.mark.slow
@@ -31,11 +29,6 @@ pytestmark = pytest.mark.slow
 # The model's classes, one named the way real label sets name them ("T-shirt/top").
 LABELS = ["circle/disk", "square", "cross", "bar"]
 SCALE = ("--scale", "1/255")
-
-
-def cnnx(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 def one_error_line(stderr: str) -> str:
@@ -49,7 +42,7 @@ def one_error_line(stderr: str) -> str:
 def user(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A user's folder: model.h5, labels.json and their pictures (32x32 JPEGs)."""
     root = tmp_path_factory.mktemp("user")
-    built = family("conv_act_bn_h5", tmp_path_factory.mktemp("models"))
+    built = family("conv_act_bn_h5", tmp_path_factory)
     shutil.copyfile(built.path, root / "model.h5")
     (root / "labels.json").write_text(json.dumps(LABELS))
     x, y = shapes(120, seed=31)
@@ -157,17 +150,8 @@ def test_a_flat_folder_gives_parity_and_no_accuracy(user: Path) -> None:
 
 
 def test_a_dropout_model_reexports_into_its_own_folder(tmp_path: Path) -> None:
-    import keras
-
-    def build(seed: int) -> Any:
-        keras.utils.set_random_seed(seed)
-        inputs = keras.Input((16, 16, 3))
-        h = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
-        h = keras.layers.Dropout(0.4)(keras.layers.Flatten()(h))
-        return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(h))
-
-    build(1).save(tmp_path / "mine.keras")
-    build(2).save(tmp_path / "other.keras")
+    tiny_cnn(dropout=0.4, seed=1).save(tmp_path / "mine.keras")
+    tiny_cnn(dropout=0.4, seed=2).save(tmp_path / "other.keras")
     out = tmp_path / "artifacts"
     code, _, err = cnnx(
         "export", "--model", tmp_path / "mine.keras", "--to", "savedmodel", "--out", out

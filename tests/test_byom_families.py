@@ -1,5 +1,5 @@
 """The architectures people ship, through export, verify and bench with the flags they
-naturally have (tests/byom_models.py builds them, once per session, small).
+naturally have (tests/factories.py builds them, once per session, small).
 
 - The 96x96 proof: a keras.applications MobileNetV2 (alpha 0.35) nested in a functional
   model, a folder of 32x32 JPEGs, then exactly `cnnx export --model M --to all --data DIR
@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from tests.byom_models import NAMES, Family, family, shapes, write_folder
-from toolkit.cli import app
+from tests.cli import cnnx
+from tests.factories import NAMES, Family, family, shapes, write_folder
 from toolkit.manifest import load_manifest
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -31,16 +30,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 # since its cpu backend (and webgl on SwiftShader) takes minutes over 200 images at 96x96.
 BENCH_TIMING = ("--runs", "3", "--warmup", "1", "--backends", "wasm")
 RUNTIMES = "tf,litert,tfjs-node,browser"  # the four the export targets; LiteRT.js has its own tests
-
-
-def cnnx(*args: Any) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    return result.exit_code, result.stdout, result.stderr
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("byom-models")
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +53,12 @@ def check_report(folder: Path, *, labelled: bool) -> dict[str, Any]:
 
 
 def test_mobilenet_v2_at_96_from_a_folder_of_32x32_jpegs(
-    models: Path, pictures: tuple[Path, Path]
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, pictures: tuple[Path, Path]
 ) -> None:
-    model: Family = family("mobilenet_v2", models)
+    model: Family = family("mobilenet_v2", tmp_path_factory)
     assert model.accuracy >= 0.9, model.accuracy
     folder, labels = pictures
-    out = models / "mobilenet_v2-artifacts"
+    out = tmp_path / "mobilenet_v2-artifacts"
     code, stdout, err = cnnx(
         "export", "--model", model.path, "--to", "all", "--data", folder, "--labels", labels,
         *model.flags, "--out", out,
@@ -92,12 +81,12 @@ def test_mobilenet_v2_at_96_from_a_folder_of_32x32_jpegs(
 
 @pytest.mark.parametrize("name", ["mobilenet_v3_small", "efficientnet", "resnet", "conv_act_bn_h5"])
 def test_family_with_no_data_then_with_its_pictures(
-    name: str, models: Path, pictures: tuple[Path, Path]
+    name: str, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, pictures: tuple[Path, Path]
 ) -> None:
-    model = family(name, models)
+    model = family(name, tmp_path_factory)
     assert model.accuracy >= 0.9, (name, model.accuracy)
     folder, labels = pictures
-    out = models / f"{name}-artifacts"
+    out = tmp_path / f"{name}-artifacts"
     given = ("--model", model.path, "--labels", labels, *model.flags, "--out", out)
     code, stdout, err = cnnx("export", *given)
     assert code == 0, err

@@ -1,4 +1,4 @@
-"""The train, info and demo commands, run as a user runs them (a real subprocess).
+"""The train, info and demo commands, run as a user runs them (tests/cli.py).
 
 Bad input must give the documented exit code, exactly one line on stderr, no traceback,
 and nothing written.
@@ -7,32 +7,25 @@ and nothing written.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "toolkit"]
+from tests.cli import Done, cnnx
+from tests.factories import flat_classifier, tiny_cnn
 
 
-def cnnx(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "CNNX_DEBUG"}
-    env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run(
-        [*CLI, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=300, check=False
-    )
+def run_cli(*args: str, cwd: Path) -> Done:
+    return cnnx(*args, cwd=cwd, env={"CNNX_DEBUG": None})  # the error lines users see
 
 
 def snapshot(folder: Path) -> set[str]:
     return {p.relative_to(folder).as_posix() for p in folder.rglob("*")}
 
 
-def assert_one_line_error(done: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
+def assert_one_line_error(done: Done, code: int, *needles: str) -> None:
     lines = done.stderr.strip().splitlines()
     assert done.returncode == code, (done.returncode, done.stderr)
     assert len(lines) == 1, done.stderr
@@ -44,14 +37,9 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], code: int, *ne
 
 @pytest.fixture(scope="module")
 def bad_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import keras
-
     folder = tmp_path_factory.mktemp("bad-models")
-    flat = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3, activation="softmax")])
-    flat.save(folder / "flat.keras")
-    image_in = keras.Input((20, 20, 3))
-    pooled = keras.layers.GlobalAveragePooling2D()(image_in)
-    good = keras.Model(image_in, keras.layers.Dense(3, activation="softmax")(pooled))
+    flat_classifier().save(folder / "flat.keras")
+    good = tiny_cnn(20, 3, head="average")
     good.save(folder / "good.keras")
     good.save(folder / "good.h5")
     for name in ("good.keras", "good.h5"):
@@ -80,7 +68,7 @@ def test_info_bad_models(bad_models: Path, target: str, code: int, needle: str) 
     if target == "model.onnx":
         (bad_models / target).write_bytes(b"\x08\x07")
     before = snapshot(bad_models)
-    done = cnnx("info", str(bad_models / target), cwd=bad_models)
+    done = run_cli("info", str(bad_models / target), cwd=bad_models)
     assert_one_line_error(done, code, needle, target)
     assert snapshot(bad_models) == before
 
@@ -113,14 +101,14 @@ def test_train_bad_data(tmp_path: Path, bad_models: Path) -> None:
         (["--data", "cifar10", "--data-path", str(bad_models / "notes.h5")], 5, "notes.h5"),
     ]
     for args, code, needle in cases:
-        done = cnnx("train", *args, "--out", str(work / "run"), cwd=work)
+        done = run_cli("train", *args, "--out", str(work / "run"), cwd=work)
         assert_one_line_error(done, code, needle)
         assert snapshot(work) == set(), (args, snapshot(work))  # nothing half-written
 
 
 @pytest.mark.slow
 def test_train_info_and_resume_end_to_end(tmp_path: Path) -> None:
-    done = cnnx(
+    done = run_cli(
         "train", "--size", "300", "--epochs", "1", "--width", "0.25", "--out", "r1", cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
@@ -128,16 +116,16 @@ def test_train_info_and_resume_end_to_end(tmp_path: Path) -> None:
     record = json.loads((tmp_path / "r1" / "run.json").read_text())
     assert record["config"]["epochs"] == 1 and record["data"]["size"] == 300
 
-    again = cnnx("train", "--size", "300", "--epochs", "1", "--out", "r1", cwd=tmp_path)
+    again = run_cli("train", "--size", "300", "--epochs", "1", "--out", "r1", cwd=tmp_path)
     assert_one_line_error(again, 3, "already exists")
 
-    resumed = cnnx(
+    resumed = run_cli(
         "train", "--size", "300", "--epochs", "1", "--resume", "r1", "--out", "r2", cwd=tmp_path
     )
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((tmp_path / "r2" / "run.json").read_text())["model"]["resumed_from"] == "r1"
 
-    info = cnnx("info", "r2", "--json", cwd=tmp_path)
+    info = run_cli("info", "r2", "--json", cwd=tmp_path)
     assert info.returncode == 0, info.stderr
     described = json.loads(info.stdout)
     assert described["kind"] == "run"

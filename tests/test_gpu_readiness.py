@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from tests.test_package_support import tiny_artifacts
-from toolkit.cli import app
+from tests.bundle_artifacts import tiny_artifacts
+from tests.cli import cnnx
 from toolkit.graph.gpu_readiness import GPU_OPS, check_gpu_readiness
 
 pytestmark = pytest.mark.slow
@@ -17,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def tflite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_artifacts(tmp_path_factory.getbasetemp()) / "tflite"
+    return tiny_artifacts(tmp_path_factory) / "tflite"
 
 
 @pytest.mark.parametrize("precision", ["float32", "int8"])
@@ -61,14 +60,13 @@ def test_unloadable_bytes_are_not_ready_and_a_missing_file_is_an_error(tmp_path:
 def test_cnnx_info_reports_the_accelerators_answer(tflite: Path) -> None:
     """Where LiteRT's GPU accelerator runs (SwiftShader here), `cnnx info` gives its
     answer: fully accelerated, or the reason it refused the dynamic-batch file."""
-    runner = CliRunner()
-    ready = runner.invoke(app, ["info", str(tflite / "model_int8.tflite")])
-    assert ready.exit_code == 0, ready.stderr
+    ready = cnnx("info", tflite / "model_int8.tflite")
+    assert ready.returncode == 0, ready.stderr
     text = " ".join(ready.stdout.split())
     assert "GPU delegate fully accelerated on SwiftShader Device" in text
     assert "max |GPU - CPU| 0.0e+00" in text  # uint8 outputs: the same bytes as the CPU's
-    dynamic = runner.invoke(app, ["info", str(tflite / "model_dynamic.tflite")])
-    assert dynamic.exit_code == 0, dynamic.stderr
+    dynamic = cnnx("info", tflite / "model_dynamic.tflite")
+    assert dynamic.returncode == 0, dynamic.stderr
     text = " ".join(dynamic.stdout.split())
     assert "LiteRT's GPU accelerator rejects" in text and "dynamic-sized tensors" in text
 
@@ -91,8 +89,8 @@ def test_cnnx_info_names_the_op_the_accelerator_left_on_the_cpu(tmp_path: Path) 
     )
     path = tmp_path / "l2.tflite"
     path.write_bytes(converter.convert())
-    result = CliRunner().invoke(app, ["info", str(path), "--json"])
-    assert result.exit_code == 0, result.stderr
+    result = cnnx("info", path, "--json")
+    assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)["details"]["GPU delegate"]
     assert summary.startswith("not fully accelerated on SwiftShader Device"), summary
     assert "ops left on the CPU: L2_NORMALIZATION" in summary

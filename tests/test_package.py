@@ -7,13 +7,13 @@ import os
 import shutil
 import sys
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
-from typer.testing import CliRunner
 
-from tests.test_package_support import tiny_artifacts
-from toolkit.cli import app
+from tests.bundle_artifacts import SIZE, tiny_artifacts
+from tests.cli import cnnx
+from tests.corpus.artifacts import fake_tfjs_artifacts
 from toolkit.data.inputspec import InputSpec
 from toolkit.errors import PathError
 from toolkit.manifest import load_manifest
@@ -21,32 +21,46 @@ from toolkit.packaging import package
 from toolkit.packaging.bundle import spec_normalization
 from toolkit.packaging.zipping import bundle_members, safe_member_name, write_zip
 
-runner = CliRunner()
-
-
-def invoke(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
 
 @pytest.fixture()
 def tiny(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Path:
     """A private copy of the tiny artifacts folder (tests here change it)."""
     copy = tmp_path / "artifacts"
-    shutil.copytree(tiny_artifacts(tmp_path_factory.getbasetemp()), copy)
+    shutil.copytree(tiny_artifacts(tmp_path_factory), copy)
     return copy
+
+
+@pytest.mark.slow
+def test_tiny_artifacts_are_what_the_bundles_expect(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    manifest = load_manifest(tiny_artifacts(tmp_path_factory))
+    int8 = manifest.artifact("tflite_int8")
+    manifest.check_files(int8)
+    assert int8.inputs[0]["dtype"] == "uint8"
+    assert int8.inputs[0]["shape"] == [1, SIZE, SIZE, 3]
+    # Raw bytes go straight in: the calibration noise spans 0..255.
+    assert int8.inputs[0]["quantization"] == {"scale": 1.0, "zero_point": 0}
+    assert manifest.artifact("tflite_float32").outputs[0]["dtype"] == "float32"
 
 
 # --- zips -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "name",
-    ["/etc/passwd", "../evil.txt", "a/../../evil", "a/./../b", "C:/x", "a\\..\\b", "", "a//b"],
-)
-def test_zip_member_names_that_could_escape_are_refused(name: str) -> None:
+ESCAPING = ["/etc/passwd", "../evil.txt", "a/../../evil", "a/./../b", "C:/x", "C:evil"]
+ESCAPING += ["a\\..\\b", "", "a//b"]
+
+
+@pytest.mark.parametrize("name", ESCAPING)
+def test_zip_member_names_that_could_escape_are_refused(name: str, tmp_path: Path) -> None:
     with pytest.raises(PathError):
         safe_member_name(name)
+    source = tmp_path / "file.txt"
+    source.write_text("x")
+    for top in (None, "bundle"):
+        with pytest.raises(PathError, match="refusing zip member"):
+            write_zip([(source, name)], tmp_path / "out.zip", top=top)
+    assert not (tmp_path / "out.zip").exists()
 
 
 def test_safe_names_pass_unchanged() -> None:
@@ -54,13 +68,10 @@ def test_safe_names_pass_unchanged() -> None:
     assert safe_member_name("a..b/c...d") == "a..b/c...d"  # dots inside names are fine
 
 
-def test_write_zip_refuses_escaping_members_and_writes_nothing(tmp_path: Path) -> None:
+def test_write_zip_refuses_a_member_twice_and_writes_nothing(tmp_path: Path) -> None:
     source = tmp_path / "file.txt"
     source.write_text("x")
     target = tmp_path / "out.zip"
-    for name in ("../file.txt", "/abs/file.txt"):
-        with pytest.raises(PathError, match="refusing zip member"):
-            write_zip([(source, name)], target)
     with pytest.raises(PathError, match="appears twice"):
         write_zip([(source, "a.txt"), (source, "a.txt")], target)
     assert not target.exists()
@@ -78,6 +89,41 @@ def test_zip_folder_refuses_symlinks(tmp_path: Path) -> None:
     os.symlink(tmp_path, folder / "dirlink")  # a link to a folder: never followed
     with pytest.raises(PathError, match="symlink"):
         write_zip(bundle_members(folder), tmp_path / "bundle.zip", top=folder.name)
+
+
+def _check_zip(path: Path) -> None:
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        assert names, "empty zip"
+        top = {PurePosixPath(n).parts[0] for n in names}
+        assert top == {path.stem}, f"members outside one top folder: {sorted(top)}"
+        for info in archive.infolist():
+            name = info.filename
+            assert not name.startswith("/") and "\\" not in name and ":" not in name, name
+            assert ".." not in PurePosixPath(name).parts, name
+            mode = info.external_attr >> 16
+            assert (mode & 0o170000) in (0, 0o100000, 0o040000), f"{name} is not a regular file"
+
+
+@pytest.mark.slow
+def test_web_bundle_zip_cannot_escape_and_symlinks_are_refused(tmp_path: Path) -> None:
+    artifacts = fake_tfjs_artifacts(tmp_path / "artifacts")
+    done = cnnx("package", "--target", "web", str(artifacts), "--out", str(tmp_path / "web"))
+    assert done.returncode == 0, done.stderr
+    _check_zip(tmp_path / "web.zip")
+    # A symlink planted in the artifacts must not smuggle a file from outside into a bundle.
+    (tmp_path / "outside.txt").write_text("not to be served\n")
+    (artifacts / "tfjs" / "float32" / "extra.bin").symlink_to(tmp_path / "outside.txt")
+    again = cnnx("package", "--target", "web", str(artifacts), "--out", str(tmp_path / "web2"))
+    if again.returncode == 0:
+        _check_zip(tmp_path / "web2.zip")
+        with zipfile.ZipFile(tmp_path / "web2.zip") as archive:
+            for name in archive.namelist():
+                assert b"not to be served" not in archive.read(name), name
+    else:
+        assert again.returncode in (3, 7), again.stderr
+        assert len(again.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "web2").exists() and not (tmp_path / "web2.zip").exists()
 
 
 def test_zip_folder_is_reproducible_and_rooted(tmp_path: Path) -> None:
@@ -126,20 +172,20 @@ def test_package_rpi_cli_writes_folder_and_zip_and_refuses_to_merge(
     tiny: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "bundles" / "rpi"
-    code, stdout, stderr = invoke("package", "--target", "rpi", str(tiny), "--out", str(out))
+    code, stdout, stderr = cnnx("package", "--target", "rpi", str(tiny), "--out", str(out))
     assert code == 0, stderr
     assert f"rpi bundle: {out}" in stdout and "rpi.zip" in stdout
     assert (out / "classify.py").is_file() and out.with_suffix(".zip").is_file()
     stamp = (out / "bundle.json").read_bytes()
 
-    code, _, stderr = invoke("package", "--target", "rpi", str(tiny), "--out", str(out))
+    code, _, stderr = cnnx("package", "--target", "rpi", str(tiny), "--out", str(out))
     assert code == 3
     assert stderr.startswith("cnnx: error: ") and "already exists" in stderr
     assert "--force" in stderr and len(stderr.strip().splitlines()) == 1
     assert (out / "bundle.json").read_bytes() == stamp  # untouched
 
     (out / "stray.txt").write_text("left by hand")
-    code, _, stderr = invoke(
+    code, _, stderr = cnnx(
         "package", "--target", "rpi", str(tiny), "--out", str(out), "--force", "--no-zip"
     )
     assert code == 0, stderr
@@ -151,7 +197,7 @@ def test_missing_int8_model_names_it_and_the_export_command(tiny: Path, tmp_path
     del manifest.artifacts["tflite_int8"]
     manifest.save()
     out = tmp_path / "rpi"
-    code, _, stderr = invoke("package", "--target", "rpi", str(tiny), "--out", str(out))
+    code, _, stderr = cnnx("package", "--target", "rpi", str(tiny), "--out", str(out))
     assert code == 7
     assert "'tflite_int8'" in stderr
     assert "cnnx export --to tflite --quantize int8" in stderr
@@ -163,7 +209,7 @@ def test_missing_int8_model_names_it_and_the_export_command(tiny: Path, tmp_path
 def test_changed_model_file_is_refused(tiny: Path, tmp_path: Path) -> None:
     model = tiny / "tflite" / "model_float32.tflite"
     model.write_bytes(model.read_bytes() + b"\x00")
-    code, _, stderr = invoke(
+    code, _, stderr = cnnx(
         "package", "--target", "android", str(tiny), "--out", str(tmp_path / "a")
     )
     assert code == 7
@@ -176,7 +222,7 @@ def test_int8_input_android_bundle_is_refused(tiny: Path, tmp_path: Path) -> Non
     entry = manifest.artifacts["tflite_int8"]
     entry.inputs[0]["dtype"] = "int8"  # what --io int8 would record
     manifest.save()
-    code, _, stderr = invoke(
+    code, _, stderr = cnnx(
         "package", "--target", "android", str(tiny), "--out", str(tmp_path / "a")
     )
     assert code == 7
@@ -184,11 +230,11 @@ def test_int8_input_android_bundle_is_refused(tiny: Path, tmp_path: Path) -> Non
 
 
 def test_missing_artifacts_folder_and_bad_target(tmp_path: Path) -> None:
-    code, _, stderr = invoke("package", "--target", "rpi", str(tmp_path / "none"))
+    code, _, stderr = cnnx("package", "--target", "rpi", str(tmp_path / "none"))
     assert code == 3 and "does not exist" in stderr
-    code, _, _ = invoke("package", "--target", "ios", str(tmp_path))
+    code, _, _ = cnnx("package", "--target", "ios", str(tmp_path))
     assert code == 2
-    code, _, stderr = invoke("package", "--target", "rpi", str(tmp_path))
+    code, _, stderr = cnnx("package", "--target", "rpi", str(tmp_path))
     assert code == 3 and "manifest.json" in stderr
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.bundle_artifacts import LABELS, images, tiny_artifacts
 from tests.sshd import SshServer, start_sshd
-from tests.test_package_support import LABELS, images, tiny_artifacts
 from toolkit.data.inputspec import InputSpec
 from toolkit.errors import DataError, UsageError
 from toolkit.manifest import Manifest, load_manifest
@@ -53,7 +53,7 @@ class Sent:
 
 @pytest.fixture(scope="module")
 def sent(tmp_path_factory: pytest.TempPathFactory) -> Sent:
-    manifest = load_manifest(tiny_artifacts(tmp_path_factory.getbasetemp()))
+    manifest = load_manifest(tiny_artifacts(tmp_path_factory))
     with pi_bundle(manifest, tmp_path_factory.mktemp("no-bundles")) as (bundle, reused):
         assert not reused  # no ./bundles/rpi of this manifest: built in a temporary folder
         kept = tmp_path_factory.mktemp("bundle") / "rpi"

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.test_package_support import LABELS, tiny_artifacts
+from tests.bundle_artifacts import LABELS, tiny_artifacts
 from toolkit.manifest import ArtifactEntry, describe_files, load_manifest
 from toolkit.packaging.rpi import package_rpi
 
@@ -56,7 +56,7 @@ def with_onnx(root: Path, out: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tiny_artifacts(tmp_path_factory.getbasetemp())
+    root = tiny_artifacts(tmp_path_factory)
     artifacts = with_onnx(root, tmp_path_factory.mktemp("rpi-artifacts") / "artifacts")
     return package_rpi(artifacts, tmp_path_factory.mktemp("rpi-bundle") / "rpi")
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.factories import random_pictures, tiny_cnn
 from toolkit.data.inputspec import InputSpec
 from toolkit.errors import ArtifactError, RuntimeUnavailable, UsageError
 from toolkit.manifest import ArtifactEntry, Manifest, describe_files, load_manifest
@@ -28,23 +29,12 @@ SIZE = 16
 CLASSES = 5
 
 
-def _pixels(count: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (count, SIZE, SIZE, 3)).astype(np.float32)
-
-
 def build_tiny_artifacts(root: Path) -> Manifest:
     """A tiny CNN in every format the adapters run, plus its manifest."""
     import keras
     import tensorflow as tf
 
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((SIZE, SIZE, 3))
-    x = keras.layers.Rescaling(1 / 255)(inputs)
-    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
-    x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.Flatten()(x)
-    outputs = keras.layers.Dense(CLASSES, activation="softmax")(x)
-    model = keras.Model(inputs, outputs)
+    model = tiny_cnn(SIZE, CLASSES)
 
     def save(batch: int | None, path: Path) -> None:
         # The pivot's fixed signature: serving_default, image -> probabilities.
@@ -65,7 +55,7 @@ def build_tiny_artifacts(root: Path) -> Manifest:
     (root / "tflite").mkdir()
     converter = tf.lite.TFLiteConverter.from_saved_model(str(static_dir))
     (root / "tflite" / "model_float32.tflite").write_bytes(converter.convert())
-    calibration = _pixels(32, seed=1)
+    calibration = random_pictures(32, SIZE, seed=1)
     converter = tf.lite.TFLiteConverter.from_saved_model(str(static_dir))
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([row[None]] for row in calibration)
@@ -121,7 +111,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Manifest:
 
 @pytest.fixture(scope="module")
 def reference(tiny: Manifest) -> tuple[np.ndarray, np.ndarray]:
-    batch = _pixels(12, seed=7)
+    batch = random_pictures(12, SIZE, seed=7)
     with load("tf", tiny, tiny.artifact("savedmodel")) as model:
         return batch, model.predict(batch)
 

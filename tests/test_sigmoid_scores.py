@@ -9,26 +9,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from tests.byom_models import NAMES, shapes
-from toolkit.cli import app
+from tests.cli import cnnx
+from tests.factories import NAMES, shapes
 from toolkit.data.generated import generated_pixels
 from toolkit.manifest import load_manifest
 from toolkit.measure.parity import MAX_TIE_ERROR, check, compare
 from toolkit.measure.tolerances import Tolerance
 
 pytestmark = pytest.mark.slow
-
-
-def cnnx(*args: Any) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 def two_sigmoids(path: Path) -> Path:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.factories import flat_classifier, tiny_cnn
 from toolkit.errors import DataError, ModelError, PathError, UsageError
 from toolkit.sources import (
     INPUT_KEY,
@@ -40,14 +41,7 @@ def _pivot_outputs(source: Source, x: np.ndarray) -> np.ndarray:
 
 
 def _keras3_model(channels: int = 3) -> Any:
-    import keras
-
-    keras.utils.set_random_seed(1)
-    inputs = keras.Input((20, 20, channels))
-    x = keras.layers.Rescaling(1 / 255)(inputs)
-    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    return tiny_cnn(20, 3, channels=channels, head="average", seed=1)
 
 
 def _tf_keras_model(lambda_layer: bool = False) -> Any:
@@ -157,8 +151,7 @@ def test_keras3_lambda_refused(tmp_path: Path) -> None:
 def test_not_image_models_are_refused(tmp_path: Path) -> None:
     import keras
 
-    flat = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3, activation="softmax")])
-    flat.save(tmp_path / "flat.keras")
+    flat_classifier().save(tmp_path / "flat.keras")
     with pytest.raises(ModelError, match=r"rank 2.*not an image"):
         resolve_source(tmp_path / "flat.keras", out_dir=tmp_path)
 

@@ -10,38 +10,18 @@ blocks; int16x8 keeps the answers.
 `drifting_run(folder)` builds the model, saves it as .keras and trains it briefly on
 `shapes` through cnnx's own training (`--resume` of that file), so the run folder is a
 real cnnx run: model, SavedModel, the dataset named for calibration and evaluation.
-About 40 s on a quiet 2-core machine; later calls reuse the finished folder.
+About 40 s on a quiet 2-core machine; the drifting_run fixture builds it once a run.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-FILTERS = (8, 8, 16, 16, 32, 32)
+from tests.factories import conv_act_bn
+
 SIZE = 2000  # shapes images: 1,600 train, 200 val, 200 test
 EPOCHS = 10
 LEARNING_RATE = 1e-2
-
-
-def build_conv_act_bn(input_shape: tuple[int, int, int], classes: int, seed: int = 0) -> Any:
-    import keras
-    from keras import layers
-
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input(input_shape, name="image")
-    x = layers.Rescaling(1 / 255)(inputs)
-    for block, filters in enumerate(FILTERS):
-        x = layers.Conv2D(filters, 3, padding="same")(x)
-        x = layers.Activation("relu")(x)
-        x = layers.BatchNormalization(momentum=0.9)(x)
-        if block % 2 == 1:
-            x = layers.MaxPooling2D()(x)
-    x = layers.GlobalMaxPooling2D()(x)
-    x = layers.Dropout(0.2)(x)
-    x = layers.Dense(classes)(x)
-    outputs = layers.Activation("softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="conv_act_bn")
 
 
 def drifting_run(folder: Path) -> Path:
@@ -51,12 +31,10 @@ def drifting_run(folder: Path) -> Path:
 
     folder = Path(folder)
     run = folder / "run"
-    if (run / "run.json").is_file():
-        return run
     data = DataSpec(kind="shapes", seed=0, size=SIZE, image_size=32)
     start = folder / "conv_act_bn.keras"
     folder.mkdir(parents=True, exist_ok=True)
-    build_conv_act_bn((32, 32, 3), 10).save(start)  # shapes: 10 classes
+    conv_act_bn((32, 32, 3), 10).save(start)  # shapes: 10 classes
     result = train(
         TrainConfig(
             data=data,

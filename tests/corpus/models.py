@@ -1,6 +1,6 @@
 """Tiny Keras models of every shape the loaders must accept or refuse, built once a session.
 
-`build_models(folder)` writes (about 10 s, once; later calls reuse the folder):
+`build_models(folder)` writes (about 10 s; the corpus_models fixture builds it once a run):
 
 - good.keras, good.h5, good_savedmodel/ (Keras 3 export), good.tflite: a 16x16x3 CNN
   with 3 classes, the valid reference every junk file is derived from;
@@ -13,12 +13,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 
-DONE = ".complete"
+from tests.factories import flat_classifier, tiny_cnn
+
 SIZE = 16
 CLASSES = 3
 
@@ -55,36 +55,20 @@ def build_models(folder: Path) -> dict[str, Path]:
             "huge_input.keras",
         )
     }
-    if (folder / DONE).exists():
-        return names
     folder.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
     import tensorflow as tf
 
-    keras.utils.set_random_seed(0)
-
-    def cnn() -> keras.Model:
-        inputs = keras.Input((SIZE, SIZE, 3), name="image")
-        x = keras.layers.Rescaling(1 / 255)(inputs)
-        x = keras.layers.Conv2D(4, 3, activation="relu")(x)
-        x = keras.layers.MaxPooling2D()(x)
-        x = keras.layers.Flatten()(x)
-        outputs = keras.layers.Dense(CLASSES, activation="softmax")(x)
-        return keras.Model(inputs, outputs)
-
-    good = cnn()
+    good = tiny_cnn(SIZE, CLASSES, input_name="image")
     good.save(names["good.keras"])
     good.save(names["good.h5"])
     good.export(str(names["good_savedmodel"]), verbose=False)
     converter = tf.lite.TFLiteConverter.from_saved_model(str(names["good_savedmodel"]))
     names["good.tflite"].write_bytes(converter.convert())
 
-    flat_in = keras.Input((8,))
-    keras.Model(flat_in, keras.layers.Dense(CLASSES, activation="softmax")(flat_in)).save(
-        names["rank2_input.keras"]
-    )
+    flat_classifier(8, CLASSES).save(names["rank2_input.keras"])
     a, b = keras.Input((SIZE, SIZE, 3)), keras.Input((SIZE, SIZE, 3))
     joined = keras.layers.Flatten()(keras.layers.Concatenate()([a, b]))
     keras.Model([a, b], keras.layers.Dense(CLASSES, activation="softmax")(joined)).save(
@@ -141,5 +125,4 @@ def build_models(folder: Path) -> dict[str, Path]:
 
     # Building the models ran the lambdas once; the tests start from no marker.
     marker(folder).unlink(missing_ok=True)
-    (folder / DONE).write_text(json.dumps(sorted(names)))
     return names

@@ -1,5 +1,16 @@
-"""The classifiers people bring, built offline at small sizes for the bring-your-own-model
-tests, each once per session. This module holds no tests.
+"""Every model the tests build, from one place. This module holds no tests.
+
+The small ones, built in a second (Keras 3, seeded, untrained unless `fit` is called):
+
+- `tiny_cnn`: Rescaling -> Conv2D+ReLU blocks -> pooling -> a softmax Dense, the
+  reference image classifier of the loader, runtime, package and export tests;
+- `flat_classifier`: a Dense on a rank-2 input, the model that is not an image classifier;
+- `conv_act_bn`: Conv -> Activation -> BatchNorm blocks, where plain int8 drifts
+  (tests/corpus/drifting.py trains it);
+- `fit` trains any of them; `random_pictures` gives seeded uint8-valued float pictures.
+
+The bring-your-own-model families below them are the classifiers people bring, built
+offline at small sizes, each once per test run (`family`, through tests/once.py).
 
 keras.applications backbones are built with `weights=None` (nothing can be downloaded
 here) and trained whole, from their random start, for a few epochs; then their BatchNorm
@@ -33,13 +44,103 @@ Each backbone is fed the way its family expects, through keras.applications' own
 
 from __future__ import annotations
 
-import os
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from tests.once import built_once
+
+# --- the small models ------------------------------------------------------------------
+
+
+def tiny_cnn(
+    size: int = 16,
+    classes: int = 3,
+    *,
+    filters: tuple[int, ...] = (4,),
+    channels: int = 3,
+    head: str = "flatten",
+    dropout: float = 0.0,
+    seed: int = 0,
+    input_name: str | None = None,
+    output_name: str | None = None,
+) -> Any:
+    """Rescaling(1/255), then a 3x3 Conv2D+ReLU per entry of `filters` (max-pooled in
+    between), then `head` ("flatten": max-pool and flatten; "average": global average
+    pooling), optional Dropout, and a softmax Dense of `classes`."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((size, size, channels), name=input_name)
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    for index, count in enumerate(filters):
+        if index:
+            x = keras.layers.MaxPooling2D()(x)
+        x = keras.layers.Conv2D(count, 3, activation="relu")(x)
+    if head == "flatten":
+        x = keras.layers.Flatten()(keras.layers.MaxPooling2D()(x))
+    else:
+        x = keras.layers.GlobalAveragePooling2D()(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout)(x)
+    outputs = keras.layers.Dense(classes, activation="softmax", name=output_name)(x)
+    return keras.Model(inputs, outputs)
+
+
+def flat_classifier(features: int = 8, classes: int = 3) -> Any:
+    """A softmax Dense on a rank-2 input: a classifier, but not of images."""
+    import keras
+
+    inputs = keras.Input((features,))
+    return keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(inputs))
+
+
+def conv_act_bn(input_shape: tuple[int, int, int], classes: int, seed: int = 0) -> Any:
+    """Conv -> Activation -> BatchNorm blocks (the BN cannot fold into the convolution),
+    GlobalMaxPooling, Dropout, a Dense and a separate softmax Activation."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    layers = keras.layers
+    inputs = keras.Input(input_shape, name="image")
+    x = layers.Rescaling(1 / 255)(inputs)
+    for index, count in enumerate(CONV_ACT_BN_FILTERS):
+        x = layers.Conv2D(count, 3, padding="same")(x)
+        x = layers.Activation("relu")(x)
+        x = layers.BatchNormalization(momentum=0.9)(x)
+        if index % 2 == 1:
+            x = layers.MaxPooling2D()(x)
+    x = layers.GlobalMaxPooling2D()(x)
+    x = layers.Dropout(0.2)(x)
+    x = layers.Dense(classes)(x)
+    outputs = layers.Activation("softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="conv_act_bn")
+
+
+CONV_ACT_BN_FILTERS = (8, 8, 16, 16, 32, 32)
+
+
+def fit(model: Any, pictures: np.ndarray, labels: np.ndarray, *, epochs: int) -> Any:
+    """Train `model` with Adam (0.01) on sparse labels, quietly; returns it."""
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(pictures.astype(np.float32), labels, epochs=epochs, batch_size=32, verbose=0)
+    return model
+
+
+def random_pictures(count: int, size: int, seed: int = 0, channels: int = 3) -> np.ndarray:
+    """`count` seeded pictures of uniform noise, 0..255 as float32."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (count, size, size, channels)).astype(np.float32)
+
+
+# --- the bring-your-own-model families ------------------------------------------------
+
 
 TINTED_IDS = (0, 2, 5)  # shapes: circle, square, cross, drawn in a colour of their class
 NAMES = ("red", "green", "blue", "plain")
@@ -306,13 +407,13 @@ BUILDERS = {
 }
 
 
-_BUILT: dict[str, Family] = {}
+def family(name: str, tmp_path_factory: Any) -> Family:
+    """A family's model, built once per test run (tests/once.py) and shared by the workers."""
 
+    def build(folder: Path) -> None:
+        built = BUILDERS[name](folder)
+        (folder / "family.json").write_text(json.dumps({**asdict(built), "path": built.path.name}))
 
-def family(name: str, folder: Path) -> Family:
-    """A family's model, built once per session."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if name not in _BUILT:
-        folder.mkdir(parents=True, exist_ok=True)
-        _BUILT[name] = BUILDERS[name](folder)
-    return _BUILT[name]
+    folder = built_once(tmp_path_factory, f"byom-{name}", build)
+    fields = json.loads((folder / "family.json").read_text())
+    return Family(**{**fields, "path": folder / fields["path"], "flags": tuple(fields["flags"])})

@@ -2,14 +2,13 @@
 to float32 and to int8 with uint8 I/O (static batch 1), 20 labelled sample PNGs, and a
 manifest written through toolkit.manifest, as `cnnx export` lays them out.
 
-Built once per test process (a few seconds) and shared by the package, rpi, android
-and gpu tests, which import `tiny_artifacts` from here.
+Built once per test run (a few seconds, tests/once.py) and shared by the package, rpi,
+android, remote and gpu tests, which import `tiny_artifacts` from here. This module holds
+no tests.
 """
 
 from __future__ import annotations
 
-import functools
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,10 @@ import numpy as np
 import pytest
 
 from tests.corpus.artifacts import write_samples
+from tests.factories import fit, tiny_cnn
+from tests.once import built_once
 from toolkit.data.inputspec import InputSpec
-from toolkit.manifest import ArtifactEntry, Manifest, describe_files, load_manifest
+from toolkit.manifest import ArtifactEntry, Manifest, describe_files
 
 SIZE = 16
 LABELS = ("red", "green", "blue")
@@ -61,24 +62,8 @@ def io_infos(content: bytes) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
 
 
 def build_model() -> Any:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
-
-    keras.utils.set_random_seed(7)
-    model = keras.Sequential(
-        [
-            keras.Input((SIZE, SIZE, 3)),
-            keras.layers.Rescaling(1 / 255),
-            keras.layers.Conv2D(4, 3, activation="relu"),
-            keras.layers.MaxPooling2D(2),
-            keras.layers.Flatten(),
-            keras.layers.Dense(len(LABELS), activation="softmax"),
-        ]
-    )
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
     x, y = images(300, seed=1)
-    model.fit(x.astype(np.float32), y, epochs=6, batch_size=32, verbose=0)
-    return model
+    return fit(tiny_cnn(SIZE, len(LABELS), seed=7), x, y, epochs=6)
 
 
 def convert(model: Any, *, batch: int | None = 1, int8: bool = False) -> bytes:
@@ -87,7 +72,8 @@ def convert(model: Any, *, batch: int | None = 1, int8: bool = False) -> bytes:
     import tensorflow as tf
 
     # The same layers (shared weights) behind an input of the wanted batch size.
-    sized = keras.Sequential([keras.Input((SIZE, SIZE, 3), batch_size=batch), *model.layers])
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    sized = keras.Sequential([keras.Input((SIZE, SIZE, 3), batch_size=batch), *layers])
     converter = tf.lite.TFLiteConverter.from_keras_model(sized)
     if int8:
         calibration, _ = images(64, seed=2)
@@ -104,13 +90,8 @@ def convert(model: Any, *, batch: int | None = 1, int8: bool = False) -> bytes:
     return bytes(converter.convert())
 
 
-@functools.cache
-def _build(root: Path) -> Path:
-    # Pytest may import this module under two names (as a test file and from the other
-    # test modules): the manifest, written last, says the folder is already complete.
-    if (root / "manifest.json").is_file():
-        return root
-    root.mkdir(parents=True, exist_ok=True)
+def _build(root: Path) -> None:
+    root.mkdir()
     model = build_model()
     (root / "tflite").mkdir(exist_ok=True)
     contents = {
@@ -144,24 +125,15 @@ def _build(root: Path) -> Path:
         input=InputSpec(height=SIZE, width=SIZE, channels=3, crop="centre"),
         labels=list(LABELS),
         artifacts=artifacts,
-        command="tests/test_package_support.py",
+        command="tests/bundle_artifacts.py",
     ).save()
-    return root
 
 
-def tiny_artifacts(base: Path) -> Path:
-    """The shared artifacts folder under pytest's session temp folder `base`."""
-    return _build(Path(base) / "cnnx-tiny-artifacts")
-
-
-@pytest.mark.slow
-def test_tiny_artifacts_are_what_the_bundles_expect(tmp_path_factory: Any) -> None:
-    root = tiny_artifacts(tmp_path_factory.getbasetemp())
-    manifest = load_manifest(root)
-    int8 = manifest.artifact("tflite_int8")
-    manifest.check_files(int8)
-    assert int8.inputs[0]["dtype"] == "uint8"
-    assert int8.inputs[0]["shape"] == [1, SIZE, SIZE, 3]
-    # Raw bytes go straight in: the calibration noise spans 0..255.
-    assert int8.inputs[0]["quantization"] == {"scale": 1.0, "zero_point": 0}
-    assert manifest.artifact("tflite_float32").outputs[0]["dtype"] == "float32"
+def tiny_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared artifacts folder, built by the first test of the run that asks."""
+    return (
+        built_once(
+            tmp_path_factory, "bundle-artifacts", lambda folder: _build(folder / "artifacts")
+        )
+        / "artifacts"
+    )
