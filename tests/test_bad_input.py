@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from tests.cli import CLI
 from tests.corpus import files, images, manifests
 from tests.corpus import hostile as h
 from tests.corpus.artifacts import fake_tfjs_artifacts
@@ -36,7 +36,6 @@ from tests.corpus.flex import flex_savedmodel
 from tests.corpus.graphs import REFUSED_OP, build_graphs
 from tests.corpus.keras34 import write_keras34
 
-CLI = [sys.executable, "-m", "toolkit"]
 WORKERS = 3
 
 
@@ -194,6 +193,23 @@ CASES: list[Case] = [
     case("unknown-flag", "export", "export --frobnicate", 2, usage=True),
     case("bad-format-choice", "export", "export --to coreml", 2, usage=True),
     case("bad-quantize-choice", "export", "export --to tflite --quantize int4", 2, usage=True),
+    case(
+        "quantize-for-savedmodel",
+        "export",
+        "export --to savedmodel --quantize int8",
+        2,
+        "--quantize does not apply",
+    ),
+    case(
+        "debug-quant-without-int8", "export", "export --to tfjs --debug-quant", 2, "full int8 only"
+    ),
+    case(
+        "float-fallback-bad-count",
+        "export",
+        "export --to tflite --float-fallback auto:x",
+        2,
+        "positive integer",
+    ),
     case("bad-package-target", "package", "package --target ios", 2, usage=True),
     case("bad-arch", "train", "train --arch resnet9000", 2, usage=True),
     case("negative-epochs", "train", "train --epochs -3", 2, usage=True),

@@ -131,13 +131,12 @@ def test_float_tflite_within_tolerance(
 
 
 @pytest.mark.node
-@pytest.mark.parametrize(
-    "artifact_id", ["tfjs_float32", "tfjs_uint8", "tfjs_uint16", "tfjs_float16"]
-)
+@pytest.mark.parametrize("artifact_id", ["tfjs_uint8", "tfjs_uint16", "tfjs_float16"])
 def test_tfjs_in_node_within_tolerance(
     manifest: Manifest, test_split: tuple, artifact_id: str
 ) -> None:
-    """Each TF.js artifact in Node (@tensorflow/tfjs + wasm) against the SavedModel."""
+    """Each quantized TF.js artifact in Node (@tensorflow/tfjs + wasm) against the
+    SavedModel (float32: test_runtimes.py, and test_verify.py on this export)."""
     from toolkit.runtimes import load
 
     x, _, reference = test_split

@@ -1,32 +1,17 @@
-"""`cnnx export` as a user runs it: defaults, bad input, re-export, and a killed export."""
+"""`cnnx export` as a user runs it: defaults, bad input and re-export."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from toolkit.cli import app
+from tests.cli import cnnx
 from toolkit.manifest import load_manifest
 
 pytestmark = pytest.mark.slow
-
-CNNX = [sys.executable, "-m", "toolkit"]
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _cnnx(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 def _one_error_line(stderr: str) -> str:
@@ -56,7 +41,7 @@ def project(tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_export_int8_exactly_as_written(project: Path) -> None:
-    code, out, err = _cnnx("export", "--to", "tflite", "--quantize", "int8")
+    code, out, err = cnnx("export", "--to", "tflite", "--quantize", "int8")
     assert code == 0, err
     manifest = load_manifest(project / "artifacts")
     assert set(manifest.artifacts) == {"savedmodel", "tflite_int8"}
@@ -76,7 +61,7 @@ def test_reexport_one_format_keeps_the_others(
     shutil.copytree(artifacts, folder)
     before = _hashes_hold(folder)
     old = load_manifest(folder)
-    code, _, err = _cnnx(
+    code, _, err = cnnx(
         "export",
         "--model",
         str(tiny_run),
@@ -129,12 +114,12 @@ def test_another_model_is_refused_without_force(artifacts: Path, tmp_path: Path)
         "--out",
         str(folder),
     ]
-    code, _, err = _cnnx(*args)
+    code, _, err = cnnx(*args)
     assert code == 3
     assert "holds artifacts of another model" in _one_error_line(err)
     assert _hashes_hold(folder) == before  # untouched
 
-    code, _, err = _cnnx(*args, "--force")
+    code, _, err = cnnx(*args, "--force")
     assert code == 0, err
     manifest = load_manifest(folder)
     assert set(manifest.artifacts) == {"savedmodel", "tflite_float32"}
@@ -145,7 +130,7 @@ def test_another_model_is_refused_without_force(artifacts: Path, tmp_path: Path)
 def test_folder_that_is_not_artifacts_is_refused(project: Path) -> None:
     (project / "notes").mkdir()
     (project / "notes" / "todo.txt").write_text("mine")
-    code, _, err = _cnnx("export", "--to", "savedmodel", "--out", "notes")
+    code, _, err = cnnx("export", "--to", "savedmodel", "--out", "notes")
     assert code == 3
     assert "holds no manifest.json" in _one_error_line(err)
     assert (project / "notes" / "todo.txt").read_text() == "mine"
@@ -158,7 +143,7 @@ def test_output_folder_that_cannot_be_written(project: Path, where: str) -> None
         out = project / "afile" / "artifacts"
     else:
         out = Path("/proc/cnnx-cannot-write/artifacts")
-    code, _, err = _cnnx("export", "--to", "savedmodel", "--out", str(out))
+    code, _, err = cnnx("export", "--to", "savedmodel", "--out", str(out))
     assert code == 3, err
     line = _one_error_line(err)
     assert str(out.parent) in line
@@ -174,7 +159,7 @@ def test_calibration_images_of_any_size_and_mode(project: Path) -> None:
     for i in range(3):
         Image.new("RGB", (48, 40), color=(i * 40, 90, 0)).save(folder / f"big{i}.png")
         Image.new("L", (21, 17), color=i * 60).save(folder / f"gray{i}.png")
-    code, _, err = _cnnx(
+    code, _, err = cnnx(
         "export", "--to", "tflite", "--quantize", "int8", "--calibration-data", str(folder)
     )
     assert code == 0, err
@@ -184,7 +169,7 @@ def test_calibration_images_of_any_size_and_mode(project: Path) -> None:
 
 
 def test_few_calibration_images_warn(project: Path) -> None:
-    code, _, err = _cnnx(
+    code, _, err = cnnx(
         "export", "--to", "tflite", "--quantize", "int8", "--calibration-samples", "40"
     )
     assert code == 0, err
@@ -214,76 +199,15 @@ def test_op_without_int8_kernel_via_cli(project: Path) -> None:
     for i in range(8):
         Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(calib / f"{i}.png")
     args = ["export", "--model", "sin_model", "--to", "tflite", "--quantize", "int8"]
-    code, _, err = _cnnx(*args, "--calibration-data", "calib")
+    code, _, err = cnnx(*args, "--calibration-data", "calib")
     assert code == 6
     line = _one_error_line(err)
     assert "op SIN has no int8 kernel" in line and "--float-fallback SIN" in line
-    code, out, err = _cnnx(*args, "--calibration-data", "calib", "--float-fallback", "SIN")
+    code, out, err = cnnx(*args, "--calibration-data", "calib", "--float-fallback", "SIN")
     assert code == 0, err
     assert "float fallback SIN" in out
     record = load_manifest(project / "artifacts").artifact("tflite_int8").details["calibration"]
     assert record["from"] == "folder" and record["count"] == 8 and record["files"][0] == "0.png"
-
-
-def test_usage_errors(project: Path) -> None:
-    code, _, err = _cnnx("export", "--to", "savedmodel", "--quantize", "int8")
-    assert code == 2 and "--quantize does not apply" in _one_error_line(err)
-    code, _, err = _cnnx("export", "--to", "tfjs", "--debug-quant")
-    assert code == 2 and "full int8 only" in _one_error_line(err)
-    code, _, err = _cnnx("export", "--to", "tflite", "--float-fallback", "auto:x")
-    assert code == 2
-    code, _, _ = _cnnx("export", "--to", "coreml")
-    assert code == 2
-
-
-def _spawn(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [*CNNX, *args],
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(REPO), **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-
-
-def test_killed_export_leaves_previous_artifacts_intact(
-    artifacts: Path, tiny_run: Path, tmp_path: Path
-) -> None:
-    """SIGKILL mid-export, at a fixed point and at a random one: the old folder stays valid."""
-    folder = tmp_path / "artifacts"
-    shutil.copytree(artifacts, folder)
-    before = _hashes_hold(folder)
-    manifest_bytes = (folder / "manifest.json").read_bytes()
-    args = ["export", "--model", str(tiny_run), "--to", "tflite", "--out", str(folder)]
-
-    # 1. Killed with everything staged, just before the swap.
-    process = _spawn(args, tmp_path, CNNX_FAULT_AFTER="staged:artifacts")
-    process.communicate(timeout=300)
-    assert process.returncode == -signal.SIGKILL
-    assert (folder / "manifest.json").read_bytes() == manifest_bytes
-    assert _hashes_hold(folder) == before
-
-    # 2. Killed from outside while the converters are writing into the staging folder.
-    process = _spawn(args, tmp_path)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and process.poll() is None:
-        staged = list(tmp_path.glob(".artifacts.tmp-*/tflite/*.tflite"))
-        if staged:
-            break
-        time.sleep(0.05)
-    assert process.poll() is None, "export finished before it could be killed"
-    process.send_signal(signal.SIGKILL)
-    process.communicate(timeout=60)
-    assert (folder / "manifest.json").read_bytes() == manifest_bytes
-    assert _hashes_hold(folder) == before
-
-    # 3. The next export succeeds and sweeps the dead writers' leftovers.
-    process = _spawn(args, tmp_path)
-    _, err = process.communicate(timeout=300)
-    assert process.returncode == 0, err.decode()[-2000:]
-    assert _hashes_hold(folder).keys() == before.keys()
-    assert not list(tmp_path.glob(".artifacts.*"))
-    assert json.loads((folder / "manifest.json").read_text())["schema"] == "cnnx.manifest/1"
 
 
 def test_same_weights_from_the_runs_keras_file_join_the_folder(
@@ -294,10 +218,10 @@ def test_same_weights_from_the_runs_keras_file_join_the_folder(
     shutil.copytree(artifacts, folder)
     keras_file = str(tiny_run / "model.keras")
     base = ["export", "--model", keras_file, "--to", "tflite", "--quantize", "none"]
-    code, _, err = _cnnx(*base, "--out", str(folder))
+    code, _, err = cnnx(*base, "--out", str(folder))
     assert code == 3  # default labels class_0.. differ from the run's names
     assert "same weights with other labels" in _one_error_line(err)
-    code, _, err = _cnnx(*base, "--out", str(folder), "--labels", str(tiny_run / "labels.txt"))
+    code, _, err = cnnx(*base, "--out", str(folder), "--labels", str(tiny_run / "labels.txt"))
     assert code == 0, err
     manifest = load_manifest(folder)
     assert manifest.source["format"] == "keras"

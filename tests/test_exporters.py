@@ -22,15 +22,13 @@ from exporters.tflite import (
     predict_tflite,
 )
 from exporters.tflite_inspect import inspect_tflite
+from tests.cli import cnnx
+from tests.factories import random_pictures
 from toolkit.errors import DataError, ExportError, UsageError
 
 pytestmark = pytest.mark.slow
 
 SIZE = 16
-
-
-def _images(count: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (count, SIZE, SIZE, 3)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +73,7 @@ def conv_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_op_without_int8_kernel_is_named(sin_model: Path, tmp_path: Path) -> None:
-    options = ExportOptions(calibration=_images(40))
+    options = ExportOptions(calibration=random_pictures(40, SIZE))
     with pytest.raises(ExportError) as caught:
         export_tflite_int8(sin_model, tmp_path, options)
     line = caught.value.one_line()
@@ -84,7 +82,7 @@ def test_op_without_int8_kernel_is_named(sin_model: Path, tmp_path: Path) -> Non
 
 
 def test_float_fallback_by_op_type_keeps_it_float(sin_model: Path, tmp_path: Path) -> None:
-    options = ExportOptions(calibration=_images(40), float_fallback=("SIN",))
+    options = ExportOptions(calibration=random_pictures(40, SIZE), float_fallback=("SIN",))
     result = export_tflite_int8(sin_model, tmp_path, options)
     report = inspect_tflite(tmp_path / result.path)
     assert report.float_ops == ["SIN"]  # the only float island, on purpose
@@ -95,13 +93,13 @@ def test_float_fallback_by_op_type_keeps_it_float(sin_model: Path, tmp_path: Pat
 
 
 def test_debug_quant_table_and_auto_fallback(conv_model: Path, tmp_path: Path) -> None:
-    images = _images(60)
+    images = random_pictures(60, SIZE)
     labels = np.arange(60) % 4
     options = ExportOptions(
         calibration=images,
         debug_quant=True,
         float_fallback_auto=1,
-        check_images=_images(50, seed=3),
+        check_images=random_pictures(50, SIZE, seed=3),
         check_labels=labels[:50],
         tolerance={"min_agreement": 1.0},  # out of reach: the search must try
     )
@@ -132,16 +130,20 @@ def test_debug_quant_table_and_auto_fallback(conv_model: Path, tmp_path: Path) -
 
 
 def test_fallback_of_the_first_layer_cannot_keep_uint8_io(conv_model: Path, tmp_path: Path) -> None:
-    options = ExportOptions(calibration=_images(20), float_fallback=("CONV_2D",))
+    options = ExportOptions(calibration=random_pictures(20, SIZE), float_fallback=("CONV_2D",))
     with pytest.raises(ExportError, match="cannot take and give uint8"):
         export_tflite_int8(conv_model, tmp_path, options)
-    floats = ExportOptions(calibration=_images(20), float_fallback=("CONV_2D",), io="float32")
+    floats = ExportOptions(
+        calibration=random_pictures(20, SIZE), float_fallback=("CONV_2D",), io="float32"
+    )
     result = export_tflite_int8(conv_model, tmp_path, floats)
     assert inspect_tflite(tmp_path / result.path).float_ops == ["CONV_2D"]
 
 
 def test_unknown_fallback_layer_is_a_usage_error(conv_model: Path, tmp_path: Path) -> None:
-    options = ExportOptions(calibration=_images(20), float_fallback=("no/such/layer",))
+    options = ExportOptions(
+        calibration=random_pictures(20, SIZE), float_fallback=("no/such/layer",)
+    )
     with pytest.raises(UsageError, match="no/such/layer"):
         export_tflite_int8(conv_model, tmp_path, options)
 
@@ -163,7 +165,7 @@ def test_calibration_of_wrong_size_or_channels(
 def test_int8_io_types_agree_with_savedmodel(conv_model: Path, tmp_path: Path, io: str) -> None:
     from exporters.savedmodel import load_pivot, predict
 
-    images = _images(80, seed=5)
+    images = random_pictures(80, SIZE, seed=5)
     result = export_tflite_int8(conv_model, tmp_path, ExportOptions(calibration=images, io=io))
     report = inspect_tflite(tmp_path / result.path)
     assert report.inputs[0]["dtype"] == io and report.outputs[0]["dtype"] == io
@@ -171,18 +173,6 @@ def test_int8_io_types_agree_with_savedmodel(conv_model: Path, tmp_path: Path, i
     reference = predict(load_pivot(conv_model), images)
     got = predict_tflite((tmp_path / result.path).read_bytes(), images)
     assert np.max(np.abs(got - reference)) < 0.05  # one or two int8 steps of a softmax
-
-
-def test_float32_matches_and_has_static_batch(conv_model: Path, tmp_path: Path) -> None:
-    from exporters.savedmodel import load_pivot, predict
-
-    result = export_tflite_float32(conv_model, tmp_path, ExportOptions())
-    report = inspect_tflite(tmp_path / result.path)
-    assert report.inputs[0]["shape"] == [1, SIZE, SIZE, 3]
-    assert not {"SHAPE", "STRIDED_SLICE", "PACK"} & set(report.ops)
-    images = _images(10, seed=9)
-    got = predict_tflite((tmp_path / result.path).read_bytes(), images)
-    assert np.max(np.abs(got - predict(load_pivot(conv_model), images))) <= 1e-4
 
 
 def test_int8_is_under_a_third_of_float32_at_seed_width(tmp_path: Path) -> None:
@@ -204,9 +194,6 @@ def test_int8_is_under_a_third_of_float32_at_seed_width(tmp_path: Path) -> None:
 def test_info_flags_ops_that_need_flex(tmp_path: Path) -> None:
     """`cnnx info` on a .tflite lists ops and names those needing TF select ops (Flex)."""
     import tensorflow as tf
-    from typer.testing import CliRunner
-
-    from toolkit.cli import app
 
     @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32)])
     def determinant(x: tf.Tensor) -> tf.Tensor:
@@ -224,8 +211,8 @@ def test_info_flags_ops_that_need_flex(tmp_path: Path) -> None:
     report = inspect_tflite(path)
     assert report.flex_ops == ["FlexMatrixDeterminant"]
     assert report.op_counts == {"RESHAPE": 2, "FlexMatrixDeterminant": 1}
-    result = CliRunner().invoke(app, ["info", str(path), "--json"])
-    assert result.exit_code == 0, result.stderr
+    result = cnnx("info", path, "--json")
+    assert result.returncode == 0, result.stderr
     details = json.loads(result.stdout)["details"]
     assert details["flex ops (need TF select ops)"] == ["FlexMatrixDeterminant"]
     assert "RESHAPE x2" in details["ops"]
@@ -239,8 +226,8 @@ def test_int16x8_has_float_io_int16_activations_agrees(conv_model: Path, tmp_pat
     from exporters.savedmodel import predict as savedmodel_predict
     from exporters.tflite_int16x8 import export_tflite_int16x8
 
-    images = _images(40)
-    check = _images(30, seed=5)
+    images = random_pictures(40, SIZE)
+    check = random_pictures(30, SIZE, seed=5)
     options = ExportOptions(calibration=images, check_images=check, check_labels=np.arange(30) % 4)
     result = export_tflite_int16x8(conv_model, tmp_path, options)
     assert result.path == "tflite/model_int16x8.tflite"

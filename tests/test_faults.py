@@ -2,9 +2,9 @@
 
 Kills use the real CLI in a subprocess: either at a named step (CNNX_FAULT_AFTER, the
 hook in toolkit/core/atomic.py, which SIGKILLs the process there) or with a SIGKILL after a
-delay. After every kill the artifacts folder must be exactly the old one or exactly
-the new one, its manifest valid and every file matching its hash; the next run must
-succeed and sweep what the killed one left behind.
+delay or while the converters write. After every kill the artifacts folder must be exactly
+the old one or exactly the new one, its manifest valid and every file matching its hash;
+the next run must succeed and sweep what the killed one left behind.
 """
 
 from __future__ import annotations
@@ -14,65 +14,23 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.corpus import files, images
-from tests.corpus.runs import tiny_run
+from tests.cli import Done, cnnx, spawn
+from tests.corpus import files
 from toolkit.manifest import load_manifest
-
-CLI = [sys.executable, "-m", "toolkit"]
 
 pytestmark = pytest.mark.slow
 
 
-def cnnx(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args],
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-@pytest.fixture(scope="module")
-def calibration(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return images.class_folder(tmp_path_factory.mktemp("calibration"), classes=3, per_class=10)
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_run(tmp_path_factory.getbasetemp() / "corpus-run")
-
-
-@pytest.fixture(scope="module")
-def base_artifacts(tmp_path_factory: pytest.TempPathFactory, run: Path) -> Path:
-    """Every TFLite precision of the tiny run, exported once by the real CLI."""
-    out = tmp_path_factory.mktemp("fault-base") / "artifacts"
-    done = cnnx(
-        "export",
-        "--model",
-        str(run),
-        "--to",
-        "tflite",
-        "--calibration-samples",
-        "50",
-        "--samples",
-        "6",
-        "--out",
-        str(out),
-    )
-    assert done.returncode == 0, done.stderr
-    return out
+def reexport(run: Path, quantize: str, out: Path) -> tuple[str, ...]:
+    """`cnnx export` of one TFLite precision of `run` into the artifacts folder `out`."""
+    return ("export", "--model", str(run), "--to", "tflite", "--quantize", quantize,
+            "--samples", "0", "--out", str(out))  # fmt: skip
 
 
 def assert_consistent(folder: Path) -> set[str]:
@@ -97,25 +55,13 @@ def leftovers(parent: Path, name: str) -> list[str]:
 
 @pytest.mark.parametrize("step", ["written:manifest.json", "staged:artifacts", "swapped:artifacts"])
 def test_export_killed_at_a_step_keeps_a_whole_folder_and_the_next_run_succeeds(
-    step: str, base_artifacts: Path, run: Path, tmp_path: Path
+    step: str, artifacts: Path, tiny_run: Path, tmp_path: Path
 ) -> None:
-    out = files.copy_tree(base_artifacts, tmp_path / "artifacts")
+    out = files.copy_tree(artifacts, tmp_path / "artifacts")
     before = files.snapshot(out)
     old_float16 = load_manifest(out).artifacts["tflite_float16"].files
-    args = (
-        "export",
-        "--model",
-        str(run),
-        "--to",
-        "tflite",
-        "--quantize",
-        "float16",
-        "--samples",
-        "0",
-        "--out",
-        str(out),
-    )
-    killed = cnnx(*args, env={"CNNX_FAULT_AFTER": step})
+    args = reexport(tiny_run, "float16", out)
+    killed = cnnx(*args, env={"CNNX_FAULT_AFTER": step}, process=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
 
     ids = assert_consistent(out)
@@ -135,30 +81,33 @@ def test_export_killed_at_a_step_keeps_a_whole_folder_and_the_next_run_succeeds(
 
 
 def test_export_sigkilled_at_any_moment_leaves_old_or_new_never_half(
-    base_artifacts: Path, run: Path, tmp_path: Path
+    artifacts: Path, tiny_run: Path, tmp_path: Path
 ) -> None:
-    out = files.copy_tree(base_artifacts, tmp_path / "artifacts")
-    args = [
-        *CLI,
-        "export",
-        "--model",
-        str(run),
-        "--to",
-        "tflite",
-        "--quantize",
-        "dynamic",
-        "--samples",
-        "0",
-        "--out",
-        str(out),
-    ]
+    out = files.copy_tree(artifacts, tmp_path / "artifacts")
+    args = reexport(tiny_run, "dynamic", out)
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     for delay in (0.5, 2.0, 4.0, 7.0):
-        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = spawn(*args, **quiet)
         time.sleep(delay)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
         assert_consistent(out)
-    done = cnnx(*args[3:])
+    # Killed while the converters write into the staging folder (after the first of the
+    # four precisions): the folder is exactly what it was.
+    before = files.snapshot(out)
+    every_precision = [arg for arg in args if arg not in ("--quantize", "dynamic")]
+    process = spawn(*every_precision, **quiet)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if list(tmp_path.glob(".artifacts.tmp-*/tflite/*.tflite")):
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the export finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert_consistent(out)
+    assert files.snapshot(out) == before, "a kill before the swap changed the artifacts"
+    done = cnnx(*args)
     assert done.returncode == 0, done.stderr
     assert_consistent(out)
     assert leftovers(tmp_path, "artifacts") == []
@@ -169,21 +118,22 @@ def test_export_sigkilled_at_any_moment_leaves_old_or_new_never_half(
 
 @pytest.mark.parametrize("step", ["staged:rpi", "written:rpi.zip"])
 def test_package_killed_keeps_the_previous_bundle(
-    step: str, base_artifacts: Path, tmp_path: Path
+    step: str, artifacts: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "bundles" / "rpi"
-    first = cnnx("package", "--target", "rpi", str(base_artifacts), "--out", str(out))
+    first = cnnx("package", "--target", "rpi", str(artifacts), "--out", str(out))
     assert first.returncode == 0, first.stderr
     before = files.snapshot(out.parent)
     killed = cnnx(
         "package",
         "--target",
         "rpi",
-        str(base_artifacts),
+        str(artifacts),
         "--out",
         str(out),
         "--force",
         env={"CNNX_FAULT_AFTER": step},
+        process=True,
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     after = files.snapshot(out.parent)
@@ -194,7 +144,7 @@ def test_package_killed_keeps_the_previous_bundle(
         # The new folder is complete and in place; the old zip is still whole.
         assert visible.keys() == before.keys()
         assert visible["rpi.zip"] == before["rpi.zip"]
-    again = cnnx("package", "--target", "rpi", str(base_artifacts), "--out", str(out), "--force")
+    again = cnnx("package", "--target", "rpi", str(artifacts), "--out", str(out), "--force")
     assert again.returncode == 0, again.stderr
     assert not [k for k in files.snapshot(out.parent) if k.startswith(".")], "leftovers"
 
@@ -246,26 +196,16 @@ def test_full_disk_during_export_is_exit_11_and_leaves_nothing(
 
 
 def test_full_disk_during_re_export_keeps_the_previous_artifacts(
-    base_artifacts: Path, run: Path, tmp_path: Path
+    artifacts: Path, tiny_run: Path, tmp_path: Path
 ) -> None:
-    used = sum(p.stat().st_size for p in base_artifacts.rglob("*") if p.is_file())
+    with small_disk(tmp_path / "measure", "64m") as roomy:
+        files.copy_tree(artifacts, roomy / "artifacts")
+        used = _used_kib(roomy)  # in the disk's own blocks: many small files round up
     # Room for the old artifacts, not for a second copy of the SavedModel beside them.
-    with small_disk(tmp_path / "disk", f"{used // 1024 + 48}k") as disk:
-        out = files.copy_tree(base_artifacts, disk / "artifacts")
+    with small_disk(tmp_path / "disk", f"{used + 48}k") as disk:
+        out = files.copy_tree(artifacts, disk / "artifacts")
         before = files.snapshot(out)
-        done = cnnx(
-            "export",
-            "--model",
-            str(run),
-            "--to",
-            "tflite",
-            "--quantize",
-            "float16",
-            "--samples",
-            "0",
-            "--out",
-            str(out),
-        )
+        done = cnnx(*reexport(tiny_run, "float16", out))
         assert done.returncode == 11, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert files.snapshot(out) == before
@@ -279,7 +219,7 @@ def fill(disk: Path) -> None:
             handle.write(b"\0" * 4096)
 
 
-def assert_refused_for_space(done: subprocess.CompletedProcess[str]) -> None:
+def assert_refused_for_space(done: Done) -> None:
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 11, done.stderr
     assert len(lines) == 1 and "no space left on device" in lines[0], done.stderr
@@ -287,13 +227,13 @@ def assert_refused_for_space(done: subprocess.CompletedProcess[str]) -> None:
 
 
 def test_bench_on_a_full_disk_is_exit_11_and_writes_no_report(
-    base_artifacts: Path, tmp_path: Path
+    artifacts: Path, tmp_path: Path
 ) -> None:
     with small_disk(tmp_path / "disk", "64k") as disk:
         fill(disk)
         before = files.snapshot(disk)
         done = cnnx(
-            "bench", str(base_artifacts), "--runtimes", "litert", "--artifacts", "tflite_float32",
+            "bench", str(artifacts), "--runtimes", "litert", "--artifacts", "tflite_float32",
             "--runs", "3", "--out", str(disk / "report"),
         )  # fmt: skip
         assert_refused_for_space(done)
@@ -307,9 +247,9 @@ def _used_kib(folder: Path) -> int:
 
 @pytest.mark.parametrize("where", ["full from the start", "full at the zip"])
 def test_rpi_package_on_a_full_disk_is_exit_11_and_writes_nothing(
-    where: str, base_artifacts: Path, tmp_path: Path
+    where: str, artifacts: Path, tmp_path: Path
 ) -> None:
-    args = ["package", "--target", "rpi", str(base_artifacts), "--out"]
+    args = ["package", "--target", "rpi", str(artifacts), "--out"]
     size = "64k"
     if where == "full at the zip":
         # Room for the bundle's folder and half its zip: the disk fills while the zip is
@@ -338,26 +278,6 @@ def _fake_node(folder: Path, body: str) -> Path:
     return script
 
 
-@pytest.fixture(scope="module")
-def tfjs_artifacts(tmp_path_factory: pytest.TempPathFactory, corpus_models: Path) -> Path:
-    out = tmp_path_factory.mktemp("fault-tfjs") / "artifacts"
-    done = cnnx(
-        "export",
-        "--model",
-        str(corpus_models / "good.keras"),
-        "--to",
-        "all",
-        "--quantize",
-        "none",
-        "--samples",
-        "0",
-        "--out",
-        str(out),
-    )
-    assert done.returncode == 0, done.stderr
-    return out
-
-
 @pytest.mark.parametrize(
     "behaviour, body",
     [
@@ -367,13 +287,13 @@ def tfjs_artifacts(tmp_path_factory: pytest.TempPathFactory, corpus_models: Path
     ],
 )
 def test_a_node_runtime_that_fails_is_its_rows_failure_and_the_bench_goes_on(
-    behaviour: str, body: str, tfjs_artifacts: Path, calibration: Path, tmp_path: Path
+    behaviour: str, body: str, artifacts: Path, tmp_path: Path
 ) -> None:
     node = _fake_node(tmp_path, body)
     start = time.perf_counter()
     done = cnnx(
         "bench",
-        str(tfjs_artifacts),
+        str(artifacts),
         "--runtimes",
         "litert,tfjs-node",
         "--artifacts",
@@ -391,8 +311,6 @@ def test_a_node_runtime_that_fails_is_its_rows_failure_and_the_bench_goes_on(
         "wasm",
         "--out",
         str(tmp_path / "report"),
-        "--data",
-        str(calibration),
         env={"CNNX_NODE": str(node)},
     )
     elapsed = time.perf_counter() - start

@@ -7,7 +7,6 @@ an internal error (exit 1) instead of a one-line message.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import math
@@ -204,6 +203,19 @@ def test_input_spec_with_mutated_fields_is_valid_or_a_usage_error(
     keys = ["height", "width", "channels", "dtype", "scale", "offset", "mean", "std", "color"]
     for key in data.draw(st.lists(st.sampled_from(keys), min_size=1, max_size=3, unique=True)):
         raw[key] = data.draw(tricky)
+    _assert_valid_or_usage_error(raw)
+
+
+@FUZZ
+@given(json_values)
+def test_input_spec_from_any_json_is_valid_or_a_usage_error(value: Any) -> None:
+    _assert_valid_or_usage_error(value)
+
+
+def _assert_valid_or_usage_error(raw: Any) -> None:
+    """`InputSpec.from_dict(raw)` refuses with a UsageError (nothing else) or gives a spec
+    every reader can use: positive sizes, finite non-zero scale and std, per-channel
+    lengths, and the same spec back from its own JSON."""
     try:
         again = InputSpec.from_dict(raw)
     except UsageError:
@@ -215,13 +227,7 @@ def test_input_spec_with_mutated_fields_is_valid_or_a_usage_error(
     for values in (again.mean, again.std):
         assert values is None or len(values) in (1, again.channels), again
     assert again.std is None or all(s != 0 for s in again.std)
-
-
-@FUZZ
-@given(json_values)
-def test_input_spec_from_any_json_is_valid_or_a_usage_error(value: Any) -> None:
-    with contextlib.suppress(UsageError):
-        InputSpec.from_dict(value)
+    assert InputSpec.from_dict(json.loads(json.dumps(again.to_dict()))) == again
 
 
 # --- the image loader -------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Untrusted files: embedded code never runs without --unsafe, the server stays on its
-folder and this machine, bundle zips cannot escape, images cannot exhaust memory.
+folder and this machine, images cannot exhaust memory (bundle zips: test_package.py).
 
 The unsafe models (tests/corpus/models.py) each create a marker file when their code
 runs, so "was the code executed" is a fact on disk, not a guess.
@@ -10,28 +10,23 @@ from __future__ import annotations
 import http.client
 import re
 import socket
-import subprocess
-import sys
 import time
-import zipfile
 from collections.abc import Callable, Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pytest
 
+from tests.cli import Done, cnnx, spawn
 from tests.corpus import images
 from tests.corpus.artifacts import fake_tfjs_artifacts
 from tests.corpus.models import marker
 from toolkit.data.images import load_image
 from toolkit.errors import DataError
 
-CLI = [sys.executable, "-m", "toolkit"]
 
-
-def cnnx(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
-    )
+def run_cli(*args: str, cwd: Path | None = None) -> Done:
+    # A fresh process each time: no earlier load in this one can have run or allowed code.
+    return cnnx(*args, cwd=cwd, process=True)
 
 
 # --- embedded code -----------------------------------------------------------------------
@@ -63,7 +58,7 @@ def test_a_model_holding_code_is_refused_without_running_it(
         ),
         ("info", str(corpus_models / name)),
     ):
-        done = cnnx(*args, cwd=tmp_path)
+        done = run_cli(*args, cwd=tmp_path)
         assert done.returncode == 4, done.stderr
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and "--unsafe" in lines[0], done.stderr
@@ -75,7 +70,7 @@ def test_a_model_holding_code_is_refused_without_running_it(
 @pytest.mark.parametrize("name", ["lambda.keras", "lambda_keras2.h5", "lambda_savedmodel"])
 def test_with_unsafe_the_same_model_loads(name: str, corpus_models: Path, tmp_path: Path) -> None:
     marker(corpus_models).unlink(missing_ok=True)
-    done = cnnx(
+    done = run_cli(
         "export",
         "--model",
         str(corpus_models / name),
@@ -106,12 +101,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int,
     outside = folder.parent / "outside.txt"
     outside.write_text("not to be served\n")
     (folder / "tfjs" / "float32" / "escape.json").symlink_to(outside)
-    process = subprocess.Popen(
-        [*CLI, "serve", str(folder), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = spawn("serve", str(folder), "--port", "0")
     assert process.stdout is not None
     url = ""
     deadline = time.monotonic() + 60
@@ -184,56 +174,6 @@ def test_serve_refuses_paths_outside_the_page_and_the_artifacts(
     assert 400 <= status < 500, f"{target} answered {status}"
     assert b"not to be served" not in body
     assert b"root:" not in body
-
-
-# --- bundle zips ----------------------------------------------------------------------------
-
-
-def _check_zip(path: Path) -> None:
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-        assert names, "empty zip"
-        top = {PurePosixPath(n).parts[0] for n in names}
-        assert top == {path.stem}, f"members outside one top folder: {sorted(top)}"
-        for info in archive.infolist():
-            name = info.filename
-            assert not name.startswith("/") and "\\" not in name and ":" not in name, name
-            assert ".." not in PurePosixPath(name).parts, name
-            mode = info.external_attr >> 16
-            assert (mode & 0o170000) in (0, 0o100000, 0o040000), f"{name} is not a regular file"
-
-
-@pytest.mark.slow
-def test_web_bundle_zip_cannot_escape_and_symlinks_are_refused(tmp_path: Path) -> None:
-    artifacts = fake_tfjs_artifacts(tmp_path / "artifacts")
-    done = cnnx("package", "--target", "web", str(artifacts), "--out", str(tmp_path / "web"))
-    assert done.returncode == 0, done.stderr
-    _check_zip(tmp_path / "web.zip")
-    # A symlink planted in the artifacts must not smuggle a file from outside into a bundle.
-    (tmp_path / "outside.txt").write_text("not to be served\n")
-    (artifacts / "tfjs" / "float32" / "extra.bin").symlink_to(tmp_path / "outside.txt")
-    again = cnnx("package", "--target", "web", str(artifacts), "--out", str(tmp_path / "web2"))
-    if again.returncode == 0:
-        _check_zip(tmp_path / "web2.zip")
-        with zipfile.ZipFile(tmp_path / "web2.zip") as archive:
-            for name in archive.namelist():
-                assert b"not to be served" not in archive.read(name), name
-    else:
-        assert again.returncode in (3, 7), again.stderr
-        assert len(again.stderr.strip().splitlines()) == 1
-        assert not (tmp_path / "web2").exists() and not (tmp_path / "web2.zip").exists()
-
-
-def test_zip_writer_refuses_member_names_that_escape(tmp_path: Path) -> None:
-    from toolkit.errors import PathError
-    from toolkit.packaging.zipping import write_zip
-
-    source = tmp_path / "a.txt"
-    source.write_text("x")
-    for bad in ("../evil.txt", "/etc/evil", "a/../../evil", "C:evil", "a\\..\\evil", ""):
-        with pytest.raises(PathError):
-            write_zip([(source, bad)], tmp_path / "out.zip", top="bundle")
-        assert not (tmp_path / "out.zip").exists()
 
 
 # --- images ---------------------------------------------------------------------------------

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from toolkit.cli import app
+from tests.cli import cnnx
 from toolkit.errors import UsageError
 from toolkit.manifest import ArtifactEntry, describe_files, load_manifest
 from toolkit.measure.parity import Metrics, check, compare, reference_checks
@@ -44,8 +43,6 @@ min_agreement = 0.95
 [uint16]
 min_agreement = 0.97
 """
-
-runner = CliRunner()
 
 
 # --- unit: tolerances -----------------------------------------------------------------
@@ -199,8 +196,8 @@ def _rehash(root: Path, artifact_id: str) -> None:
 
 
 def _verify(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, ["verify", *args])
-    return result.exit_code, result.output
+    done = cnnx("verify", *args)
+    return done.returncode, done.output
 
 
 @pytest.mark.slow
@@ -208,21 +205,12 @@ def _verify(*args: str) -> tuple[int, str]:
 def test_unmodified_artifacts_pass(artifacts: Path, tolerances: Path) -> None:
     code, output = _verify(str(artifacts), "--tolerances", str(tolerances))
     assert code == 0, output
+    # Float32 artifacts keep the default limits (max_abs 1e-4, 100% agreement with the
+    # SavedModel); TF.js runs in Node on both of its backends.
     assert "all artifacts within tolerance" in output
     for artifact_id in ("tflite_float32", "tflite_int8", "tfjs_float32", "tfjs_uint8"):
         assert artifact_id in output
-
-
-@pytest.mark.slow
-@pytest.mark.node
-def test_tfjs_float32_in_node_matches_savedmodel_to_1e4(artifacts: Path) -> None:
-    from toolkit.measure.verify import VerifyConfig, verify
-
-    report = verify(VerifyConfig(artifacts, artifacts=("tfjs_float32",), runtimes=("tfjs-node",)))
-    assert [r.label for r in report.rows] == ["tfjs-node/wasm", "tfjs-node/cpu"]
-    for row in report.rows:
-        assert row.status == "ok" and row.metrics is not None
-        assert row.metrics.max_abs <= 1e-4 and row.metrics.agreement == 1.0
+    assert "tfjs-node/wasm" in output and "tfjs-node/cpu" in output
 
 
 def _largest_float_tensor(model: Path) -> bytes:
