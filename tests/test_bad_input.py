@@ -1,7 +1,8 @@
 """The bad-input corpus: every command, fed what users really feed it.
 
-One table of cases. Each case runs the real `cnnx` in a subprocess inside its own
-workspace folder and must end with:
+One table of cases. Each case runs `cnnx` (tests/cli.py: in the test process, or as a
+real process with a time limit where a missing refusal could hang or exhaust memory)
+inside its own workspace folder and must end with:
 
 - the documented exit code (toolkit/errors.py EXIT_CODES);
 - exactly one line on stderr, `cnnx: error: ...`, naming what is wrong (Typer's own
@@ -10,8 +11,8 @@ workspace folder and must end with:
 - nothing changed: the workspace (with any artifacts folder copied into it) and the
   shared model files hash the same before and after, and nothing new was written.
 
-The cases run concurrently (a few at a time) in one fixture, then each is asserted by
-its own test; most fail before TensorFlow is imported and cost a fraction of a second.
+The cases run in one fixture (the real processes a few at a time), then each is asserted
+by its own test; most fail before TensorFlow is imported and cost a fraction of a second.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli import CLI
+from tests.cli import cnnx
 from tests.corpus import files, images, manifests
 from tests.corpus import hostile as h
 from tests.corpus.artifacts import fake_tfjs_artifacts
@@ -69,9 +70,17 @@ class Case:
     says: str = ""  # must appear in the error line (case-insensitive)
     setup: Setup | None = None
     usage: bool = False  # Typer's own usage error: several lines are fine
-    needs: frozenset[str] = frozenset()  # "models", "artifacts"
+    needs: frozenset[str] = frozenset()  # "models", "artifacts", "tensorflow" (to set up)
     env: tuple[tuple[str, str], ...] = ()
     timeout: float = 180.0
+
+    @property
+    def process(self) -> bool:
+        """Run as a real process, with a time limit: a server that would stay up, a read
+        that could block (FIFOs, devices) or memory that could run out (bombs, huge
+        inputs) must not take the test run with it if the refusal were missing."""
+        risky = ("fifo", "device", "bomb", "huge")
+        return self.command == "serve" or any(word in self.id for word in risky)
 
 
 def case(
@@ -425,6 +434,7 @@ CASES: list[Case] = [
         setup=lambda ws: (
             write_keras34(_in(ws, "old.keras"), {"conv2d": {"fancy_padding": 1}}) and None
         ),
+        needs="tensorflow",  # Keras itself names the argument it does not know
     ),
     case(
         "export-needs-flex-ops",
@@ -434,6 +444,7 @@ CASES: list[Case] = [
         "needs TensorFlow ops that TFLite has no builtin kernel for: FlexCumprod, "
         "FlexExtractImagePatches",
         setup=lambda ws: flex_savedmodel(_in(ws, "needs_flex")) and None,
+        needs="tensorflow",  # the set-up builds the model
     ),
     case(
         "info-random-tflite",
@@ -1451,18 +1462,14 @@ def _run_case(item: Case, workspace: Workspace) -> Outcome:
     if "models" in item.needs or any("models/" in a for a in item.args):
         (root / "models").symlink_to(workspace.models)
     port = (root / "port").read_text() if (root / "port").exists() else ""
-    argv = [*CLI, *(a.replace("{port}", port) for a in item.args)]
-    env = {**os.environ, "CNNX_NODE": str(root / "node"), **dict(item.env)}
-    if not (root / "node").exists():
-        env.pop("CNNX_NODE")
+    args = [a.replace("{port}", port) for a in item.args]
+    node = str(root / "node") if (root / "node").exists() else None
+    env = {"CNNX_NODE": node, **dict(item.env)}
     before = files.snapshot(root)
     models_before = files.snapshot(workspace.models)
     start = time.perf_counter()
     try:
-        done = subprocess.run(
-            argv, cwd=root, env=env, capture_output=True, text=True, timeout=item.timeout
-        )
-        code, out, err = done.returncode, done.stdout, done.stderr
+        code, out, err = cnnx(*args, cwd=root, env=env, process=item.process, timeout=item.timeout)
     except subprocess.TimeoutExpired as expired:
         code, out, err = None, str(expired.stdout or ""), str(expired.stderr or "")
     seconds = time.perf_counter() - start
@@ -1481,10 +1488,13 @@ def _run_case(item: Case, workspace: Workspace) -> Outcome:
 
 
 @pytest.fixture(scope="module")
-def corpus_models(corpus_models: Path) -> Path:
-    """The session's tiny models (tests/conftest.py), with the graph corpus beside them."""
-    build_graphs(corpus_models / "graphs")
-    return corpus_models
+def corpus_models(corpus_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the run's tiny models (tests/conftest.py), with the graph corpus beside
+    them: every case checks that nothing in it changed, and the shared folder is also
+    read, and its unsafe models' marker written, by tests in other workers."""
+    folder = files.copy_tree(corpus_models, tmp_path_factory.mktemp("bad-input") / "models")
+    build_graphs(folder / "graphs")
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -1493,23 +1503,9 @@ def artifacts_master(tmp_path_factory: pytest.TempPathFactory, corpus_models: Pa
     folder = tmp_path_factory.getbasetemp() / "corpus-artifacts"
     if not (folder / "manifest.json").exists():
         calibration = images.class_folder(folder.with_name("corpus-calibration"), 3, 10)
-        done = subprocess.run(
-            [
-                *CLI,
-                "export",
-                "--model",
-                str(corpus_models / "good.keras"),
-                "--to",
-                "all",
-                "--calibration-data",
-                str(calibration),
-                "--out",
-                str(folder),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        model = corpus_models / "good.keras"
+        done = cnnx("export", "--model", model, "--to", "all", "--calibration-data", calibration,
+                    "--out", folder)  # fmt: skip
         assert done.returncode == 0, done.stderr
     return folder
 
@@ -1534,8 +1530,12 @@ def outcomes(
         root = tmp_path_factory.mktemp(item.id)
         return item.id, _run_case(item, Workspace(root, models, master))
 
+    # The processes a few at a time; then, one after the other, the cases run in this
+    # process (a command changes the working folder, environment and output streams).
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        yield dict(pool.map(one, selected))
+        results = dict(pool.map(one, [c for c in selected if c.process]))
+    results.update(one(c) for c in selected if not c.process)
+    yield results
 
 
 # A case that needs the tiny models or a real export is in the full tier (tests/conftest.py).
