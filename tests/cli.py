@@ -48,8 +48,9 @@ def cnnx(
     timeout: float = 600,
 ) -> Done:
     """Run `cnnx ARGS` and wait for it. `env` adds variables (None removes one) for this
-    call only; `process=True` runs it as a real `python -m toolkit` process."""
-    argv = [os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in args]
+    call only; `process=True` runs it as a real `python -m toolkit` process (the only
+    kind `timeout` can stop)."""
+    argv = [str(a) for a in args]
     if process:
         done = subprocess.run(
             [*CLI, *argv],
@@ -77,7 +78,7 @@ def spawn(
     read it while it runs). Output is piped as text unless `popen` says otherwise."""
     options: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
     options.update(popen)
-    argv = [os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in args]
+    argv = [str(a) for a in args]
     return subprocess.Popen([*CLI, *argv], cwd=cwd, env=_environment(env), **options)
 
 

@@ -1,6 +1,7 @@
 """`cnnx --help` and each command's help read well: paragraphs reflow to the terminal
 instead of keeping the source's line breaks (no ragged half-lines), and flags show no
-`<bool>` placeholder."""
+`<bool>` placeholder. And the CLI as tests/cli.py runs it in the test process answers as
+the real process does."""
 
 from __future__ import annotations
 
@@ -64,3 +65,17 @@ def test_brackets_in_help_are_shown_as_written() -> None:
     assert "[default: ./artifacts]" in shown
     shown = " ".join(help_lines("bench", columns=200))
     assert "[default: yours, or CNNX_SSH_CONFIG]" in shown
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("frobnicate",), ("export", "--to", "savedmodel", "--quantize", "int8"), ("info", "no.keras")],
+)
+def test_the_cli_in_the_test_process_answers_as_the_real_one(args: tuple[str, ...]) -> None:
+    """tests/cli.py's in-process run gives the process's exit code and output, word for
+    word (the real one, started as `python -m toolkit`, names itself so in usage lines)."""
+    inside = cnnx(*args)
+    real = cnnx(*args, process=True)
+    assert inside.returncode == real.returncode != 0
+    assert inside.stdout == real.stdout
+    assert inside.stderr == real.stderr.replace("python -m toolkit", "cnnx")
