@@ -1,5 +1,5 @@
-"""Untrusted files: embedded code never runs without --unsafe, the server stays on its
-folder and this machine, images cannot exhaust memory (bundle zips: test_package.py).
+"""Untrusted files: embedded code never runs without --unsafe and images cannot exhaust
+memory (the server's traversals: test_serve.py; bundle zips: test_package.py).
 
 The unsafe models (tests/corpus/models.py) each create a marker file when their code
 runs, so "was the code executed" is a fact on disk, not a guess.
@@ -7,18 +7,13 @@ runs, so "was the code executed" is a fact on disk, not a guess.
 
 from __future__ import annotations
 
-import http.client
-import re
-import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.cli import Done, cnnx, spawn
+from tests.cli import Done, cnnx
 from tests.corpus import images
-from tests.corpus.artifacts import fake_tfjs_artifacts
 from tests.corpus.models import marker
 from toolkit.data.images import load_image
 from toolkit.errors import DataError
@@ -90,90 +85,6 @@ def test_with_unsafe_the_same_model_loads(name: str, corpus_models: Path, tmp_pa
     # The Lambda ran: proof that the refusal above was what kept it from running.
     assert marker(corpus_models).exists()
     marker(corpus_models).unlink()
-
-
-# --- the web server ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int, Path]]:
-    folder = fake_tfjs_artifacts(tmp_path_factory.mktemp("serve") / "artifacts")
-    outside = folder.parent / "outside.txt"
-    outside.write_text("not to be served\n")
-    (folder / "tfjs" / "float32" / "escape.json").symlink_to(outside)
-    process = spawn("serve", str(folder), "--port", "0")
-    assert process.stdout is not None
-    url = ""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not url:
-        line = process.stdout.readline()
-        if not line:
-            break
-        found = re.search(r"http://([\d.]+):(\d+)", line)
-        url = found.group(0) if found else ""
-    try:
-        assert found, f"no URL printed; stderr: {process.stderr.read() if process.stderr else ''}"
-        yield found.group(1), int(found.group(2)), folder
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def _get(host: str, port: int, target: str) -> tuple[int, bytes]:
-    """Send the request target exactly as written (no client-side normalising)."""
-    with socket.create_connection((host, port), timeout=10) as sock:
-        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-        response = http.client.HTTPResponse(sock)
-        response.begin()
-        return response.status, response.read()
-
-
-def test_serve_binds_loopback_by_default(server: tuple[str, int, Path]) -> None:
-    host, port, _ = server
-    assert host == "127.0.0.1"
-    status, body = _get(host, port, "/artifacts/manifest.json")
-    assert status == 200 and b"cnnx.manifest/1" in body
-    # Not reachable on the machine's other addresses.
-    others = {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)}
-    for address in sorted(others - {"127.0.0.1"}):
-        with pytest.raises(OSError), socket.create_connection((address, port), timeout=3):
-            pass
-
-
-TRAVERSALS = [
-    "/../outside.txt",
-    "/artifacts/../outside.txt",
-    "/artifacts/../../outside.txt",
-    "/artifacts/%2e%2e/outside.txt",
-    "/artifacts/%2E%2E/%2E%2E/outside.txt",
-    "/artifacts/..%2foutside.txt",
-    "/artifacts/..%2Foutside.txt",
-    "/artifacts/%252e%252e/outside.txt",
-    "/artifacts/..%5coutside.txt",
-    "/artifacts/..\\outside.txt",
-    "//etc/passwd",
-    "/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
-    "/artifacts/tfjs/float32/../../../outside.txt",
-    "/artifacts/tfjs/float32/%2e%2e/%2e%2e/secret.txt",
-    "/artifacts/secret.txt",
-    "/artifacts/tfjs/float32/escape.json",
-    "/artifacts/tfjs/float32/model.json%00.png",
-    "/vendor/../../../../etc/passwd",
-    "/vendor/%2e%2e%2f%2e%2e%2fpackage.json",
-    "/etc/passwd",
-    "/artifacts/%c0%ae%c0%ae/outside.txt",
-]
-
-
-@pytest.mark.parametrize("target", TRAVERSALS)
-def test_serve_refuses_paths_outside_the_page_and_the_artifacts(
-    target: str, server: tuple[str, int, Path]
-) -> None:
-    host, port, _ = server
-    status, body = _get(host, port, target)
-    assert 400 <= status < 500, f"{target} answered {status}"
-    assert b"not to be served" not in body
-    assert b"root:" not in body
 
 
 # --- images ---------------------------------------------------------------------------------
