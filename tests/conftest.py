@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.abc
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,14 @@ def artifacts(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         export(ExportRequest(model=tiny_run, to="all", out=folder / "artifacts"))
 
     return built_once(tmp_path_factory, "artifacts", build) / "artifacts"
+
+
+@pytest.fixture
+def artifacts_copy(artifacts: Path, tmp_path: Path) -> Path:
+    """A private copy of `artifacts` (without any report) for a test that changes it."""
+    target = tmp_path / "artifacts"
+    shutil.copytree(artifacts, target, ignore=shutil.ignore_patterns("report"))
+    return target
 
 
 # --- corpus_models: the tiny models every loader must accept or refuse ----------------
