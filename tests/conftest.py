@@ -22,13 +22,18 @@ silence_tensorflow()
 # take minutes start first, so no worker is left with one at the end while others idle.
 LONGEST_FIRST = (
     "test_byom_families.py",
+    "test_quantize.py",
     "test_demo.py",
     "test_faults.py",
-    "test_quantize.py",
+    "test_byom_binary.py",
     "test_bad_input.py",
-    "test_litertjs.py",
     "test_progress.py",
+    "test_gpu_check.py",
     "test_faults_signals.py",
+    "test_multiworker.py",
+    "test_litertjs_runtime.py",
+    "test_browser.py",
+    "test_byom_export.py",
 )
 
 
