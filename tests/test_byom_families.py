@@ -1,11 +1,9 @@
 """The architectures people ship, through export, verify and bench with the flags they
-naturally have (tests/factories.py builds them, once per session, small).
+naturally have (tests/factories.py builds them, once per run, small). The 96x96
+MobileNetV2 has a file of its own (test_byom_mobilenet.py), so that the two run side by
+side on two workers.
 
-- The 96x96 proof: a keras.applications MobileNetV2 (alpha 0.35) nested in a functional
-  model, a folder of 32x32 JPEGs, then exactly `cnnx export --model M --to all --data DIR
-  --labels L --preprocess symmetric`, `cnnx verify` and `cnnx bench` with nothing more
-  (bench's timing knobs aside).
-- Every other family at 32x32 (MobileNetV3Small, EfficientNet, a ResNet with a logits
+- Every family at 32x32 (MobileNetV3Small, EfficientNet, a ResNet with a logits
   head, a tf_keras `.h5`): exported with no data it gives the 10 artifacts that need no
   images and exits 0, and verify reports parity on generated pictures; its images then
   add full int8 and the evaluation set to the same folder, and bench (verify's checks
@@ -21,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.cli import cnnx
-from tests.factories import NAMES, Family, family, shapes, write_folder
+from tests.factories import NAMES, family, shapes, write_folder
 from toolkit.manifest import load_manifest
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -50,33 +48,6 @@ def check_report(folder: Path, *, labelled: bool) -> dict[str, Any]:
     assert ok and len(ok) == len(report["rows"]), [r["status"] for r in report["rows"]]
     assert all((row["metrics"]["accuracy"] is not None) == labelled for row in ok)
     return report
-
-
-def test_mobilenet_v2_at_96_from_a_folder_of_32x32_jpegs(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, pictures: tuple[Path, Path]
-) -> None:
-    model: Family = family("mobilenet_v2", tmp_path_factory)
-    assert model.accuracy >= 0.9, model.accuracy
-    folder, labels = pictures
-    out = tmp_path / "mobilenet_v2-artifacts"
-    code, stdout, err = cnnx(
-        "export", "--model", model.path, "--to", "all", "--data", folder, "--labels", labels,
-        *model.flags, "--out", out,
-    )  # fmt: skip
-    assert code == 0, err
-    assert (
-        "input: 96x96 RGB, bilinear resize, x * 0.00784314 - 1 (--preprocess symmetric)" in stdout
-    )
-    manifest = load_manifest(out)
-    assert len(manifest.artifacts) == 12
-    code, stdout, err = cnnx("verify", out)
-    assert code == 0, stdout + err
-    said = " ".join(stdout.split())  # the terminal may wrap the title
-    assert "on evaluation images of" in said and "200 images" in said
-    code, stdout, err = cnnx("bench", out, *BENCH_TIMING, "--runtimes", RUNTIMES)
-    assert code == 0, stdout + err
-    report = check_report(out, labelled=True)
-    assert {row["runtime"] for row in report["rows"]} >= {"tf", "litert", "tfjs-node", "browser"}
 
 
 @pytest.mark.parametrize("name", ["mobilenet_v3_small", "efficientnet", "resnet", "conv_act_bn_h5"])

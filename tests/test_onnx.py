@@ -1,6 +1,7 @@
 """The ONNX family: tf2onnx's float32 graph and ONNX Runtime's float16 and int8 (QDQ)
 artifacts, run in real ONNX Runtime beside TensorFlow and LiteRT; the ONNX graph
-policy; a damaged int8 artifact caught by parity; a MobileNetV2 end to end."""
+policy; a damaged int8 artifact caught by parity. (A keras.applications MobileNetV2 goes
+through --to all and verify's ONNX Runtime rows in test_byom_mobilenet.py.)"""
 
 from __future__ import annotations
 
@@ -192,11 +193,12 @@ def test_quantize_auto_for_onnxruntime_exits_9_when_nothing_is_within_budget(
 
     monkeypatch.setattr(search, "ONNX_CANDIDATES", search.ONNX_CANDIDATES[:1])
     out = tmp_path / "auto"
-    result = runner.invoke(app, ["export", "--model", str(tiny_run), "--to", "onnx",
-                                 "--quantize", "auto", "--out", str(out)])  # fmt: skip
-    assert result.exit_code == 9, result.output
-    assert "onnxruntime x1" in result.stdout and "drift" in result.stdout
-    assert "none of the 1 candidates stays within the budget" in result.stderr
+    code, stdout, stderr = cnnx(
+        "export", "--model", tiny_run, "--to", "onnx", "--quantize", "auto", "--out", out
+    )  # in this process: the monkeypatched candidate list holds
+    assert code == 9, stdout + stderr
+    assert "onnxruntime x1" in stdout and "drift" in stdout
+    assert "none of the 1 candidates stays within the budget" in stderr
     assert not out.exists()  # nothing half-written
 
 
@@ -308,34 +310,3 @@ def test_verify_refuses_a_custom_op_swapped_into_an_artifact(copy: Path) -> None
     code, output = _cli("verify", str(copy), "-r", "onnxruntime", "--artifacts", "onnx_float32")
     assert code == 4, output
     assert "custom-op domain" in output
-
-
-# --- a keras.applications model --------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_mobilenet_v2_exports_and_verifies_in_onnxruntime(tmp_path: Path) -> None:
-    import keras
-    from PIL import Image
-
-    keras.utils.set_random_seed(0)
-    backbone = keras.applications.MobileNetV2(
-        input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None, pooling="avg"
-    )
-    outputs = keras.layers.Dense(3, activation="softmax")(backbone.output)
-    keras.Model(backbone.input, outputs).save(tmp_path / "mobilenet_v2.keras")
-    pictures = tmp_path / "pictures"  # a flat folder: evaluation images without labels
-    pictures.mkdir()
-    rng = np.random.default_rng(0)
-    for index in range(24):
-        pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(pictures / f"{index}.png")
-    out = tmp_path / "artifacts"
-    code, output = _cli("export", "--model", str(tmp_path / "mobilenet_v2.keras"),
-                        "--to", "onnx", "--quantize", "none", "--preprocess", "symmetric",
-                        "--data", str(pictures), "--out", str(out))  # fmt: skip
-    assert code == 0, output
-    code, output = _cli("verify", str(out), "-r", "tf,onnxruntime", "--json")
-    assert code == 0, output
-    row = next(r for r in json.loads(output)["rows"] if r["runtime"] == "onnxruntime")
-    assert row["artifact"] == "onnx_float32" and row["metrics"]["max_abs"] <= 1e-4
