@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from exporters.base import INPUT_NAME, OUTPUT_NAME, ExportOptions, ExportResult, tensor_info
-from exporters.quiet import silenced
+from exporters.quiet import quietly, silenced
 from exporters.savedmodel import Pivot, load_pivot
 from toolkit.core.provenance import NOT_INSTALLED, package_version
-from toolkit.errors import ExportError, RuntimeUnavailable, shorten
+from toolkit.errors import ExportError, RuntimeUnavailable
 
 # Opset 17: every operator a Keras classifier converts to, run by ONNX Runtime 1.32 on
 # the CPU and by onnxruntime-web's wasm and WebGPU backends.
@@ -98,9 +98,10 @@ def export_onnx_int8(saved_model_dir: Path, out_dir: Path, options: ExportOption
         quantized_path = Path(scratch) / "int8.onnx"
         onnx.save(convert(pivot), str(float_path))
         # The quantizer logs advice ("consider pre-processing") on the root logger.
-        with silenced() as said, _logging_off():
-            try:
-                quantize_static(
+        with _logging_off():
+            quietly(
+                "ONNX int8 quantization",
+                lambda: quantize_static(
                     str(float_path),
                     str(quantized_path),
                     Images(),
@@ -109,14 +110,8 @@ def export_onnx_int8(saved_model_dir: Path, out_dir: Path, options: ExportOption
                     weight_type=QuantType.QInt8,
                     per_channel=True,
                     calibrate_method=CalibrationMethod.MinMax,
-                )
-            except Exception as error:  # the quantizer raises many kinds; all mean "failed"
-                problem: Exception | None = error
-            else:
-                problem = None
-        if problem is not None:
-            tail = " ".join(said.text.strip().splitlines()[-1:])
-            raise ExportError(f"ONNX int8 quantization failed: {shorten(str(problem) or tail)}")
+                ),
+            )
         model = onnx.load(str(quantized_path))
     details = {
         "io": "float32",
@@ -152,16 +147,10 @@ def _converted(pivot: Pivot) -> bytes:
     def serve(image: Any) -> dict[str, Any]:
         return {OUTPUT_NAME: function(**{INPUT_NAME: image})[OUTPUT_NAME]}
 
-    with silenced() as said:
-        try:
-            model = _from_frozen(serve.get_concrete_function(*spec), tf2onnx)
-        except Exception as error:  # the converter raises ValueError, TF errors, ...
-            problem: Exception | None = error
-        else:
-            problem = None
-    if problem is not None:
-        tail = " ".join(said.text.strip().splitlines()[-1:])
-        raise ExportError(f"ONNX conversion failed: {shorten(str(problem) or tail, 300)}")
+    def frozen() -> Any:
+        return _from_frozen(serve.get_concrete_function(*spec), tf2onnx)
+
+    model = quietly("ONNX conversion", frozen, 300)
     return bytes(model.SerializeToString())
 
 

@@ -13,7 +13,12 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from toolkit.errors import REASON_LENGTH, ExportError, shorten
+
+T = TypeVar("T")
 
 
 class Captured:
@@ -45,3 +50,16 @@ def silenced() -> Iterator[Captured]:
                 os.close(fd)
             sink.seek(0)
             captured.text = sink.read()[-8000:].decode("utf-8", "replace")
+
+
+def quietly(what: str, call: Callable[[], T], limit: int = REASON_LENGTH) -> T:
+    """`call()` silenced. If it raises (converters raise ValueError, TF errors, ...), an
+    ExportError "WHAT failed: ..." quoting the exception, or the converter's last log line
+    where the exception says nothing."""
+    with silenced() as said:
+        try:
+            return call()
+        except Exception as error:  # every kind means "failed"
+            problem = error
+    tail = " ".join(said.text.strip().splitlines()[-1:])  # said.text is read after the block
+    raise ExportError(f"{what} failed: {shorten(str(problem) or tail, limit)}")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from exporters.base import INPUT_NAME, OUTPUT_NAME, SIGNATURE, ExportOptions, ExportResult
-from exporters.quiet import silenced
+from exporters.quiet import quietly, silenced
 from exporters.savedmodel import load_pivot
 from exporters.tfjs_unfuse import unfuse_model_json
 from toolkit.core.limits import read_json
@@ -139,23 +139,17 @@ def _export(saved_model_dir: Path, out_dir: Path, quantization: str) -> ExportRe
     folder.parent.mkdir(parents=True, exist_ok=True)
     dtype_map = None if quantization == "float32" else {quantization: True}
     converter = load_converter()
-    with silenced() as said:
-        try:
-            converter.convert_tf_saved_model(
-                str(pivot.path),
-                str(folder),
-                signature_def=SIGNATURE,
-                saved_model_tags="serve",
-                quantization_dtype_map=dtype_map,
-            )
-        except Exception as error:  # the converter raises ValueError, TF errors, ...
-            problem: Exception | None = error
-        else:
-            problem = None
-    if problem is not None:
-        tail = said.text.strip().splitlines()[-1:]  # the converter's last log line
-        first = shorten(str(problem) or " ".join(tail), 300)
-        raise ExportError(f"TF.js {quantization} conversion failed: {first}")
+    quietly(
+        f"TF.js {quantization} conversion",
+        lambda: converter.convert_tf_saved_model(
+            str(pivot.path),
+            str(folder),
+            signature_def=SIGNATURE,
+            saved_model_tags="serve",
+            quantization_dtype_map=dtype_map,
+        ),
+        300,
+    )
     flattened = flatten_fused_biases(folder / "model.json")
     unfused = unfuse_model_json(folder / "model.json")
     inputs, outputs = _signature(folder / "model.json", pivot.input_shape, pivot.num_classes)
