@@ -20,8 +20,9 @@ JavaScript rows are timed as `cnnx bench` times them, by the runtime's `self_tim
 for the page's coarse clock, with pre_ms and post_ms apart). Beside each row of
 LiteRT.js (every build) and TF.js wasm, in the page and in Node, a bare run loop
 written apart from that code (BARE_PAGE_LOOP here, benchmarks/bare_loop.mjs in Node)
-runs on the same engine, build and threads, the two alternating in ROUNDS rounds of the
-same run; `harness_vs_bare` gives each row's p50 over the bare loop's.
+runs on the same engine, build and threads, the two alternating in ROUNDS paired rounds
+of the same run; `harness_vs_bare` gives each row's median, over the rounds, of its p50
+over the bare loop's p50 in the same round.
 Each browser row says its engine, backend, build, threads, isolation and GPU (the
 WebGPU adapter or WebGL renderer; a software one's figures, SwiftShader's here, are
 marked so and never count as the best).
@@ -126,8 +127,8 @@ BARE_PAGE_LOOP = """async ([runs, block]) => {
   return samples;
 }"""
 BARE_NODE_LOOP = ROOT / "benchmarks" / "bare_loop.mjs"
-ROUNDS = 10  # engine row and bare loop alternate, so a burst of load falls on both
-ROUND_SECONDS = 1.0  # runs per round: as many as fit (at most --runs, at least MIN_RUNS)
+ROUNDS = 20  # engine row and bare loop alternate, so a burst of load falls on both
+ROUND_SECONDS = 0.5  # runs per round: as many as fit (at most --runs, at least MIN_RUNS)
 MIN_RUNS = 30
 BARE_GOAL = 0.05  # every JavaScript row's p50 within 5% of its bare loop's
 
@@ -234,28 +235,30 @@ class Bench:
     def timed(self, model: Any, runtime: str, artifact: str, bare: bool) -> dict[str, Any]:
         """The row's figures as `cnnx bench` takes them (the runtime's self_timed: the
         engine's run alone, pre and post apart) and, with `bare`, a bare run loop of the
-        same engine in the same page or a node of its own, alternating in ROUNDS rounds."""
+        same engine in the same page or a node of its own, in ROUNDS paired rounds."""
         warm = model.self_timed(self.x, max(self.warmup, 10))
         one_run_s = float(np.median(warm.samples)) / 1e9
         runs = int(min(self.runs, max(MIN_RUNS, ROUND_SECONDS / max(one_run_s, 1e-9))))
-        parts, bare_ns = [], []
+        parts: list[Any] = []
+        bare_rounds: list[list[float]] = []
         with contextlib.ExitStack() as stack:
             loop = stack.enter_context(self.bare_loop(model, runtime, artifact)) if bare else None
-            for _ in range(ROUNDS):
+            for round_ in range(ROUNDS):
+                # The bare loop goes first in every other round (with the block the row
+                # used last), so neither half of a pair always follows the other.
+                if loop is not None and round_ % 2:
+                    bare_rounds.append(loop(runs, parts[-1].block))
                 parts.append(model.self_timed(self.x, runs))
-                if loop is not None:
-                    bare_ns += [round(ms * 1e6) for ms in loop(runs, parts[-1].block)]
+                if loop is not None and not round_ % 2:
+                    bare_rounds.append(loop(runs, parts[-1].block))
         samples = [ns for part in parts for ns in part.samples]
         out = stats(samples, sum(p.runs for p in parts)) | {
             "block": max(p.block for p in parts),
             "timer_step_us": round(max(p.clock_step_ns for p in parts) / 1e3, 3),
         }
         out |= medians([n for p in parts for n in p.pre], [n for p in parts for n in p.post])
-        if bare_ns:
-            out["bare_p50_ms"] = round(float(np.percentile(bare_ns, 50)) / 1e6, 4)
-            out["bare_runs"] = runs * ROUNDS
-            p50 = float(np.percentile(samples, 50)) / 1e6
-            out["over_bare"] = round(p50 / (out["bare_p50_ms"] or 1e-9) - 1, 4)
+        if bare_rounds:
+            out |= beside_bare([p.samples for p in parts], bare_rounds, runs)
         return out
 
     @contextlib.contextmanager
@@ -326,6 +329,24 @@ BARE_BACKENDS = {
     "litertjs-node": ("wasm", "wasm-threaded"),
     "tfjs-node": ("wasm",),
 }
+
+
+def beside_bare(row_ns: list[list[int]], bare_ms: list[list[float]], runs: int) -> dict:
+    """The row against its bare loop, round by round: each round's p50 over the bare
+    loop's p50 in the same round, and the median of those ratios. A burst of load or a
+    slow drift moves both halves of a round together, so it cancels in the ratio, where
+    the difference of two pooled medians would keep it."""
+    ratios = [
+        float(np.median(row)) / 1e6 / max(float(np.median(bare)), 1e-9)
+        for row, bare in zip(row_ns, bare_ms, strict=True)
+    ]
+    pooled = [ms for part in bare_ms for ms in part]
+    return {
+        "bare_p50_ms": round(float(np.percentile(pooled, 50)), 4),
+        "bare_runs": runs * len(bare_ms),
+        "over_bare": round(float(np.median(ratios)) - 1, 4),
+        "over_bare_rounds": [round(min(ratios) - 1, 4), round(max(ratios) - 1, 4)],
+    }
 
 
 def medians(pre: list[int], post: list[int]) -> dict[str, float | None]:
@@ -470,6 +491,7 @@ def main() -> int:
             "p50_ms": r["p50_ms"],
             "bare_p50_ms": r["bare_p50_ms"],
             "over_bare": r["over_bare"],
+            "over_bare_rounds": r["over_bare_rounds"],
         }
         for r in rows
         if "bare_p50_ms" in r
@@ -536,10 +558,14 @@ def print_table(result: dict[str, Any]) -> None:
             f"{name:<44}{row['p50_ms']:>9.3f}{row['p90_ms']:>9.3f}"
             f"{'' if diff is None else f'{diff:.1e}':>9}  {', '.join(notes)}"
         )
-    print(f"{'beside a bare loop':<44}{'p50 ms':>9}{'bare ms':>9}{'diff':>9}")
+    print(f"{'beside a bare loop':<44}{'p50 ms':>9}{'bare ms':>9}{'diff':>9}  rounds")
     for b in result["harness_vs_bare"]:
         name = f"{b['label']} {b['artifact']}"
-        print(f"{name:<44}{b['p50_ms']:>9.4f}{b['bare_p50_ms']:>9.4f}{b['over_bare']:>+9.1%}")
+        low, high = b["over_bare_rounds"]
+        print(
+            f"{name:<44}{b['p50_ms']:>9.4f}{b['bare_p50_ms']:>9.4f}{b['over_bare']:>+9.1%}"
+            f"  {low:+.1%} to {high:+.1%}"
+        )
     for key in ("best_browser_float32", "best_browser_int8"):
         print(f"{key}: {result[key]}")
     print(
