@@ -17,9 +17,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.web_support import open_page, tiny_artifacts_dir
 from toolkit.data import pixels as pixel_rule
 from toolkit.data.images import load_image
 from toolkit.data.inputspec import PRESETS, InputSpec
+
+pytest_plugins = ["tests.web_support"]
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "toolkit" / "packaging" / "templates" / "rpi"
 
@@ -150,23 +153,15 @@ def test_centre_crop_keeps_the_model_aspect() -> None:
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    from tests.web_support import PageLog, launch_chromium, tiny_artifacts_dir
+def page(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The demo page on the tiny artifacts folder: preprocess() needs a page, not a model."""
     from toolkit.web.server import make_server
 
-    root = tiny_artifacts_dir(tmp_path_factory)
-    with make_server(root, port=0) as running, sync_playwright() as playwright:
-        server = running.start()
-        browser = launch_chromium(playwright)
-        page = browser.new_page()
-        log = PageLog(page)
-        page.goto(server.url)
-        page.evaluate("window.cnnx.ready")
+    with make_server(tiny_artifacts_dir(tmp_path_factory), port=0) as running:
+        page, log = open_page(chromium, running.start().url)
         yield page
         assert not log.errors, log.errors
-        browser.close()
+        page.close()
 
 
 def data_url(path: Path) -> str:

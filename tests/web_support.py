@@ -11,7 +11,8 @@ The tiny artifacts folder is what `cnnx export` writes, in miniature: a seeded 4
 CNN on 16x16 RGB images (trained for a few epochs so its answers are confident and
 runtimes cannot disagree on near-ties), its SavedModel, a TF.js graph model, a float32
 TFLite file, labelled sample PNGs and a manifest. It takes a few seconds and is built
-once per session, for the tests that package or serve a folder of their own.
+once per test run (tests/once.py), shared by the pytest-xdist workers, for the tests that
+package or serve a folder of their own.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import pytest
 from PIL import Image
 
 from tests.corpus.artifacts import write_samples
+from tests.once import built_once
 from toolkit.data.inputspec import InputSpec
 from toolkit.manifest import ArtifactEntry, Manifest, describe_files, load_manifest
 
@@ -141,14 +143,10 @@ def sample_pixels(root: Path) -> tuple[list[str], np.ndarray]:
     return files, pixels
 
 
-_BUILT: dict[str, Path] = {}
-
-
 def tiny_artifacts_dir(factory: pytest.TempPathFactory) -> Path:
-    """The tiny artifacts folder, built once per test session."""
-    if "root" not in _BUILT:
-        _BUILT["root"] = build_tiny_artifacts(factory.mktemp("web-artifacts"))
-    return _BUILT["root"]
+    """The tiny artifacts folder, built once per test run and shared by the workers
+    (read-only: copy it before changing anything)."""
+    return built_once(factory, "web-artifacts", build_tiny_artifacts)
 
 
 def per_image_ms(row: dict[str, Any]) -> float:
