@@ -47,8 +47,19 @@ def test_the_registry_names_both_runtimes() -> None:
 
 @pytest.mark.browser
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["wasm", "wasm-threaded", "webgpu"])
-@pytest.mark.parametrize("artifact", ["tflite_float32", "tflite_int8"])
+# int8 on every CPU build; on webgpu float32 alone: the page quantizes and dequantizes in
+# the same JavaScript on every backend, and int8 on LiteRT.js's webgpu runs in every
+# artifact's verify of tests/test_byom_binary.py (--backends wasm,webgpu).
+@pytest.mark.parametrize(
+    ("artifact", "backend"),
+    [
+        ("tflite_float32", "wasm"),
+        ("tflite_float32", "wasm-threaded"),
+        ("tflite_float32", "webgpu"),
+        ("tflite_int8", "wasm"),
+        ("tflite_int8", "wasm-threaded"),
+    ],
+)
 def test_each_backend_gives_litert_answers_in_chromium(
     manifest: Manifest,
     batch: np.ndarray,
@@ -121,39 +132,35 @@ def test_cnnx_bench_and_verify_name_engine_backend_threads_and_isolation(
     artifacts: Path, tmp_path: Path
 ) -> None:
     """The three in-page engines side by side in one bench: each row says what ran, and
-    the browser recommendation is the fastest of them per image."""
+    the browser recommendation is the fastest of them per image. On wasm alone: each
+    backend's build and threads are proven per row by the tests above, a runtime asked for
+    a backend it lacks is passed over in tests/test_byom_binary.py (tfjs-node, asked for
+    webgpu, gives no row)."""
     from typer.testing import CliRunner
 
     from toolkit.cli import app
 
     result = CliRunner().invoke(app, [
         "bench", str(artifacts), "--runtimes", "onnxruntime,browser,litertjs,onnxruntime-web",
-        "--artifacts", "tfjs_float32,tflite_int8,onnx_float32", "--backends", "wasm,wasm-threaded",
+        "--artifacts", "tfjs_float32,tflite_int8,onnx_float32", "--backends", "wasm",
         "--threads", "1", "--limit", "8", "--runs", "5", "--warmup", "1", "--no-plots",
         "--out", str(tmp_path / "r"),
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "litertjs/wasm x1" in result.output and "litertjs/wasm-threaded x" in result.output
+    assert "litertjs/wasm x1" in result.output
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     rows = {row["label"].split(" ")[0]: row for row in report["rows"]}
-    in_page = [
-        "browser/wasm",
-        "litertjs/wasm",
-        "litertjs/wasm-threaded",
-        "onnxruntime-web/wasm",
-        "onnxruntime-web/wasm-threaded",
-    ]
-    assert set(rows) == {"onnxruntime", *in_page}  # TF.js has no wasm-threaded backend
-    for backend in ("wasm", "wasm-threaded"):
-        row = rows[f"litertjs/{backend}"]
-        info = row["runtime_info"]
-        assert (row["status"], info["backend"], info["details"]["engine"]) == (
-            "ok",
-            backend,
-            "LiteRT.js",
-        )
-        assert info["threads"] >= 1 and info["details"]["cross_origin_isolated"] is True
-        assert row["latency"]["p50"] > 0 and row["metrics"]["agreement"] >= 0.98
+    in_page = ["browser/wasm", "litertjs/wasm", "onnxruntime-web/wasm"]
+    assert set(rows) == {"onnxruntime", *in_page}
+    row = rows["litertjs/wasm"]
+    info = row["runtime_info"]
+    assert (row["status"], info["backend"], info["details"]["engine"]) == (
+        "ok",
+        "wasm",
+        "LiteRT.js",
+    )
+    assert info["threads"] == 1 and info["details"]["cross_origin_isolated"] is True
+    assert row["latency"]["p50"] > 0 and row["metrics"]["agreement"] >= 0.98
     web = rows["onnxruntime-web/wasm"]
     assert web["status"] == "ok" and web["latency"]["p50"] > 0
     assert web["metrics"]["max_abs"] <= 1e-4 and web["runtime_info"]["threads"] == 1
@@ -163,22 +170,18 @@ def test_cnnx_bench_and_verify_name_engine_backend_threads_and_isolation(
     chosen = report["recommendation"]
     assert chosen["label"] == fastest["label"] and chosen["artifact"] == fastest["artifact"]
     assert chosen["engine"] == fastest["runtime_info"]["details"]["engine"]
-    assert chosen["p50_ms"] == fastest["latency"]["p50"] and chosen["candidates"] == 5
+    assert chosen["p50_ms"] == fastest["latency"]["p50"] and chosen["candidates"] == 3
     assert {"browser", "litertjs", "onnxruntime-web"} <= set(chosen["browser_runtimes"])
     assert chosen["sentence"] in " ".join(result.output.split())
     markdown = (tmp_path / "r" / "report.md").read_text()
     assert chosen["sentence"] in markdown
     browser_section = markdown[markdown.index("## In the browser") :]
-    for backend, build in (
-        ("wasm", "litert_wasm_internal"),
-        ("wasm-threaded", "litert_wasm_threaded_internal"),
-    ):
-        line = next(
-            text
-            for text in browser_section.splitlines()
-            if text.startswith(f"| tflite_int8 | litertjs/{backend} x")
-        )
-        assert f"| LiteRT.js | {backend} | {build} |" in line and "| yes |" in line
+    line = next(
+        text
+        for text in browser_section.splitlines()
+        if text.startswith("| tflite_int8 | litertjs/wasm x1")
+    )
+    assert "| LiteRT.js | wasm | litert_wasm_internal |" in line and "| yes |" in line
     # verify runs the in-page runtimes too: LiteRT.js and ONNX Runtime Web, a row each.
     verify = CliRunner().invoke(
         app,

@@ -26,8 +26,18 @@ def test_the_registry_names_the_runtime() -> None:
 
 @pytest.mark.browser
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["wasm", "wasm-threaded", "webgpu"])
-@pytest.mark.parametrize("artifact", ["onnx_float32", "onnx_int8"])
+# Every backend on float32; int8 on wasm alone: its graph quantizes inside itself, so the
+# page runs it like any other (web_demo/engine_onnx.js), and int8 on the other backends
+# would prove ONNX Runtime's kernels, not cnnx (int8 on WebGPU-on-SwiftShader took 12 s).
+@pytest.mark.parametrize(
+    ("artifact", "backend"),
+    [
+        ("onnx_float32", "wasm"),
+        ("onnx_float32", "wasm-threaded"),
+        ("onnx_float32", "webgpu"),
+        ("onnx_int8", "wasm"),
+    ],
+)
 def test_each_backend_gives_the_native_answers_in_chromium(
     manifest: Manifest,
     batch: np.ndarray,
