@@ -21,7 +21,10 @@ from tests.sshd import SshServer, emulated_python, start_sshd
 
 pytestmark = [pytest.mark.slow, pytest.mark.emulation]
 QUICK = ("--runs", "5", "--warmup", "1", "--batch", "4", "--threads", "1")
-MODELS = "tflite_int8,tflite_float32"
+# One model: the transport, the merge and the checks are the same for each, and the Pi's
+# answers for every bundle model against x86 LiteRT are tests/test_rpi.py's; float32's
+# tolerance (agreement 1.0, its own [float32] section) is the one that could fail here.
+MODELS = "tflite_float32"
 TOLERANCES = "min_agreement = 0.85\nmax_accuracy_drop = 0.05\n[float32]\nmin_agreement = 1.0\n"
 
 
@@ -78,7 +81,6 @@ def test_an_emulated_pi_over_ssh_is_merged_into_the_report(
         # Same images, same tolerances: the device's answers pass the local checks.
         assert remote["checks"] and all(c["passed"] for c in remote["checks"]), remote["checks"]
         assert remote["metrics"]["images"] == local["metrics"]["images"] == report["data"]["images"]
-        assert remote["metrics"]["agreement"] >= 0.85
         assert remote["latency"]["runs"] == 5 and remote["latency"]["min"] > 0
         assert remote["latency"]["p50"] <= remote["latency"]["p99"] and remote["load_ms"] > 0
         # The graph's work over the device's p50; no share of a peak measured here.
@@ -96,8 +98,8 @@ def test_an_emulated_pi_over_ssh_is_merged_into_the_report(
         f"{artifact}|litert@127.0.0.1:1 x1" for artifact in MODELS.split(",")
     )
     markdown = (copy / "report" / "report.md").read_text()
-    assert f"| tflite_int8 | litert@{name} x1 | ok |" in markdown
-    assert "| tflite_int8 | litert x1 | ok |" in markdown
+    assert f"| tflite_float32 | litert@{name} x1 | ok |" in markdown
+    assert "| tflite_float32 | litert x1 | ok |" in markdown
     assert f"- device {name}: " in markdown and "aarch64" in markdown
     assert "latency.png" in report["plots"]
     # What went to the device: the bundle and the images, in content-named folders.
