@@ -3,13 +3,13 @@
 The page classifies every sample image of the session's artifacts folder (the real
 exporters' output) on each engine it offers, and its top-1 must equal LiteRT's and
 TensorFlow's on the same pixels: TF.js within 1e-4 of the SavedModel, LiteRT.js float32
-within 1e-5 of LiteRT, LiteRT.js int8 (uint8 I/O, quantized in the page with the tensor's
-own scale and zero point) bit for bit LiteRT's. It must stay free of console errors and
-leak nothing over many predictions: TF.js keeps tf.memory().numTensors constant; LiteRT.js
-keeps no tensor alive and its wasm allocator's top does not climb (leaking one output per
-prediction moves it about 480 KB per 1,000). It shows the backend it really runs, and works
-by file, drop, webcam and keyboard. A screenshot of each engine's run is kept
-(CNNX_UPDATE_SCREENSHOT=1 also writes docs/web_demo.png and docs/web_demo_litertjs.png).
+within 1e-5 of LiteRT (its int8 bit for bit LiteRT's: tests/test_litertjs_runtime.py).
+It must stay free of console errors and leak nothing over many predictions: TF.js keeps
+tf.memory().numTensors constant; LiteRT.js keeps no tensor alive and its wasm allocator's
+top does not climb (leaking one output per prediction moves it about 480 KB per 1,000).
+It shows the backend it really runs, and works by file, drop, webcam and keyboard. A
+screenshot of each engine's run is kept (CNNX_UPDATE_SCREENSHOT=1 also writes
+docs/web_demo.png and docs/web_demo_litertjs.png).
 """
 
 from __future__ import annotations
@@ -50,9 +50,11 @@ def keep_screenshot(page: Any, folder: Path, name: str) -> None:
         shutil.copyfile(shot, DOCS / name)
 
 
+# LiteRT.js's int8 (uint8 I/O, quantized in the page with the tensor's own scale and zero
+# point) is bit for bit LiteRT's in tests/test_litertjs_runtime.py, through the same
+# engine code, and the page's pixels are Python's in tests/test_pixels.py.
 @pytest.mark.parametrize(
-    ("artifact", "engine"),
-    [("tfjs_float32", "tfjs"), ("tflite_float32", "litertjs"), ("tflite_int8", "litertjs")],
+    ("artifact", "engine"), [("tfjs_float32", "tfjs"), ("tflite_float32", "litertjs")]
 )
 def test_top1_matches_litert_and_tensorflow_on_every_sample(
     chromium: Any,
@@ -77,33 +79,30 @@ def test_top1_matches_litert_and_tensorflow_on_every_sample(
         assert shown.startswith(result["top"][0]["label"])
     probs = np.asarray([r["probs"] for r in results], dtype=np.float32)
     tf = references("savedmodel")
-    lite = references(artifact if engine == "litertjs" else "tflite_float32")
+    lite = references("tflite_float32")
     assert len(probs) == len(tf) >= 10
     assert probs.argmax(1).tolist() == lite.argmax(1).tolist() == tf.argmax(1).tolist()
-    if artifact == "tflite_int8":
-        # Same uint8 in (quantized like numpy, half to even), same kernels, same dequantize.
-        assert np.array_equal(probs, lite)
-    elif engine == "litertjs":
+    if engine == "litertjs":
         assert np.abs(probs - lite).max() < 1e-5 and np.abs(probs - tf).max() < 1e-4
     else:  # same pixels in, same preprocessing: the float32 graph agrees closely, not by luck
         assert np.abs(probs - tf).max() < 1e-4
 
-    if artifact != "tflite_int8":  # the screenshot: a right answer and a finished benchmark
-        if engine == "litertjs":
-            page.evaluate("window.cnnx.setBackend('wasm-threaded')")
-        right = [i for i, r in enumerate(results) if r["top"][0]["label"] == r["truth"]]
-        page.evaluate("(i) => window.cnnx.classifySample(i)", right[-1] if right else 0)
-        page.fill("#bench-runs", "20")
-        page.click("#bench-run")
-        page.wait_for_selector("#bench-out dl")
-        shown = page.locator("#bench-out").inner_text()
-        if engine == "litertjs":
-            assert "LiteRT.js wasm-threaded" in shown
-            keep_screenshot(page, tmp_path, "web_demo_litertjs.png")
-        else:
-            assert "before each run" in shown and "cold, after loading" in shown
-            assert "blocks of" in shown
-            keep_screenshot(page, tmp_path, "web_demo.png")
+    # The screenshot: a right answer and a finished benchmark.
+    if engine == "litertjs":
+        page.evaluate("window.cnnx.setBackend('wasm-threaded')")
+    right = [i for i, r in enumerate(results) if r["top"][0]["label"] == r["truth"]]
+    page.evaluate("(i) => window.cnnx.classifySample(i)", right[-1] if right else 0)
+    page.fill("#bench-runs", "20")
+    page.click("#bench-run")
+    page.wait_for_selector("#bench-out dl")
+    shown = page.locator("#bench-out").inner_text()
+    if engine == "litertjs":
+        assert "LiteRT.js wasm-threaded" in shown
+        keep_screenshot(page, tmp_path, "web_demo_litertjs.png")
+    else:
+        assert "before each run" in shown and "cold, after loading" in shown
+        assert "blocks of" in shown
+        keep_screenshot(page, tmp_path, "web_demo.png")
     assert log.errors == []
     page.close()
 
