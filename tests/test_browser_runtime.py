@@ -1,11 +1,11 @@
 """The `browser` runtime adapter on real headless Chromium, against the SavedModel.
 
-Each backend (wasm, webgl, cpu, webgpu) loads the session's TF.js artifacts through the
-demo page and must give the SavedModel's probabilities on the same preprocessed batch;
-webgl and webgpu rows must name the GPU they ran on, and here (headless, --disable-gpu)
-webgl renders on SwiftShader, a software GPU its row must say it is; the page's own
-timer must answer; a hung page must become a RuntimeUnavailable within its
-time limit (and the next load must work); a missing Chromium must say how to install it.
+Each backend (wasm, webgl, cpu; webgpu: see below) loads the session's TF.js artifacts
+through the demo page and must give the SavedModel's probabilities on the same
+preprocessed batch; a webgl row must name the GPU it ran on, and here (headless,
+--disable-gpu) webgl renders on SwiftShader, a software GPU its row must say it is; the
+page's own timer must answer; a hung page must become a RuntimeUnavailable within its time
+limit (and the next load must work); a missing Chromium must say how to install it.
 """
 
 from __future__ import annotations
