@@ -74,73 +74,76 @@ def assert_one_interrupt_line(stderr: str, name: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("cnnx: error: " + WORDS[name]), stderr
 
 
-# Step -> whether the new artifacts are in place when the signal lands.
+# Step -> the signal sent there, and whether the new artifacts are in place when it lands.
+# Each step leaves something different to clean up; SIGINT and SIGTERM unwind it the same
+# way (toolkit/core/signals.py raises KeyboardInterrupt or Terminated through the same
+# `with` blocks), so each step is taken once and each signal at two of them.
 STEPS = {
-    "locked:artifacts": False,  # the lock just taken, nothing read yet
-    "staged:saved_model": False,  # the converted source in the scratch folder
-    "staged:artifacts": False,  # the new folder complete beside the old one
-    "swapped:artifacts": True,  # the new folder in place, the old one not yet removed
+    "locked:artifacts": ("INT", False),  # the lock just taken, nothing read yet
+    "staged:saved_model": ("TERM", False),  # the converted source in the scratch folder
+    "staged:artifacts": ("INT", False),  # the new folder complete beside the old one
+    "swapped:artifacts": ("TERM", True),  # the new folder in place, the old one not yet removed
 }
 
 
 def test_signals_at_named_steps_keep_a_whole_folder_and_leave_nothing(
     corpus_models: Path, base: Path, tmp_path: Path
 ) -> None:
-    cases = [(step, name) for step in STEPS for name in CODES]
-
-    def one(case: tuple[str, str]) -> tuple[str, str, Done, Path]:
-        step, name = case
-        out = files.copy_tree(base, tmp_path / f"{step.replace(':', '-')}-{name}" / "artifacts")
+    def one(step: str) -> tuple[Done, Path]:
+        name, _ = STEPS[step]
+        out = files.copy_tree(base, tmp_path / step.replace(":", "-") / "artifacts")
         done = run(
             *export_args(corpus_models, "tfjs", out),
             env={"CNNX_FAULT_AFTER": step, "CNNX_FAULT_SIGNAL": name},
         )
-        return step, name, done, out
+        return done, out
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(one, cases))
-    for step, name, done, out in results:
-        assert done.returncode == CODES[name], (step, name, done.stderr)
+        results = dict(zip(STEPS, pool.map(one, STEPS), strict=True))
+    for step, (done, out) in results.items():
+        name, swapped = STEPS[step]
+        assert done.returncode == CODES[name], (step, done.stderr)
         assert_one_interrupt_line(done.stderr, name)
         manifest = load_manifest(out)
-        expected = {"savedmodel", "tflite_float32"} | ({"tfjs_float32"} if STEPS[step] else set())
-        assert set(manifest.artifacts) == expected, (step, name, set(manifest.artifacts))
+        expected = {"savedmodel", "tflite_float32"} | ({"tfjs_float32"} if swapped else set())
+        assert set(manifest.artifacts) == expected, (step, set(manifest.artifacts))
         for entry in manifest.artifacts.values():
             manifest.check_files(entry)
-        assert leftovers(out) == [], (step, name)
+        assert leftovers(out) == [], step
 
 
 def test_a_signal_mid_conversion_exits_cleanly(
     corpus_models: Path, base: Path, tmp_path: Path
 ) -> None:
-    for name in CODES:
-        out = files.copy_tree(base, tmp_path / name / "artifacts")
-        before = files.snapshot(out)
-        process = spawn(
-            "export",
-            "--model",
-            corpus_models / "good.keras",
-            "--to",
-            "all",
-            "--samples",
-            "0",
-            "--calibration-samples",
-            "10",
-            "--out",
-            out,
-        )
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and process.poll() is None:
-            if any(".src-" in n for n in leftovers(out)):  # TensorFlow is converting now
-                break
-            time.sleep(0.02)
-        assert process.poll() is None, "the export ended before the signal"
-        process.send_signal(getattr(signal, f"SIG{name}"))
-        _, err = process.communicate(timeout=300)
-        assert process.returncode == CODES[name], err
-        assert_one_interrupt_line(err, name)
-        assert files.snapshot(out) == before  # the previous artifacts, untouched
-        assert leftovers(out) == []
+    # SIGINT only: SIGTERM takes the same handler and wakeup pipe, and both signals are
+    # told apart at the named steps above.
+    out = files.copy_tree(base, tmp_path / "artifacts")
+    before = files.snapshot(out)
+    process = spawn(
+        "export",
+        "--model",
+        corpus_models / "good.keras",
+        "--to",
+        "all",
+        "--samples",
+        "0",
+        "--calibration-samples",
+        "10",
+        "--out",
+        out,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if any(".src-" in n for n in leftovers(out)):  # TensorFlow is converting now
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the export ended before the signal"
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == CODES["INT"], err
+    assert_one_interrupt_line(err, "INT")
+    assert files.snapshot(out) == before  # the previous artifacts, untouched
+    assert leftovers(out) == []
 
 
 def test_a_killed_exports_scratch_is_swept_by_the_next_one(
@@ -168,7 +171,7 @@ def test_sigterm_during_bench_leaves_the_report_folder_as_it_was(
         "bench",
         str(out),
         "--runtimes",
-        "tf",
+        "litert",  # which runtime made the report is not the point: the fastest to start
         "--data",
         str(data),
         "--runs",
@@ -204,15 +207,22 @@ def _running(process: Any) -> bool:
         return False
 
 
-@pytest.mark.parametrize("child", ["node_runner.mjs", "toolkit.bench.memory"])
+# The two kinds of child: TF.js's Node runner, and the fresh Python worker that measures
+# an in-process runtime's memory (toolkit/bench/memory.py); one row each.
+@pytest.mark.parametrize(
+    ("child", "runtime", "artifact"),
+    [
+        ("node_runner.mjs", "tfjs-node", "tfjs_float32"),
+        ("toolkit.bench.memory", "litert", "tflite_float32"),
+    ],
+)
 def test_sigint_during_bench_ends_every_child_with_cnnx(
-    child: str, artifacts: Path, tmp_path: Path
+    child: str, runtime: str, artifact: str, artifacts: Path, tmp_path: Path
 ) -> None:
     # The signal goes to cnnx alone (`kill -INT PID`), as soon as the child is seen: a
     # state, not a delay. Every process seen in cnnx's tree must be gone when it exits.
     process = spawn(
-        "bench", artifacts, "--runtimes", "tf,litert,tfjs-node",
-        "--artifacts", "savedmodel,tflite_float32,tfjs_float32", "--runs", "2",
+        "bench", artifacts, "--runtimes", runtime, "--artifacts", artifact, "--runs", "2",
         "--warmup", "0", "--no-plots", "--out", tmp_path / "report",
         stdout=subprocess.DEVNULL,
         start_new_session=True,  # its own group, so that the test can clean up after a failure
