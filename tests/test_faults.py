@@ -1,8 +1,8 @@
 """Faults: writers killed at any point, a full disk, runtimes that crash or hang.
 
 Kills use the real CLI in a subprocess: either at a named step (CNNX_FAULT_AFTER, the
-hook in toolkit/core/atomic.py, which SIGKILLs the process there) or with a SIGKILL after a
-delay or while the converters write. After every kill the artifacts folder must be exactly
+hook in toolkit/core/atomic.py, which SIGKILLs the process there) or with a SIGKILL while
+the converters write. After every kill the artifacts folder must be exactly
 the old one or exactly the new one, its manifest valid and every file matching its hash;
 the next run must succeed and sweep what the killed one left behind.
 """
@@ -53,7 +53,10 @@ def leftovers(parent: Path, name: str) -> list[str]:
 # --- export killed at named steps ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("step", ["written:manifest.json", "staged:artifacts", "swapped:artifacts"])
+# The two states a SIGKILL at a step can leave: the staging folder complete beside the old
+# one (everything written before, manifest.json included, is inside it) and the new folder
+# in place with the old copy not yet removed; the next run sweeps either.
+@pytest.mark.parametrize("step", ["staged:artifacts", "swapped:artifacts"])
 def test_export_killed_at_a_step_keeps_a_whole_folder_and_the_next_run_succeeds(
     step: str, artifacts: Path, tiny_run: Path, tmp_path: Path
 ) -> None:
@@ -80,20 +83,15 @@ def test_export_killed_at_a_step_keeps_a_whole_folder_and_the_next_run_succeeds(
     assert leftovers(tmp_path, "artifacts") == [], "a killed export's temp folder survived"
 
 
-def test_export_sigkilled_at_any_moment_leaves_old_or_new_never_half(
+def test_export_sigkilled_while_converting_leaves_the_folder_as_it_was(
     artifacts: Path, tiny_run: Path, tmp_path: Path
 ) -> None:
+    # Killed while the converters write into the staging folder (after the first of the
+    # four precisions): the folder is exactly what it was. (A kill at a moment chosen by
+    # the clock mostly landed in TensorFlow's import, before anything was written.)
     out = files.copy_tree(artifacts, tmp_path / "artifacts")
     args = reexport(tiny_run, "dynamic", out)
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    for delay in (0.5, 2.0, 4.0, 7.0):
-        process = spawn(*args, **quiet)
-        time.sleep(delay)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-        assert_consistent(out)
-    # Killed while the converters write into the staging folder (after the first of the
-    # four precisions): the folder is exactly what it was.
     before = files.snapshot(out)
     every_precision = [arg for arg in args if arg not in ("--quantize", "dynamic")]
     process = spawn(*every_precision, **quiet)
@@ -282,8 +280,12 @@ def _fake_node(folder: Path, body: str) -> Path:
     "behaviour, body",
     [
         ("crashes", "echo 'Segmentation fault' >&2; kill -SEGV $$"),
-        ("hangs", "exec sleep 600"),
-        ("talks nonsense", "echo '{not json'; exec sleep 600"),
+        ("hangs", "exec sleep 600"),  # `node --version` (the report's machine record) too
+        # Answers `--version` as node does, so that only the runner talks nonsense.
+        (
+            "talks nonsense",
+            "[ \"$1\" = --version ] && exec echo v20.0.0\necho '{not json'; exec sleep 600",
+        ),
     ],
 )
 def test_a_node_runtime_that_fails_is_its_rows_failure_and_the_bench_goes_on(
@@ -306,7 +308,7 @@ def test_a_node_runtime_that_fails_is_its_rows_failure_and_the_bench_goes_on(
         "8",
         "--no-plots",
         "--timeout",
-        "5",
+        "2",  # the fake node never answers: any limit ends its rows
         "--backends",
         "wasm",
         "--out",
