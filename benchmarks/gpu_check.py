@@ -2,17 +2,16 @@
 
 On a machine with an NVIDIA GPU it installs what it lacks (`--install`: Debian's
 libvulkan1 and chromium, and the `gpu` extra, TensorFlow's CUDA build), exports the seed
-CNN (untrained: latency and parity do not need trained weights) and runs, all with
-`--device gpu`:
-
-- `cnnx verify` in TensorFlow (the SavedModel on the GPU), LiteRT (CPU, the baseline)
-  and litert-gpu (LiteRT's GPU accelerator on the Vulkan adapter Dawn selects);
-- `cnnx bench` in the same runtimes and in Chromium (TF.js webgl/webgpu, LiteRT.js
-  webgpu) launched with its hardware GPU flags (CNNX_CHROMIUM_GPU=1).
+CNN (untrained: latency and parity do not need trained weights) to the artifacts it
+runs, and runs `cnnx bench --device gpu` in TensorFlow (the SavedModel on the GPU),
+LiteRT (CPU, the baseline), litert-gpu (LiteRT's GPU accelerator on the Vulkan adapter
+Dawn selects) and Chromium (TF.js webgl/webgpu, LiteRT.js webgpu) launched with its
+hardware GPU flags (CNNX_CHROMIUM_GPU=1). Each bench row holds verify's parity and
+checks beside its latency, so no separate verify runs the same rows again.
 
 It writes benchmarks/results/gpu.json: the machine record (with nvidia-smi's GPU and
-driver), what LiteRT's accelerator sees, every row of verify and bench (label, status,
-device, adapter, parity, p50/p90/p99) and the seconds of each step. Without a GPU it
+driver), what LiteRT's accelerator sees, every bench row (label, status, device,
+adapter, parity, p50/p90/p99) and the seconds of each step. Without a GPU it
 runs the same steps: TensorFlow on the CPU (its GPU rows skipped with the reason),
 litert-gpu and the browser's GPU backends on SwiftShader (rows `@swiftshader`, never a
 speed figure); the test suite runs it so (tests/test_gpu_check.py).
@@ -109,8 +108,9 @@ def install(budget: Budget, gpus: list[str]) -> dict[str, Any]:
 
 
 def export_seed(budget: Budget, workdir: Path) -> Path:
-    """The untrained seed CNN exported to every format, calibrated and evaluated on
-    EVAL_IMAGES generated `shapes` pictures (class folders)."""
+    """The untrained seed CNN exported to the ARTIFACTS (the TFLite files and TF.js
+    float32, not every format), calibrated and evaluated on EVAL_IMAGES generated
+    `shapes` pictures (class folders)."""
     script = f"""
 import numpy as np
 from pathlib import Path
@@ -125,8 +125,9 @@ for i, (image, label) in enumerate(zip(data.x_train, data.y_train)):
     folder.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.asarray(image, dtype=np.uint8)).save(folder / f"{{i:03d}}.png")
 build_model("seed", (32, 32, 3), len(data.class_names), seed=0).save(work / "seed.keras")
-export(ExportRequest(model=work / "seed.keras", to="all", out=work / "artifacts",
-                     data=work / "pictures", calibration_check=False))
+for to, tfjs in (("tflite", None), ("tfjs", "float32")):
+    export(ExportRequest(model=work / "seed.keras", to=to, tfjs_quantize=tfjs,
+                         out=work / "artifacts", data=work / "pictures", calibration_check=False))
 """
     done = budget.run("export", [sys.executable, "-c", script])
     if done is None or done.returncode != 0:
@@ -186,30 +187,27 @@ def main(argv: list[str] | None = None) -> int:
     env = {"CNNX_CHROMIUM_GPU": "1"} if gpus else {}
     with tempfile.TemporaryDirectory(prefix="cnnx-gpu-check-") as work:
         artifacts = str(export_seed(budget, Path(work)))
-        common = ["-a", ARTIFACTS, "--device", "gpu"]
-        verify = cnnx(budget, "verify", ["verify", artifacts, "-r", NATIVE, *common], env)
-        quick = ["--runs", str(args.runs), "--warmup", "3", "--no-plots"]
         bench = cnnx(
             budget,
             "bench",
-            ["bench", artifacts, "-r", f"{NATIVE},{BROWSER}", "--backends", BACKENDS, *common,
-             *quick, "--out", str(Path(work) / "report")],
+            ["bench", artifacts, "-r", f"{NATIVE},{BROWSER}", "--backends", BACKENDS,
+             "-a", ARTIFACTS, "--device", "gpu", "--runs", str(args.runs), "--warmup", "3",
+             "--no-plots", "--out", str(Path(work) / "report")],
             env,
         )  # fmt: skip
     record = {
         "machine": {**machine_info(), "nvidia_gpus": gpus},
         "litert_gpu": seen,
         "installed": installed,
-        "verify": verify,
         "bench": bench,
         "seconds": budget.steps,
         "total_seconds": round(sum(budget.steps.values()), 1),
         "budget_seconds": args.budget,
     }
     write_result(args.out, record)
-    ran = [r for r in verify["rows"] + bench["rows"] if r["status"] not in ("skipped", "failed")]
+    ran = [r for r in bench["rows"] if r["status"] not in ("skipped", "failed")]
     print(f"gpu_check: {len(ran)} rows ran; record in {args.out} ({record['total_seconds']} s)")
-    for row in verify["rows"] + bench["rows"]:
+    for row in bench["rows"]:
         p50 = f" p50 {row['p50']:.3f} ms" if row.get("p50") else ""
         print(f"  {row['artifact']:<15} {row['label']:<28} {row['status']}{p50} {row['reason']}")
     return 0 if ran else 1
