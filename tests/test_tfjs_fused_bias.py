@@ -197,14 +197,12 @@ def test_the_split_graph_runs_on_wasm_as_on_tensorflow(residual: Manifest) -> No
 
 
 @pytest.mark.slow
-@pytest.mark.browser
-def test_efficientnet_b0_runs_on_wasm_in_node_and_chromium(efficientnet: Manifest) -> None:
-    from toolkit.runtimes import browser
-
+def test_efficientnet_b0_runs_on_wasm_as_on_tensorflow(efficientnet: Manifest) -> None:
+    # In Node: its wasm backend is the very package the browser page loads
+    # (web_demo/node_modules/@tensorflow/tfjs-backend-wasm, the same kernels and the same
+    # check of a fused bias), so the graph that runs here runs there; the page's own wasm
+    # path is proven in tests/test_browser_runtime.py.
     entry = efficientnet.artifact("tfjs_float32")
     assert tensor_biases(efficientnet.root / entry.path / "model.json") == []
     assert entry.details["unfused_tensor_biases"] >= 9  # one per residual block past the first
-    try:
-        _parity(efficientnet, [("tfjs-node", "wasm"), ("browser", "wasm")], count=6)
-    finally:
-        browser.shutdown()
+    _parity(efficientnet, [("tfjs-node", "wasm")], count=6)
