@@ -231,7 +231,7 @@ def measure(
     from toolkit.measure.tolerances import ToleranceOverrides
 
     if target == "rpi":
-        return measure_on_pi(manifest, spec, evalset, reference, budget)
+        return measure_on_pi(manifest, (spec,), evalset, reference, budget)[0]
     entry = manifest.artifact(spec.artifact_id)
     cell = Cell(entry, target, {"threads": 1})
     overrides = (ToleranceOverrides(every=dict(budget)),)
@@ -255,40 +255,49 @@ def measure(
 
 def measure_on_pi(
     manifest: Manifest,
-    spec: CandidateSpec,
+    specs: tuple[CandidateSpec, ...],
     evalset: EvalSet,
     reference: np.ndarray,
     budget: dict[str, float],
-) -> Measured:
-    """The candidate on the emulated Pi 4's LiteRT (toolkit/autoquant/pi_measure.py), 1 thread."""
+) -> list[Measured]:
+    """The candidates on the emulated Pi 4's LiteRT (toolkit/autoquant/pi_measure.py), 1
+    thread, all in one guest run: starting Python and LiteRT under emulation costs seconds."""
     from toolkit.autoquant.pi_measure import run_on_emulated_pi
     from toolkit.errors import CnnxError
     from toolkit.measure.parity import check, compare
     from toolkit.measure.tolerances import ToleranceOverrides, tolerance_for
 
-    entry = manifest.artifact(spec.artifact_id)
+    entries = {spec.name: manifest.artifact(spec.artifact_id) for spec in specs}
     images = evalset.images[:PI_IMAGES]
+    labels = evalset.labels[:PI_IMAGES] if evalset.labels is not None else None
     try:
-        path = manifest.artifact_path(entry)
-        outputs, p50 = run_on_emulated_pi({"model": path}, images, PI_RUNS, WARMUP_RUNS)["model"]
-        labels = evalset.labels[:PI_IMAGES] if evalset.labels is not None else None
-        metrics = compare(outputs, reference[:PI_IMAGES], labels)
+        paths = {name: manifest.artifact_path(entry) for name, entry in entries.items()}
+        ran = run_on_emulated_pi(paths, images, PI_RUNS, WARMUP_RUNS)
+        metrics = {name: compare(ran[name][0], reference[:PI_IMAGES], labels) for name in ran}
     except CnnxError as error:
-        return Measured(spec, "failed", entry.size, failed=(error.one_line(),))
-    checks = check(metrics, tolerance_for(entry, ToleranceOverrides(every=dict(budget))))
-    failed = tuple(c.describe() for c in checks if not c.passed)
-    layers = tuple(entry.details.get("float_fallback", {}).get("nodes", ()))
-    return Measured(
-        spec,
-        "drift" if failed else "ok",
-        entry.size,
-        p50,
-        metrics.agreement,
-        metrics.accuracy_drop,
-        metrics.max_abs,
-        failed,
-        layers,
-    )
+        if len(specs) > 1:  # a candidate the Pi cannot run fails alone: one run each
+            return [measure_on_pi(manifest, (s,), evalset, reference, budget)[0] for s in specs]
+        (spec,) = specs
+        return [Measured(spec, "failed", entries[spec.name].size, failed=(error.one_line(),))]
+    measured = []
+    for spec in specs:
+        entry, found = entries[spec.name], metrics[spec.name]
+        checks = check(found, tolerance_for(entry, ToleranceOverrides(every=dict(budget))))
+        failed = tuple(c.describe() for c in checks if not c.passed)
+        measured.append(
+            Measured(
+                spec,
+                "drift" if failed else "ok",
+                entry.size,
+                ran[spec.name][1],
+                found.agreement,
+                found.accuracy_drop,
+                found.max_abs,
+                failed,
+                tuple(entry.details.get("float_fallback", {}).get("nodes", ())),
+            )
+        )
+    return measured
 
 
 def export(request: ExportRequest, progress: ProgressFn = no_progress) -> Manifest:
@@ -336,9 +345,19 @@ def auto_build(context: BuildContext) -> Manifest:
 
     reference, model = reference_outputs(plain, evalset)
     model.close()
+    on_pi: dict[str, Measured] = {}
+    if target == "rpi":  # every plain candidate in one emulated run
+        progress(Step("auto", "measuring the candidates on the emulated Pi", 1, steps))
+        plain_specs = tuple(c for c in candidates if not c.fallback)
+        on_pi = {
+            m.spec.name: m for m in measure_on_pi(plain, plain_specs, evalset, reference, budget)
+        }
     measured: list[Measured] = []
     for done, spec in enumerate(candidates, start=1):
         progress(Step("auto", f"measuring {spec.name}", done, steps))
+        if spec.name in on_pi:
+            measured.append(on_pi[spec.name])
+            continue
         if not spec.fallback:
             measured.append(measure(plain, spec, evalset, reference, budget, target))
             continue
