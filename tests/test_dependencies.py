@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import subprocess
 import sys
 import venv
@@ -69,21 +70,30 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return next(out.glob("cnnx-*.whl"))
 
 
+@pytest.fixture(scope="module")
+def holding(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """One environment holding TensorFlow, Keras and NumPy for both dry runs below (a
+    dry run changes nothing in it)."""
+    return _environment_holding(HELD, tmp_path_factory.mktemp("holding") / "env")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("extras", ["", "[tfjs,android,onnx]"])
 def test_installing_the_wheel_changes_no_tensorflow_keras_or_numpy(
-    wheel: Path, extras: str, tmp_path: Path
+    wheel: Path, holding: tuple[Path, dict[str, str]], extras: str, tmp_path: Path
 ) -> None:
     from exporters.tfjs import TFDF_TENSORFLOW
 
-    python, held = _environment_holding(HELD, tmp_path / "env")
+    python, held = holding
     assert {"tensorflow", "keras", "numpy", "protobuf", "h5py"} <= set(held)
     if extras and held["tensorflow"] != TFDF_TENSORFLOW:
         # (a floor or ceiling check: scripts/check_dependency_range.sh)
         pytest.skip(f"the tfjs extra holds TensorFlow {TFDF_TENSORFLOW}, not {held['tensorflow']}")
     report = tmp_path / "report.json"
     # Normal resolution against what the environment holds; only metadata is fetched
-    # (PyPI serves it beside each wheel), so no wheel is downloaded.
+    # (PyPI serves it beside each wheel), so no wheel is downloaded. Without our
+    # PYTHONPATH: a source tree on it (with the cnnx.egg-info the wheel build leaves)
+    # would count as an installed cnnx.
     subprocess.run(
         [
             sys.executable, "-m", "pip", "--python", str(python), "install", "--dry-run",
@@ -92,6 +102,7 @@ def test_installing_the_wheel_changes_no_tensorflow_keras_or_numpy(
         check=True,
         capture_output=True,
         timeout=300,
+        env={name: value for name, value in os.environ.items() if name != "PYTHONPATH"},
     )  # fmt: skip
     planned = {
         canonicalize_name(item["metadata"]["name"]): item["metadata"]["version"]
