@@ -24,8 +24,10 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
 
 def test_the_gpu_check_runs_every_gpu_path_and_writes_its_record(tmp_path: Path) -> None:
     out = tmp_path / "gpu.json"
+    # Its 8-minute budget is a GPU machine's; a loaded 2-core machine gets the most this
+    # test's own time limit leaves, and the record must still say it kept to it.
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--out", str(out), "--runs", "3"],
+        [sys.executable, str(SCRIPT), "--out", str(out), "--runs", "3", "--budget", "570"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -35,7 +37,7 @@ def test_the_gpu_check_runs_every_gpu_path_and_writes_its_record(tmp_path: Path)
     record = json.loads(out.read_text())
     assert record["machine"]["cores"] >= 1 and "nvidia_gpus" in record["machine"]
     assert record["litert_gpu"]["device"] == "swiftshader"
-    assert record["total_seconds"] <= record["budget_seconds"] == 480
+    assert record["total_seconds"] <= record["budget_seconds"] == 570
     assert set(record["seconds"]) == {"litert-gpu probe", "export", "bench"}
     bench = record["bench"]["rows"]
     rows = {(r["artifact"], r["label"]): r for r in bench}
