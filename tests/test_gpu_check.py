@@ -5,8 +5,9 @@ backends run on SwiftShader. On a GPU machine the same script runs on the real a
 What this test alone proves is the script: its export, `--device gpu` through bench, the
 record it writes. The runtimes' own GPU paths are proven where they live: litert-gpu's
 parity, tolerance and adapter on every TFLite precision in tests/test_litert_gpu.py (its
-bench rows in tests/test_bench.py), TF.js webgl/webgpu on SwiftShader in
-tests/test_browser_runtime.py, LiteRT.js webgpu in tests/test_litertjs_runtime.py."""
+bench rows in tests/test_bench.py), TF.js webgl on SwiftShader in
+tests/test_browser_runtime.py and webgpu in tests/test_browser.py, LiteRT.js webgpu in
+tests/test_litertjs_runtime.py."""
 
 from __future__ import annotations
 
