@@ -3,9 +3,9 @@
 index, labels from a JSON file, names holding "/"), with a flat folder; a Keras 3 model
 with Dropout re-exported into its own folder; and every bad input (int8 asked for with no
 pictures among them): one line, its exit code, nothing written. An export with no
-pictures at all, and verify on generated pictures after it, is proven on this same model
-in test_byom_families.py; bench with no flags runs on one artifact here, verify's matrix
-being the parity proof.
+pictures at all, and verify on generated pictures after it, is proven on every
+keras.applications family (test_byom_families.py); bench with no flags runs on one
+artifact here, verify's matrix being the parity proof.
 
 The model is a user's Keras 2 CNN (Conv -> Activation -> BatchNorm, trained by tf_keras
 on `shapes` pictures, saved as `.h5`, fed x/255: `--scale 1/255`), so int8 agreement and
@@ -119,7 +119,7 @@ def test_verify_and_bench_need_no_flags_afterwards(exported: tuple[Path, str]) -
 
 def test_int8_asked_for_without_pictures_is_an_error(user: Path) -> None:
     # What an export with no data makes, and verify on generated pictures after it, is
-    # proven on this very model among the families (test_byom_families.py).
+    # proven on every keras.applications family (test_byom_families.py).
     before = snapshot(user)
     code, _, err = cnnx(
         "export", "--model", user / "model.h5", "--to", "tflite", "--quantize", "int8", *SCALE,
