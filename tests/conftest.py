@@ -21,10 +21,10 @@ silence_tensorflow()
 # --dist loadfile, keeping each file's module fixtures in one process); the files that
 # take minutes start first, so no worker is left with one at the end while others idle.
 LONGEST_FIRST = (
-    "test_byom_mobilenet.py",
-    "test_byom_families.py",
-    "test_quantize.py",
     "test_demo.py",
+    "test_byom_families.py",
+    "test_byom_mobilenet.py",
+    "test_quantize.py",
     "test_faults.py",
     "test_byom_binary.py",
     "test_bad_input.py",
