@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exporters.tflite_fallback import Score, islands, search
+from exporters.base import ExportOptions
+from exporters.tflite_fallback import TRIALS_PER_LAYER, Score, islands, search, selection
 from tests.cli import cnnx
 from toolkit.manifest import Manifest, load_manifest
 
@@ -82,13 +83,37 @@ def test_the_search_respects_the_budget() -> None:
     assert found.nodes == ("bn1/add", "bn1/mul") and found.stopped.startswith("budget of 1")
 
 
-def test_nothing_better_than_plain_int8_keeps_plain_int8() -> None:
-    quantize, measure, plain = _scores({("conv2",): 0.85})
+def test_a_search_that_runs_out_of_candidates_says_it_is_still_outside_tolerance() -> None:
+    quantize, measure, plain = _scores({("bn1/add", "bn1/mul"): 0.95})
     found, model = search(
         islands(RANKED, GRAPH), quantize, measure, plain, budget=3, tolerance=INT8
     )
+    assert found.nodes == ("bn1/add", "bn1/mul") and json.loads(model) == list(found.nodes)
+    assert [t.result for t in found.trials] == ["kept", "no gain", "costs the I/O dtype"]
+    assert found.stopped == "3 candidate(s) tried, still outside tolerance"
+
+
+@pytest.mark.parametrize(
+    ("budget", "stopped"),
+    [
+        (3, "no candidate among the 4 ranked layers helped"),  # every candidate tried
+        (1, "none of the 3 best-ranked candidates helped"),  # 3 per layer of budget
+    ],
+)
+def test_nothing_better_than_plain_int8_keeps_plain_int8(budget: int, stopped: str) -> None:
+    quantize, measure, plain = _scores({("conv2",): 0.85})
+    candidates = [*islands(RANKED, GRAPH), ("conv1",)]
+    found, model = search(candidates, quantize, measure, plain, budget, tolerance=INT8)
     assert found.kept_plain and model == plain and found.final == found.plain
-    assert "helped" in found.stopped
+    assert len(found.trials) == min(len(candidates), TRIALS_PER_LAYER * budget)
+    assert found.stopped == stopped
+
+
+def test_without_check_images_the_fallback_is_measured_on_the_calibration_sample() -> None:
+    calibration = np.zeros((7, 4, 4, 3), np.float32)
+    assert selection(ExportOptions(calibration=calibration)) == (7, "calibration")
+    checked = ExportOptions(calibration, check_images=calibration[:5], check_on="validation split")
+    assert selection(checked) == (5, "validation split")
 
 
 def test_plain_int8_within_tolerance_is_not_touched() -> None:
