@@ -9,8 +9,10 @@ The small ones, built in a second (Keras 3, seeded, untrained unless `fit` is ca
   (tests/corpus/drifting.py trains it);
 - `fit` trains any of them; `random_pictures` gives seeded uint8-valued float pictures.
 
-The bring-your-own-model families below them are the classifiers people bring, built
-offline at small sizes, each once per test run (`family`, through tests/once.py).
+The bring-your-own-model families below them are the classifiers people bring, trained
+at small sizes by `python -m tests.factories [NAME...]` and shipped under tests/models/
+with their record (`family` reads them): training them is minutes that no test run
+should repeat.
 
 keras.applications backbones are built with `weights=None` (nothing can be downloaded
 here) and trained whole, from their random start, for a few epochs; then their BatchNorm
@@ -44,15 +46,15 @@ Each backbone is fed the way its family expects, through keras.applications' own
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from tests.once import built_once
 
 # --- the small models ------------------------------------------------------------------
 
@@ -271,7 +273,9 @@ def _keras_family(
     train(model, fed, y[:pictures], softmax=softmax, epochs=epochs)
     held_out = accuracy(model, feed(sized[pictures:].copy()), y[pictures:])
     path = folder / f"{name}.keras"
-    model.save(path)
+    # The same layers, uncompiled: the file then carries no optimizer state (two more
+    # copies of every weight), which a shipped test model has no use for.
+    keras.Model(model.inputs, model.outputs, name=name).save(path)
     return Family(name, path, size, flags, "probabilities" if softmax else "logits", held_out)
 
 
@@ -407,13 +411,34 @@ BUILDERS = {
 }
 
 
-def family(name: str, tmp_path_factory: Any) -> Family:
-    """A family's model, built once per test run (tests/once.py) and shared by the workers."""
+MODELS = Path(__file__).parent / "models"  # the trained families, as `main` wrote them
+RECORD = MODELS / "families.json"
 
-    def build(folder: Path) -> None:
-        built = BUILDERS[name](folder)
-        (folder / "family.json").write_text(json.dumps({**asdict(built), "path": built.path.name}))
 
-    folder = built_once(tmp_path_factory, f"byom-{name}", build)
-    fields = json.loads((folder / "family.json").read_text())
-    return Family(**{**fields, "path": folder / fields["path"], "flags": tuple(fields["flags"])})
+def family(name: str) -> Family:
+    """A family's trained model, shipped under tests/models/: training them all takes
+    minutes on 2 cores, and each test run would repeat it. `python -m tests.factories`
+    writes them again from the builders above (seeded), with their record."""
+    fields = json.loads(RECORD.read_text())[name]
+    path = MODELS / fields.pop("path")
+    found = hashlib.sha256(path.read_bytes()).hexdigest()
+    if found != fields.pop("sha256"):
+        raise AssertionError(f"{path} is not the file {RECORD.name} records: rebuild both")
+    return Family(**{**fields, "path": path, "flags": tuple(fields["flags"])})
+
+
+def main(names: list[str]) -> None:
+    """Train the named families (all when none is named) into tests/models/ and record
+    each one's input, flags, head and held-out accuracy beside its file's sha256."""
+    MODELS.mkdir(exist_ok=True)
+    record = json.loads(RECORD.read_text()) if RECORD.exists() else {}
+    for name in names or list(BUILDERS):
+        built = BUILDERS[name](MODELS)
+        digest = hashlib.sha256(built.path.read_bytes()).hexdigest()
+        record[name] = {**asdict(built), "path": built.path.name, "sha256": digest}
+        print(f"{name}: {built.path.name}, held-out accuracy {built.accuracy:.3f}")
+    RECORD.write_text(json.dumps(dict(sorted(record.items())), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -45,7 +45,7 @@ def one_error_line(stderr: str) -> str:
 def user(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A user's folder: model.h5, labels.json and their pictures (32x32 JPEGs)."""
     root = tmp_path_factory.mktemp("user")
-    built = family("conv_act_bn_h5", tmp_path_factory)
+    built = family("conv_act_bn_h5")
     shutil.copyfile(built.path, root / "model.h5")
     (root / "labels.json").write_text(json.dumps(LABELS))
     x, y = shapes(120, seed=31)

@@ -60,7 +60,7 @@ def check_report(folder: Path, *, labelled: bool) -> dict[str, Any]:
 def test_family_with_no_data_then_with_its_pictures(
     name: str, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, pictures: tuple[Path, Path]
 ) -> None:
-    model = family(name, tmp_path_factory)
+    model = family(name)
     assert model.accuracy >= 0.9, (name, model.accuracy)
     folder, labels = pictures
     out = tmp_path / f"{name}-artifacts"
