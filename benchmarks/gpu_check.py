@@ -177,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULT, help="the record (JSON)")
     parser.add_argument("--budget", type=float, default=BUDGET_S, help="seconds for it all")
     parser.add_argument("--runs", type=int, default=30, help="timed runs per bench row")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="compare on the first N evaluation images only"
+    )
     args = parser.parse_args(argv)
     budget = Budget(args.budget)
     gpus = nvidia_gpus()
@@ -192,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             "bench",
             ["bench", artifacts, "-r", f"{NATIVE},{BROWSER}", "--backends", BACKENDS,
              "-a", ARTIFACTS, "--device", "gpu", "--runs", str(args.runs), "--warmup", "3",
-             "--no-plots", "--out", str(Path(work) / "report")],
+             "--no-plots", "--out", str(Path(work) / "report"),
+             *(["--limit", str(args.limit)] if args.limit else [])],
             env,
         )  # fmt: skip
     record = {
