@@ -41,7 +41,9 @@ Each backbone is fed the way its family expects, through keras.applications' own
 - a ResNet from keras.applications' own builder (one bottleneck stack), caffe-mode input
   (BGR, means subtracted), with a logits head: no softmax;
 - a Conv -> Activation -> BatchNorm CNN trained by tf_keras and saved as a Keras 2 `.h5`,
-  fed x/255 (cnnx's `--scale 1/255`).
+  fed x/255 (cnnx's `--scale 1/255`);
+- the binary classifiers: a tiny CNN ending in one sigmoid unit, and one giving a logit,
+  trained on red and blue shapes (`two_classes`).
 """
 
 from __future__ import annotations
@@ -402,12 +404,56 @@ def conv_act_bn_h5(folder: Path) -> Family:
     return Family("conv_act_bn_h5", path, 32, ("--scale", "1/255"), "probabilities", held_out)
 
 
+BINARY_NAMES = ("cat", "dog")  # label 0: p near 0; label 1: p near 1
+BINARY_KEPT = (0, 2)  # the `shapes` classes kept: red shapes are "cat", blue ones "dog"
+
+
+def two_classes(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """About `count` red and blue `shapes` pictures (of `count * 2` drawn), labelled 0 and 1."""
+    x, y = shapes(count * 2, seed=seed)
+    keep = np.isin(y, BINARY_KEPT)
+    return x[keep], (y[keep] == BINARY_KEPT[1]).astype(np.int64)
+
+
+def binary(head: str) -> Callable[[Path], Family]:
+    """A tiny CNN ending in one unit, as binary classifiers are trained: a sigmoid, or a
+    logit (no activation, TensorFlow's transfer-learning tutorial)."""
+
+    def build(folder: Path) -> Family:
+        import keras
+
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((32, 32, 3))
+        hidden = keras.layers.Rescaling(1 / 255)(inputs)
+        hidden = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(hidden)
+        hidden = keras.layers.GlobalAveragePooling2D()(hidden)
+        unit = keras.layers.Dense(1, activation="sigmoid" if head == "sigmoid" else None)(hidden)
+        model = keras.Model(inputs, unit, name=f"binary_{head}")
+        model.compile(
+            keras.optimizers.Adam(1e-2),
+            keras.losses.BinaryCrossentropy(from_logits=head == "logit"),
+        )
+        x, y = two_classes(300, seed=5)
+        model.fit(x.astype(np.float32), y.astype(np.float32), epochs=15, batch_size=32, verbose=0)
+        held_x, held_y = two_classes(100, seed=6)
+        said = model.predict(held_x.astype(np.float32), verbose=0)[:, 0]
+        held_out = float(np.mean((said > (0.5 if head == "sigmoid" else 0.0)) == held_y))
+        path = folder / f"binary_{head}.keras"
+        keras.Model(inputs, unit, name=model.name).save(path)  # uncompiled, as above
+        kind = "probabilities" if head == "sigmoid" else "logits"
+        return Family(f"binary_{head}", path, 32, (), kind, held_out)
+
+    return build
+
+
 BUILDERS = {
     "mobilenet_v2": mobilenet_v2,
     "mobilenet_v3_small": mobilenet_v3_small,
     "efficientnet": efficientnet,
     "resnet": resnet,
     "conv_act_bn_h5": conv_act_bn_h5,
+    "binary_sigmoid": binary("sigmoid"),
+    "binary_logit": binary("logit"),
 }
 
 

@@ -7,64 +7,40 @@ product plus a bias, in TensorFlow, LiteRT, ONNX Runtime and LiteRT.js on WebGPU
 several sigmoid units is independent scores, said so and compared as such
 (test_sigmoid_scores.py).
 
-The models are tiny CNNs trained here on `shapes` pictures of two classes (red and blue
-shapes, tests/factories.py), so agreement and accuracy mean something.
+The models are tiny CNNs trained on `shapes` pictures of two classes (red and blue
+shapes), shipped under tests/models/ (tests/factories.py `binary`), so agreement and
+accuracy mean something.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from tests.cli import cnnx
-from tests.factories import shapes
+from tests.factories import BINARY_NAMES as NAMES
+from tests.factories import family, two_classes
 from toolkit.manifest import load_manifest
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-NAMES = ("cat", "dog")  # label 0: p near 0; label 1: p near 1
-KEPT = (0, 2)  # the `shapes` classes kept: red shapes are "cat", blue ones "dog"
 EVERY_RUNTIME = "tf,litert,onnxruntime,tfjs-node,browser,litertjs"
 HEADS = ("sigmoid", "logit")
-
-
-def two_classes(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    x, y = shapes(count * 2, seed=seed)
-    keep = np.isin(y, KEPT)
-    return x[keep], (y[keep] == KEPT[1]).astype(np.int64)
-
-
-def build(head: str, x: np.ndarray, y: np.ndarray) -> Any:
-    """A tiny CNN ending in one unit: a sigmoid, or a logit (no activation)."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((32, 32, 3))
-    hidden = keras.layers.Rescaling(1 / 255)(inputs)
-    hidden = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(hidden)
-    hidden = keras.layers.GlobalAveragePooling2D()(hidden)
-    unit = keras.layers.Dense(1, activation="sigmoid" if head == "sigmoid" else None)(hidden)
-    model = keras.Model(inputs, unit, name=f"binary_{head}")
-    loss = keras.losses.BinaryCrossentropy(from_logits=head == "logit")
-    model.compile(keras.optimizers.Adam(1e-2), loss)
-    model.fit(x.astype(np.float32), y.astype(np.float32), epochs=15, batch_size=32, verbose=0)
-    return model
 
 
 @pytest.fixture(scope="module")
 def user(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A user's folder: both models, labels.txt and their pictures in cat/ and dog/."""
     root = tmp_path_factory.mktemp("binary")
-    x, y = two_classes(300, seed=5)
     for head in HEADS:
-        build(head, x, y).save(root / f"{head}.keras")
+        shutil.copy(family(f"binary_{head}").path, root / f"{head}.keras")
     (root / "labels.txt").write_text("\n".join(NAMES) + "\n")
     pictures, labels = two_classes(80, seed=41)
     for i, (picture, label) in enumerate(zip(pictures, labels, strict=True)):
