@@ -9,12 +9,14 @@ CACHE := .cache
 
 setup: venv npm browser vulkan emulation ssh
 
-# Python: the exact set in requirements.lock (pyproject gives the compatible ranges).
+# Python: the exact set in requirements.lock (pyproject gives the compatible ranges),
+# installed by uv (pinned there too): the same set as pip would install, downloaded and
+# unpacked in parallel, a fresh venv in a fraction of pip's time.
 venv: $(BIN)/.installed
 $(BIN)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c requirements.lock -e '.[dev,tfjs,android,onnx]'
+	$(BIN)/pip install -q -c requirements.lock uv
+	$(BIN)/uv pip install -q --python $(BIN)/python -c requirements.lock -e '.[dev,tfjs,android,onnx]'
 	touch $@
 
 # TF.js for the web page and the Node runtime, from the lock file.
