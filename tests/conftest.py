@@ -182,7 +182,11 @@ def corpus_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def drifting_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cnnx run of Conv -> Activation -> BatchNorm blocks trained briefly on `shapes`
-    (tests/corpus/drifting.py): plain int8 loses agreement on it, int16x8 does not."""
-    from tests.corpus.drifting import drifting_run as build
+    (tests/corpus/drifting.py, shipped under tests/models/): plain int8 loses agreement
+    on it, int16x8 does not. A copy in the run's shared folder, so nothing writes into
+    the shipped one."""
+    from tests.factories import family
 
-    return built_once(tmp_path_factory, "drifting", build) / "run"
+    shipped = family("drifting").path
+    copy = built_once(tmp_path_factory, "drifting", lambda f: shutil.copytree(shipped, f / "run"))
+    return copy / "run"

@@ -50,7 +50,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -446,6 +448,19 @@ def binary(head: str) -> Callable[[Path], Family]:
     return build
 
 
+def drifting(folder: Path) -> Family:
+    """tests/corpus/drifting.py's cnnx run (a folder), where plain int8 drifts."""
+    from tests.corpus.drifting import drifting_run
+
+    target = folder / "drifting_run"
+    with tempfile.TemporaryDirectory() as scratch:
+        run = drifting_run(Path(scratch))  # the run, beside the untrained file it resumed
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(run, target)
+    metrics = json.loads((target / "run.json").read_text())["metrics"]
+    return Family("drifting", target, 32, (), "probabilities", metrics["test_accuracy"])
+
+
 BUILDERS = {
     "mobilenet_v2": mobilenet_v2,
     "mobilenet_v3_small": mobilenet_v3_small,
@@ -454,6 +469,7 @@ BUILDERS = {
     "conv_act_bn_h5": conv_act_bn_h5,
     "binary_sigmoid": binary("sigmoid"),
     "binary_logit": binary("logit"),
+    "drifting": drifting,
 }
 
 
@@ -467,10 +483,18 @@ def family(name: str) -> Family:
     writes them again from the builders above (seeded), with their record."""
     fields = json.loads(RECORD.read_text())[name]
     path = MODELS / fields.pop("path")
-    found = hashlib.sha256(path.read_bytes()).hexdigest()
-    if found != fields.pop("sha256"):
+    if digest(path) != fields.pop("sha256"):
         raise AssertionError(f"{path} is not the file {RECORD.name} records: rebuild both")
     return Family(**{**fields, "path": path, "flags": tuple(fields["flags"])})
+
+
+def digest(path: Path) -> str:
+    """sha256 of a file, or of a folder's files (their relative paths and contents)."""
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    listed = "".join(f"{p.relative_to(path).as_posix()} {digest(p)}\n" for p in files)
+    return hashlib.sha256(listed.encode()).hexdigest()
 
 
 def main(names: list[str]) -> None:
@@ -480,8 +504,7 @@ def main(names: list[str]) -> None:
     record = json.loads(RECORD.read_text()) if RECORD.exists() else {}
     for name in names or list(BUILDERS):
         built = BUILDERS[name](MODELS)
-        digest = hashlib.sha256(built.path.read_bytes()).hexdigest()
-        record[name] = {**asdict(built), "path": built.path.name, "sha256": digest}
+        record[name] = {**asdict(built), "path": built.path.name, "sha256": digest(built.path)}
         print(f"{name}: {built.path.name}, held-out accuracy {built.accuracy:.3f}")
     RECORD.write_text(json.dumps(dict(sorted(record.items())), indent=2) + "\n")
 

@@ -10,7 +10,8 @@ blocks; int16x8 keeps the answers.
 `drifting_run(folder)` builds the model, saves it as .keras and trains it briefly on
 `shapes` through cnnx's own training (`--resume` of that file), so the run folder is a
 real cnnx run: model, SavedModel, the dataset named for calibration and evaluation.
-About 40 s on a quiet 2-core machine; the drifting_run fixture builds it once a run.
+About 40 s on a quiet 2-core machine, so it ships under tests/models/ (`python -m
+tests.factories drifting` trains it again); the drifting_run fixture copies it.
 """
 
 from __future__ import annotations
