@@ -1,14 +1,16 @@
 // A bare run loop in Node, written apart from web_demo/timed_loop.js, for
 // benchmarks/browser_bench.py to put beside the Node runners' rows:
 //
-//   node [--experimental-wasm-relaxed-simd] bare_loop.mjs ENGINE MODEL BACKEND THREADS
+//   node [--experimental-wasm-relaxed-simd --no-liftoff] bare_loop.mjs ENGINE MODEL BACKEND THREADS
 //   then per round, on stdin: "RUNS BLOCK"  ->  {"samples_ms": [ms per run of each block]}
 //
 // ENGINE litertjs (MODEL a .tflite; BACKEND wasm or wasm-threaded) or tfjs (MODEL a
 // model.json; BACKEND wasm). One input made once; each round RUNS runs back to back in
 // blocks of BLOCK, each block timed as a whole.
-// The engine is set up as the runners set it up (the same builds, threads and backend);
-// only the loop is this file's own.
+// The engine is set up as the runners set it up (the same builds, threads and backend),
+// and for LiteRT.js started with the runner's V8 flags (litertjs_node.node_args: TurboFan
+// alone, so neither node's code changes while they are compared); only the loop is this
+// file's own.
 
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -81,8 +83,8 @@ async function loop(runs, block) {
 }
 
 // Long-lived, as the runner beside it: one line "RUNS BLOCK" per round on stdin, one
-// JSON line back. V8 compiles wasm with its baseline compiler first and moves hot
-// functions up to its optimizing one as they run: the first round warms that up.
+// JSON line back. The untimed first runs pay for compiling each wasm function (at its
+// first call, by TurboFan where node was given --no-liftoff).
 await loop(200, 1);
 process.stdout.write("ready\n");
 let pending = "";

@@ -213,6 +213,7 @@ class Bench:
                         "cross_origin_isolated",
                         "wasm_build",
                         "wasm_relaxed_simd",
+                        "node_flags",
                         "gpu_name",
                         "gpu_software",
                         "fully_delegated",

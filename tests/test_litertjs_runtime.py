@@ -210,6 +210,8 @@ def test_the_same_wasm_runs_in_node(
                 "litert_wasm_internal" if backend == "wasm" else "litert_wasm_threaded_internal"
             )
             assert info.threads == 1 if backend == "wasm" else info.threads >= 1
+            # TurboFan alone, so no recompilation changes the speed while it is timed
+            assert "--no-liftoff" in info.details["node_flags"]
             timed = model.self_timed(batch[:1], 20)
             assert timed is not None and timed.runs >= 20 and all(t > 0 for t in timed.samples)
             # model.run alone on a ready tensor; quantizing the row (int8), making the

@@ -12,7 +12,10 @@ time limits (tfjs_node.py's NodeRunner). What it takes to run there:
   (without it LiteRT.js would fall back to its compat build, and the threaded build
   refuses to load; a node whose V8 ships relaxed SIMD may no longer know the flag);
 - the threaded build sizes its pthread pool from navigator.hardwareConcurrency, which
-  Node 20 lacks: the runner gives it the machine's parallelism.
+  Node 20 lacks: the runner gives it the machine's parallelism;
+- V8 compiles the wasm with TurboFan, its optimizing compiler, from each function's first
+  call (`--no-liftoff`, where node takes it), so a node runs the same code all its life
+  (see TURBOFAN_ONLY_FLAG).
 
 Backends: `wasm` (one thread) and `wasm-threaded`. No WebGPU in Node.
 """
@@ -41,20 +44,32 @@ from toolkit.runtimes.tfjs_shared import backend_option, npm_version
 
 RUNNER = Path(__file__).resolve().parent / "js" / "litertjs_runner.mjs"
 RELAXED_SIMD_FLAG = "--experimental-wasm-relaxed-simd"
+# By default V8 runs wasm first as Liftoff (baseline) code and recompiles a function with
+# TurboFan once it has run enough, in the background, for as long as the process lives.
+# On the seed CNN the last of those recompilations came after some 5,000 runs and changed
+# the process's speed for the rest of its life: 11 % slower in 6 nodes of 6, and 2.5x
+# slower in 2 of 8 others, so two nodes timing the same wasm side by side disagreed by up
+# to 2.5x. Compiled by TurboFan alone, at each function's first call, 6 nodes of 6 kept
+# one speed, the fastest, from their second thousand runs on.
+TURBOFAN_ONLY_FLAG = "--no-liftoff"
 BACKENDS = ("wasm", "wasm-threaded")
 PACKAGE = "@litertjs/core"
 
 
 @functools.cache
 def node_args(binary: str) -> tuple[str, ...]:
-    """The relaxed-SIMD flag where this node accepts it (an unknown flag stops node)."""
+    """The flags LiteRT.js's wasm runs under in Node (the runner's, and any loop timed
+    beside it): relaxed SIMD and TurboFan alone, each where this node accepts it (an
+    unknown flag stops node)."""
+    return tuple(flag for flag in (RELAXED_SIMD_FLAG, TURBOFAN_ONLY_FLAG) if _accepts(binary, flag))
+
+
+def _accepts(binary: str, flag: str) -> bool:
     try:
-        probe = subprocess.run(
-            [binary, RELAXED_SIMD_FLAG, "-e", "0"], capture_output=True, timeout=30, check=False
-        )
+        probe = subprocess.run([binary, flag, "-e", "0"], capture_output=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
-        return ()
-    return (RELAXED_SIMD_FLAG,) if probe.returncode == 0 else ()
+        return False
+    return probe.returncode == 0
 
 
 def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> NodeModel:
@@ -92,6 +107,7 @@ def load(manifest: Manifest, entry: ArtifactEntry, **options: Any) -> NodeModel:
             "node_pid": runner.pid,
             "wasm_build": features.get("build"),
             "wasm_relaxed_simd": features.get("relaxedSimd"),
+            "node_flags": response.get("node_flags"),
             "fully_delegated": features.get("fullyDelegated"),
             "start_ms": (time.perf_counter() - start) * 1e3,
         },

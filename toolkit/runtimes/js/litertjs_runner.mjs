@@ -3,10 +3,12 @@
 // The same wasm builds and the same engine code (web_demo/engine_litertjs.js) as the
 // page, without the browser: one long-lived process per loaded model, speaking
 // protocol.mjs. Node 20 needs --experimental-wasm-relaxed-simd for the relaxed-SIMD
-// builds (the Python side passes it); without it LiteRT.js picks its compat build.
+// builds (the Python side passes it); without it LiteRT.js picks its compat build. The
+// Python side also starts it with --no-liftoff: every wasm function compiled by TurboFan at
+// its first call, never recompiled while it is timed (litertjs_node.py says why).
 // Commands:
 //   load    {model: path/to/model.tflite, backend: "wasm"|"wasm-threaded", threads?}
-//           -> {backend, init_ms, features, inputs, outputs}
+//           -> {backend, init_ms, features, node_flags, inputs, outputs}
 //   predict {shape} + float32 -> {shape} + float32 probabilities
 //   time    {shape, runs} + float32 -> {samples_ms, runs, block, timer_step_ms, pre_ms, post_ms}
 //           (web_demo/timed_loop.js: model.run alone, one row)
@@ -53,7 +55,13 @@ async function load(header) {
   });
   if (engine.note) throw new Error(engine.note);
   const io = await engine.load(new Uint8Array(readFileSync(header.model)));
-  return { backend: engine.backend, init_ms: performance.now() - start, features: engine.features, ...io };
+  return {
+    backend: engine.backend,
+    init_ms: performance.now() - start,
+    features: engine.features,
+    node_flags: process.execArgv, // the V8 flags the wasm runs under (litertjs_node.node_args)
+    ...io,
+  };
 }
 
 async function predict(header, payload) {
