@@ -167,7 +167,7 @@ STEPS: list[Step] = [
     Step("data", "Generate the shapes dataset", _data),
     Step("train", "Train the seed CNN", _train),
     Step("save", "Check the saved model (the SavedModel pivot)", _saved),
-    Step("export", "Export every format (TFLite x4, TF.js x4)", _export),
+    Step("export", "Export every format (TFLite x4, TF.js x4, ONNX x3)", _export),
     Step("bench", "Verify and bench every artifact on every runtime", _bench),
     Step("package", "Build the web, Raspberry Pi and Android bundles", _bundles),
 ]
