@@ -59,12 +59,9 @@ lint: venv
 check: lint
 	$(BIN)/pytest -q -n auto --dist loadfile --tier check
 
-# The whole suite: lint, types, unit, node, browser, emulation and android tests. One
-# worker more than cores: the workers spend about a sixth of a run waiting (on Chromium,
-# node, qemu and the processes they start), time a third one fills.
-WORKERS := $(shell echo $$(( $$(nproc) + 1 )))
+# The whole suite: lint, types, unit, node, browser, emulation and android tests.
 test: setup lint
-	$(BIN)/pytest -q -n $(WORKERS) --dist loadfile --no-loadscope-reorder
+	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 # The full tier under coverage: the test workers and every CLI they start are measured
 # (pyproject.toml [tool.coverage.run]); the report covers toolkit/ and exporters/.
