@@ -133,8 +133,13 @@ def test_bench_writes_the_report_and_gates_exit_10(copy: Path) -> None:
         assert row["load_ms"] > 0 and row["first_ms"] > 0 and row["throughput"] > 0
         assert row["memory"]["source"] and row["metrics"]["top5"] >= row["metrics"]["accuracy"]
     node = next(r for r in report["rows"] if r["label"] == "tfjs-node/wasm")
-    # Node times itself: the latency excludes the pipe, which is reported separately.
-    assert node["latency_outer"]["p50"] >= node["latency"]["p50"] and node["ipc_ms"] is not None
+    # Node times itself: the latency is Node's clock around the engine's run, the pipe is
+    # in Python's clock around predict(), reported apart. (Their figures are not compared:
+    # five runs each on a loaded machine can put either first.)
+    assert node["latency"]["source"].startswith("tfjs-node clock around the engine's run")
+    assert node["latency_outer"]["source"].endswith("around predict()")
+    outer, inner = node["latency_outer"]["p50"], node["latency"]["p50"]
+    assert node["ipc_ms"] == pytest.approx(outer - inner, abs=1e-3)
     assert "node" in node["memory"]["source"]
     # Work from the graph and what each row made of it; LiteRT's timed region holds
     # invoke() alone, with the quantization and copies beside it.
