@@ -17,6 +17,7 @@ setup: venv npm browser vulkan emulation ssh
 venv: $(BIN)/.installed
 $(BIN)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c requirements.lock uv
 	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -c requirements.lock -e '.[dev,tfjs,android,onnx]'
 	touch $@
