@@ -1,5 +1,5 @@
 """The architectures people ship, through export, verify and bench with the flags they
-naturally have (tests/factories.py builds them, once per run, small). The 96x96
+naturally have (trained small by tests/factories.py, shipped under tests/models/). The 96x96
 MobileNetV2 has a file of its own (test_byom_mobilenet.py), so that the two run side by
 side on two workers.
 
@@ -58,7 +58,7 @@ def check_report(folder: Path, *, labelled: bool) -> dict[str, Any]:
 
 @pytest.mark.parametrize("name", ["mobilenet_v3_small", "efficientnet", "resnet"])
 def test_family_with_no_data_then_with_its_pictures(
-    name: str, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, pictures: tuple[Path, Path]
+    name: str, tmp_path: Path, pictures: tuple[Path, Path]
 ) -> None:
     model = family(name)
     assert model.accuracy >= 0.9, (name, model.accuracy)

@@ -30,7 +30,7 @@ __all__ = ["pictures"]  # the folder fixture, shared with the other families
 
 
 def test_mobilenet_v2_at_96_from_a_folder_of_32x32_jpegs(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, pictures: tuple[Path, Path]
+    tmp_path: Path, pictures: tuple[Path, Path]
 ) -> None:
     model: Family = family("mobilenet_v2")
     assert model.accuracy >= 0.9, model.accuracy
