@@ -8,12 +8,14 @@ at load time, so activations stay float32 in every backend.
 from __future__ import annotations
 
 import base64
+import functools
 import importlib
 import importlib.metadata
 import json
 import os
 import shutil
 import sys
+import tempfile
 import types
 from pathlib import Path
 from typing import Any
@@ -137,19 +139,8 @@ def _export(saved_model_dir: Path, out_dir: Path, quantization: str) -> ExportRe
     if folder.exists():
         shutil.rmtree(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    dtype_map = None if quantization == "float32" else {quantization: True}
-    converter = load_converter()
-    quietly(
-        f"TF.js {quantization} conversion",
-        lambda: converter.convert_tf_saved_model(
-            str(pivot.path),
-            str(folder),
-            signature_def=SIGNATURE,
-            saved_model_tags="serve",
-            quantization_dtype_map=dtype_map,
-        ),
-        300,
-    )
+    model_json, weights = _float32_graph_model(pivot.path)
+    _write_graph_model(folder, model_json, weights, quantization)
     flattened = flatten_fused_biases(folder / "model.json")
     unfused = unfuse_model_json(folder / "model.json")
     inputs, outputs = _signature(folder / "model.json", pivot.input_shape, pivot.num_classes)
@@ -172,6 +163,52 @@ def _export(saved_model_dir: Path, out_dir: Path, quantization: str) -> ExportRe
         },
         extra_paths=tuple(shards),
     )
+
+
+def _float32_graph_model(
+    saved_model_dir: Path,
+) -> tuple[dict[str, Any], list[list[dict[str, Any]]]]:
+    """The pivot as a float32 graph model: model.json without its weights manifest, and
+    the weight groups. TF.js quantization only re-encodes the weights (the converter
+    quantizes the same groups when it writes them), so every precision is written from
+    this one conversion: the graph and shards of four conversions, one graph optimization."""
+    path = Path(saved_model_dir).resolve()
+    return _converted(str(path), (path / "saved_model.pb").stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=2)
+def _converted(path: str, _mtime: int) -> tuple[dict[str, Any], list[list[dict[str, Any]]]]:
+    converter = load_converter()
+    from tensorflowjs import read_weights
+
+    with tempfile.TemporaryDirectory(prefix="cnnx-tfjs-") as scratch:
+        quietly(
+            "TF.js conversion",
+            lambda: converter.convert_tf_saved_model(
+                path, scratch, signature_def=SIGNATURE, saved_model_tags="serve"
+            ),
+            300,
+        )
+        model_json = json.loads((Path(scratch) / "model.json").read_text())  # the converter's
+        weights = read_weights.read_weights(model_json.pop("weightsManifest"), scratch)
+    return model_json, weights
+
+
+def _write_graph_model(
+    folder: Path, model_json: dict[str, Any], weights: list[list[dict[str, Any]]], dtype: str
+) -> None:
+    """Write model.json and its shards as the converter does, weights in `dtype`."""
+    from tensorflowjs import write_weights
+
+    folder.mkdir(parents=True)
+    copies = [[dict(entry) for entry in group] for group in weights]  # the writer edits entries
+    manifest = write_weights.write_weights(
+        copies,
+        str(folder),
+        write_manifest=False,
+        quantization_dtype_map=None if dtype == "float32" else {dtype: True},
+    )
+    (folder / "model.json").write_text(json.dumps({**model_json, "weightsManifest": manifest}))
 
 
 # Fused ops whose third input is a bias when their first fused op is BiasAdd; the wasm
