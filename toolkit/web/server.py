@@ -165,6 +165,10 @@ def _handler_for(site: Site) -> type[BaseHTTPRequestHandler]:
         server_version = "cnnx-serve"
         sys_version = ""
         protocol_version = "HTTP/1.1"
+        # Headers and body leave in separate writes: with Nagle's algorithm on, a small
+        # body waits for the ACK of the headers, which the browser delays (40 ms on
+        # Linux), and a page's chain of module imports pays that once per file.
+        disable_nagle_algorithm = True
 
         def handle(self) -> None:
             # Keep-alive on the server's terms: a connection waits IDLE_S at most for
