@@ -2,8 +2,9 @@
 and `Dense(1)` giving a logit (TensorFlow's transfer-learning tutorial). `cnnx export
 --to all` makes them two classes, scores [1 - p, p], and every format, runtime and
 bundle then sees [batch, 2] with two label names, int8 included: the logit head's
-artifacts in every runtime on every backend; the sigmoid head's, which end in the same
-product plus a bias, in TensorFlow, LiteRT, ONNX Runtime and LiteRT.js on WebGPU. A head of
+artifacts in every runtime, its float32 ones on every backend; the sigmoid head's, which
+end in the same product plus a bias, in TensorFlow, LiteRT, ONNX Runtime and LiteRT.js on
+WebGPU. A head of
 several sigmoid units is independent scores, said so and compared as such
 (test_sigmoid_scores.py).
 
@@ -97,21 +98,39 @@ def test_one_unit_is_exported_as_two_classes(
     np.testing.assert_allclose(scores, np.hstack([1 - p, p]), atol=1e-6)
 
 
-# Every runtime on every backend for the logit head: the full proof. Both heads end in the
-# same [N, 1] x [1, 2] product (toolkit/sources/pivot.py two_columns), the logit's then a
-# sigmoid, the sigmoid's plus a bias as every Dense layer has. So the sigmoid head is held
-# to the native runtimes, int8 included, and to LiteRT.js on WebGPU, where a broadcast in
-# its two columns once came out wrong on that backend only.
+# Every runtime on every backend for the logit head: the full proof, in two verifies.
+# Every artifact in every runtime, on wasm where a runtime has backends; then the float32
+# artifacts on every other backend. A TF.js artifact's quantized weights are float32 again
+# once loaded, before any backend sees them, so its other precisions add nothing there.
+# Both heads end in the same [N, 1] x [1, 2] product (toolkit/sources/pivot.py
+# two_columns), the logit's then a sigmoid, the sigmoid's plus a bias as every Dense layer
+# has. So the sigmoid head is held to the native runtimes, int8 included, and to LiteRT.js
+# on WebGPU with every TFLite precision, where a broadcast in its two columns once came
+# out wrong on that backend only.
+OTHER_BACKENDS = "cpu,webgl,webgpu,wasm-threaded"
+FLOAT32 = "tfjs_float32,tflite_float32"
+
+
 @pytest.mark.parametrize(
-    ("head", "runtimes", "backends"),
-    [("sigmoid", "tf,litert,onnxruntime,litertjs", "webgpu"), ("logit", EVERY_RUNTIME, "")],
+    ("head", "runtimes", "backends", "artifacts"),
+    [
+        ("sigmoid", "tf,litert,onnxruntime,litertjs", "webgpu", ""),
+        ("logit", EVERY_RUNTIME, "wasm", ""),
+        ("logit", "tfjs-node,browser,litertjs", OTHER_BACKENDS, FLOAT32),
+    ],
 )
 def test_every_runtime_agrees_int8_included(
-    head: str, runtimes: str, backends: str, exported: dict[str, tuple[Path, str]]
+    head: str,
+    runtimes: str,
+    backends: str,
+    artifacts: str,
+    exported: dict[str, tuple[Path, str]],
 ) -> None:
     out, _ = exported[head]
-    chosen = ("--backends", backends) if backends else ()
-    code, stdout, err = cnnx("verify", out, "-r", runtimes, *chosen, "--json")
+    chosen = ("--artifacts", artifacts) if artifacts else ()
+    code, stdout, err = cnnx(
+        "verify", out, "-r", runtimes, "--backends", backends, *chosen, "--json"
+    )
     assert code == 0, err
     report = json.loads(stdout)
     rows = {(r["artifact"], r["label"]): r for r in report["rows"]}
@@ -119,11 +138,20 @@ def test_every_runtime_agrees_int8_included(
         (k, r["status"], r["reason"]) for k, r in rows.items() if r["status"] != "ok"
     ]
     assert {r["runtime"] for r in rows.values()} == set(runtimes.split(","))
+    made = set(load_manifest(out).artifacts)
+    if artifacts:  # every backend but wasm, each named in its row's label
+        labels = {label.split("@")[0].split(" ")[0] for _, label in rows}
+        assert labels == {
+            "tfjs-node/cpu", "browser/cpu", "browser/webgl", "browser/webgpu",
+            "litertjs/wasm-threaded", "litertjs/webgpu",
+        }  # fmt: skip
+        assert {a for a, _ in rows} == set(FLOAT32.split(","))
+        return
     assert rows[("savedmodel", "tf")]["metrics"]["accuracy"] >= 0.95
     int8 = rows[("tflite_int8", "litert")]["metrics"]
     assert int8["agreement"] >= 0.98 and int8["accuracy"] >= 0.95
-    made = set(load_manifest(out).artifacts)
-    if backends:  # LiteRT.js on WebGPU alone ("litertjs/webgpu@DEVICE"): every TFLite artifact
+    if backends == "webgpu":
+        # LiteRT.js on WebGPU alone ("litertjs/webgpu@DEVICE"): every TFLite artifact.
         litertjs = {(a, label.split("@")[0]) for a, label in rows if label.startswith("litertjs")}
         assert litertjs == {(a, "litertjs/webgpu") for a in made if a.startswith("tflite")}
     else:
