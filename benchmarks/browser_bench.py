@@ -21,8 +21,9 @@ for the page's coarse clock, with pre_ms and post_ms apart). Beside each row of
 LiteRT.js (every build) and TF.js wasm, in the page and in Node, a bare run loop
 written apart from that code (BARE_PAGE_LOOP here, benchmarks/bare_loop.mjs in Node)
 runs on the same engine, build and threads, the two alternating in ROUNDS paired rounds
-of the same run; `harness_vs_bare` gives each row's median, over the rounds, of its p50
-over the bare loop's p50 in the same round.
+of the same run (more, up to MAX_ROUNDS, for a row whose rounds spread, until the
+median is known to +-INTERVAL_GOAL); `harness_vs_bare` gives each row's median, over the
+rounds, of its p50 over the bare loop's p50 in the same round, with its 95% interval.
 Each browser row says its engine, backend, build, threads, isolation and GPU (the
 WebGPU adapter or WebGL renderer; a software one's figures, SwiftShader's here, are
 marked so and never count as the best).
@@ -128,6 +129,11 @@ BARE_PAGE_LOOP = """async ([runs, block]) => {
 }"""
 BARE_NODE_LOOP = ROOT / "benchmarks" / "bare_loop.mjs"
 ROUNDS = 20  # engine row and bare loop alternate, so a burst of load falls on both
+# More rounds where one row's ratios spread (two wasm threads on two cores lose a core to
+# any other thread: single rounds differ by +-40%): rounds are added until the median's
+# 95% bootstrap interval is INTERVAL_GOAL wide on either side, or MAX_ROUNDS are done.
+MAX_ROUNDS = 100
+INTERVAL_GOAL = 0.02
 ROUND_SECONDS = 0.5  # runs per round: as many as fit (at most --runs, at least MIN_RUNS)
 MIN_RUNS = 30
 BARE_GOAL = 0.05  # every JavaScript row's p50 within 5% of its bare loop's
@@ -244,7 +250,8 @@ class Bench:
         bare_rounds: list[list[float]] = []
         with contextlib.ExitStack() as stack:
             loop = stack.enter_context(self.bare_loop(model, runtime, artifact)) if bare else None
-            for round_ in range(ROUNDS):
+            round_ = 0
+            while round_ < ROUNDS or (loop is not None and unsettled(parts, bare_rounds)):
                 # The bare loop goes first in every other round (with the block the row
                 # used last), so neither half of a pair always follows the other.
                 if loop is not None and round_ % 2:
@@ -252,6 +259,7 @@ class Bench:
                 parts.append(model.self_timed(self.x, runs))
                 if loop is not None and not round_ % 2:
                     bare_rounds.append(loop(runs, parts[-1].block))
+                round_ += 1
         samples = [ns for part in parts for ns in part.samples]
         out = stats(samples, sum(p.runs for p in parts)) | {
             "block": max(p.block for p in parts),
@@ -332,21 +340,51 @@ BARE_BACKENDS = {
 }
 
 
+def round_ratios(row_ns: list[list[int]], bare_ms: list[list[float]]) -> np.ndarray:
+    """Each paired round's p50 of the row over the bare loop's p50 in the same round."""
+    return np.array(
+        [
+            float(np.median(row)) / 1e6 / max(float(np.median(bare)), 1e-9)
+            for row, bare in zip(row_ns, bare_ms, strict=True)
+        ]
+    )
+
+
+def median_interval(ratios: np.ndarray) -> tuple[float, float]:
+    """The 95% bootstrap interval of the median of `ratios` (seeded: the same rounds
+    give the same interval)."""
+    rng = np.random.default_rng(0)
+    medians = np.median(rng.choice(ratios, (2000, len(ratios))), axis=1)
+    low, high = np.percentile(medians, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def unsettled(parts: list[Any], bare_ms: list[list[float]]) -> bool:
+    """Another round is due: fewer than MAX_ROUNDS, and the median's interval is wider
+    than INTERVAL_GOAL on either side of it."""
+    if len(parts) >= MAX_ROUNDS:
+        return False
+    ratios = round_ratios([p.samples for p in parts], bare_ms)
+    low, high = median_interval(ratios)
+    middle = float(np.median(ratios))
+    return max(middle - low, high - middle) > INTERVAL_GOAL
+
+
 def beside_bare(row_ns: list[list[int]], bare_ms: list[list[float]], runs: int) -> dict:
     """The row against its bare loop, round by round: each round's p50 over the bare
-    loop's p50 in the same round, and the median of those ratios. A burst of load or a
-    slow drift moves both halves of a round together, so it cancels in the ratio, where
-    the difference of two pooled medians would keep it."""
-    ratios = [
-        float(np.median(row)) / 1e6 / max(float(np.median(bare)), 1e-9)
-        for row, bare in zip(row_ns, bare_ms, strict=True)
-    ]
+    loop's p50 in the same round, and the median of those ratios with its 95% interval.
+    A burst of load or a slow drift moves both halves of a round together, so it cancels
+    in the ratio, where the difference of two pooled medians would keep it."""
+    ratios = round_ratios(row_ns, bare_ms)
+    low, high = median_interval(ratios)
     pooled = [ms for part in bare_ms for ms in part]
     return {
         "bare_p50_ms": round(float(np.percentile(pooled, 50)), 4),
         "bare_runs": runs * len(bare_ms),
+        "rounds": len(ratios),
         "over_bare": round(float(np.median(ratios)) - 1, 4),
-        "over_bare_rounds": [round(min(ratios) - 1, 4), round(max(ratios) - 1, 4)],
+        "over_bare_interval": [round(low - 1, 4), round(high - 1, 4)],
+        "over_bare_rounds": [round(float(ratios.min()) - 1, 4), round(float(ratios.max()) - 1, 4)],
     }
 
 
@@ -492,6 +530,8 @@ def main() -> int:
             "p50_ms": r["p50_ms"],
             "bare_p50_ms": r["bare_p50_ms"],
             "over_bare": r["over_bare"],
+            "over_bare_interval": r["over_bare_interval"],
+            "rounds": r["rounds"],
             "over_bare_rounds": r["over_bare_rounds"],
         }
         for r in rows
@@ -559,13 +599,14 @@ def print_table(result: dict[str, Any]) -> None:
             f"{name:<44}{row['p50_ms']:>9.3f}{row['p90_ms']:>9.3f}"
             f"{'' if diff is None else f'{diff:.1e}':>9}  {', '.join(notes)}"
         )
-    print(f"{'beside a bare loop':<44}{'p50 ms':>9}{'bare ms':>9}{'diff':>9}  rounds")
+    print(f"{'beside a bare loop':<44}{'p50 ms':>9}{'bare ms':>9}{'diff':>9}  95% interval, rounds")
     for b in result["harness_vs_bare"]:
         name = f"{b['label']} {b['artifact']}"
-        low, high = b["over_bare_rounds"]
+        low, high = b["over_bare_interval"]
+        first, last = b["over_bare_rounds"]
         print(
             f"{name:<44}{b['p50_ms']:>9.4f}{b['bare_p50_ms']:>9.4f}{b['over_bare']:>+9.1%}"
-            f"  {low:+.1%} to {high:+.1%}"
+            f"  {low:+.1%} to {high:+.1%}, {b['rounds']} rounds ({first:+.1%} to {last:+.1%})"
         )
     for key in ("best_browser_float32", "best_browser_int8"):
         print(f"{key}: {result[key]}")
