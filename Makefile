@@ -60,15 +60,18 @@ lint: venv
 check: lint
 	$(BIN)/pytest -q -n auto --dist loadfile --tier check
 
-# The whole suite: lint, types, unit, node, browser, emulation and android tests.
+# The whole suite: lint, types, unit, node, browser, emulation and android tests. One
+# worker more than cores: tests spend part of their time waiting on a page, a node or a
+# process start, and the extra worker runs then (one file per worker, longest first).
+WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 test: setup lint
-	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder
+	$(BIN)/pytest -q -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The full tier under coverage: the test workers and every CLI they start are measured
 # (pyproject.toml [tool.coverage.run]); the report covers toolkit/ and exporters/.
 coverage: setup lint
 	rm -f .coverage .coverage.*
-	$(BIN)/coverage run -m pytest -q -n auto --dist loadfile --no-loadscope-reorder; \
+	$(BIN)/coverage run -m pytest -q -n $(WORKERS) --dist loadfile --no-loadscope-reorder; \
 	status=$$?; $(BIN)/coverage combine -q && $(BIN)/coverage report; exit $$status
 
 bench: setup
