@@ -250,16 +250,15 @@ class Bench:
         bare_rounds: list[list[float]] = []
         with contextlib.ExitStack() as stack:
             loop = stack.enter_context(self.bare_loop(model, runtime, artifact)) if bare else None
-            round_ = 0
-            while round_ < ROUNDS or (loop is not None and unsettled(parts, bare_rounds)):
+            while len(parts) < ROUNDS or (loop is not None and unsettled(parts, bare_rounds)):
                 # The bare loop goes first in every other round (with the block the row
                 # used last), so neither half of a pair always follows the other.
-                if loop is not None and round_ % 2:
+                odd = len(parts) % 2
+                if loop is not None and odd:
                     bare_rounds.append(loop(runs, parts[-1].block))
                 parts.append(model.self_timed(self.x, runs))
-                if loop is not None and not round_ % 2:
+                if loop is not None and not odd:
                     bare_rounds.append(loop(runs, parts[-1].block))
-                round_ += 1
         samples = [ns for part in parts for ns in part.samples]
         out = stats(samples, sum(p.runs for p in parts)) | {
             "block": max(p.block for p in parts),
