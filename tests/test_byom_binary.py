@@ -4,9 +4,8 @@ and `Dense(1)` giving a logit (TensorFlow's transfer-learning tutorial). `cnnx e
 bundle then sees [batch, 2] with two label names, int8 included: the logit head's
 artifacts in every runtime, its float32 ones on every backend; the sigmoid head's, which
 end in the same product plus a bias, in TensorFlow, LiteRT, ONNX Runtime and LiteRT.js on
-WebGPU. A head of
-several sigmoid units is independent scores, said so and compared as such
-(test_sigmoid_scores.py).
+WebGPU. A head of several sigmoid units is independent scores, said so and compared as
+such (test_sigmoid_scores.py).
 
 The models are tiny CNNs trained on `shapes` pictures of two classes (red and blue
 shapes), shipped under tests/models/ (tests/factories.py `binary`), so agreement and
