@@ -17,6 +17,7 @@ litert-gpu and the browser's GPU backends on SwiftShader (rows `@swiftshader`, n
 speed figure); the test suite runs it so (tests/test_gpu_check.py).
 
     .venv/bin/python benchmarks/gpu_check.py [--install] [--out FILE] [--budget 480]
+        [--artifacts savedmodel,tflite_float16]
 """
 
 from __future__ import annotations
@@ -180,7 +181,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--limit", type=int, default=None, help="compare on the first N evaluation images only"
     )
+    parser.add_argument(
+        "--artifacts",
+        default=ARTIFACTS,
+        help=f"the artifacts to bench, comma-separated: a subset of {ARTIFACTS} (all of them)",
+    )
     args = parser.parse_args(argv)
+    unknown = set(args.artifacts.split(",")) - set(ARTIFACTS.split(","))
+    if unknown:
+        parser.error(f"--artifacts: not one of {ARTIFACTS}: {','.join(sorted(unknown))}")
     budget = Budget(args.budget)
     gpus = nvidia_gpus()
     installed = install(budget, gpus) if args.install else {}
@@ -194,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             budget,
             "bench",
             ["bench", artifacts, "-r", f"{NATIVE},{BROWSER}", "--backends", BACKENDS,
-             "-a", ARTIFACTS, "--device", "gpu", "--runs", str(args.runs), "--warmup", "3",
+             "-a", args.artifacts, "--device", "gpu", "--runs", str(args.runs), "--warmup", "3",
              "--no-plots", "--out", str(Path(work) / "report"),
              *(["--limit", str(args.limit)] if args.limit else [])],
             env,
