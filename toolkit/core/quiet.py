@@ -1,4 +1,5 @@
-"""Silence TensorFlow's start-up noise. Call before anything imports TensorFlow."""
+"""TensorFlow's start-up: its noise silenced, and the packages it only probes for left
+unimported. Call before anything imports TensorFlow or Keras."""
 
 from __future__ import annotations
 
@@ -27,10 +28,10 @@ def silence_tensorflow() -> None:
     logging.getLogger("absl").setLevel(logging.ERROR)
     # TF 2.19 logs cuDNN/cuBLAS registration from C++ before absl reads the level above;
     # only pointing fd 2 elsewhere while it imports keeps stderr to our one line.
-    if not os.environ.get("CNNX_DEBUG") and not any(
-        isinstance(finder, _QuietImport) for finder in sys.meta_path
+    if "tensorflow" not in sys.modules and not any(
+        isinstance(finder, _StartUp) for finder in sys.meta_path
     ):
-        sys.meta_path.insert(0, _QuietImport())
+        sys.meta_path.insert(0, _StartUp(quiet=not os.environ.get("CNNX_DEBUG")))
 
 
 @contextlib.contextmanager
@@ -49,9 +50,26 @@ def stderr_to_devnull() -> Iterator[None]:
         os.close(devnull)
 
 
-class _QuietLoader(importlib.abc.Loader):
-    def __init__(self, inner: importlib.abc.Loader) -> None:
+# TensorFlow and Keras try to import these at start-up, for integrations cnnx never uses
+# (TFLite's jax converter, DataFrames as training input, an image gallery plot): a third
+# of TensorFlow's import time, paid by every cnnx process. Hidden while TensorFlow and
+# Keras import, they import as usual afterwards (the TF.js converter's jax, cnnx's plots).
+OPTIONAL_AT_IMPORT = ("jax", "pandas", "matplotlib")
+
+
+class _HideOptional(importlib.abc.MetaPathFinder):
+    def find_spec(
+        self, name: str, path: object = None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if name.partition(".")[0] in OPTIONAL_AT_IMPORT:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+class _StartUpLoader(importlib.abc.Loader):
+    def __init__(self, inner: importlib.abc.Loader, quiet: bool) -> None:
         self._inner = inner
+        self._quiet = quiet
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
         return self._inner.create_module(spec)
@@ -60,21 +78,33 @@ class _QuietLoader(importlib.abc.Loader):
         if module.__spec__ is not None:
             module.__spec__.loader = self._inner  # the real loader stays visible afterwards
         module.__loader__ = self._inner
-        with stderr_to_devnull():
-            self._inner.exec_module(module)
+        hidden = _HideOptional()
+        sys.meta_path.insert(0, hidden)
+        try:
+            with stderr_to_devnull() if self._quiet else contextlib.nullcontext():
+                self._inner.exec_module(module)
+        finally:
+            sys.meta_path.remove(hidden)
 
 
-class _QuietImport(importlib.abc.MetaPathFinder):
-    """Imports `tensorflow` (once, whoever asks first) with its start-up logs discarded."""
+class _StartUp(importlib.abc.MetaPathFinder):
+    """Imports `tensorflow` and `keras` (once each, whoever asks first) without the
+    packages they only probe for, and TensorFlow with its start-up logs discarded."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.pending = {"tensorflow", "keras"}
+        self.quiet = quiet
 
     def find_spec(
         self, name: str, path: object = None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if name != "tensorflow":
+        if name not in self.pending:
             return None
-        sys.meta_path.remove(self)
+        self.pending.discard(name)
+        if not self.pending:
+            sys.meta_path.remove(self)
         spec = importlib.machinery.PathFinder.find_spec(name)
         if spec is None or spec.loader is None:
             return spec
-        spec.loader = _QuietLoader(spec.loader)
+        spec.loader = _StartUpLoader(spec.loader, quiet=self.quiet and name == "tensorflow")
         return spec
