@@ -4,11 +4,11 @@ model, a folder of 32x32 JPEGs, then exactly `cnnx export --model M --to all --d
 12 artifacts in verify's default runtimes (TensorFlow, LiteRT, ONNX Runtime, TF.js in
 Node) on the 200 evaluation images the export kept, each held to its default tolerances.
 TF.js in Node runs on wasm alone: its pure-JavaScript cpu backend takes minutes over 200
-pictures at 96x96, and runs every family's artifacts at 32x32 (test_byom_families.py).
+pictures at 96x96, and runs the ResNet family's at 32x32 (test_byom_families.py).
 
 Bench with no data flags is proven on the ResNet family (test_byom_families.py): here it
 would only repeat verify's matrix. TF.js in Chromium on a full keras.applications graph is
-proven by test_tfjs_fused_bias.py (EfficientNetB0 on wasm in Node and Chromium).
+proven by test_tfjs_fused_bias.py (an EfficientNet on wasm in Node).
 
 Apart from test_byom_families.py, whose pictures it shares, so that the two longest files
 of the suite run side by side on two workers."""
