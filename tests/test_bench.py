@@ -299,6 +299,22 @@ def test_work_is_counted_from_the_graph(tiny_run: Path, artifacts: Path) -> None
     assert 2 * macs < work.flops < 2.2 * macs  # adds, activations and pooling on top
 
 
+@pytest.mark.slow
+def test_a_depthwise_convolution_counts_its_window_once_per_output(tmp_path: Path) -> None:
+    """MobileNet's and EfficientNet's depthwise layers: no sum over input channels."""
+    import keras
+
+    from toolkit.bench.flops import graph_work
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, use_bias=False)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(4, use_bias=False)(x))
+    model.export(str(tmp_path / "saved_model"), verbose=False)
+    work = graph_work(tmp_path / "saved_model")
+    assert work.macs == 6 * 6 * 6 * 3 * 3 + 6 * 4  # 6x6 outputs of 3x2 channels, 3x3 windows
+
+
 @pytest.mark.slow  # the peak is measured with TensorFlow
 def test_the_machine_peak_is_measured_once_and_cached(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
