@@ -8,7 +8,7 @@ side on two workers.
   then `verify` with no data flags: all 12 artifacts, in verify's default runtimes
   (TensorFlow, LiteRT, ONNX Runtime, TF.js in Node on wasm), on the evaluation pictures
   the export kept, each held to its default tolerances. TF.js' pure-JavaScript cpu
-  backend, minutes over 200 pictures, runs the ResNet's artifacts below.
+  backend, the slowest rows on these two, runs the ResNet's artifacts below.
 - What a user without pictures gets is proven on the ResNet, first: the 10 artifacts that
   need none (int8 is skipped with the flag that adds it), exit 0, and verify's parity on
   generated pictures; then `--to tflite --quantize int8 --data` adds int8 and the
